@@ -1,0 +1,226 @@
+"""
+Generic behaviour shared by every backend.
+
+L{BaseMailStore} implements the mailbox-tree rules of RFC 3501 section 6.3
+(INBOX, implicit superiors, DELETE of a mailbox with children, hierarchy
+RENAME, RENAME of INBOX) on top of a small core of single-record operations
+that a backend provides.  L{BaseMailbox} holds the listener plumbing.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Iterable
+
+from twisted_mailhub.errors import (
+    InvalidMailboxName,
+    MailboxExists,
+    MailboxHasChildren,
+    MailboxNotFound,
+    NotSelectable,
+)
+from twisted_mailhub.interfaces import IMailboxListener, INotifier
+from twisted_mailhub.model import AppendRequest, MailboxEvent, MailboxInfo
+
+MAX_NAME_LENGTH = 1000
+_FORBIDDEN = set("\x00\r\n") | {chr(c) for c in range(0x01, 0x20)} | {"\x7f"}
+
+
+def normalize_name(name: str, delimiter: str = "/") -> str:
+    """
+    ``INBOX`` in any case becomes ``INBOX``, also as the first level of a
+    longer name (RFC 3501 section 5.1: INBOX is case-insensitive).
+    """
+    head, sep, rest = name.partition(delimiter)
+    if head.upper() == "INBOX":
+        return "INBOX" + sep + rest
+    return name
+
+
+def validate_name(name: str, delimiter: str = "/") -> str:
+    """
+    Return the normalised C{name} or raise L{InvalidMailboxName}.
+
+    Rejected: empty names or levels, control characters, the LIST wildcards
+    ``*`` and ``%``, and names longer than L{MAX_NAME_LENGTH}.  Since names
+    never contain an empty level, ``..`` or a leading delimiter cannot be
+    used by a filesystem backend to escape its directory; such backends
+    still refuse ``.`` and ``..`` levels themselves.
+    """
+    if not name:
+        raise InvalidMailboxName("Mailbox name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidMailboxName("Mailbox name is too long")
+    if any(c in _FORBIDDEN for c in name):
+        raise InvalidMailboxName("Mailbox name contains a control character")
+    if "*" in name or "%" in name:
+        raise InvalidMailboxName("Mailbox name contains a wildcard (* or %)")
+    levels = name.split(delimiter)
+    if any(level == "" for level in levels):
+        raise InvalidMailboxName("Mailbox name has an empty hierarchy level")
+    if any(level in (".", "..") for level in levels):
+        raise InvalidMailboxName("Mailbox name has a '.' or '..' level")
+    return normalize_name(name, delimiter)
+
+
+def superiors(name: str, delimiter: str = "/") -> list[str]:
+    """``["a", "a/b"]`` for ``"a/b/c"``."""
+    levels = name.split(delimiter)
+    return [delimiter.join(levels[:i]) for i in range(1, len(levels))]
+
+
+class BaseMailStore:
+    """
+    A user's mailbox tree, generic over a core a backend implements.
+
+    The core (all asynchronous):
+
+      - C{_list()}: every L{MailboxInfo}, selectable or not.
+      - C{_open(name, read_only)}: the L{IMailbox} of an existing selectable
+        record.
+      - C{_create(name, special_use, selectable)}: one new record with a
+        fresh UIDVALIDITY (the name does not exist).
+      - C{_delete(name)}: remove one record and its messages.
+      - C{_make_unselectable(name)}: remove a record's messages and mark it
+        non-selectable.
+      - C{_rename(pairs)}: rename several records at once, atomically;
+        records keep their UIDVALIDITY and messages.
+      - C{_subscriptions()}, C{_subscribe(name)}, C{_unsubscribe(name)}.
+
+    A backend may override L{_rename_inbox} to move INBOX's messages more
+    cheaply than copy-then-expunge.
+    """
+
+    delimiter = "/"
+
+    def __init__(self, username: str, notifier: INotifier) -> None:
+        self.username = username
+        self.notifier = notifier
+
+    # -- the interface -----------------------------------------------------
+
+    async def list_mailboxes(self) -> list[MailboxInfo]:
+        return sorted(await self._list(), key=lambda info: info.name)
+
+    async def get_mailbox(self, name: str, read_only: bool = False):
+        name = validate_name(name, self.delimiter)
+        info = await self._info(name)
+        if info is None:
+            raise MailboxNotFound(f"Mailbox does not exist: {name}")
+        if not info.selectable:
+            raise NotSelectable(f"Mailbox is not selectable: {name}")
+        return await self._open(name, read_only)
+
+    async def create_mailbox(self, name: str, special_use: frozenset[str] = frozenset()) -> None:
+        # A trailing delimiter only says the client intends to create
+        # inferiors under the name (RFC 3501 section 6.3.3).
+        if name.endswith(self.delimiter) and len(name) > 1:
+            name = name[:-1]
+        name = validate_name(name, self.delimiter)
+        existing = {info.name: info for info in await self._list()}
+        if name in existing:
+            raise MailboxExists(f"Mailbox already exists: {name}")
+        for parent in superiors(name, self.delimiter):
+            if parent not in existing:
+                await self._create(parent, frozenset(), True)
+        await self._create(name, frozenset(special_use), True)
+
+    async def delete_mailbox(self, name: str) -> None:
+        name = validate_name(name, self.delimiter)
+        if name == "INBOX":
+            raise InvalidMailboxName("INBOX cannot be deleted")
+        infos = {info.name: info for info in await self._list()}
+        info = infos.get(name)
+        if info is None:
+            raise MailboxNotFound(f"Mailbox does not exist: {name}")
+        prefix = name + self.delimiter
+        has_children = any(other.startswith(prefix) for other in infos)
+        if has_children:
+            if not info.selectable:
+                raise MailboxHasChildren(
+                    f"Mailbox has inferior hierarchical names: {name}"
+                )
+            await self._make_unselectable(name)
+        else:
+            await self._delete(name)
+
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        old = validate_name(old, self.delimiter)
+        new = validate_name(new, self.delimiter)
+        infos = {info.name: info for info in await self._list()}
+        if old not in infos:
+            raise MailboxNotFound(f"Mailbox does not exist: {old}")
+        if new in infos:
+            raise MailboxExists(f"Mailbox already exists: {new}")
+        if new.startswith(old + self.delimiter):
+            raise InvalidMailboxName("Cannot rename a mailbox into its own inferior")
+        for parent in superiors(new, self.delimiter):
+            if parent not in infos:
+                await self._create(parent, frozenset(), True)
+        if old == "INBOX":
+            await self._rename_inbox(new)
+            return
+        prefix = old + self.delimiter
+        pairs = [(old, new)] + [
+            (name, new + name[len(old):]) for name in sorted(infos) if name.startswith(prefix)
+        ]
+        await self._rename(pairs)
+
+    async def subscriptions(self) -> set[str]:
+        return set(await self._subscriptions())
+
+    async def subscribe(self, name: str) -> None:
+        await self._subscribe(validate_name(name, self.delimiter))
+
+    async def unsubscribe(self, name: str) -> None:
+        await self._unsubscribe(normalize_name(name, self.delimiter))
+
+    # -- generic helpers ---------------------------------------------------
+
+    async def _info(self, name: str) -> MailboxInfo | None:
+        for info in await self._list():
+            if info.name == name:
+                return info
+        return None
+
+    async def _rename_inbox(self, new: str) -> None:
+        """
+        RFC 3501 section 6.3.5: INBOX's messages move to a new mailbox
+        C{new}; INBOX stays, empty.  Inferiors of INBOX are not renamed.
+        """
+        await self._create(new, frozenset(), True)
+        inbox = await self._open("INBOX", False)
+        target = await self._open(new, False)
+        uids = await inbox.uids()
+        if uids:
+            requests = []
+            for meta in await inbox.metadata(uids):
+                message = await inbox.open_message(meta.uid)
+                content = await message.read(0, None)
+                requests.append(AppendRequest(content, meta.flags, meta.internaldate))
+            await target.append(requests)
+            await inbox.store_flags(uids, "add", {"\\Deleted"})
+            await inbox.expunge(uids)
+
+
+class BaseMailbox:
+    """
+    Listener plumbing for an L{IMailbox}: events go through the store's
+    L{INotifier} under L{key}, so sessions in other processes can be told
+    when the notifier spans processes.
+    """
+
+    key: Hashable
+    notifier: INotifier
+
+    def subscribe(self, listener: IMailboxListener) -> None:
+        self.notifier.subscribe(self.key, listener)
+
+    def unsubscribe(self, listener: IMailboxListener) -> None:
+        self.notifier.unsubscribe(self.key, listener)
+
+    def _publish(self, event: MailboxEvent) -> None:
+        self.notifier.publish(self.key, event)
+
+
+def sorted_unique(uids: Iterable[int]) -> list[int]:
+    return sorted(set(uids))

@@ -1,0 +1,299 @@
+"""
+Parsed IMAP commands: plain values produced by L{twisted_mailhub.imap.parser}.
+
+One class per command.  Mailbox names are ``str`` (decoded from modified
+UTF-7, ``INBOX`` in any case normalised to ``"INBOX"``); flags are ``str``
+(system flags canonical); authentication material stays ``bytes``.
+Every command carries the client's ``tag`` (``str``) and a ``uid`` flag
+where the UID prefix applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from twisted_mailhub.imap.searchkeys import SearchKey
+from twisted_mailhub.imap.sequence import SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    tag: str
+    # The command name as the RFC spells it; set on each subclass.
+    name: ClassVar[str] = ""
+
+
+# -- any state ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capability(Command):
+    name: ClassVar[str] = "CAPABILITY"
+
+
+@dataclass(frozen=True, slots=True)
+class Noop(Command):
+    name: ClassVar[str] = "NOOP"
+
+
+@dataclass(frozen=True, slots=True)
+class Logout(Command):
+    name: ClassVar[str] = "LOGOUT"
+
+
+@dataclass(frozen=True, slots=True)
+class Id(Command):
+    """RFC 2971.  ``params`` is None for ``ID NIL``."""
+
+    name: ClassVar[str] = "ID"
+    params: tuple[tuple[str, str | None], ...] | None = None
+
+
+# -- not authenticated --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS(Command):
+    name: ClassVar[str] = "STARTTLS"
+
+
+@dataclass(frozen=True, slots=True)
+class Login(Command):
+    name: ClassVar[str] = "LOGIN"
+    username: bytes = b""
+    password: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate(Command):
+    """``initial`` is the SASL-IR initial response, decoded (b"" for ``=``)."""
+
+    name: ClassVar[str] = "AUTHENTICATE"
+    mechanism: str = ""
+    initial: bytes | None = None
+
+
+# -- authenticated ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Enable(Command):
+    name: ClassVar[str] = "ENABLE"
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Command):
+    """SELECT, or EXAMINE when ``read_only``.  ``condstore``/``qresync``: RFC 7162."""
+
+    name: ClassVar[str] = "SELECT"
+    mailbox: str = ""
+    read_only: bool = False
+    condstore: bool = False
+    # QRESYNC (uidvalidity, modseq, known-uids or None, seq-match or None)
+    qresync: tuple[int, int, SequenceSet | None, tuple[SequenceSet, SequenceSet] | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Create(Command):
+    name: ClassVar[str] = "CREATE"
+    mailbox: str = ""
+    special_use: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Command):
+    name: ClassVar[str] = "DELETE"
+    mailbox: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rename(Command):
+    name: ClassVar[str] = "RENAME"
+    old: str = ""
+    new: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(Command):
+    name: ClassVar[str] = "SUBSCRIBE"
+    mailbox: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(Command):
+    name: ClassVar[str] = "UNSUBSCRIBE"
+    mailbox: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class List(Command):
+    """
+    LIST and LSUB (``lsub`` true), with the RFC 5258 extended forms.
+    ``reference`` and ``patterns`` are decoded names that may hold the
+    wildcards ``*`` and ``%``.  Options are upper-case atoms; ``return_status``
+    holds the STATUS items of RFC 5819 RETURN (STATUS (...)).
+    """
+
+    name: ClassVar[str] = "LIST"
+    reference: str = ""
+    patterns: tuple[str, ...] = ()
+    lsub: bool = False
+    selection: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    return_status: tuple[str, ...] = ()
+    extended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace(Command):
+    name: ClassVar[str] = "NAMESPACE"
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Command):
+    """``items`` upper case: MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, ..."""
+
+    name: ClassVar[str] = "STATUS"
+    mailbox: str = ""
+    items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    content: bytes
+    flags: frozenset[str] = frozenset()
+    internaldate: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Command):
+    """APPEND; several ``messages`` with MULTIAPPEND (RFC 3502)."""
+
+    name: ClassVar[str] = "APPEND"
+    mailbox: str = ""
+    messages: tuple[AppendMessage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Idle(Command):
+    name: ClassVar[str] = "IDLE"
+
+
+# -- selected -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check(Command):
+    name: ClassVar[str] = "CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Command):
+    name: ClassVar[str] = "CLOSE"
+
+
+@dataclass(frozen=True, slots=True)
+class Unselect(Command):
+    name: ClassVar[str] = "UNSELECT"
+
+
+@dataclass(frozen=True, slots=True)
+class Expunge(Command):
+    """EXPUNGE, or UID EXPUNGE (RFC 4315) when ``uids`` is given."""
+
+    name: ClassVar[str] = "EXPUNGE"
+    uids: SequenceSet | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Command):
+    """
+    SEARCH / UID SEARCH.  ``charset`` is upper case or None.  ``returns`` is
+    None for a plain SEARCH, or the ESEARCH RETURN options (RFC 4731:
+    MIN, MAX, ALL, COUNT, SAVE) - an empty tuple for ``RETURN ()``.
+    """
+
+    name: ClassVar[str] = "SEARCH"
+    key: SearchKey | None = None
+    charset: str | None = None
+    uid: bool = False
+    returns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """
+    A BODY[...] / BINARY[...] section.  ``part`` is the part number path
+    (``()`` for the whole message); ``text`` is None, "HEADER",
+    "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT" or "MIME"; ``fields`` the
+    upper-cased field names of HEADER.FIELDS(.NOT), in the client's order.
+    """
+
+    part: tuple[int, ...] = ()
+    text: str | None = None
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAttr:
+    """
+    One FETCH data item.  ``name`` is one of FLAGS, INTERNALDATE,
+    RFC822.SIZE, ENVELOPE, BODY (no section: the non-extensible
+    BODYSTRUCTURE), BODYSTRUCTURE, UID, RFC822, RFC822.HEADER, RFC822.TEXT,
+    BODY[] (``section`` set; ``peek`` for BODY.PEEK), BINARY[], BINARY.SIZE,
+    MODSEQ, SAVEDATE, EMAILID, THREADID.  ``partial`` is ``(origin, count)``.
+    """
+
+    name: str
+    section: Section | None = None
+    partial: tuple[int, int] | None = None
+    peek: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch(Command):
+    """FETCH / UID FETCH, macros (ALL, FAST, FULL) already expanded."""
+
+    name: ClassVar[str] = "FETCH"
+    set: SequenceSet = field(default_factory=lambda: SequenceSet(()))
+    attrs: tuple[FetchAttr, ...] = ()
+    uid: bool = False
+    changedsince: int | None = None
+    vanished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Command):
+    """STORE / UID STORE.  ``mode`` is "set" (FLAGS), "add" (+) or "remove" (-)."""
+
+    name: ClassVar[str] = "STORE"
+    set: SequenceSet = field(default_factory=lambda: SequenceSet(()))
+    mode: Literal["set", "add", "remove"] = "set"
+    flags: frozenset[str] = frozenset()
+    silent: bool = False
+    uid: bool = False
+    unchangedsince: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Copy(Command):
+    """COPY / UID COPY, and MOVE / UID MOVE (RFC 6851) when ``move``."""
+
+    name: ClassVar[str] = "COPY"
+    set: SequenceSet = field(default_factory=lambda: SequenceSet(()))
+    mailbox: str = ""
+    uid: bool = False
+    move: bool = False
+
+
+# Which commands are allowed in which state (RFC 3501 section 3).
+ANY_STATE = (Capability, Noop, Logout, Id)
+NOT_AUTHENTICATED = (StartTLS, Login, Authenticate)
+AUTHENTICATED = (
+    Enable, Select, Create, Delete, Rename, Subscribe, Unsubscribe, List,
+    Namespace, Status, Append, Idle,
+)
+SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy)

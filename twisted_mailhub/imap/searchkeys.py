@@ -1,0 +1,148 @@
+"""
+The SEARCH criteria tree (RFC 3501 section 6.4.4, RFC 9051 section 6.4.4).
+
+The parser builds these from the client's keys; evaluators
+(L{twisted_mailhub.imap.search} and backend fast paths) walk them.  Strings
+are ``str`` already decoded from the command's CHARSET.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from twisted_mailhub.imap.sequence import SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    """ALL"""
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """
+    ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, KEYWORD (``present`` true) and
+    their UN- forms (``present`` false).  ``flag`` is canonical
+    (``"\\Seen"``) or a keyword.
+    """
+
+    flag: str
+    present: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """RECENT (``present``) / OLD (not ``present``)."""
+
+    present: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """NEW: \\Recent and not \\Seen."""
+
+
+@dataclass(frozen=True, slots=True)
+class Date:
+    """
+    BEFORE/ON/SINCE (``field="internal"``, the INTERNALDATE) and
+    SENTBEFORE/SENTON/SENTSINCE (``field="sent"``, the Date: header),
+    compared by calendar date, ignoring time and zone (RFC 3501 6.4.4).
+    """
+
+    field: Literal["internal", "sent"]
+    op: Literal["before", "on", "since"]
+    value: date
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """
+    HEADER name value, and FROM/TO/CC/BCC/SUBJECT (``name`` the field).
+    Case-insensitive substring of the decoded field value; an empty
+    ``value`` matches every message that has the field.
+    """
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """BODY: substring of the decoded body text."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """TEXT: substring of the header or body."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """LARGER (``op="larger"``) / SMALLER: RFC822.SIZE strictly compared."""
+
+    op: Literal["larger", "smaller"]
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """A bare sequence set: message sequence numbers."""
+
+    set: SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class Uid:
+    """UID sequence-set."""
+
+    set: SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class ModSeq:
+    """MODSEQ n (RFC 7162 section 3.1.5): messages with MODSEQ >= n."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Age:
+    """OLDER/YOUNGER n (RFC 5032): INTERNALDATE older/younger than n seconds."""
+
+    op: Literal["older", "younger"]
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """NOT key"""
+
+    key: "SearchKey"
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    """OR key1 key2"""
+
+    left: "SearchKey"
+    right: "SearchKey"
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    """A parenthesised list, or the top-level list: all must match."""
+
+    keys: tuple["SearchKey", ...]
+
+
+SearchKey = (
+    All | Flag | Recent | New | Date | Header | Body | Text | Size | Sequence | Uid
+    | ModSeq | Age | Not | Or | And
+)

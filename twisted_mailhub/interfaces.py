@@ -1,0 +1,250 @@
+"""
+The seams of twisted_mailhub.
+
+Every method documented as *asynchronous* returns an awaitable: a
+L{Deferred} or a coroutine (implementations are usually ``async def``).
+Callers ``await`` it from a coroutine driven by ``Deferred.fromCoroutine``.
+Anything that may block (SQL, disk) must happen off the reactor thread
+inside these methods; the protocol layers never call a blocking method.
+
+Types crossing these interfaces are the plain values of
+L{twisted_mailhub.model}: names and flags are ``str``, content is ``bytes``.
+
+Optional capabilities (a fast SEARCH pushed down to SQL, a COPY that does not
+duplicate bytes) are separate interfaces found by adaptation, e.g.
+``ISearchableMailbox(mailbox, None)``; the generic implementation is used
+when a mailbox does not provide one.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class IMessage(Interface):
+    """
+    One message of a mailbox, as read by FETCH.
+
+    Obtained from L{IMailbox.open_message}; valid while the message exists.
+    """
+
+    meta = Attribute("The L{MessageMeta} of this message when it was opened.")
+
+    def structure():
+        """
+        Asynchronous.  The parsed MIME structure of the message
+        (L{twisted_mailhub.mime.structure.MessageStructure}).
+
+        Backends that parse at APPEND time store it and return it without
+        reading the content.
+        """
+
+    def read(offset=0, length=None):
+        """
+        Asynchronous.  Return up to C{length} bytes of the raw RFC 5322
+        message starting at C{offset} (everything from C{offset} when
+        C{length} is C{None}).  Large bodies are served in ranges with this.
+        """
+
+
+class IMailboxListener(Interface):
+    """Something (usually an IMAP session) that wants a mailbox's changes."""
+
+    def mailbox_event(event):
+        """
+        Called on the reactor thread with one of the event values of
+        L{twisted_mailhub.model} (L{MessagesAdded}, L{FlagsChanged},
+        L{MessagesExpunged}, L{MailboxRemoved}).  Must not raise or block.
+        """
+
+
+class INotifier(Interface):
+    """
+    Delivers mailbox events to listeners, possibly across processes.
+
+    Keys are the opaque L{IMailbox.key} values.
+    """
+
+    def subscribe(key, listener):
+        """Start delivering events for C{key} to the L{IMailboxListener}."""
+
+    def unsubscribe(key, listener):
+        """Stop delivering; unknown listeners are ignored."""
+
+    def publish(key, event):
+        """Deliver C{event} to every listener of C{key}, on the reactor thread."""
+
+
+class IMailbox(Interface):
+    """
+    One mailbox: an ordered set of messages with strictly ascending UIDs.
+
+    Guarantees every implementation must give (checked by
+    L{twisted_mailhub.testing}):
+
+      - UIDs are assigned in strictly ascending order and never reused
+        within one UIDVALIDITY.
+      - UIDVALIDITY is stable across restarts; it changes only when a
+        mailbox of that name is deleted and created again (or renamed away
+        and another created in its place).
+      - Every change of a message's flags, and every expunge, gets a new
+        MODSEQ greater than any before it in this mailbox; HIGHESTMODSEQ is
+        the largest MODSEQ assigned.  Expunged UIDs are remembered with the
+        MODSEQ of their expunge (for QRESYNC).
+      - Each write publishes an event on the store's L{INotifier}.
+    """
+
+    name = Attribute("The full mailbox name (str).")
+    key = Attribute("An opaque hashable identity, stable across renames.")
+    uidvalidity = Attribute("The UIDVALIDITY value (int, 1 to 2**32-1).")
+    read_only = Attribute("True if this session may not change the mailbox.")
+
+    def status():
+        """Asynchronous.  A L{MailboxStatus}; must not read every message."""
+
+    def uids():
+        """Asynchronous.  All UIDs in ascending order (a list of int)."""
+
+    def metadata(uids):
+        """
+        Asynchronous.  L{MessageMeta} for each of C{uids} that still
+        exists, in ascending UID order.
+        """
+
+    def open_message(uid):
+        """
+        Asynchronous.  The L{IMessage} with this UID.  Raises
+        L{MessageExpunged} if it no longer exists.
+        """
+
+    def append(requests, origin=None):
+        """
+        Asynchronous.  Append the L{AppendRequest}s atomically (all or none)
+        and return their new L{MessageMeta}s.  When this fires the messages
+        are durable.
+        """
+
+    def store_flags(uids, mode, flags, unchangedsince=None, origin=None):
+        """
+        Asynchronous.  Change flags of the existing messages among C{uids}.
+        C{mode} is C{"set"}, C{"add"} or C{"remove"}; C{flags} a set of
+        str.  Returns a L{FlagUpdate}: metas of messages whose flags actually
+        changed (each with its new MODSEQ), and, when C{unchangedsince} is
+        given, the UIDs whose MODSEQ was greater (left unchanged).
+        """
+
+    def expunge(uids=None, origin=None):
+        """
+        Asynchronous.  Remove the messages flagged \\Deleted (only those
+        among C{uids} when given) and return their UIDs, ascending.
+        """
+
+    def claim_recent(claim=True):
+        """
+        Asynchronous.  Return the UIDs that are \\Recent for the caller
+        (RFC 3501 section 2.3.2): those no session has been told of yet.
+        With C{claim} true they stop being recent for every other session.
+        """
+
+    def changes_since(modseq):
+        """
+        Asynchronous.  C{(metas, expunged_uids)}: metas of messages whose
+        MODSEQ is greater than C{modseq}, and UIDs expunged after it.
+        """
+
+    def subscribe(listener):
+        """Deliver this mailbox's events to the L{IMailboxListener}."""
+
+    def unsubscribe(listener):
+        """Stop delivering events to C{listener}."""
+
+
+class ISearchableMailbox(IMailbox):
+    """Optional: a mailbox that can evaluate (part of) SEARCH itself."""
+
+    def search(key, context):
+        """
+        Asynchronous.  Return the ascending list of UIDs matching the search
+        key (L{twisted_mailhub.imap.searchkeys}), or C{None} to let the
+        generic evaluator handle it.  C{context} is a
+        L{twisted_mailhub.imap.search.SearchContext} (sequence map, recent
+        UIDs).
+        """
+
+
+class ICopyableMailbox(IMailbox):
+    """Optional: a mailbox that can copy into another of the same store fast."""
+
+    def copy_to(uids, destination, origin=None):
+        """
+        Asynchronous.  Copy the existing messages among C{uids} into
+        C{destination} atomically, keeping flags and INTERNALDATE; return
+        C{[(source_uid, new_uid), ...]}, or C{None} if C{destination} is not
+        one this mailbox can copy into directly.
+        """
+
+
+class IMailStore(Interface):
+    """
+    One user's tree of mailboxes (the avatar that authentication yields).
+
+    Names are full ``str`` names with L{delimiter} separating levels.
+    ``INBOX`` (any case) always exists, is always spelled ``INBOX`` here, and
+    cannot be deleted.
+    """
+
+    username = Attribute("The user owning this tree.")
+    delimiter = Attribute("The hierarchy delimiter, one character.")
+
+    def list_mailboxes():
+        """Asynchronous.  Every L{MailboxInfo} in the tree, in name order."""
+
+    def get_mailbox(name, read_only=False):
+        """
+        Asynchronous.  The L{IMailbox} called C{name}.  Raises
+        L{MailboxNotFound}, or L{NotSelectable} for a hierarchy-only name.
+        """
+
+    def create_mailbox(name, special_use=frozenset()):
+        """
+        Asynchronous.  Create C{name} and any missing superior names
+        (RFC 3501 section 6.3.3).  Raises L{MailboxExists}.
+        """
+
+    def delete_mailbox(name):
+        """
+        Asynchronous.  RFC 3501 section 6.3.4: a mailbox with inferiors
+        loses its messages and becomes non-selectable; a non-selectable
+        mailbox with inferiors cannot be deleted (L{MailboxHasChildren}).
+        """
+
+    def rename_mailbox(old, new):
+        """
+        Asynchronous.  Rename C{old} and all its inferiors, creating
+        missing superiors of C{new}.  Renaming INBOX moves its messages into
+        a new mailbox C{new} and leaves INBOX empty (section 6.3.5).
+        """
+
+    def subscriptions():
+        """Asynchronous.  The set of subscribed names (which need not exist)."""
+
+    def subscribe(name):
+        """Asynchronous.  Add C{name} to the subscriptions."""
+
+    def unsubscribe(name):
+        """Asynchronous.  Remove C{name} from the subscriptions."""
+
+
+class IBackend(Interface):
+    """A mail store for many users; what ``--store`` selects."""
+
+    notifier = Attribute("The L{INotifier} its mailboxes publish on.")
+
+    def open_store(username):
+        """
+        Asynchronous.  The L{IMailStore} of C{username} (str), created with
+        an INBOX on first use.
+        """
+
+    def close():
+        """Asynchronous.  Release connections and threads."""

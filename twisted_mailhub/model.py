@@ -1,0 +1,135 @@
+"""
+Plain value types exchanged across the store interfaces.
+
+Conventions at this boundary (see :mod:`twisted_mailhub.interfaces`):
+
+- mailbox names are ``str`` (Unicode; modified UTF-7 is a wire concern),
+  with ``"INBOX"`` always spelled in upper case;
+- flags and keywords are ``str`` as on the wire (``"\\Seen"``, ``"$Junk"``),
+  system flags in their canonical capitalisation (:func:`canonical_flag`);
+- message content is ``bytes``;
+- dates are timezone-aware :class:`datetime.datetime`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Hashable
+
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+RECENT = "\\Recent"
+_CANONICAL = {f.lower(): f for f in SYSTEM_FLAGS + (RECENT,)}
+
+
+def canonical_flag(flag: str) -> str:
+    """
+    Return C{flag} with a system flag's canonical capitalisation.
+
+    System flags are case-insensitive (RFC 3501 section 2.3.2); keywords are
+    kept as the client spelled them.
+    """
+    if flag.startswith("\\"):
+        return _CANONICAL.get(flag.lower(), flag)
+    return flag
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    """
+    What a mailbox knows about one message without reading its content.
+
+    ``flags`` never contains ``\\Recent``: that is per-session state kept
+    by the protocol layer (see :meth:`IMailbox.claim_recent`).
+    """
+
+    uid: int
+    flags: frozenset[str]
+    internaldate: datetime
+    size: int
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    """Counters a STATUS or SELECT reports, computed without reading messages."""
+
+    messages: int
+    uidnext: int
+    uidvalidity: int
+    unseen: int
+    highestmodseq: int
+    recent: int = 0
+    size: int = 0
+    deleted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    """
+    One entry of a user's mailbox tree.
+
+    ``selectable`` is false for a name that exists only as a hierarchy node
+    (RFC 3501 section 6.3.4: a deleted mailbox that still has children).
+    ``special_use`` holds RFC 6154 attributes such as ``"\\Sent"``.
+    """
+
+    name: str
+    selectable: bool = True
+    special_use: frozenset[str] = frozenset()
+
+
+# -- change notifications ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesAdded:
+    """New messages arrived (APPEND, COPY, MOVE, delivery), in UID order."""
+
+    messages: tuple[MessageMeta, ...]
+    origin: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsChanged:
+    """Flags of these messages changed; ``messages`` carry the new state."""
+
+    messages: tuple[MessageMeta, ...]
+    origin: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesExpunged:
+    """These UIDs were removed; ``modseq`` is the mailbox's new HIGHESTMODSEQ."""
+
+    uids: tuple[int, ...]
+    modseq: int
+    origin: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRemoved:
+    """The mailbox was deleted or renamed away; selected sessions must leave it."""
+
+    origin: Hashable | None = None
+
+
+MailboxEvent = MessagesAdded | FlagsChanged | MessagesExpunged | MailboxRemoved
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One message to append: content plus the optional flags and date."""
+
+    content: bytes
+    flags: frozenset[str] = frozenset()
+    internaldate: datetime | None = None
+
+
+@dataclass(slots=True)
+class FlagUpdate:
+    """Result of :meth:`IMailbox.store_flags`."""
+
+    changed: list[MessageMeta] = field(default_factory=list)
+    # UIDs that failed an UNCHANGEDSINCE test (RFC 7162 section 3.1.3).
+    modified: list[int] = field(default_factory=list)
