@@ -1,0 +1,73 @@
+"""
+Serialising IMAP data values (RFC 9051 section 4): the bytes the server
+writes for strings, numbers, lists and NIL.
+
+Everything here is pure: values in, ``bytes`` out.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+# Characters allowed in a quoted string without escaping (RFC 9051 QUOTED-CHAR,
+# less the two that need a backslash).
+_QUOTED_SAFE = frozenset(range(0x20, 0x7F)) - {ord('"'), ord("\\")}
+# atom-specials (RFC 3501 section 9) and 8-bit: an astring must be quoted.
+_ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0x00, 0x20)) | {0x7F}
+
+NIL = b"NIL"
+
+
+def literal(value: bytes) -> bytes:
+    """``{n}\\r\\n`` followed by the bytes."""
+    return b"{%d}\r\n" % len(value) + value
+
+
+def quoted_or_literal(value: bytes) -> bytes:
+    """A quoted string when possible, else a literal (8-bit, CR, LF, long)."""
+    if len(value) <= 1024 and all(
+        b in _QUOTED_SAFE or b in (0x22, 0x5C) for b in value
+    ):
+        return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return literal(value)
+
+
+def string(value: bytes | str) -> bytes:
+    """An IMAP ``string`` (quoted or literal)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return quoted_or_literal(value)
+
+
+def nstring(value: bytes | str | None) -> bytes:
+    """An IMAP ``nstring``: NIL for None."""
+    if value is None:
+        return NIL
+    return string(value)
+
+
+def astring(value: bytes | str) -> bytes:
+    """An atom when the value is a valid atom, else a string."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if value and not any(b in _ATOM_SPECIALS or b > 0x7E for b in value):
+        return value
+    return quoted_or_literal(value)
+
+
+def number(value: int) -> bytes:
+    return b"%d" % value
+
+
+def plist(items: Iterable[bytes]) -> bytes:
+    """A parenthesised list of already-serialised items."""
+    return b"(" + b" ".join(items) + b")"
+
+
+def flag_list(flags: Iterable[str]) -> bytes:
+    """``(\\Seen $Forwarded)``; flags are atoms, sent in a stable order."""
+    return plist(f.encode("utf-8") for f in sorted(flags, key=_flag_order))
+
+
+def _flag_order(flag: str) -> tuple[int, str]:
+    return (0 if flag.startswith("\\") else 1, flag)
