@@ -1,0 +1,34 @@
+"""
+What an admin tunes: limits and security policy shared by IMAP and POP3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPolicy:
+    """
+    Limits against hostile or broken clients, and the plaintext policy.
+
+    ``allow_plaintext_auth`` is C{"loopback"} (the default: passwords may be
+    sent without TLS only on a loopback connection), C{True} (anywhere; the
+    admin's explicit choice) or C{False} (never).
+    """
+
+    max_line_length: int = 65536
+    max_literal_size: int = 64 * 2**20
+    max_literal_size_unauthenticated: int = 8192
+    allow_plaintext_auth: bool | str = "loopback"
+    login_timeout: float = 60.0
+    # RFC 9051 section 5.4: an autologout timer of at least 30 minutes.
+    idle_timeout: float = 30 * 60.0
+    max_bad_commands: int = 20
+    max_connections_per_address: int = 50
+    max_connections_per_user: int = 50
+    # Base delay after a failed authentication, doubled per further failure
+    # from the same address, up to the maximum.
+    auth_failure_delay: float = 1.0
+    auth_failure_delay_max: float = 30.0
+    server_name: str = "twisted_mailhub"
