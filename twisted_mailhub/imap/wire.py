@@ -64,10 +64,22 @@ def plist(items: Iterable[bytes]) -> bytes:
     return b"(" + b" ".join(items) + b")"
 
 
-def flag_list(flags: Iterable[str]) -> bytes:
-    """``(\\Seen $Forwarded)``; flags are atoms, sent in a stable order."""
-    return plist(f.encode("utf-8") for f in sorted(flags, key=_flag_order))
+# System flags first, in a fixed order, then \\Recent, then keywords.
+_SYSTEM_ORDER = {f: i for i, f in enumerate(
+    ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent"))}
 
 
-def _flag_order(flag: str) -> tuple[int, str]:
-    return (0 if flag.startswith("\\") else 1, flag)
+def flag_list(flags: Iterable[str], *, ordered: bool = False) -> bytes:
+    """
+    ``(\\Seen $Forwarded)``; flags are atoms.  Sent in a stable order unless
+    C{ordered}, when the caller's order is kept.
+    """
+    if not ordered:
+        flags = sorted(flags, key=_flag_order)
+    return plist(f.encode("utf-8") for f in flags)
+
+
+def _flag_order(flag: str) -> tuple[int, int, str]:
+    if flag.startswith("\\"):
+        return (0, _SYSTEM_ORDER.get(flag, len(_SYSTEM_ORDER)), flag)
+    return (1, 0, flag)

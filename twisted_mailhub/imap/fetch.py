@@ -1,0 +1,210 @@
+"""
+Assembling FETCH responses (RFC 3501 section 6.4.5 / 7.4.2, RFC 9051 6.4.5
+/ 7.5.2) from a message's metadata, parsed structure and byte ranges.
+
+L{render} returns the pieces of one ``* n FETCH (...)`` response: ``bytes``
+and, for large body sections, L{Stream} pieces that the protocol copies from
+the store in chunks with flow control, so a 50 MB message is never held in
+memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from twisted_mailhub.imap import responses, wire
+from twisted_mailhub.imap.commands import FetchAttr, Section
+from twisted_mailhub.interfaces import IMessage
+from twisted_mailhub.model import MessageMeta
+
+# Sections at least this big are streamed rather than read whole.
+STREAM_THRESHOLD = 256 * 1024
+CHUNK_SIZE = 256 * 1024
+
+_SEEN_SETTING = {"RFC822", "RFC822.TEXT"}
+
+
+class UnknownTransferEncoding(Exception):
+    """BINARY[] of a part whose Content-Transfer-Encoding we cannot decode."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """``length`` bytes of C{message} from C{offset}, sent as they are read."""
+
+    message: IMessage
+    offset: int
+    length: int
+
+
+Piece = bytes | Stream
+
+
+def needs_structure(attrs: Iterable[FetchAttr]) -> bool:
+    return any(a.name not in ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID", "MODSEQ")
+               for a in attrs)
+
+
+def sets_seen(attrs: Iterable[FetchAttr]) -> bool:
+    """Whether fetching C{attrs} implicitly sets \\Seen (RFC 3501 6.4.5)."""
+    for a in attrs:
+        if a.name in _SEEN_SETTING:
+            return True
+        if a.name in ("BODY[]", "BINARY[]") and not a.peek:
+            return True
+    return False
+
+
+def section_spec(section: Section) -> bytes:
+    """The section text as echoed in the response, e.g. ``1.2.HEADER.FIELDS (FROM)``."""
+    parts = [str(n) for n in section.part]
+    if section.text:
+        parts.append(section.text)
+    spec = ".".join(parts).encode("ascii")
+    if section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        spec += b" " + wire.plist(wire.astring(f) for f in section.fields)
+    return spec
+
+
+async def render(
+    seq: int,
+    meta: MessageMeta,
+    message: IMessage | None,
+    attrs: Sequence[FetchAttr],
+    *,
+    uid: bool,
+    recent: bool,
+    modseq: bool,
+) -> list[Piece]:
+    """
+    The pieces of the FETCH response for one message.  C{uid} adds the UID
+    item (UID FETCH), C{modseq} the MODSEQ item (CONDSTORE), C{recent} adds
+    \\Recent to FLAGS.  C{message} may be None when only metadata is asked.
+    """
+    items: list[list[Piece]] = []
+    names = {a.name for a in attrs}
+    if uid and "UID" not in names:
+        items.append([b"UID %d" % meta.uid])
+    structure = None
+    if message is not None and needs_structure(attrs):
+        structure = await message.structure()
+    for attr in attrs:
+        items.append(await _item(attr, meta, message, structure, recent))
+    if modseq and "MODSEQ" not in names:
+        items.append([b"MODSEQ (%d)" % meta.modseq])
+    pieces: list[Piece] = [b"* %d FETCH (" % seq]
+    for i, item in enumerate(items):
+        if i:
+            pieces.append(b" ")
+        pieces.extend(item)
+    pieces.append(b")\r\n")
+    return _coalesce(pieces)
+
+
+def flags_item(meta: MessageMeta, recent: bool) -> bytes:
+    flags = set(meta.flags)
+    if recent:
+        flags.add("\\Recent")
+    return b"FLAGS " + wire.flag_list(flags)
+
+
+async def _item(attr, meta, message, structure, recent) -> list[Piece]:
+    name = attr.name
+    if name == "FLAGS":
+        return [flags_item(meta, recent)]
+    if name == "UID":
+        return [b"UID %d" % meta.uid]
+    if name == "INTERNALDATE":
+        return [b"INTERNALDATE " + responses.internaldate(meta.internaldate)]
+    if name == "RFC822.SIZE":
+        return [b"RFC822.SIZE %d" % meta.size]
+    if name == "MODSEQ":
+        return [b"MODSEQ (%d)" % meta.modseq]
+    from twisted_mailhub.imap import bodystructure
+
+    if name == "ENVELOPE":
+        return [b"ENVELOPE " + bodystructure.envelope(structure.envelope)]
+    if name == "BODYSTRUCTURE":
+        return [b"BODYSTRUCTURE " + bodystructure.bodystructure(structure.root, True)]
+    if name == "BODY":
+        return [b"BODY " + bodystructure.bodystructure(structure.root, False)]
+    if name == "RFC822":
+        return await _section_item(b"RFC822", message, structure, Section(), None)
+    if name == "RFC822.HEADER":
+        return await _section_item(b"RFC822.HEADER", message, structure, Section(text="HEADER"), None)
+    if name == "RFC822.TEXT":
+        return await _section_item(b"RFC822.TEXT", message, structure, Section(text="TEXT"), None)
+    if name == "BODY[]":
+        label = b"BODY[" + section_spec(attr.section) + b"]"
+        if attr.partial is not None:
+            label += b"<%d>" % attr.partial[0]
+        return await _section_item(label, message, structure, attr.section, attr.partial)
+    if name in ("BINARY[]", "BINARY.SIZE"):
+        data = await _binary(message, structure, attr.section)
+        spec = ".".join(str(n) for n in attr.section.part).encode("ascii")
+        if name == "BINARY.SIZE":
+            return [b"BINARY.SIZE[%s] %d" % (spec, len(data))]
+        label = b"BINARY[" + spec + b"]"
+        if attr.partial is not None:
+            origin, count = attr.partial
+            label += b"<%d>" % origin
+            data = data[origin:origin + count]
+        if b"\x00" in data:
+            return [label + b" ~{%d}\r\n" % len(data), data]
+        return [label + b" " + wire.literal(data)]
+    raise ValueError(f"unsupported FETCH item {name}")
+
+
+async def _section_item(label: bytes, message, structure, section: Section, partial) -> list[Piece]:
+    from twisted_mailhub.mime import sections
+
+    plan = sections.resolve(structure, section)
+    offset, length = plan.offset, plan.length
+    if plan.fields is not None:
+        header = await message.read(offset, length) if length else b""
+        data = sections.filter_header(header, plan.fields, plan.exclude)
+        return [label + b" " + _partial_literal(data, partial)]
+    if partial is not None:
+        origin, count = partial
+        if origin >= length:
+            return [label + b' ""']
+        offset += origin
+        length = min(count, length - origin)
+    if length >= STREAM_THRESHOLD:
+        return [label + b" {%d}\r\n" % length, Stream(message, offset, length)]
+    data = await message.read(offset, length) if length else b""
+    return [label + b" " + wire.literal(data)]
+
+
+def _partial_literal(data: bytes, partial) -> bytes:
+    if partial is not None:
+        origin, count = partial
+        if origin >= len(data):
+            return b'""'
+        data = data[origin:origin + count]
+    return wire.literal(data)
+
+
+async def _binary(message, structure, section: Section) -> bytes:
+    from twisted_mailhub.mime import sections
+
+    plan = sections.resolve(structure, section)
+    raw = await message.read(plan.offset, plan.length) if plan.length else b""
+    part = sections.part_for(structure, section.part) if section.part else structure.root
+    if part is None or part.type == "multipart" or part.message is not None:
+        return raw
+    decoded = sections.binary_decode(raw, part.encoding)
+    if decoded is None:
+        raise UnknownTransferEncoding(part.encoding)
+    return decoded
+
+
+def _coalesce(pieces: list[Piece]) -> list[Piece]:
+    out: list[Piece] = []
+    for p in pieces:
+        if isinstance(p, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += p
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,117 @@
+"""STARTTLS, LOGIN and AUTHENTICATE (RFC 3501 6.2, RFC 9051 6.2, RFC 4959)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from twisted_mailhub.imap import commands as C
+from twisted_mailhub.imap import responses
+from twisted_mailhub.imap.session import SILENT, CommandFailed, Session
+from twisted_mailhub.interfaces import IMailStore
+
+
+def mechanisms(session: Session) -> list[str]:
+    """SASL mechanisms to offer now: none that send passwords in the clear."""
+    from twisted_mailhub.auth.sasl import sasl_mechanisms
+
+    return sasl_mechanisms(session.plaintext_allowed)
+
+
+async def starttls(session: Session, cmd: C.StartTLS):
+    if not session.io.tls_available:
+        raise CommandFailed("TLS is not configured on this server")
+    if session.io.secure:
+        raise CommandFailed("TLS is already active", condition="BAD")
+    # The tagged OK must go out in the clear, then the handshake starts;
+    # anything the client pipelined behind STARTTLS is thrown away.
+    session.io.write(responses.status(cmd.tag, "OK", "Begin TLS negotiation now"))
+    session.io.start_tls()
+    return SILENT
+
+
+async def login(session: Session, cmd: C.Login):
+    if not session.plaintext_allowed:
+        raise CommandFailed("Use STARTTLS or a TLS port before logging in", "PRIVACYREQUIRED")
+    username = cmd.username.decode("utf-8", "replace")
+    await _throttle(session)
+    try:
+        iface, avatar, logout = await session.portal.login(
+            UsernamePassword(cmd.username, cmd.password), None, IMailStore)
+    except UnauthorizedLogin:
+        await _failed(session, username, "LOGIN")
+    session.authenticated(username, avatar, logout)
+    _succeeded(session)
+    return ("LOGIN completed", responses.capability_code(session.capabilities()))
+
+
+async def authenticate(session: Session, cmd: C.Authenticate):
+    from twisted_mailhub.auth.sasl import SASLCancelled, SASLFailure, run_sasl
+
+    mechanism = cmd.mechanism.upper()
+    if mechanism not in mechanisms(session):
+        if not session.plaintext_allowed:
+            raise CommandFailed(
+                f"Mechanism {mechanism} is not available without TLS", "PRIVACYREQUIRED")
+        raise CommandFailed(f"Unsupported authentication mechanism: {mechanism}",
+                            "CANNOT")
+
+    def send_challenge(data: bytes) -> None:
+        session.io.write(responses.continuation_data(base64.b64encode(data)))
+
+    async def receive_response() -> bytes:
+        line = (await session.io.read_line()).strip()
+        if line == b"*":
+            raise SASLCancelled()
+        try:
+            return base64.b64decode(line, validate=True)
+        except (binascii.Error, ValueError):
+            raise CommandFailed("Invalid base64 in authentication response", condition="BAD")
+
+    await _throttle(session)
+    try:
+        avatar_id, avatar, logout = await run_sasl(
+            mechanism, cmd.initial, session.portal, send_challenge, receive_response, IMailStore)
+    except SASLCancelled:
+        raise CommandFailed("Authentication cancelled", condition="BAD")
+    except (SASLFailure, UnauthorizedLogin):
+        await _failed(session, "", mechanism)
+    if isinstance(avatar_id, bytes):
+        avatar_id = avatar_id.decode("utf-8", "replace")
+    session.authenticated(avatar_id, avatar, logout)
+    _succeeded(session)
+    return ("AUTHENTICATE completed", responses.capability_code(session.capabilities()))
+
+
+async def _throttle(session: Session) -> None:
+    if session.throttle is None:
+        return
+    delay = session.throttle.delay_for(session.io.peer_host)
+    if delay > 0:
+        await deferLater(reactor, delay, lambda: None)
+
+
+async def _failed(session: Session, username: str, mechanism: str):
+    if session.throttle is not None:
+        from twisted_mailhub.auth.throttle import log_auth_failure
+
+        session.throttle.record_failure(session.io.peer_host)
+        log_auth_failure(username, session.io.peer_host, "imap", mechanism)
+    raise CommandFailed("Invalid credentials", "AUTHENTICATIONFAILED")
+
+
+def _succeeded(session: Session) -> None:
+    if session.throttle is not None:
+        session.throttle.record_success(session.io.peer_host)
+
+
+HANDLERS = {
+    C.StartTLS: starttls,
+    C.Login: login,
+    C.Authenticate: authenticate,
+}

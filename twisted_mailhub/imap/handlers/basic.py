@@ -1,0 +1,104 @@
+"""CAPABILITY, NOOP, LOGOUT, ID, ENABLE, NAMESPACE, CHECK and IDLE."""
+
+from __future__ import annotations
+
+from twisted_mailhub import __version__
+from twisted_mailhub.imap import commands as C
+from twisted_mailhub.imap import responses, wire
+from twisted_mailhub.imap.session import CommandFailed, Session, State
+
+
+async def capability(session: Session, cmd: C.Capability):
+    session.io.write(responses.capability(session.capabilities()))
+
+
+async def noop(session: Session, cmd: C.Noop):
+    # Pending updates are sent by the session after every command.
+    return None
+
+
+async def logout(session: Session, cmd: C.Logout):
+    session.io.write(responses.status(None, "BYE", "Logging out"))
+    session.deselect()
+    session.state = State.LOGOUT
+    return "LOGOUT completed"
+
+
+async def id_(session: Session, cmd: C.Id):
+    # RFC 2971: the server's own identification.
+    fields = [b'"name"', wire.string(session.policy.server_name),
+              b'"version"', wire.string(__version__)]
+    session.io.write(responses.untagged(b"ID " + wire.plist(fields)))
+
+
+# ENABLE-able extensions (RFC 5161) and what they turn on.
+_ENABLEABLE = {"CONDSTORE"}
+
+
+async def enable(session: Session, cmd: C.Enable):
+    newly = []
+    for cap in cmd.capabilities:
+        cap = cap.upper()
+        if cap in _ENABLEABLE and cap not in session.enabled:
+            session.enabled.add(cap)
+            newly.append(cap)
+    if "CONDSTORE" in newly and session.selected is not None:
+        session.selected.condstore = True
+    session.io.write(responses.untagged(" ".join(["ENABLED"] + newly).encode("ascii")))
+
+
+async def namespace(session: Session, cmd: C.Namespace):
+    delim = wire.string(session.store.delimiter)
+    session.io.write(responses.untagged(b'NAMESPACE (("" ' + delim + b")) NIL NIL"))
+
+
+async def check(session: Session, cmd: C.Check):
+    # Every write is already durable when acknowledged: nothing to do.
+    return None
+
+
+async def idle(session: Session, cmd: C.Idle):
+    """RFC 2177: push updates at once until the client says DONE."""
+    session.io.write(responses.continuation("idling"))
+    session.io.set_timeout(None)
+    selected = session.selected
+    pushing = []
+
+    def push() -> None:
+        if pushing:
+            return
+        pushing.append(True)
+        from twisted.internet.defer import Deferred
+
+        async def go():
+            try:
+                await session.send_updates(allow_expunge=True)
+            finally:
+                pushing.clear()
+
+        Deferred.fromCoroutine(go())
+
+    if selected is not None:
+        selected.notify = push
+        await session.send_updates(allow_expunge=True)
+    try:
+        line = await session.io.read_line()
+    finally:
+        if selected is not None:
+            selected.notify = None
+        session.io.set_timeout(session.policy.idle_timeout)
+    if line.strip().upper() != b"DONE":
+        raise CommandFailed("Expected DONE to end IDLE", condition="BAD")
+    return "IDLE terminated"
+
+
+HANDLERS = {
+    C.Capability: capability,
+    C.Noop: noop,
+    C.Logout: logout,
+    C.Id: id_,
+    C.Enable: enable,
+    C.Namespace: namespace,
+    C.Check: check,
+    C.Idle: idle,
+}

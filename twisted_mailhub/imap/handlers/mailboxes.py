@@ -1,0 +1,186 @@
+"""
+Mailbox commands of the authenticated state: SELECT/EXAMINE, CREATE,
+DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST/LSUB, STATUS, APPEND.
+"""
+
+from __future__ import annotations
+
+from twisted_mailhub.errors import MailboxNotFound
+from twisted_mailhub.imap import commands as C
+from twisted_mailhub.imap import responses, wire
+from twisted_mailhub.imap.listing import canonical_pattern, list_entries, lsub_entries
+from twisted_mailhub.imap.selected import SelectedMailbox
+from twisted_mailhub.imap.sequence import format_numbers
+from twisted_mailhub.imap.session import CommandFailed, Session, State
+from twisted_mailhub.model import SYSTEM_FLAGS, AppendRequest
+
+
+def encode_name(session: Session, name: str) -> bytes:
+    """A mailbox name as sent: modified UTF-7 (RFC 3501 5.1.3) unless UTF8=ACCEPT."""
+    if "UTF8=ACCEPT" in session.enabled:
+        return wire.string(name)
+    from twisted_mailhub.imap import mutf7
+
+    return wire.astring(mutf7.encode(name))
+
+
+async def select(session: Session, cmd: C.Select):
+    was_selected = session.selected is not None
+    session.deselect()
+    if was_selected and session.condstore:
+        # RFC 7162 section 3.2.11: tell where the old mailbox's responses end.
+        session.io.write(responses.status(None, "OK", "Previous mailbox closed", "CLOSED"))
+    if cmd.condstore:
+        session.enabled.add("CONDSTORE")
+    mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=cmd.read_only)
+    selected = SelectedMailbox(mailbox, session, condstore=session.condstore)
+    await selected.open()
+    status = await mailbox.status()
+    write = session.io.write
+    # RFC 3501's own order, as its section 8 sample shows.
+    write(responses.flags(("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")))
+    if selected.read_only:
+        write(responses.status(None, "OK", "No permanent flags permitted", "PERMANENTFLAGS ()"))
+    else:
+        permanent = " ".join(SYSTEM_FLAGS + ("\\*",))
+        write(responses.status(None, "OK", "Flags permitted", f"PERMANENTFLAGS ({permanent})"))
+    write(responses.exists(selected.exists))
+    write(responses.recent(len(selected.recent)))
+    first_unseen = await _first_unseen(selected)
+    if first_unseen is not None:
+        write(responses.status(None, "OK", f"Message {first_unseen} is first unseen",
+                               f"UNSEEN {first_unseen}"))
+    write(responses.status(None, "OK", "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
+    write(responses.status(None, "OK", "Predicted next UID", f"UIDNEXT {status.uidnext}"))
+    if session.condstore:
+        write(responses.status(None, "OK", "Highest", f"HIGHESTMODSEQ {status.highestmodseq}"))
+    session.selected = selected
+    session.state = State.SELECTED
+    mode = "READ-ONLY" if selected.read_only else "READ-WRITE"
+    return (f"{'EXAMINE' if cmd.read_only else 'SELECT'} completed", mode)
+
+
+async def _first_unseen(selected: SelectedMailbox) -> int | None:
+    from twisted_mailhub.imap import searchkeys as K
+    from twisted_mailhub.imap.search import SearchContext, search
+
+    if not selected.uids:
+        return None
+    found = await search(selected.mailbox, K.Flag("\\Seen", False),
+                         SearchContext(selected.uids, selected.recent))
+    return selected.seq_of(found[0]) if found else None
+
+
+async def create(session: Session, cmd: C.Create):
+    await session.store.create_mailbox(cmd.mailbox, cmd.special_use)
+
+
+async def delete(session: Session, cmd: C.Delete):
+    if session.selected is not None and session.selected.mailbox.name == cmd.mailbox:
+        session.deselect()
+    await session.store.delete_mailbox(cmd.mailbox)
+
+
+async def rename(session: Session, cmd: C.Rename):
+    await session.store.rename_mailbox(cmd.old, cmd.new)
+
+
+async def subscribe(session: Session, cmd: C.Subscribe):
+    await session.store.subscribe(cmd.mailbox)
+
+
+async def unsubscribe(session: Session, cmd: C.Unsubscribe):
+    await session.store.unsubscribe(cmd.mailbox)
+
+
+async def list_(session: Session, cmd: C.List):
+    store = session.store
+    delim = store.delimiter
+    kind = b"LSUB" if cmd.lsub else b"LIST"
+    write = session.io.write
+    patterns = [canonical_pattern(cmd.reference, p, delim) for p in cmd.patterns]
+    if not cmd.extended and len(patterns) == 1 and cmd.patterns[0] == "":
+        # RFC 3501 6.3.8: the hierarchy delimiter and root of the reference.
+        root = cmd.reference.split(delim)[0] + delim if delim in cmd.reference else ""
+        write(responses.untagged(kind + b" (\\Noselect) " + wire.string(delim) + b" "
+                                 + wire.string(root)))
+        return f"{kind.decode()} completed"
+    infos = await store.list_mailboxes()
+    subscribed = await store.subscriptions()
+    if cmd.lsub:
+        entries = lsub_entries(infos, subscribed, patterns[0], delim)
+    else:
+        entries = list_entries(
+            infos, patterns, delim,
+            subscribed=subscribed,
+            select_subscribed="SUBSCRIBED" in cmd.selection,
+            recursive="RECURSIVEMATCH" in cmd.selection,
+            return_subscribed="SUBSCRIBED" in cmd.returns,
+            select_special_use="SPECIAL-USE" in cmd.selection,
+        )
+    selectable = {info.name for info in infos if info.selectable}
+    for entry in entries:
+        line = (kind + b" (" + " ".join(entry.attributes).encode("ascii") + b") "
+                + wire.string(delim) + b" " + encode_name(session, entry.name))
+        if entry.childinfo:
+            line += b' ("CHILDINFO" ("SUBSCRIBED"))'
+        write(responses.untagged(line))
+        if cmd.return_status and entry.name in selectable:
+            mailbox = await store.get_mailbox(entry.name, read_only=True)
+            await _write_status(session, mailbox, entry.name, cmd.return_status)
+    return f"{kind.decode()} completed"
+
+
+async def status(session: Session, cmd: C.Status):
+    mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=True)
+    await _write_status(session, mailbox, cmd.mailbox, cmd.items)
+
+
+async def _write_status(session: Session, mailbox, name: str, items) -> None:
+    st = await mailbox.status()
+    values = {
+        "MESSAGES": st.messages,
+        "RECENT": st.recent,
+        "UIDNEXT": st.uidnext,
+        "UIDVALIDITY": st.uidvalidity,
+        "UNSEEN": st.unseen,
+        "HIGHESTMODSEQ": st.highestmodseq,
+        "SIZE": st.size,
+        "DELETED": st.deleted,
+    }
+    out = []
+    for item in items:
+        if item not in values:
+            raise CommandFailed(f"Unsupported STATUS item: {item}", condition="BAD")
+        out.append(b"%s %d" % (item.encode("ascii"), values[item]))
+    session.io.write(responses.untagged(
+        b"STATUS " + encode_name(session, name) + b" " + wire.plist(out)))
+
+
+async def append(session: Session, cmd: C.Append):
+    try:
+        mailbox = await session.store.get_mailbox(cmd.mailbox)
+    except MailboxNotFound:
+        raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
+    requests = []
+    for message in cmd.messages:
+        if not message.content:
+            raise CommandFailed("Cannot append an empty message")
+        requests.append(AppendRequest(message.content, frozenset(message.flags),
+                                      message.internaldate))
+    metas = await mailbox.append(requests, origin=session)
+    code = f"APPENDUID {mailbox.uidvalidity} {format_numbers(m.uid for m in metas)}"
+    return ("APPEND completed", code)
+
+
+HANDLERS = {
+    C.Select: select,
+    C.Create: create,
+    C.Delete: delete,
+    C.Rename: rename,
+    C.Subscribe: subscribe,
+    C.Unsubscribe: unsubscribe,
+    C.List: list_,
+    C.Status: status,
+    C.Append: append,
+}

@@ -1,0 +1,308 @@
+"""
+Message commands of the selected state: FETCH, STORE, SEARCH, COPY/MOVE,
+EXPUNGE, CLOSE and UNSELECT (with their UID forms).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from twisted_mailhub.errors import MailboxNotFound, MessageExpunged
+from twisted_mailhub.imap import commands as C
+from twisted_mailhub.imap import fetch as F
+from twisted_mailhub.imap import responses
+from twisted_mailhub.imap import searchkeys as K
+from twisted_mailhub.imap.sequence import SequenceSet, format_numbers
+from twisted_mailhub.imap.session import CommandFailed, Session
+from twisted_mailhub.interfaces import ICopyableMailbox
+from twisted_mailhub.model import AppendRequest
+
+# Messages whose metadata is read at once by FETCH/STORE: bounds a session's
+# memory however large the mailbox.
+BATCH = 1000
+
+
+def resolve(session: Session, seqset: SequenceSet, uid: bool) -> list[int]:
+    """The UIDs a command's set names, ascending."""
+    selected = session.selected
+    if seqset.saved:
+        return [u for u in session.saved_search if selected.seq_of(u) is not None]
+    if uid:
+        return seqset.resolve_uids(selected.uids)
+    try:
+        return selected.uids_for(seqset.resolve(selected.exists))
+    except ValueError:
+        if not selected.exists:
+            raise CommandFailed("No messages in the mailbox", condition="BAD")
+        raise CommandFailed(
+            f"Invalid message sequence number: {seqset} (mailbox has {selected.exists})",
+            condition="BAD")
+
+
+def _writable(session: Session) -> None:
+    if session.selected.read_only:
+        raise CommandFailed("Mailbox is read-only", "READ-ONLY")
+
+
+async def fetch(session: Session, cmd: C.Fetch):
+    selected = session.selected
+    mailbox = selected.mailbox
+    io = session.io
+    if cmd.changedsince is not None:
+        session.enabled.add("CONDSTORE")
+        selected.condstore = True
+    modseq = session.condstore
+    attrs = list(cmd.attrs)
+    want_content = F.needs_structure(attrs)
+    mark_seen = F.sets_seen(attrs) and not selected.read_only
+    if mark_seen and not any(a.name == "FLAGS" for a in attrs):
+        flags_attr = C.FetchAttr("FLAGS")
+    else:
+        flags_attr = None
+    uids = resolve(session, cmd.set, cmd.uid)
+    missing = False
+    for start in range(0, len(uids), BATCH):
+        batch = uids[start:start + BATCH]
+        metas = {m.uid: m for m in await mailbox.metadata(batch)}
+        if cmd.changedsince is not None:
+            metas = {u: m for u, m in metas.items() if m.modseq > cmd.changedsince}
+        newly_seen: set[int] = set()
+        if mark_seen:
+            unseen = [u for u in batch if u in metas and "\\Seen" not in metas[u].flags]
+            if unseen:
+                update = await mailbox.store_flags(unseen, "add", {"\\Seen"}, origin=session)
+                for meta in update.changed:
+                    metas[meta.uid] = meta
+                    newly_seen.add(meta.uid)
+        for uid in batch:
+            meta = metas.get(uid)
+            if meta is None:
+                missing = missing or cmd.changedsince is None
+                continue
+            message = None
+            if want_content:
+                try:
+                    message = await mailbox.open_message(uid)
+                except MessageExpunged:
+                    missing = True
+                    continue
+            item_attrs = attrs
+            if flags_attr is not None and uid in newly_seen:
+                # RFC 3501 6.4.5: the client learns of the implicit \\Seen.
+                item_attrs = attrs + [flags_attr]
+            try:
+                pieces = await F.render(selected.seq_of(uid), meta, message, item_attrs,
+                                        uid=cmd.uid, recent=uid in selected.recent,
+                                        modseq=modseq)
+            except F.UnknownTransferEncoding as e:
+                raise CommandFailed(f"Unknown Content-Transfer-Encoding: {e}", "UNKNOWN-CTE")
+            for piece in pieces:
+                if isinstance(piece, bytes):
+                    io.write(piece)
+                else:
+                    await _stream(io, piece)
+            await io.drain()
+    if missing:
+        return ("Some messages were expunged and could not be fetched", "EXPUNGEISSUED")
+    return None
+
+
+async def _stream(io, piece: F.Stream) -> None:
+    offset, remaining = piece.offset, piece.length
+    while remaining > 0:
+        chunk = await piece.message.read(offset, min(F.CHUNK_SIZE, remaining))
+        if not chunk:
+            # The store returned less than it announced: pad so the literal
+            # stays well-formed rather than desynchronising the client.
+            io.write(b" " * remaining)
+            break
+        io.write(chunk)
+        offset += len(chunk)
+        remaining -= len(chunk)
+        await io.drain()
+
+
+async def store(session: Session, cmd: C.Store):
+    _writable(session)
+    selected = session.selected
+    mailbox = selected.mailbox
+    if cmd.unchangedsince is not None:
+        session.enabled.add("CONDSTORE")
+        selected.condstore = True
+    uids = resolve(session, cmd.set, cmd.uid)
+    modified: list[int] = []
+    changed_uids: set[int] = set()
+    for start in range(0, len(uids), BATCH):
+        batch = uids[start:start + BATCH]
+        update = await mailbox.store_flags(batch, cmd.mode, set(cmd.flags),
+                                           unchangedsince=cmd.unchangedsince, origin=session)
+        modified.extend(update.modified)
+        changed_uids.update(m.uid for m in update.changed)
+        if cmd.silent and not session.condstore:
+            continue
+        if cmd.silent:
+            # RFC 7162 3.2: with CONDSTORE, .SILENT still reports new MODSEQs.
+            report = [m for m in update.changed]
+        else:
+            report = await mailbox.metadata(batch)
+        for meta in report:
+            seq = selected.seq_of(meta.uid)
+            if seq is None:
+                continue
+            items = []
+            if cmd.uid:
+                items.append(b"UID %d" % meta.uid)
+            if not cmd.silent:
+                items.append(F.flags_item(meta, meta.uid in selected.recent))
+            if session.condstore:
+                items.append(b"MODSEQ (%d)" % meta.modseq)
+            session.io.write(responses.fetch(seq, items))
+    if modified:
+        if cmd.uid:
+            failed = format_numbers(modified)
+        else:
+            failed = format_numbers(selected.seq_of(u) for u in modified)
+        return ("Some messages were modified since", f"MODIFIED {failed}")
+    return None
+
+
+async def search(session: Session, cmd: C.Search):
+    from twisted_mailhub.imap.search import SearchContext
+    from twisted_mailhub.imap.search import search as run_search
+
+    selected = session.selected
+    context = SearchContext(selected.uids, selected.recent, session.saved_search,
+                            datetime.now(timezone.utc))
+    found = await run_search(selected.mailbox, cmd.key, context)
+    numbers = found if cmd.uid else [selected.seq_of(u) for u in found]
+    uses_modseq = _mentions_modseq(cmd.key)
+    highest = None
+    if uses_modseq and found:
+        session.enabled.add("CONDSTORE")
+        metas = await selected.mailbox.metadata(found)
+        highest = max(m.modseq for m in metas) if metas else None
+    if cmd.returns is None:
+        session.io.write(responses.search(numbers, highest))
+        return None
+    returns = set(cmd.returns) or {"ALL"}
+    if "SAVE" in returns:
+        session.saved_search = list(found)
+        returns.discard("SAVE")
+        if not returns:
+            return None
+    parts = [b'ESEARCH (TAG "%s")' % cmd.tag.encode("ascii", "replace")]
+    if cmd.uid:
+        parts.append(b"UID")
+    if numbers:
+        if "MIN" in returns:
+            parts.append(b"MIN %d" % min(numbers))
+        if "MAX" in returns:
+            parts.append(b"MAX %d" % max(numbers))
+        if "ALL" in returns:
+            parts.append(b"ALL " + format_numbers(numbers).encode("ascii"))
+    if "COUNT" in returns:
+        parts.append(b"COUNT %d" % len(numbers))
+    if highest is not None:
+        parts.append(b"MODSEQ %d" % highest)
+    session.io.write(responses.untagged(b" ".join(parts)))
+    return None
+
+
+def _mentions_modseq(key) -> bool:
+    if isinstance(key, K.ModSeq):
+        return True
+    if isinstance(key, K.Not):
+        return _mentions_modseq(key.key)
+    if isinstance(key, K.Or):
+        return _mentions_modseq(key.left) or _mentions_modseq(key.right)
+    if isinstance(key, K.And):
+        return any(_mentions_modseq(k) for k in key.keys)
+    return False
+
+
+async def copy(session: Session, cmd: C.Copy):
+    selected = session.selected
+    if cmd.move:
+        _writable(session)
+    uids = resolve(session, cmd.set, cmd.uid)
+    try:
+        target = await session.store.get_mailbox(cmd.mailbox)
+    except MailboxNotFound:
+        raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
+    pairs = await copy_messages(selected.mailbox, uids, target, origin=session)
+    verb = "MOVE" if cmd.move else "COPY"
+    code = None
+    if pairs:
+        code = (f"COPYUID {target.uidvalidity} {format_numbers(p[0] for p in pairs)} "
+                f"{format_numbers(p[1] for p in pairs)}")
+    if not cmd.move:
+        return (f"{verb} completed", code)
+    if code:
+        # RFC 6851 section 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+        session.io.write(responses.status(None, "OK", "Moved", code))
+    moved = [p[0] for p in pairs]
+    if moved:
+        await selected.mailbox.store_flags(moved, "add", {"\\Deleted"}, origin=session)
+        gone = await selected.mailbox.expunge(moved, origin=session)
+        for seq in selected.forget_expunged(gone):
+            session.io.write(responses.expunge(seq))
+    return f"{verb} completed"
+
+
+async def copy_messages(source, uids: list[int], target, origin=None) -> list[tuple[int, int]]:
+    """
+    Copy messages, keeping flags and INTERNALDATE: the source's fast path
+    when it has one for this target, else read and append (atomically).
+    """
+    copier = ICopyableMailbox(source, None)
+    if copier is not None:
+        pairs = await copier.copy_to(uids, target, origin=origin)
+        if pairs is not None:
+            return list(pairs)
+    pairs_src: list[int] = []
+    requests: list[AppendRequest] = []
+    for start in range(0, len(uids), BATCH):
+        for meta in await source.metadata(uids[start:start + BATCH]):
+            try:
+                message = await source.open_message(meta.uid)
+            except MessageExpunged:
+                continue
+            content = await message.read(0, None)
+            requests.append(AppendRequest(content, meta.flags, meta.internaldate))
+            pairs_src.append(meta.uid)
+    if not requests:
+        return []
+    metas = await target.append(requests, origin=origin)
+    return list(zip(pairs_src, (m.uid for m in metas)))
+
+
+async def expunge(session: Session, cmd: C.Expunge):
+    _writable(session)
+    selected = session.selected
+    uids = resolve(session, cmd.uids, True) if cmd.uids is not None else None
+    gone = await selected.mailbox.expunge(uids, origin=session)
+    for seq in selected.forget_expunged(gone):
+        session.io.write(responses.expunge(seq))
+
+
+async def close(session: Session, cmd: C.Close):
+    selected = session.selected
+    if not selected.read_only:
+        # RFC 3501 6.4.2: expunge silently, then leave the selected state.
+        await selected.mailbox.expunge(None, origin=session)
+    session.deselect()
+
+
+async def unselect(session: Session, cmd: C.Unselect):
+    session.deselect()
+
+
+HANDLERS = {
+    C.Fetch: fetch,
+    C.Store: store,
+    C.Search: search,
+    C.Copy: copy,
+    C.Expunge: expunge,
+    C.Close: close,
+    C.Unselect: unselect,
+}

@@ -1,0 +1,161 @@
+"""
+The selected mailbox as one session sees it.
+
+A session's view is a compact UID map (message sequence number ``n`` is
+``uids[n-1]``) plus the changes other sessions made that it has not been
+told of yet.  RFC 3501 sections 5.2 and 7.4.1 (RFC 9051 5.2, 7.5.1) say
+when those may be told: EXISTS and FETCH at the end of any command, EXPUNGE
+not while a FETCH, STORE or SEARCH by sequence number is answered (the
+client's numbers must keep meaning what they meant).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Hashable
+
+from zope.interface import implementer
+
+from twisted_mailhub.imap import responses, wire
+from twisted_mailhub.interfaces import IMailbox, IMailboxListener
+from twisted_mailhub.model import (
+    FlagsChanged,
+    MailboxEvent,
+    MailboxRemoved,
+    MessageMeta,
+    MessagesAdded,
+    MessagesExpunged,
+)
+
+
+@implementer(IMailboxListener)
+class SelectedMailbox:
+    """The UID map, \\Recent set and pending updates of one session."""
+
+    def __init__(self, mailbox: IMailbox, origin: Hashable, *, condstore: bool = False) -> None:
+        self.mailbox = mailbox
+        self.origin = origin
+        self.read_only: bool = bool(mailbox.read_only)
+        self.condstore = condstore
+        self.uids: list[int] = []
+        self.recent: set[int] = set()
+        self.removed = False
+        self._added: dict[int, MessageMeta] = {}
+        self._expunged: set[int] = set()
+        self._flags: dict[int, MessageMeta] = {}
+        self._snapshot_done = False
+
+    async def open(self) -> None:
+        """Subscribe, then take the snapshot, so no change falls in between."""
+        self.mailbox.subscribe(self)
+        self.uids = list(await self.mailbox.uids())
+        self.recent = set(await self.mailbox.claim_recent(not self.read_only))
+        known_max = self.uids[-1] if self.uids else 0
+        self._added = {uid: m for uid, m in self._added.items() if uid > known_max}
+        self._expunged &= set(self.uids)
+        self._snapshot_done = True
+
+    def close(self) -> None:
+        self.mailbox.unsubscribe(self)
+
+    # -- sequence numbers ----------------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        """The sequence number of C{uid}, or None if not in the view."""
+        i = bisect.bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def uids_for(self, numbers: list[int]) -> list[int]:
+        """UIDs of ascending sequence numbers (which must be in range)."""
+        return [self.uids[n - 1] for n in numbers]
+
+    # -- events from other sessions ------------------------------------------
+
+    def mailbox_event(self, event: MailboxEvent) -> None:
+        if isinstance(event, MessagesAdded):
+            for meta in event.messages:
+                self._added[meta.uid] = meta
+        elif isinstance(event, MessagesExpunged):
+            if event.origin == self.origin:
+                return
+            for uid in event.uids:
+                self._added.pop(uid, None)
+                self._flags.pop(uid, None)
+                self._expunged.add(uid)
+        elif isinstance(event, FlagsChanged):
+            if event.origin == self.origin:
+                return
+            for meta in event.messages:
+                self._flags[meta.uid] = meta
+        elif isinstance(event, MailboxRemoved):
+            self.removed = True
+        if self.notify is not None:
+            self.notify()
+
+    # Called (with no arguments) after each event; IDLE sets it to flush at once.
+    notify = None
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._added or self._expunged or self._flags)
+
+    def forget_expunged(self, uids: list[int]) -> list[int]:
+        """
+        Remove C{uids} (expunged by this session) from the view; return
+        their sequence numbers as the client must be told, in the RFC 3501
+        section 7.4.1 style where each EXPUNGE renumbers the following ones.
+        """
+        told = []
+        for uid in sorted(uids):
+            seq = self.seq_of(uid)
+            if seq is not None:
+                del self.uids[seq - 1]
+                self.recent.discard(uid)
+                told.append(seq)
+        return told
+
+    async def flush(self, allow_expunge: bool, uid_in_fetch: bool = False) -> list[bytes]:
+        """
+        The untagged responses that bring the client up to date, with the
+        view updated to match.  EXPUNGEs are held back unless allowed.
+        """
+        out: list[bytes] = []
+        if allow_expunge and self._expunged:
+            gone = self._expunged
+            self._expunged = set()
+            for seq in self.forget_expunged(sorted(gone)):
+                out.append(responses.expunge(seq))
+        if self._flags:
+            changed = self._flags
+            self._flags = {}
+            for uid in sorted(changed):
+                seq = self.seq_of(uid)
+                if seq is None or uid in self._expunged:
+                    continue
+                meta = changed[uid]
+                flags = set(meta.flags)
+                if uid in self.recent:
+                    flags.add("\\Recent")
+                items = [b"FLAGS " + wire.flag_list(flags)]
+                if uid_in_fetch or self.condstore:
+                    items.insert(0, b"UID %d" % uid)
+                if self.condstore:
+                    items.append(b"MODSEQ (%d)" % meta.modseq)
+                out.append(responses.fetch(seq, items))
+        if self._added:
+            last = self.uids[-1] if self.uids else 0
+            new = sorted(uid for uid in self._added if uid > last)
+            self._added = {}
+            if new:
+                self.uids.extend(new)
+                claimed = await self.mailbox.claim_recent(not self.read_only)
+                self.recent.update(u for u in claimed if self.seq_of(u) is not None)
+                out.append(responses.exists(len(self.uids)))
+                out.append(responses.recent(len(self.recent)))
+        return out

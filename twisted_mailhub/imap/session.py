@@ -1,0 +1,234 @@
+"""
+One IMAP session: its state (RFC 3501 section 3), the command dispatch, the
+mapping of store errors to responses, and when pending mailbox updates are
+told to the client.
+
+The session does no socket I/O: it writes bytes to, and reads lines from, a
+L{SessionIO} that the Twisted protocol (or a test) provides.  Storage calls
+are awaited, so nothing here blocks.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Awaitable, Callable, Protocol
+
+from twisted.logger import Logger
+
+from twisted_mailhub.errors import MailhubError
+from twisted_mailhub.imap import commands as C
+from twisted_mailhub.imap import responses
+from twisted_mailhub.imap.selected import SelectedMailbox
+from twisted_mailhub.policy import ServerPolicy
+
+
+class State(Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+class SessionIO(Protocol):
+    """What a session needs from its connection."""
+
+    secure: bool  # TLS is active
+    tls_available: bool  # STARTTLS may be offered
+    is_loopback: bool
+    peer_host: str
+
+    def write(self, data: bytes) -> None: ...
+
+    def drain(self) -> Awaitable[None]:
+        """Fires when the client has read enough that writing may go on."""
+
+    def read_line(self) -> Awaitable[bytes]:
+        """The client's next raw line (AUTHENTICATE responses, IDLE's DONE)."""
+
+    def start_tls(self) -> None:
+        """Discard buffered input and start the TLS handshake."""
+
+    def set_max_literal(self, size: int) -> None: ...
+
+    def set_utf8(self, enabled: bool) -> None: ...
+
+    def set_timeout(self, seconds: float | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ClientGone(Exception):
+    """The connection closed while a command was still writing."""
+
+
+class CommandFailed(Exception):
+    """A handler's way to answer NO (or BAD) with an optional response code."""
+
+    def __init__(self, text: str, code: str | None = None, condition: str = "NO") -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.condition = condition
+
+
+# A handler returns this when it wrote its own tagged response (STARTTLS).
+SILENT = "\x00silent"
+
+Handler = Callable[["Session", Any], Awaitable[str | tuple[str, str | None] | None]]
+
+_ALLOWED = {cls: (State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED)
+            for cls in C.ANY_STATE}
+_ALLOWED.update({cls: (State.NOT_AUTHENTICATED,) for cls in C.NOT_AUTHENTICATED})
+_ALLOWED.update({cls: (State.AUTHENTICATED, State.SELECTED) for cls in C.AUTHENTICATED})
+_ALLOWED.update({cls: (State.SELECTED,) for cls in C.SELECTED})
+
+# RFC 3501 7.4.1: no EXPUNGE while answering these (by sequence number).
+_NO_EXPUNGE = (C.Fetch, C.Store, C.Search)
+
+
+class Session:
+    """The state of one client connection and the execution of its commands."""
+
+    log = Logger()
+
+    def __init__(self, io: SessionIO, portal, policy: ServerPolicy, *,
+                 throttle=None, registry=None) -> None:
+        self.io = io
+        self.portal = portal
+        self.policy = policy
+        self.throttle = throttle
+        self.registry = registry
+        self.state = State.NOT_AUTHENTICATED
+        self.username: str | None = None
+        self.store = None
+        self._logout: Callable[[], None] | None = None
+        self.selected: SelectedMailbox | None = None
+        self.enabled: set[str] = set()
+        self.saved_search: list[int] = []
+        self.bad_commands = 0
+
+    # -- capabilities --------------------------------------------------------
+
+    @property
+    def plaintext_allowed(self) -> bool:
+        """RFC 9051 section 11.1 / RFC 8314: passwords only over TLS, or loopback."""
+        allow = self.policy.allow_plaintext_auth
+        if self.io.secure or allow is True:
+            return True
+        return allow == "loopback" and self.io.is_loopback
+
+    def capabilities(self) -> list[str]:
+        caps = ["IMAP4rev1"]
+        if self.state is State.NOT_AUTHENTICATED:
+            if self.io.tls_available and not self.io.secure:
+                caps.append("STARTTLS")
+            from twisted_mailhub.imap.handlers.auth import mechanisms
+
+            mechs = mechanisms(self)
+            if not self.plaintext_allowed:
+                caps.append("LOGINDISABLED")
+            caps.extend("AUTH=" + m for m in mechs)
+            caps.append("SASL-IR")
+        caps += [
+            "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
+            "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
+            "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY",
+        ]
+        return caps
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.enabled
+
+    # -- running commands ------------------------------------------------------
+
+    async def greet(self) -> None:
+        self.io.write(responses.status(
+            None, "OK", f"{self.policy.server_name} ready",
+            responses.capability_code(self.capabilities())))
+
+    async def execute(self, command: C.Command) -> None:
+        """Run one command to its tagged response."""
+        allowed = _ALLOWED.get(type(command), ())
+        if self.state not in allowed:
+            self.io.write(responses.status(
+                command.tag, "BAD", f"{command.name} not allowed {self._state_phrase()}"))
+            self.bad_commands += 1
+            return
+        from twisted_mailhub.imap.handlers import HANDLERS
+
+        handler = HANDLERS[type(command)]
+        condition, code, text = "OK", None, f"{command.name} completed"
+        try:
+            result = await handler(self, command)
+            if result == SILENT:
+                return
+            if isinstance(result, tuple):
+                code, text = result[1], result[0]
+            elif isinstance(result, str):
+                text = result
+        except ClientGone:
+            raise
+        except CommandFailed as e:
+            condition, code, text = e.condition, e.code, e.text
+        except MailhubError as e:
+            condition, code, text = "NO", e.code, e.message
+        except Exception:
+            self.log.failure("Internal error running {command}", command=command.name)
+            condition, code, text = "NO", "SERVERBUG", "Internal server error; the failure was logged"
+        if condition == "BAD":
+            self.bad_commands += 1
+        else:
+            self.bad_commands = 0
+        if self.state is State.LOGOUT:
+            self.io.write(responses.status(command.tag, condition, text, code))
+            return
+        await self.send_updates(allow_expunge=not (
+            isinstance(command, _NO_EXPUNGE) and not getattr(command, "uid", False)),
+            uid_in_fetch=getattr(command, "uid", False))
+        self.io.write(responses.status(command.tag, condition, text, code))
+
+    def _state_phrase(self) -> str:
+        if self.state is State.NOT_AUTHENTICATED:
+            return "before authentication"
+        if self.state is State.AUTHENTICATED:
+            return "without a selected mailbox"
+        return "in this state"
+
+    async def send_updates(self, allow_expunge: bool = True, uid_in_fetch: bool = False) -> None:
+        """Tell the client what other sessions changed, as far as allowed now."""
+        selected = self.selected
+        if selected is None:
+            return
+        if selected.removed:
+            # The mailbox was deleted or renamed away under us.
+            self.io.write(responses.status(None, "BYE", "Selected mailbox was removed"))
+            self.io.close()
+            self.state = State.LOGOUT
+            return
+        for line in await selected.flush(allow_expunge, uid_in_fetch):
+            self.io.write(line)
+
+    # -- helpers for handlers ----------------------------------------------------
+
+    def authenticated(self, username: str, store, logout) -> None:
+        self.state = State.AUTHENTICATED
+        self.username = username
+        self.store = store
+        self._logout = logout
+        self.io.set_max_literal(self.policy.max_literal_size)
+        self.io.set_timeout(self.policy.idle_timeout)
+
+    def deselect(self) -> None:
+        if self.selected is not None:
+            self.selected.close()
+            self.selected = None
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
+
+    def connection_lost(self) -> None:
+        self.deselect()
+        if self._logout is not None:
+            logout, self._logout = self._logout, None
+            logout()
+        self.state = State.LOGOUT
