@@ -29,7 +29,7 @@ from twisted_mailhub.imap.parser import (
     FatalError,
     RawLine,
 )
-from twisted_mailhub.imap.session import ClientGone, Session, State
+from twisted_mailhub.imap.session import ClientGone, CommandFailed, Session, State
 from twisted_mailhub.policy import ServerPolicy
 
 
@@ -144,6 +144,10 @@ class IMAPServerProtocol(Protocol, TimeoutMixin):
             self._run(self._execute(event.command))
         elif isinstance(event, ContinuationRequest):
             self.transport.write(responses.continuation("Ready for literal data"))
+        elif isinstance(event, CommandError) and self._line_waiter is not None:
+            # A raw line (SASL response, IDLE's DONE) that was too long.
+            waiter, self._line_waiter = self._line_waiter, None
+            waiter.errback(CommandFailed(event.message, event.code, "BAD"))
         elif isinstance(event, CommandError):
             # RFC 3501 6.4.4: an unsupported CHARSET is NO, not BAD.
             condition = "NO" if (event.code or "").startswith("BADCHARSET") else "BAD"

@@ -107,9 +107,15 @@ class Uid:
 
 @dataclass(frozen=True, slots=True)
 class ModSeq:
-    """MODSEQ n (RFC 7162 section 3.1.5): messages with MODSEQ >= n."""
+    """
+    MODSEQ n (RFC 7162 section 3.1.5): messages with MODSEQ >= n.
+    ``entry`` (e.g. ``"/flags/\\Seen"``) and ``entry_type`` ("priv",
+    "shared" or "all") are the optional metadata item named by the client.
+    """
 
     value: int
+    entry: str | None = None
+    entry_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

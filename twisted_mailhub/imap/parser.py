@@ -1,0 +1,533 @@
+"""
+The sans-IO IMAP command parser: bytes from the client in, events out.
+
+    parser = CommandParser()
+    parser.receive_data(data)
+    while (event := parser.next_event()) is not None:
+        ...
+
+There are no sockets, no clock and no Twisted here; the protocol layer feeds
+the bytes and acts on the events.  L{twisted_mailhub.imap.framing} splits
+the stream into commands, L{twisted_mailhub.imap.grammar} and this module
+(the command table, SEARCH and FETCH) turn each command into a
+L{twisted_mailhub.imap.commands} value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from twisted_mailhub.imap import commands as c
+from twisted_mailhub.imap import grammar as g
+from twisted_mailhub.imap import searchkeys as sk
+from twisted_mailhub.imap.framing import (
+    DIGITS,
+    CommandFrame,
+    Cursor,
+    Framer,
+    LiteralAnnounced,
+    Oversize,
+    ParseError,
+    Part,
+    RawLineFrame,
+)
+from twisted_mailhub.imap.grammar import LPAREN, MAX_NUMBER64, RPAREN, SP, Context
+
+__all__ = [
+    "CommandParser", "Event", "CommandReceived", "ContinuationRequest",
+    "CommandError", "RawLine", "FatalError",
+]
+
+
+# -- events --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReceived:
+    """A complete, well-formed command."""
+
+    command: c.Command
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationRequest:
+    """
+    A synchronizing literal of C{size} bytes was announced and is
+    acceptable: the server must send a ``+`` continuation request, then the
+    parser waits for the literal.
+    """
+
+    tag: str | None
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandError:
+    """
+    A command was malformed or refused: answer ``tag BAD [code] message``
+    (``* BAD`` when C{tag} is None).  The parser has already skipped the
+    rest of the command.
+    """
+
+    tag: str | None
+    message: str
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """The line requested by L{CommandParser.expect_line}, end of line stripped."""
+
+    line: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FatalError:
+    """The stream cannot be resynchronised; the connection must be closed."""
+
+    message: str
+
+
+Event = Union[CommandReceived, ContinuationRequest, CommandError, RawLine, FatalError]
+
+
+class CommandParser:
+    """
+    Turns the client's bytes into L{Event}s.
+
+    Memory stays bounded by about C{max_line_length} (the line text of one
+    command) plus C{max_literal_size} (all literals of one command), plus
+    whatever was received and not yet asked for with L{next_event}.
+    """
+
+    def __init__(
+        self, *, max_line_length: int = 65536, max_literal_size: int = 64 * 2**20,
+        utf8: bool = False,
+    ) -> None:
+        self._framer = Framer(max_line_length, max_literal_size)
+        self.utf8 = utf8
+
+    @property
+    def max_literal_size(self) -> int:
+        """The largest literal (and total of literals) one command may carry."""
+        return self._framer.max_literal_size
+
+    @max_literal_size.setter
+    def max_literal_size(self, value: int) -> None:
+        self._framer.max_literal_size = value
+
+    @property
+    def max_line_length(self) -> int:
+        """The longest line text (all lines together) of one command."""
+        return self._framer.max_line_length
+
+    @max_line_length.setter
+    def max_line_length(self, value: int) -> None:
+        self._framer.max_line_length = value
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held: received and not consumed, plus the command so far."""
+        return self._framer.buffered
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the client."""
+        self._framer.receive_data(data)
+
+    def expect_line(self) -> None:
+        """Return the next line as a L{RawLine} (AUTHENTICATE, IDLE's DONE)."""
+        self._framer.expect_line()
+
+    def discard_buffer(self) -> int:
+        """
+        Drop everything received but not yet delivered as an event, as after
+        STARTTLS (RFC 9051 section 6.2.1: no command may be pipelined behind
+        it).  Return the number of bytes dropped.
+        """
+        return self._framer.discard_buffer()
+
+    def next_event(self) -> Event | None:
+        """The next event, or None when more data is needed."""
+        frame = self._framer.next_frame()
+        if frame is None:
+            return None
+        if isinstance(frame, RawLineFrame):
+            return RawLine(frame.line)
+        if isinstance(frame, Oversize):
+            return CommandError(g.read_tag((frame.head,)), frame.message, "TOOBIG")
+        if isinstance(frame, LiteralAnnounced):
+            tag = g.read_tag(frame.parts)
+            problem = check_prefix(frame.parts)
+            if problem is not None:
+                self._framer.abandon_command()
+                return CommandError(tag, problem.message, problem.code)
+            return ContinuationRequest(tag, frame.size)
+        assert isinstance(frame, CommandFrame)
+        if frame.parts == (b"",):
+            return CommandError(None, "Empty command line")
+        try:
+            return CommandReceived(parse_command(frame.parts, utf8=self.utf8))
+        except ParseError as e:
+            return CommandError(e.tag, e.message, e.code)
+
+
+# -- the command table -----------------------------------------------------------
+
+
+def parse_command(parts: tuple[Part, ...], *, utf8: bool = False) -> c.Command:
+    """
+    Parse one framed command.  A L{ParseError} raised has its C{tag}
+    attribute set to the command's tag, or None if the tag is invalid.
+    """
+    cursor = Cursor(parts)
+    tag = None
+    try:
+        tag = g.parse_tag(cursor)
+        name = cursor.word("command name")
+        parser = _COMMANDS.get(name)
+        if parser is None:
+            raise ParseError(f"Unknown command: {name}")
+        command = parser(Context(cursor, utf8), tag, name)
+        cursor.finish()
+        return command
+    except ParseError as e:
+        e.tag = tag
+        raise
+
+
+def check_prefix(parts: tuple[Part, ...]) -> ParseError | None:
+    """
+    Check the tag and command name of a command whose synchronizing literal
+    was just announced, so that a command bound to fail is refused before
+    the client sends the literal.
+    """
+    cursor = Cursor(parts)
+    try:
+        g.parse_tag(cursor)
+        name = cursor.word("command name")
+        if name not in _COMMANDS:
+            return ParseError(f"Unknown command: {name}")
+        if name == "UID" and cursor.skip(SP):
+            sub = cursor.word("UID command")
+            if sub not in _UID_COMMANDS:
+                return ParseError(f"Unknown UID command: {sub}")
+    except ParseError as e:
+        return e
+    return None
+
+
+def _uid(ctx: Context, tag: str, name: str) -> c.Command:
+    ctx.c.sp("UID command")
+    sub = ctx.c.word("UID command")
+    if sub == "EXPUNGE":
+        # RFC 4315 section 2.1
+        ctx.c.sp("UID set")
+        return c.Expunge(tag, g.sequence_set(ctx, "UID set"))
+    parser = _UID_COMMANDS.get(sub)
+    if parser is None:
+        raise ParseError(f"Unknown UID command: {sub}")
+    return parser(ctx, tag, sub, True)
+
+
+# -- SEARCH (RFC 9051 section 6.4.4, RFC 4731, RFC 7162, RFC 5032) ---------------
+
+_SEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
+_CHARSETS = ("US-ASCII", "UTF-8")
+_SEARCH_FLAGS = {
+    "ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft",
+    "FLAGGED": "\\Flagged", "SEEN": "\\Seen",
+}
+_SEARCH_HEADERS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", "TO": "To"}
+_SEARCH_DATES = {
+    "BEFORE": ("internal", "before"), "ON": ("internal", "on"), "SINCE": ("internal", "since"),
+    "SENTBEFORE": ("sent", "before"), "SENTON": ("sent", "on"), "SENTSINCE": ("sent", "since"),
+}
+MAX_SEARCH_DEPTH = 64
+
+
+def _search(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Search:
+    cur = ctx.c
+    cur.sp("search criteria")
+    returns = None
+    charset = None
+    if cur.peek_word() == "RETURN":
+        cur.word("RETURN")
+        cur.sp("RETURN options")
+
+        def option() -> str:
+            word = cur.word("RETURN option")
+            if word not in _SEARCH_RETURNS:
+                raise ParseError(f"Unknown SEARCH RETURN option: {word}")
+            return word
+
+        returns = tuple(g.paren_list(ctx, option, "RETURN options"))
+        cur.sp("search criteria")
+    if cur.peek_word() == "CHARSET":
+        cur.word("CHARSET")
+        cur.sp("charset")
+        raw = cur.quoted("charset") if cur.peek() == g.DQUOTE else cur.atom("charset")
+        charset = raw.decode("ascii", "replace").upper()
+        if charset not in _CHARSETS:
+            raise ParseError(f"Unsupported charset: {charset}",
+                             "BADCHARSET (" + " ".join(_CHARSETS) + ")")
+        cur.sp("search criteria")
+    reader = _SearchReader(ctx, charset)
+    keys = [reader.key(0)]
+    while cur.skip(SP):
+        keys.append(reader.key(0))
+    key = keys[0] if len(keys) == 1 else sk.And(tuple(keys))
+    return c.Search(tag, key, charset, uid, returns)
+
+
+class _SearchReader:
+    def __init__(self, ctx: Context, charset: str | None) -> None:
+        self.ctx = ctx
+        self.cur = ctx.c
+        self.charset = charset
+
+    def string(self, what: str) -> str:
+        raw = self.cur.astring(what)
+        # Without CHARSET, UTF-8 is accepted as well as US-ASCII (its subset).
+        codec = "ascii" if self.charset == "US-ASCII" else "utf-8"
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            raise ParseError(f"Search string is not valid {self.charset or 'UTF-8'}") from None
+
+    def arg(self, what: str) -> None:
+        self.cur.sp(what)
+
+    def key(self, depth: int) -> sk.SearchKey:
+        cur = self.cur
+        if depth > MAX_SEARCH_DEPTH:
+            raise ParseError("Search criteria nested too deeply")
+        first = cur.peek()
+        if first == LPAREN:
+            cur.advance()
+            keys = [self.key(depth + 1)]
+            while cur.skip(SP):
+                keys.append(self.key(depth + 1))
+            cur.expect(RPAREN, "after search keys")
+            return sk.And(tuple(keys))
+        if first is not None and first in g.SEQUENCE_START:
+            return sk.Sequence(g.sequence_set(self.ctx))
+        word = cur.word("search key")
+        if word in ("ALL", "NEW", "OLD", "RECENT"):
+            return {"ALL": sk.All(), "NEW": sk.New(), "OLD": sk.Recent(False),
+                    "RECENT": sk.Recent(True)}[word]
+        if word in _SEARCH_FLAGS:
+            return sk.Flag(_SEARCH_FLAGS[word])
+        if word.startswith("UN") and word[2:] in _SEARCH_FLAGS:
+            return sk.Flag(_SEARCH_FLAGS[word[2:]], present=False)
+        if word in ("KEYWORD", "UNKEYWORD"):
+            self.arg("keyword")
+            return sk.Flag(cur.atom("keyword").decode("ascii"), present=word == "KEYWORD")
+        if word in _SEARCH_DATES:
+            self.arg("date")
+            field, op = _SEARCH_DATES[word]
+            return sk.Date(field, op, g.search_date(self.ctx))  # type: ignore[arg-type]
+        if word in _SEARCH_HEADERS:
+            self.arg("search string")
+            return sk.Header(_SEARCH_HEADERS[word], self.string("search string"))
+        if word == "HEADER":
+            self.arg("header field name")
+            field = self.cur.astring("header field name")
+            if not field.isascii():
+                raise ParseError("Invalid header field name")
+            self.arg("search string")
+            return sk.Header(field.decode("ascii"), self.string("search string"))
+        if word in ("BODY", "TEXT"):
+            self.arg("search string")
+            value = self.string("search string")
+            return sk.Body(value) if word == "BODY" else sk.Text(value)
+        if word in ("LARGER", "SMALLER"):
+            self.arg("size")
+            return sk.Size(word.lower(), cur.number("size", limit=MAX_NUMBER64))  # type: ignore[arg-type]
+        if word == "UID":
+            self.arg("UID set")
+            return sk.Uid(g.sequence_set(self.ctx, "UID set"))
+        if word == "NOT":
+            self.arg("search key")
+            return sk.Not(self.key(depth + 1))
+        if word == "OR":
+            self.arg("search key")
+            left = self.key(depth + 1)
+            self.arg("search key")
+            return sk.Or(left, self.key(depth + 1))
+        if word == "MODSEQ":
+            return self.modseq()
+        if word in ("OLDER", "YOUNGER"):
+            self.arg("interval")
+            return sk.Age(word.lower(), cur.number("interval", nonzero=True))  # type: ignore[arg-type]
+        raise ParseError(f"Unknown search key: {word}")
+
+    def modseq(self) -> sk.ModSeq:
+        # RFC 7162 section 3.1.5: MODSEQ [entry-name entry-type-req] modseq
+        cur = self.cur
+        self.arg("mod-sequence")
+        entry = entry_type = None
+        if cur.peek() == g.DQUOTE:
+            raw = cur.quoted("MODSEQ entry name")
+            if not raw.lower().startswith(b"/flags/") or not raw.isascii():
+                raise ParseError("Invalid MODSEQ entry name")
+            entry = raw.decode("ascii")
+            self.arg("MODSEQ entry type")
+            entry_type = cur.word("MODSEQ entry type").lower()
+            if entry_type not in ("priv", "shared", "all"):
+                raise ParseError(f"Invalid MODSEQ entry type: {entry_type}")
+            self.arg("mod-sequence")
+        return sk.ModSeq(cur.number("mod-sequence", limit=MAX_NUMBER64), entry, entry_type)
+
+
+# -- FETCH (RFC 9051 section 6.4.5, RFC 3516, RFC 7162) ------------------------------
+
+_FETCH_NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
+_FETCH_SIMPLE = frozenset({
+    "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
+    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "SAVEDATE", "EMAILID",
+    "THREADID",
+})
+_FAST = (c.FetchAttr("FLAGS"), c.FetchAttr("INTERNALDATE"), c.FetchAttr("RFC822.SIZE"))
+# RFC 3501 section 6.4.5
+_MACROS = {
+    "FAST": _FAST,
+    "ALL": _FAST + (c.FetchAttr("ENVELOPE"),),
+    "FULL": _FAST + (c.FetchAttr("ENVELOPE"), c.FetchAttr("BODY")),
+}
+
+
+def _fetch(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Fetch:
+    cur = ctx.c
+    cur.sp("sequence set")
+    seq = g.sequence_set(ctx)
+    cur.sp("FETCH attributes")
+    if cur.peek() == LPAREN:
+        attrs = tuple(g.paren_list(ctx, lambda: _fetch_att(ctx), "FETCH attributes", empty=False))
+    elif cur.peek_word() in _MACROS:
+        attrs = _MACROS[cur.word("FETCH macro")]
+    else:
+        attrs = (_fetch_att(ctx),)
+    changedsince = None
+    vanished = False
+    if not cur.at_end():
+        cur.sp("FETCH modifiers")
+        for modifier in g.paren_list(ctx, lambda: _fetch_modifier(ctx), "FETCH modifiers",
+                                     empty=False):
+            if modifier is None:
+                vanished = True
+            else:
+                changedsince = modifier
+    # RFC 7162 section 3.2.6
+    if vanished and not uid:
+        raise ParseError("VANISHED is only allowed in UID FETCH")
+    if vanished and changedsince is None:
+        raise ParseError("VANISHED requires CHANGEDSINCE")
+    return c.Fetch(tag, seq, attrs, uid, changedsince, vanished)
+
+
+def _fetch_modifier(ctx: Context) -> int | None:
+    word = ctx.c.word("FETCH modifier")
+    if word == "VANISHED":
+        return None
+    if word != "CHANGEDSINCE":
+        raise ParseError(f"Unknown FETCH modifier: {word}")
+    ctx.c.sp("CHANGEDSINCE value")
+    return ctx.c.number("CHANGEDSINCE value", limit=MAX_NUMBER64)
+
+
+def _fetch_att(ctx: Context) -> c.FetchAttr:
+    cur = ctx.c
+    raw = cur.take_while(_FETCH_NAME_CHARS)
+    if not raw:
+        raise cur.missing_or_invalid("FETCH attribute")
+    name = raw.decode("ascii").upper()
+    if name in _FETCH_SIMPLE and not (name == "BODY" and cur.peek() == ord("[")):
+        return c.FetchAttr(name)
+    if name in ("BODY", "BODY.PEEK"):
+        cur.expect(ord("["), f"after {name}")
+        section = _section(ctx)
+        return c.FetchAttr("BODY[]", section, _partial(ctx), peek=name == "BODY.PEEK")
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        # RFC 3516 section 4.1: section-binary = "[" [section-part] "]"
+        cur.expect(ord("["), f"after {name}")
+        part = _section_part(ctx) if cur.peek() != ord("]") else ()
+        cur.expect(ord("]"), f"after {name} section")
+        section = c.Section(part)
+        if name == "BINARY.SIZE":
+            return c.FetchAttr(name, section)
+        return c.FetchAttr("BINARY[]", section, _partial(ctx), peek=name == "BINARY.PEEK")
+    raise ParseError(f"Unknown FETCH attribute: {raw.decode('ascii')}")
+
+
+def _section_part(ctx: Context) -> tuple[int, ...]:
+    cur = ctx.c
+    part = [cur.number("section part", nonzero=True)]
+    while cur.peek_bytes(2)[:1] == b"." and cur.peek_bytes(2)[1:] in _DIGIT_BYTES:
+        cur.advance()
+        part.append(cur.number("section part", nonzero=True))
+    return tuple(part)
+
+
+_DIGIT_BYTES = {bytes((d,)) for d in DIGITS}
+_SECTION_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME")
+
+
+def _section(ctx: Context) -> c.Section:
+    """RFC 9051 ``section-spec`` after the ``[``, through the ``]``."""
+    cur = ctx.c
+    if cur.skip(ord("]")):
+        return c.Section()
+    part: tuple[int, ...] = ()
+    if cur.peek() in DIGITS:
+        part = _section_part(ctx)
+        if cur.skip(ord("]")):
+            return c.Section(part)
+        if not cur.skip(ord(".")):
+            raise ParseError("Expected ] after section")
+    raw = cur.take_while(_FETCH_NAME_CHARS)
+    text = raw.decode("ascii").upper()
+    if text not in _SECTION_TEXTS or (text == "MIME" and not part):
+        raise ParseError(f"Invalid section: {raw.decode('ascii') or 'empty'}")
+    fields: tuple[str, ...] = ()
+    if text.startswith("HEADER.FIELDS"):
+        cur.sp("header field names")
+
+        def field() -> str:
+            name = cur.astring("header field name")
+            if not name.isascii():
+                raise ParseError("Invalid header field name")
+            return name.decode("ascii").upper()
+
+        fields = tuple(g.paren_list(ctx, field, "header field names", empty=False))
+    cur.expect(ord("]"), "after section")
+    return c.Section(part, text, fields)
+
+
+def _partial(ctx: Context) -> tuple[int, int] | None:
+    """``<origin.count>``"""
+    cur = ctx.c
+    if not cur.skip(ord("<")):
+        return None
+    origin = cur.number("partial origin", limit=MAX_NUMBER64)
+    cur.expect(ord("."), "in partial range")
+    count = cur.number("partial length", nonzero=True, limit=MAX_NUMBER64)
+    cur.expect(ord(">"), "after partial range")
+    return origin, count
+
+
+_COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
+    **{name: g.cmd_simple for name in g.SIMPLE},
+    "ID": g.cmd_id, "LOGIN": g.cmd_login, "AUTHENTICATE": g.cmd_authenticate,
+    "ENABLE": g.cmd_enable, "SELECT": g.cmd_select, "EXAMINE": g.cmd_select,
+    "CREATE": g.cmd_create, "DELETE": g.cmd_one_mailbox,
+    "SUBSCRIBE": g.cmd_one_mailbox, "UNSUBSCRIBE": g.cmd_one_mailbox,
+    "RENAME": g.cmd_rename, "LIST": g.cmd_list, "LSUB": g.cmd_list,
+    "STATUS": g.cmd_status, "APPEND": g.cmd_append, "COPY": g.cmd_copy,
+    "MOVE": g.cmd_copy, "STORE": g.cmd_store, "SEARCH": _search, "FETCH": _fetch,
+    "UID": _uid,
+}
+_UID_COMMANDS: dict[str, Callable[..., c.Command]] = {
+    "COPY": g.cmd_copy, "MOVE": g.cmd_copy, "STORE": g.cmd_store,
+    "SEARCH": _search, "FETCH": _fetch, "EXPUNGE": _uid,
+}
