@@ -68,6 +68,8 @@ class IMAPServerProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         factory = self.factory
         policy: ServerPolicy = factory.policy
+        # TimeoutMixin schedules with self.callLater: use the factory's clock.
+        self.callLater = factory.clock.callLater
         peer = self.transport.getPeer()
         self.peer_host = getattr(peer, "host", "") or "local"
         self.is_loopback = is_loopback(peer)
@@ -77,7 +79,8 @@ class IMAPServerProtocol(Protocol, TimeoutMixin):
             max_line_length=policy.max_line_length,
             max_literal_size=policy.max_literal_size_unauthenticated,
         )
-        self.session = Session(self, factory.portal, policy, throttle=factory.throttle)
+        self.session = Session(self, factory.portal, policy, throttle=factory.throttle,
+                               clock=factory.clock, users=factory.per_user)
         self.transport.registerProducer(self, True)
         if not factory.connection_opened(self):
             self.transport.write(responses.status(
@@ -212,10 +215,8 @@ class IMAPServerProtocol(Protocol, TimeoutMixin):
         self.parser.expect_line()
         self._line_waiter = defer.Deferred()
         waiter = self._line_waiter
-        from twisted.internet import reactor
-
         # Data for the line may already be buffered: look once the caller waits.
-        reactor.callLater(0, self._pump)
+        self.factory.clock.callLater(0, self._pump)
         return waiter
 
     def start_tls(self) -> None:
@@ -263,14 +264,18 @@ class IMAPServerFactory(ServerFactory):
     protocol = IMAPServerProtocol
 
     def __init__(self, portal, *, policy: ServerPolicy | None = None, tls_options=None,
-                 throttle=None) -> None:
+                 throttle=None, clock=None) -> None:
+        from twisted.internet import reactor
+
         self.portal = portal
         self.policy = policy or ServerPolicy()
         self.tls_options = tls_options
+        self.clock = clock if clock is not None else reactor
         if throttle is None:
-            throttle = _default_throttle(self.policy)
+            throttle = _default_throttle(self.policy, self.clock)
         self.throttle = throttle
         self._per_address: Counter[str] = Counter()
+        self.per_user: Counter[str] = Counter()
         self.connections: set[IMAPServerProtocol] = set()
 
     def connection_opened(self, protocol: IMAPServerProtocol) -> bool:
@@ -297,11 +302,7 @@ class IMAPServerFactory(ServerFactory):
             protocol.close()
 
 
-def _default_throttle(policy: ServerPolicy):
-    try:
-        from twisted.internet import reactor
+def _default_throttle(policy: ServerPolicy, clock):
+    from twisted_mailhub.auth.throttle import FailureThrottle
 
-        from twisted_mailhub.auth.throttle import FailureThrottle
-    except ImportError:
-        return None
-    return FailureThrottle(reactor, policy.auth_failure_delay, policy.auth_failure_delay_max)
+    return FailureThrottle(clock, policy.auth_failure_delay, policy.auth_failure_delay_max)

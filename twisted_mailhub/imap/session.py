@@ -92,12 +92,18 @@ class Session:
     log = Logger()
 
     def __init__(self, io: SessionIO, portal, policy: ServerPolicy, *,
-                 throttle=None, registry=None) -> None:
+                 throttle=None, clock=None, users=None) -> None:
+        from collections import Counter
+
+        from twisted.internet import reactor
+
         self.io = io
         self.portal = portal
         self.policy = policy
         self.throttle = throttle
-        self.registry = registry
+        self.clock = clock if clock is not None else reactor
+        # Authenticated sessions per user, shared by the sessions of a server.
+        self.users = users if users is not None else Counter()
         self.state = State.NOT_AUTHENTICATED
         self.username: str | None = None
         self.store = None
@@ -212,6 +218,10 @@ class Session:
     # -- helpers for handlers ----------------------------------------------------
 
     def authenticated(self, username: str, store, logout) -> None:
+        if self.users[username] >= self.policy.max_connections_per_user:
+            logout()
+            raise CommandFailed("Too many connections for this user", "LIMIT")
+        self.users[username] += 1
         self.state = State.AUTHENTICATED
         self.username = username
         self.store = store
@@ -228,6 +238,10 @@ class Session:
 
     def connection_lost(self) -> None:
         self.deselect()
+        if self.username is not None and self.state is not State.NOT_AUTHENTICATED:
+            self.users[self.username] -= 1
+            if self.users[self.username] <= 0:
+                del self.users[self.username]
         if self._logout is not None:
             logout, self._logout = self._logout, None
             logout()

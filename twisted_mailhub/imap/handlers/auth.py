@@ -7,7 +7,6 @@ import binascii
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from twisted_mailhub.imap import commands as C
@@ -93,7 +92,7 @@ async def _throttle(session: Session) -> None:
         return
     delay = session.throttle.delay_for(session.io.peer_host)
     if delay > 0:
-        await deferLater(reactor, delay, lambda: None)
+        await deferLater(session.clock, delay, lambda: None)
 
 
 async def _failed(session: Session, username: str, mechanism: str):

@@ -1,0 +1,151 @@
+"""
+Whole sessions under fuzzing: arbitrary bytes and mutated valid commands,
+fed to a real protocol instance over an in-memory transport, never crash
+the server, never leave an internal error, and always get answers that are
+well-formed response lines.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.cred.portal import Portal
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
+
+from twisted_mailhub.auth.checkers import InMemoryChecker
+from twisted_mailhub.auth.realm import MailhubRealm
+from twisted_mailhub.backends.memory import MemoryBackend
+from twisted_mailhub.imap.protocol import IMAPServerFactory
+from twisted_mailhub.model import AppendRequest
+from twisted_mailhub.policy import ServerPolicy
+
+VALID = [
+    b"a NOOP", b"a CAPABILITY", b"b SELECT INBOX", b"c FETCH 1:* (FLAGS BODY.PEEK[])",
+    b"d STORE 1 +FLAGS (\\Seen)", b"e SEARCH OR FROM x SUBJECT y", b"f UID FETCH 1:* ALL",
+    b"g LIST \"\" *", b"h STATUS INBOX (MESSAGES UNSEEN)", b"i CREATE foo/bar",
+    b"j RENAME foo baz", b"k APPEND INBOX (\\Flagged) {5+}\r\nab\r\nc", b"l EXPUNGE",
+    b"m COPY 1 INBOX", b"n IDLE", b"DONE", b"o CLOSE", b"p EXAMINE INBOX",
+    b"q FETCH 1 BODY[1.2.HEADER.FIELDS (FROM)]<0.10>", b"r UID SEARCH RETURN (MIN) ALL",
+    b"s AUTHENTICATE PLAIN", b"*", b"t ENABLE CONDSTORE", b"u DELETE baz", b"v LSUB \"\" %",
+]
+
+MESSAGE = (b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+           b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n")
+
+
+def mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    for position, delete, insert in edits:
+        position %= len(data) + 1
+        data = data[:position] + insert + data[position + delete:]
+    return data
+
+
+commands = st.lists(
+    st.one_of(
+        st.sampled_from(VALID),
+        st.tuples(st.sampled_from(VALID),
+                  st.lists(st.tuples(st.integers(0, 200), st.integers(0, 3),
+                                     st.binary(max_size=4)), max_size=3))
+        .map(lambda t: mutate(*t)),
+        st.binary(max_size=60),
+    ),
+    max_size=12,
+)
+
+
+class Session:
+    def __init__(self) -> None:
+        self.clock = Clock()
+        backend = MemoryBackend()
+        portal = Portal(MailhubRealm(backend), [InMemoryChecker({"alice": "pw"})])
+        policy = ServerPolicy(max_line_length=2048, max_literal_size=4096,
+                              max_literal_size_unauthenticated=512, auth_failure_delay=0.0,
+                              auth_failure_delay_max=0.0)
+        self.factory = IMAPServerFactory(portal, policy=policy, clock=self.clock)
+        addr = IPv4Address("TCP", "127.0.0.1", 40000)
+        self.protocol = self.factory.buildProtocol(addr)
+        self.transport = StringTransport(peerAddress=addr)
+        self.protocol.makeConnection(self.transport)
+        self.feed(b"0 LOGIN alice pw\r\n")
+        self.feed(b"0 APPEND INBOX {%d+}\r\n" % len(MESSAGE) + MESSAGE + b"\r\n")
+        self.feed(b"0 APPEND INBOX {%d+}\r\n" % len(MESSAGE) + MESSAGE + b"\r\n")
+
+    def feed(self, data: bytes) -> None:
+        if not self.transport.disconnecting:
+            self.protocol.dataReceived(data)
+        for _ in range(3):
+            self.clock.advance(0)
+
+
+class SessionFuzzTests:
+    @settings(max_examples=300, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(commands, st.integers(1, 7))
+    def test_sessions_survive_anything(self, lines, chunk) -> None:
+        failures = []
+
+        def observer(event):
+            if event.get("log_failure") is not None or event.get("log_level").name in (
+                    "error", "critical"):
+                failures.append(event)
+
+        globalLogPublisher.addObserver(observer)
+        try:
+            s = Session()
+            data = b"".join(line + b"\r\n" for line in lines)
+            for i in range(0, len(data), chunk):
+                s.feed(data[i:i + chunk])
+            s.feed(b"\r\nzz NOOP\r\n")
+        finally:
+            globalLogPublisher.removeObserver(observer)
+        self.assertNoFailures(failures)
+        out = s.transport.value()
+        self.assertTrue(out.startswith(b"* OK "))
+        # Every response line is an untagged, continuation or tagged line.
+        for line in _response_lines(out):
+            self.assertTrue(line[:2] in (b"* ", b"+ ") or b" " in line, line)
+        if not s.transport.disconnecting:
+            # The session still answers (unless the input left a literal or an
+            # IDLE/AUTHENTICATE exchange open, which the next line completes).
+            self.assertTrue(out.endswith(b"\r\n"))
+
+    def assertNoFailures(self, failures) -> None:
+        assert not failures, [f.get("log_format") for f in failures]
+
+    def assertTrue(self, value, msg=None) -> None:
+        assert value, msg
+
+
+def _response_lines(out: bytes):
+    """Response lines of C{out}, skipping literal payloads."""
+    import re
+
+    i = 0
+    while i < len(out):
+        start = i
+        while True:
+            end = out.find(b"\r\n", i)
+            if end < 0:
+                return
+            m = re.search(rb"\{(\d+)\}$", out[i:end])
+            i = end + 2
+            if not m:
+                break
+            # A literal: its bytes and what follows belong to the same line.
+            i += int(m.group(1))
+        yield out[start:i - 2]
+
+
+class TestSessionFuzz(SessionFuzzTests):
+    pass
+
+
+def test_fuzzed_sessions_start_with_messages() -> None:
+    # The starting state the fuzzer builds on: logged in, two messages.
+    s = Session()
+    s.feed(b"b SELECT INBOX\r\nc FETCH 2 (BODYSTRUCTURE BODY[1])\r\n")
+    out = s.transport.value()
+    assert b"c OK FETCH completed" in out, out
