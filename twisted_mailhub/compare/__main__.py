@@ -1,0 +1,5 @@
+import sys
+
+from twisted_mailhub.compare import main
+
+sys.exit(main())

@@ -1,0 +1,288 @@
+"""
+The Twisted layer of the POP3 server: lines from the socket go to the
+L{POP3Session} one command at a time, and its bytes go back with flow
+control.
+
+Why not C{twisted.mail.pop3.POP3}: its mailbox interface is synchronous
+where ours is not (C{getUidl}, C{deleteMessage}, C{sync}); its
+C{transformChunk} turns the CRLF our stores keep into CR CR LF and misses
+a dot at the start of a chunk; it sends Python exception text to clients;
+and it has neither STLS, RESP-CODES nor RFC 5034 AUTH.  What it does well
+(line reception, timeouts, file sending with producers) comes from
+Twisted's general machinery, used here directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from twisted_mailhub.auth.throttle import FailureThrottle
+from twisted_mailhub.policy import ServerPolicy
+from twisted_mailhub.pop3 import wire
+from twisted_mailhub.pop3.maildrop import DEFAULT_LOCKS, MaildropLocks
+from twisted_mailhub.pop3.session import ClientGone, POP3Session, State
+
+
+def _is_loopback(address) -> bool:
+    host = getattr(address, "host", None)
+    if host is None:
+        # UNIX sockets are local by construction.
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@implementer(IPushProducer)
+class POP3ServerProtocol(Protocol, TimeoutMixin):
+    """One POP3 connection; the L{POP3IO} of its session."""
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        self.secure = False
+        self.tls_available = False
+        self.is_loopback = False
+        self.peer_host = ""
+        self.closed = False
+        self._buffer = b""
+        self._discarding = False
+        self._lines: list[bytes] = []
+        self._busy = False
+        self._line_waiter: defer.Deferred | None = None
+        self._drain: defer.Deferred | None = None
+        self._reading_paused = False
+        self._counted = False
+
+    # -- connection lifecycle ------------------------------------------------
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        # TimeoutMixin schedules with self.callLater: use the factory's clock.
+        self.callLater = factory.clock.callLater
+        peer = self.transport.getPeer()
+        self.peer_host = getattr(peer, "host", "") or "local"
+        self.is_loopback = _is_loopback(peer)
+        # Implicit TLS: the factory is wrapped in TLSMemoryBIOFactory.
+        self.secure = ISSLTransport.providedBy(self.transport)
+        self.tls_available = factory.tls_options is not None and not self.secure
+        self.session = POP3Session(self, factory)
+        self.transport.registerProducer(self, True)
+        if not factory.connection_opened(self):
+            self.transport.write(wire.err("Too many connections from your address", "SYS/TEMP"))
+            self.close()
+            return
+        self.setTimeout(factory.policy.login_timeout)
+        self.session.greet()
+
+    def connectionLost(self, reason=None) -> None:
+        self.closed = True
+        self.setTimeout(None)
+        self.factory.connection_closed(self)
+        if hasattr(self, "session"):
+            self.session.connection_lost()
+        for pending in (self._line_waiter, self._drain):
+            if pending is not None:
+                pending.errback(ClientGone())
+        self._line_waiter = self._drain = None
+
+    def timeoutConnection(self) -> None:
+        # RFC 1939 section 3: the autologout timer; no UPDATE state follows.
+        self.write(wire.err("Autologout; idle for too long"))
+        self.close()
+
+    # -- input -------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self._buffer += data
+        limit = self.factory.policy.max_line_length
+        while not self.closed:
+            end = self._buffer.find(b"\n")
+            if end == -1:
+                if len(self._buffer) > limit:
+                    # Drop the overlong line's bytes as they come, answer once.
+                    if not self._discarding:
+                        self._discarding = True
+                        self._lines.append(None)  # type: ignore[arg-type]
+                    self._buffer = b""
+                break
+            line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
+            if self._discarding:
+                self._discarding = False
+                continue
+            if len(line) > limit:
+                line = None  # type: ignore[assignment]
+            self._lines.append(line.rstrip(b"\r") if line is not None else None)
+        if len(self._lines) > 64 and not self._reading_paused:
+            # A client pipelining faster than we answer: stop reading.
+            self._reading_paused = True
+            self.transport.pauseProducing()
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._lines and not self.closed:
+            if self._line_waiter is not None:
+                waiter, self._line_waiter = self._line_waiter, None
+                line = self._lines.pop(0)
+                waiter.callback(line if line is not None else b"")
+                continue
+            if self._busy:
+                return
+            line = self._lines.pop(0)
+            self._busy = True
+            d = defer.Deferred.fromCoroutine(self._execute(line))
+            d.addErrback(self._crashed)
+        if self._reading_paused and len(self._lines) < 16 and not self.closed:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+
+    async def _execute(self, line: bytes | None) -> None:
+        try:
+            if line is None:
+                self.session.bad_commands += 1
+                self.write(wire.err("Line too long"))
+            else:
+                try:
+                    command = wire.parse_command(line)
+                except wire.CommandSyntaxError:
+                    self.session.bad_commands += 1
+                    self.write(wire.err("Invalid command"))
+                else:
+                    await self.session.execute(command)
+        except ClientGone:
+            return
+        finally:
+            self._busy = False
+        if self.session.bad_commands >= self.factory.policy.max_bad_commands:
+            self.write(wire.err("Too many invalid commands"))
+            self.close()
+            return
+        self._pump()
+
+    def _crashed(self, failure) -> None:
+        self.log.failure("POP3 session crashed", failure)
+        if not self.closed:
+            self.write(wire.err("Internal server error", "SYS/TEMP"))
+            self.close()
+
+    # -- POP3IO --------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def drain(self) -> defer.Deferred:
+        if self.closed:
+            return defer.fail(ClientGone())
+        if self._drain is not None:
+            return self._drain
+        return defer.succeed(None)
+
+    def read_line(self) -> defer.Deferred:
+        if self.closed:
+            return defer.fail(ClientGone())
+        self._line_waiter = defer.Deferred()
+        waiter = self._line_waiter
+        # The line may already be buffered: look once the caller waits.
+        self.factory.clock.callLater(0, self._pump)
+        return waiter
+
+    def start_tls(self) -> None:
+        self._lines.clear()
+        self._buffer = b""
+        self.transport.startTLS(self.factory.tls_options)
+        self.secure = True
+        self.tls_available = False
+
+    def set_timeout(self, seconds: float | None) -> None:
+        self.setTimeout(seconds)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.loseConnection()
+
+    # -- IPushProducer: the transport tells us when the client is slow -------------
+
+    def pauseProducing(self) -> None:
+        if self._drain is None:
+            self._drain = defer.Deferred()
+
+    def resumeProducing(self) -> None:
+        drain, self._drain = self._drain, None
+        if drain is not None:
+            drain.callback(None)
+
+    def stopProducing(self) -> None:
+        self.resumeProducing()
+
+
+class POP3ServerFactory(ServerFactory):
+    """
+    Serves POP3 (RFC 1939) for the users of C{portal}, whose realm yields
+    L{IMailStore} avatars; each session works on the user's INBOX.
+
+    C{tls_options} enables STLS; wrap the factory in
+    L{twisted.protocols.tls.TLSMemoryBIOFactory} for implicit TLS (port 995).
+    C{mark_seen_on_retr} adds ``\\Seen`` to the messages RETR sent in full,
+    at QUIT.  C{locks} is the maildrop lock table (by default one per
+    process, shared by all POP3 factories).  C{throttle} delays answers
+    after failed logins (a L{FailureThrottle} from the policy by default);
+    C{clock} schedules timeouts and delays (the reactor by default).
+    """
+
+    protocol = POP3ServerProtocol
+
+    def __init__(self, portal, *, policy: ServerPolicy | None = None, tls_options=None,
+                 mark_seen_on_retr: bool = False, throttle=None,
+                 locks: MaildropLocks | None = None, clock=None) -> None:
+        self.portal = portal
+        self.policy = policy or ServerPolicy()
+        self.tls_options = tls_options
+        self.mark_seen_on_retr = mark_seen_on_retr
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+        if throttle is None:
+            throttle = FailureThrottle(clock, self.policy.auth_failure_delay,
+                                       self.policy.auth_failure_delay_max)
+        self.throttle = throttle
+        self.locks = locks if locks is not None else DEFAULT_LOCKS
+        self._per_address: Counter[str] = Counter()
+        self.connections: set[POP3ServerProtocol] = set()
+
+    def connection_opened(self, protocol: POP3ServerProtocol) -> bool:
+        """Count C{protocol}; False when its address has too many connections."""
+        self.connections.add(protocol)
+        self._per_address[protocol.peer_host] += 1
+        protocol._counted = True
+        return self._per_address[protocol.peer_host] <= self.policy.max_connections_per_address
+
+    def connection_closed(self, protocol: POP3ServerProtocol) -> None:
+        """Forget C{protocol}."""
+        self.connections.discard(protocol)
+        if protocol._counted:
+            protocol._counted = False
+            host = protocol.peer_host
+            self._per_address[host] -= 1
+            if self._per_address[host] <= 0:
+                del self._per_address[host]
+
+    def disconnect_all(self, message: str = "Server shutting down") -> None:
+        """Tell every client and close its connection (for shutdown)."""
+        for protocol in list(self.connections):
+            protocol.write(wire.err(message, "SYS/TEMP"))
+            protocol.close()
+
+
+__all__ = ["POP3ServerFactory", "POP3ServerProtocol", "State"]
