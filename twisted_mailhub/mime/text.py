@@ -1,0 +1,96 @@
+"""
+Text of a message for SEARCH (RFC 9051 section 6.4.4: HEADER, BODY, TEXT
+and the address/subject keys match decoded text, case-insensitively) and
+its sent date (SENTBEFORE, SENTON, SENTSINCE).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from email.utils import parsedate_to_datetime
+from typing import Iterator
+
+from twisted_mailhub.mime.headers import (
+    charset_decode,
+    decode_header_value,
+    split_fields,
+)
+from twisted_mailhub.mime.sections import binary_decode
+from twisted_mailhub.mime.structure import BodyPart, MessageStructure
+
+__all__ = ["decode_header_value", "search_text", "sent_date", "text_parts"]
+
+
+def text_parts(structure: MessageStructure) -> Iterator[BodyPart]:
+    """The text/* leaf parts, depth first, including those of attached
+    messages."""
+    stack = [structure.root]
+    while stack:
+        part = stack.pop()
+        if part.children:
+            stack.extend(reversed(part.children))
+        elif part.message is not None:
+            stack.append(part.message.root)
+        elif part.type == "text":
+            yield part
+
+
+def decode_body(data: bytes, part: BodyPart) -> str:
+    """A text part's body, transfer-decoded and charset-decoded (an unknown
+    encoding is taken as is; an unknown charset as UTF-8, else latin-1)."""
+    body = data[part.body_start : part.end]
+    decoded = binary_decode(body, part.encoding)
+    if decoded is None:
+        decoded = body
+    return charset_decode(decoded, dict(part.params).get("charset", ""))
+
+
+def search_text(data: bytes, structure: MessageStructure) -> tuple[str, str]:
+    """
+    (header text, body text) of a message for substring search.  The header
+    text is one ``Name: value`` line per field, values decoded (RFC 2047);
+    the body text is the decoded text/* parts joined by newlines.
+    """
+    root = structure.root
+    header_lines = [
+        f"{name}: {decode_header_value(raw)}"
+        for name, raw in split_fields(data[root.header_start : root.body_start])
+    ]
+    bodies = [decode_body(data, part) for part in text_parts(structure)]
+    return "\n".join(header_lines), "\n".join(bodies)
+
+
+_LOOSE_DATE_RE = re.compile(
+    r"(\d{1,2})\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{2,4})",
+    re.I,
+)
+_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+
+
+def parse_date(value: str) -> datetime.date | None:
+    """The calendar date of an RFC 5322 date-time, as written (its own time
+    zone), tolerating obsolete and sloppy forms."""
+    try:
+        return parsedate_to_datetime(value).date()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    m = _LOOSE_DATE_RE.search(value)
+    if m is None:
+        return None
+    year = int(m.group(3))
+    if year < 100:  # RFC 5322 section 4.3 two-digit years
+        year += 2000 if year < 50 else 1900
+    try:
+        return datetime.date(year, _MONTHS.index(m.group(2).lower()) + 1, int(m.group(1)))
+    except ValueError:
+        return None
+
+
+def sent_date(structure: MessageStructure) -> datetime.date | None:
+    """The date of the message's Date header, disregarding time and time
+    zone (RFC 9051 SENTON), or None when absent or unreadable."""
+    values = structure.headers.get("date")
+    if not values:
+        return None
+    return parse_date(values[0])
