@@ -16,10 +16,17 @@ from twisted_mailhub.errors import (
     MailboxExists,
     MailboxHasChildren,
     MailboxNotFound,
+    MessageExpunged,
     NotSelectable,
 )
-from twisted_mailhub.interfaces import IMailboxListener, INotifier
-from twisted_mailhub.model import AppendRequest, MailboxEvent, MailboxInfo
+from twisted_mailhub.interfaces import ICopyableMailbox, IMailbox, IMailboxListener, INotifier
+from twisted_mailhub.model import (
+    RECENT,
+    AppendRequest,
+    MailboxEvent,
+    MailboxInfo,
+    canonical_flag,
+)
 
 MAX_NAME_LENGTH = 1000
 _FORBIDDEN = set("\x00\r\n") | {chr(c) for c in range(0x01, 0x20)} | {"\x7f"}
@@ -192,12 +199,7 @@ class BaseMailStore:
         target = await self._open(new, False)
         uids = await inbox.uids()
         if uids:
-            requests = []
-            for meta in await inbox.metadata(uids):
-                message = await inbox.open_message(meta.uid)
-                content = await message.read(0, None)
-                requests.append(AppendRequest(content, meta.flags, meta.internaldate))
-            await target.append(requests)
+            await copy_messages(inbox, target, uids)
             await inbox.store_flags(uids, "add", {"\\Deleted"})
             await inbox.expunge(uids)
 
@@ -223,4 +225,70 @@ class BaseMailbox:
 
 
 def sorted_unique(uids: Iterable[int]) -> list[int]:
+    """The distinct C{uids} in ascending order."""
     return sorted(set(uids))
+
+
+# -- helpers for backends and callers ------------------------------------------
+
+FLAG_MODES = ("set", "add", "remove")
+
+
+def clean_flags(flags: Iterable[str]) -> frozenset[str]:
+    """
+    Canonicalise system flags and drop C{\\Recent}, which is per-session
+    state and never stored (see L{MessageMeta}).
+    """
+    cleaned = {canonical_flag(flag) for flag in flags}
+    cleaned.discard(RECENT)
+    return frozenset(cleaned)
+
+
+def apply_flags(current: frozenset[str], mode: str, flags: frozenset[str]) -> frozenset[str]:
+    """
+    The flags a message has after a STORE of C{flags} with C{mode}
+    (C{"set"}, C{"add"} or C{"remove"}).  C{flags} must already be
+    cleaned (L{clean_flags}).
+    """
+    if mode == "set":
+        return flags
+    if mode == "add":
+        return current | flags
+    if mode == "remove":
+        return current - flags
+    raise ValueError(f"Unknown flag store mode {mode!r}; expected one of {FLAG_MODES}")
+
+
+async def copy_messages(
+    source: IMailbox, destination: IMailbox, uids: Iterable[int], origin: Hashable | None = None
+) -> list[tuple[int, int]]:
+    """
+    Copy the existing messages among C{uids} from C{source} into
+    C{destination}, keeping flags and INTERNALDATE; return
+    C{[(source_uid, new_uid), ...]} in ascending source order.
+
+    Uses L{ICopyableMailbox.copy_to} when C{source} provides it and accepts
+    C{destination}; otherwise reads each message and appends them all in
+    one atomic L{IMailbox.append}.
+    """
+    uids = sorted_unique(uids)
+    copyable = ICopyableMailbox(source, None)
+    if copyable is not None:
+        pairs = await copyable.copy_to(uids, destination, origin=origin)
+        if pairs is not None:
+            return list(pairs)
+    metas = await source.metadata(uids)
+    requests = []
+    copied = []
+    for meta in metas:
+        try:
+            message = await source.open_message(meta.uid)
+        except MessageExpunged:
+            continue
+        content = await message.read(0, None)
+        requests.append(AppendRequest(content, meta.flags, meta.internaldate))
+        copied.append(meta.uid)
+    if not requests:
+        return []
+    added = await destination.append(requests, origin=origin)
+    return [(uid, meta.uid) for uid, meta in zip(copied, added)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from twisted_mailhub.backends.base import copy_messages
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import fetch as F
@@ -14,8 +15,6 @@ from twisted_mailhub.imap import responses
 from twisted_mailhub.imap import searchkeys as K
 from twisted_mailhub.imap.sequence import SequenceSet, format_numbers
 from twisted_mailhub.imap.session import CommandFailed, Session
-from twisted_mailhub.interfaces import ICopyableMailbox
-from twisted_mailhub.model import AppendRequest
 
 # Messages whose metadata is read at once by FETCH/STORE: bounds a session's
 # memory however large the mailbox.
@@ -229,7 +228,7 @@ async def copy(session: Session, cmd: C.Copy):
         target = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:
         raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
-    pairs = await copy_messages(selected.mailbox, uids, target, origin=session)
+    pairs = await copy_messages(selected.mailbox, target, uids, origin=session)
     verb = "MOVE" if cmd.move else "COPY"
     code = None
     if pairs:
@@ -247,33 +246,6 @@ async def copy(session: Session, cmd: C.Copy):
         for seq in selected.forget_expunged(gone):
             session.io.write(responses.expunge(seq))
     return f"{verb} completed"
-
-
-async def copy_messages(source, uids: list[int], target, origin=None) -> list[tuple[int, int]]:
-    """
-    Copy messages, keeping flags and INTERNALDATE: the source's fast path
-    when it has one for this target, else read and append (atomically).
-    """
-    copier = ICopyableMailbox(source, None)
-    if copier is not None:
-        pairs = await copier.copy_to(uids, target, origin=origin)
-        if pairs is not None:
-            return list(pairs)
-    pairs_src: list[int] = []
-    requests: list[AppendRequest] = []
-    for start in range(0, len(uids), BATCH):
-        for meta in await source.metadata(uids[start:start + BATCH]):
-            try:
-                message = await source.open_message(meta.uid)
-            except MessageExpunged:
-                continue
-            content = await message.read(0, None)
-            requests.append(AppendRequest(content, meta.flags, meta.internaldate))
-            pairs_src.append(meta.uid)
-    if not requests:
-        return []
-    metas = await target.append(requests, origin=origin)
-    return list(zip(pairs_src, (m.uid for m in metas)))
 
 
 async def expunge(session: Session, cmd: C.Expunge):
