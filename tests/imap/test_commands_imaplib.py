@@ -412,7 +412,8 @@ class StoreSearchCopyTests(IMAPServerTestCase):
             c.select("INBOX")
             c.store("2", "+FLAGS", "(\\Seen)")
             c.store("3", "+FLAGS", "(\\Deleted)")
-            r = {}
+            c.store("4", "+FLAGS", "(\\Answered \\Draft \\Flagged $Work)")
+            r = {"check": c.check()}
             for name, crit in [
                 ("all", ["ALL"]), ("seen", ["SEEN"]), ("unseen", ["UNSEEN"]),
                 ("deleted", ["DELETED"]), ("subject", ["SUBJECT", "note"]),
@@ -423,6 +424,16 @@ class StoreSearchCopyTests(IMAPServerTestCase):
                 ("seq", ["2:4", "UNDELETED"]), ("uid", ["UID", "5:*"]),
                 ("header", ["HEADER", "Message-ID", "tea@"]), ("nested", ["(OR", "1", "2)", "SEEN"]),
                 ("new", ["NEW"]), ("since", ["SINCE", "1-Jan-2000"]),
+                ("answered", ["ANSWERED"]), ("unanswered", ["UNANSWERED"]),
+                ("draft", ["DRAFT"]), ("undraft", ["UNDRAFT"]),
+                ("flagged", ["FLAGGED"]), ("unflagged", ["UNFLAGGED"]),
+                ("keyword", ["KEYWORD", "$work"]), ("unkeyword", ["UNKEYWORD", "$Work"]),
+                ("undeleted", ["UNDELETED"]), ("recent", ["RECENT"]), ("old", ["OLD"]),
+                ("to", ["TO", "bob@example.com"]), ("cc", ["CC", "nobody"]),
+                ("bcc", ["BCC", "nobody"]), ("smaller", ["SMALLER", "10"]),
+                ("before", ["BEFORE", "1-Jan-2000"]), ("on", ["ON", "1-Jan-2000"]),
+                ("sentbefore", ["SENTBEFORE", "8-Feb-2022"]),
+                ("all_keys", ["NOT", "DELETED", "SEEN"]),
             ]:
                 r[name] = c.search(None, *crit)
             r["uid_search"] = c.uid("SEARCH", "SUBJECT", "note 5")
@@ -439,7 +450,13 @@ class StoreSearchCopyTests(IMAPServerTestCase):
             "sentsince": b"1 2 3 4 5", "seq": b"2 4", "uid": b"5 6", "header": b"6",
             "nested": b"2", "new": b"1 3 4 5 6", "since": b"1 2 3 4 5 6",
             "uid_search": b"5", "charset": b"1 2 3 4 5",
+            "answered": b"4", "unanswered": b"1 2 3 5 6", "draft": b"4",
+            "undraft": b"1 2 3 5 6", "flagged": b"4", "unflagged": b"1 2 3 5 6",
+            "keyword": b"4", "unkeyword": b"1 2 3 5 6", "undeleted": b"1 2 4 5 6",
+            "recent": b"1 2 3 4 5 6", "old": b"", "to": b"6", "cc": b"", "bcc": b"",
+            "smaller": b"", "before": b"", "on": b"", "sentbefore": b"6", "all_keys": b"2",
         }
+        self.assertEqual(r["check"][0], "OK")
         for name, value in expect.items():
             self.assertEqual(r[name], ("OK", [value]), name)
         self.assertEqual(r["badcharset"][0], "NO")
