@@ -157,3 +157,34 @@ class ExtensionTranscriptTests(IMAPServerTestCase):
         self.assertEqual(plus, b"+ \r\n")
         self.assertTrue(cancelled[-1].startswith(b"t1 BAD "))
         self.assertTrue(ok[-1].startswith(b"t2 OK "))
+
+
+class IMAP4rev2Tests(IMAPServerTestCase):
+    async def test_enable_imap4rev2(self) -> None:
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        from twisted_mailhub.model import AppendRequest
+
+        await inbox.append([AppendRequest(simple_message(f"m{i}")) for i in range(1, 4)])
+
+        def run():
+            c = self.raw()
+            greeting = c.line()
+            c.command(b"t0 LOGIN alice wonderland")
+            out = [greeting,
+                   c.command(b"t1 ENABLE IMAP4rev2"),
+                   c.command(b"t2 SELECT INBOX"),
+                   c.command(b"t3 FETCH 1 FLAGS"),
+                   c.command(b"t4 SEARCH 2:3")]
+            c.close()
+            return out
+
+        greeting, enable, select, fetch, search = await self.in_thread(run)
+        self.assertIn(b"IMAP4rev2", greeting)
+        self.assertEqual(enable[0], b"* ENABLED IMAP4rev2\r\n")
+        text = b"".join(select)
+        self.assertIn(b"* 3 EXISTS\r\n", text)
+        # RFC 9051: no RECENT response, no \Recent flag, ESEARCH for SEARCH.
+        self.assertNotIn(b"RECENT", text)
+        self.assertEqual(fetch[0], b"* 1 FETCH (FLAGS ())\r\n")
+        self.assertEqual(search[0], b'* ESEARCH (TAG "t4") ALL 2:3\r\n')

@@ -32,11 +32,14 @@ from twisted_mailhub.model import (
 class SelectedMailbox:
     """The UID map, \\Recent set and pending updates of one session."""
 
-    def __init__(self, mailbox: IMailbox, origin: Hashable, *, condstore: bool = False) -> None:
+    def __init__(self, mailbox: IMailbox, origin: Hashable, *, condstore: bool = False,
+                 rev2: bool = False) -> None:
         self.mailbox = mailbox
         self.origin = origin
         self.read_only: bool = bool(mailbox.read_only)
         self.condstore = condstore
+        # IMAP4rev2 has no \Recent (RFC 9051 appendix E, item 4).
+        self.rev2 = rev2
         self.uids: list[int] = []
         self.recent: set[int] = set()
         self.removed = False
@@ -70,6 +73,10 @@ class SelectedMailbox:
         if i < len(self.uids) and self.uids[i] == uid:
             return i + 1
         return None
+
+    def is_recent(self, uid: int) -> bool:
+        """Whether FETCH FLAGS shows \\Recent for C{uid}."""
+        return not self.rev2 and uid in self.recent
 
     def uids_for(self, numbers: list[int]) -> list[int]:
         """UIDs of ascending sequence numbers (which must be in range)."""
@@ -140,7 +147,7 @@ class SelectedMailbox:
                     continue
                 meta = changed[uid]
                 flags = set(meta.flags)
-                if uid in self.recent:
+                if self.is_recent(uid):
                     flags.add("\\Recent")
                 items = [b"FLAGS " + wire.flag_list(flags)]
                 if uid_in_fetch or self.condstore:
@@ -157,5 +164,6 @@ class SelectedMailbox:
                 claimed = await self.mailbox.claim_recent(not self.read_only)
                 self.recent.update(u for u in claimed if self.seq_of(u) is not None)
                 out.append(responses.exists(len(self.uids)))
-                out.append(responses.recent(len(self.recent)))
+                if not self.rev2:
+                    out.append(responses.recent(len(self.recent)))
         return out

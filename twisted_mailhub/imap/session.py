@@ -124,7 +124,7 @@ class Session:
         return allow == "loopback" and self.io.is_loopback
 
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1"]
+        caps = ["IMAP4rev1", "IMAP4rev2"]
         if self.state is State.NOT_AUTHENTICATED:
             if self.io.tls_available and not self.io.secure:
                 caps.append("STARTTLS")
@@ -145,6 +145,11 @@ class Session:
     @property
     def condstore(self) -> bool:
         return "CONDSTORE" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        """The client enabled IMAP4rev2 (RFC 9051 section 6.3.1)."""
+        return "IMAP4REV2" in self.enabled
 
     # -- running commands ------------------------------------------------------
 

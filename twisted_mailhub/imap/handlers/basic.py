@@ -32,7 +32,7 @@ async def id_(session: Session, cmd: C.Id):
 
 
 # ENABLE-able extensions (RFC 5161) and what they turn on.
-_ENABLEABLE = {"CONDSTORE"}
+_ENABLEABLE = {"CONDSTORE": "CONDSTORE", "IMAP4REV2": "IMAP4rev2"}
 
 
 async def enable(session: Session, cmd: C.Enable):
@@ -41,7 +41,7 @@ async def enable(session: Session, cmd: C.Enable):
         cap = cap.upper()
         if cap in _ENABLEABLE and cap not in session.enabled:
             session.enabled.add(cap)
-            newly.append(cap)
+            newly.append(_ENABLEABLE[cap])
     if "CONDSTORE" in newly and session.selected is not None:
         session.selected.condstore = True
     session.io.write(responses.untagged(" ".join(["ENABLED"] + newly).encode("ascii")))

@@ -33,7 +33,7 @@ async def select(session: Session, cmd: C.Select):
     if cmd.condstore:
         session.enabled.add("CONDSTORE")
     mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=cmd.read_only)
-    selected = SelectedMailbox(mailbox, session, condstore=session.condstore)
+    selected = SelectedMailbox(mailbox, session, condstore=session.condstore, rev2=session.rev2)
     await selected.open()
     status = await mailbox.status()
     write = session.io.write
@@ -45,8 +45,10 @@ async def select(session: Session, cmd: C.Select):
         permanent = " ".join(SYSTEM_FLAGS + ("\\*",))
         write(responses.status(None, "OK", "Flags permitted", f"PERMANENTFLAGS ({permanent})"))
     write(responses.exists(selected.exists))
-    write(responses.recent(len(selected.recent)))
-    first_unseen = await _first_unseen(selected)
+    if not session.rev2:
+        # RFC 9051 dropped RECENT and the UNSEEN code from SELECT.
+        write(responses.recent(len(selected.recent)))
+    first_unseen = None if session.rev2 else await _first_unseen(selected)
     if first_unseen is not None:
         write(responses.status(None, "OK", f"Message {first_unseen} is first unseen",
                                f"UNSEEN {first_unseen}"))

@@ -91,7 +91,7 @@ async def fetch(session: Session, cmd: C.Fetch):
                 item_attrs = attrs + [flags_attr]
             try:
                 pieces = await F.render(selected.seq_of(uid), meta, message, item_attrs,
-                                        uid=cmd.uid, recent=uid in selected.recent,
+                                        uid=cmd.uid, recent=selected.is_recent(uid),
                                         modseq=modseq)
             except F.UnknownTransferEncoding as e:
                 raise CommandFailed(f"Unknown Content-Transfer-Encoding: {e}", "UNKNOWN-CTE")
@@ -152,7 +152,7 @@ async def store(session: Session, cmd: C.Store):
             if cmd.uid:
                 items.append(b"UID %d" % meta.uid)
             if not cmd.silent:
-                items.append(F.flags_item(meta, meta.uid in selected.recent))
+                items.append(F.flags_item(meta, selected.is_recent(meta.uid)))
             if session.condstore:
                 items.append(b"MODSEQ (%d)" % meta.modseq)
             session.io.write(responses.fetch(seq, items))
@@ -180,10 +180,11 @@ async def search(session: Session, cmd: C.Search):
         session.enabled.add("CONDSTORE")
         metas = await selected.mailbox.metadata(found)
         highest = max(m.modseq for m in metas) if metas else None
-    if cmd.returns is None:
+    if cmd.returns is None and not session.rev2:
         session.io.write(responses.search(numbers, highest))
         return None
-    returns = set(cmd.returns) or {"ALL"}
+    # IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 section 6.4.4).
+    returns = set(cmd.returns or ()) or {"ALL"}
     if "SAVE" in returns:
         session.saved_search = list(found)
         returns.discard("SAVE")
