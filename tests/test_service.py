@@ -1,0 +1,331 @@
+"""
+Options, the configuration file, store URLs, and the service that
+L{make_service} builds (listening on a fake reactor).
+"""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, RaisingMemoryReactor
+from twisted.python import usage
+
+from twisted_mailhub.backends.registry import UnknownStoreURL, open_backend, store_kind
+from twisted_mailhub.config import (
+    DEFAULT_IMAP,
+    DEFAULT_STORE,
+    MailhubOptions,
+    MailhubSettings,
+    parse_size,
+)
+from twisted_mailhub.interfaces import IBackend
+from twisted_mailhub.policy import ServerPolicy
+
+
+def parse(*args: str) -> MailhubSettings:
+    options = MailhubOptions()
+    options.parseOptions(list(args))
+    return options.settings
+
+
+@pytest.fixture
+def cert_files(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("placeholder, only its existence is checked while parsing\n")
+    key.write_text("placeholder\n")
+    return str(cert), str(key)
+
+
+# Options
+
+
+def test_defaults():
+    settings = parse()
+    assert settings.imap == (DEFAULT_IMAP,)
+    assert settings.imaps == ()
+    assert settings.store == DEFAULT_STORE == "sqlite:mailhub.sqlite"
+    assert settings.users == {}
+    assert settings.policy() == ServerPolicy()
+
+
+def test_repeatable_options():
+    settings = parse("--imap", "tcp:1143", "--imap", "tcp:2143", "--user", "a:b",
+                     "--user", "c:d:e", "--store", "memory:")
+    assert settings.imap == ("tcp:1143", "tcp:2143")
+    assert settings.users == {"a": "b", "c": "d:e"}
+    assert settings.store == "memory:"
+
+
+def test_imaps_alone_replaces_the_default_listener(cert_files):
+    cert, key = cert_files
+    settings = parse("--imaps", "tcp:993", "--tls-cert", cert, "--tls-key", key)
+    assert settings.imap == ()
+    assert settings.imaps == ("tcp:993",)
+    assert settings.tls_enabled
+
+
+def test_policy_options():
+    policy = parse("--allow-plaintext", "--max-literal", "64K").policy()
+    assert policy.allow_plaintext_auth is True
+    assert policy.max_literal_size == 65536
+
+
+@pytest.mark.parametrize(
+    "text, size",
+    [("8192", 8192), ("512K", 512 * 1024), ("64M", 64 * 2**20), ("1GiB", 2**30), (10, 10)],
+)
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "0", "-1", "12X", "M", "1.5M"])
+def test_parse_size_rejects(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--imaps", "tcp:993"], "--tls-cert"),
+        (["--user", "nopassword"], "NAME:PASSWORD"),
+        (["--user", ":pw"], "NAME:PASSWORD"),
+        (["--store", "ftp://example.com"], "unknown scheme"),
+        (["--store", "mbox:"], "directory"),
+        (["--imap", "nonsense:1143"], "--imap"),
+        (["--imap", "tcp:notaport"], "--imap"),
+        (["--max-literal", "lots"], "--max-literal"),
+        (["--passwd", "/nonexistent/passwd"], "no such file"),
+        (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"],
+         "no such file"),
+    ],
+)
+def test_usage_errors(args, message):
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*args)
+
+
+def test_cert_without_key(cert_files):
+    with pytest.raises(usage.UsageError, match="together"):
+        parse("--tls-cert", cert_files[0])
+
+
+# Configuration file
+
+
+def write_config(tmp_path, text: str) -> str:
+    path = tmp_path / "mailhub.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_config_file_supplies_options(tmp_path, cert_files):
+    cert, key = cert_files
+    config = write_config(
+        tmp_path,
+        f"""
+        imap = ["tcp:1143:interface=0.0.0.0"]
+        imaps = "tcp:993"
+        store = "memory:"
+        user = ["alice:wonderland"]
+        tls-cert = "{cert}"
+        tls_key = "{key}"
+        allow-plaintext = true
+        max-literal = "1M"
+        """,
+    )
+    settings = parse("--config", config)
+    assert settings.imap == ("tcp:1143:interface=0.0.0.0",)
+    assert settings.imaps == ("tcp:993",)
+    assert settings.store == "memory:"
+    assert settings.users == {"alice": "wonderland"}
+    assert (settings.tls_cert, settings.tls_key) == (cert, key)
+    assert settings.policy().allow_plaintext_auth is True
+    assert settings.policy().max_literal_size == 2**20
+
+
+def test_command_line_wins_over_config_file(tmp_path):
+    config = write_config(
+        tmp_path,
+        'imap = ["tcp:1143", "tcp:1144"]\nstore = "memory:"\nuser = ["a:b"]\nmax-literal = 100\n',
+    )
+    settings = parse("--config", config, "--imap", "tcp:2143", "--store", "sqlite:x.db",
+                     "--max-literal", "200")
+    assert settings.imap == ("tcp:2143",)
+    assert settings.store == "sqlite:x.db"
+    assert settings.users == {"a": "b"}
+    assert settings.max_literal == 200
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('listen = "tcp:1143"\n', "unknown key 'listen'"),
+        ("store = 5\n", "wrong type"),
+        ("imap = [1143]\n", "wrong type"),
+        ("max-literal = true\n", "wrong type"),
+        ("store = \n", "not valid TOML"),
+        ('imaps = ["tcp:993"]\n', "--tls-cert"),
+    ],
+)
+def test_bad_config_file(tmp_path, text, message):
+    with pytest.raises(usage.UsageError, match=message):
+        parse("--config", write_config(tmp_path, text))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(usage.UsageError, match="cannot read"):
+        parse("--config", str(tmp_path / "absent.toml"))
+
+
+# Store URLs
+
+
+@pytest.mark.parametrize(
+    "url, kind",
+    [
+        ("memory:", "memory"),
+        ("sqlite:mail.db", "sql"),
+        ("sqlite:///var/lib/mail.db", "sql"),
+        ("postgresql://postgres@127.0.0.1:5432/postgres", "sql"),
+        ("postgresql+psycopg://u:p@db/mail", "sql"),
+        ("mysql+pymysql://u:p@db/mail", "sql"),
+        ("mbox:/var/mail", "mbox"),
+    ],
+)
+def test_store_kinds(url, kind):
+    assert store_kind(url) == kind
+
+
+@pytest.mark.parametrize("url", ["", "mail.db", "ftp://host/x", "memory:x", "sqlite:", "mbox:"])
+def test_unknown_store_urls(url):
+    with pytest.raises(UnknownStoreURL, match="memory:, sqlite:PATH, mbox:DIR"):
+        open_backend(url)
+
+
+def test_open_memory_backend():
+    from twisted_mailhub.backends.memory import MemoryBackend
+
+    backend = open_backend("memory:")
+    assert isinstance(backend, MemoryBackend)
+    assert IBackend.providedBy(backend)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:mail.sqlite", "sqlite:///var/lib/mail.sqlite", "postgresql://u@db/mail",
+     "postgresql+psycopg://u:p@db/mail", "mysql+pymysql://u:p@db/mail"],
+)
+def test_sql_urls_go_to_the_sql_backend(monkeypatch, url):
+    # Opening a real SQL backend starts database threads; the CLI tests do
+    # that against SQLite.  Here only the dispatch is checked.
+    import twisted_mailhub.backends.sql as sql
+
+    opened = []
+    monkeypatch.setattr(sql, "open_backend", lambda u: opened.append(u) or "sql backend")
+    assert open_backend(url) == "sql backend"
+    assert opened == [url]
+
+
+def test_open_mbox_backend(tmp_path):
+    from twisted_mailhub.backends.mbox import MboxBackend
+
+    backend = open_backend(f"mbox:{tmp_path}")
+    assert isinstance(backend, MboxBackend)
+    assert IBackend.providedBy(backend)
+
+
+# The service
+
+
+class FakeBackend:
+    """Records whether the service closed it."""
+
+    notifier = None
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def open_store(self, username):
+        raise AssertionError("no login happens in these tests")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_service_listens_on_each_endpoint_and_closes_the_store():
+    from twisted_mailhub.imap.protocol import IMAPServerFactory
+    from twisted_mailhub.service import MailhubService, make_service
+
+    reactor = MemoryReactorClock()
+    backend = FakeBackend()
+    settings = MailhubSettings(imap=("tcp:1143:interface=127.0.0.1", "tcp:2143"),
+                               store="memory:", users={"a": "b"})
+    server = make_service(settings, reactor=reactor, backend=backend)
+    assert isinstance(server, MailhubService)
+    server.startService()
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
+        (1143, "127.0.0.1"),
+        (2143, ""),
+    ]
+    assert all(isinstance(factory, IMAPServerFactory) for _, factory, _, _ in reactor.tcpServers)
+    assert [label for label, _ in server.ports] == ["IMAP", "IMAP"]
+    assert not backend.closed
+    done = server.stopService()
+    assert done.called
+    assert backend.closed
+
+
+def test_imaps_listener_wraps_the_imap_factory_in_tls(tmp_path):
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from twisted_mailhub.auth.tls import generate_self_signed
+    from twisted_mailhub.imap.protocol import IMAPServerFactory
+    from twisted_mailhub.service import make_service
+
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    generate_self_signed(cert, key, hostnames=("localhost",))
+    reactor = MemoryReactorClock()
+    settings = parse("--store", "memory:", "--user", "a:b", "--imap", "tcp:1143",
+                     "--imaps", "tcp:1993", "--tls-cert", cert, "--tls-key", key)
+    server = make_service(settings, reactor=reactor, backend=FakeBackend())
+    server.startService()
+    factories = {port: factory for port, factory, _, _ in reactor.tcpServers}
+    assert isinstance(factories[1143], IMAPServerFactory)
+    assert isinstance(factories[1993], TLSMemoryBIOFactory)
+    assert factories[1993].wrappedFactory is factories[1143]
+    server.stopService()
+
+
+def test_unbindable_port_fails_start():
+    from twisted.internet.error import CannotListenError
+
+    from twisted_mailhub.service import make_service
+
+    class RaisingReactorClock(RaisingMemoryReactor, Clock):
+        def __init__(self, error: Exception) -> None:
+            RaisingMemoryReactor.__init__(self, listenException=error)
+            Clock.__init__(self)
+
+    reactor = RaisingReactorClock(CannotListenError("127.0.0.1", 1143, None))
+    server = make_service(MailhubSettings(store="memory:", users={"a": "b"}), reactor=reactor,
+                          backend=FakeBackend())
+    with pytest.raises(CannotListenError):
+        server.startService()
+
+
+def test_store_password_is_not_logged():
+    from twisted_mailhub.service import hide_password
+
+    assert hide_password("postgresql://mail:s3cret@db/mail") == "postgresql://mail:***@db/mail"
+    assert hide_password("sqlite:mail.sqlite") == "sqlite:mail.sqlite"
+
+
+def test_listening_addresses_are_described():
+    from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+    from twisted_mailhub.service import describe_address
+
+    assert describe_address(IPv4Address("TCP", "127.0.0.1", 1143)) == "127.0.0.1:1143"
+    assert describe_address(IPv6Address("TCP", "::1", 993)) == "[::1]:993"
+    assert describe_address(UNIXAddress(b"/run/mailhub.sock")) == "/run/mailhub.sock"

@@ -1,0 +1,319 @@
+"""
+Server settings: the command-line options of ``twistd mailhub`` and the TOML
+configuration file that can hold the same keys.
+
+L{MailhubOptions} parses the command line (and the file named by
+``--config``) into a L{MailhubSettings}, the plain value that
+L{twisted_mailhub.service.make_service} turns into running services.
+Embedders may build a L{MailhubSettings} directly.
+
+Precedence, lowest first: built-in defaults, the configuration file, the
+command line.  A repeatable option given on the command line replaces the
+file's list for that key instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from twisted.python import usage
+
+from twisted_mailhub.backends.registry import UnknownStoreURL, store_kind
+from twisted_mailhub.policy import ServerPolicy
+
+DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
+DEFAULT_STORE = "sqlite:mailhub.sqlite"
+
+#: The listener keys: each takes a list of endpoint strings.  POP3 listeners
+#: will join this tuple (``pop3``, ``pop3s``) when the protocol exists.
+LISTENER_KEYS = ("imap", "imaps")
+
+#: Every key a configuration file may hold, with the Python type it must have.
+#: Listener keys and ``user`` also accept a single string.
+CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "imap": list,
+    "imaps": list,
+    "store": str,
+    "user": list,
+    "passwd": str,
+    "tls-cert": str,
+    "tls-key": str,
+    "allow-plaintext": bool,
+    "max-literal": (int, str),
+}
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def parse_size(text: str | int) -> int:
+    """
+    Parse a byte count such as C{"8192"}, C{"64M"} or C{"1GiB"} (units are
+    powers of 1024).  Raises C{ValueError} for anything else.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        size = text
+    else:
+        match = _SIZE.match(str(text))
+        if match is None:
+            raise ValueError(f"not a size: {text!r} (use e.g. 65536, 512K or 64M)")
+        unit = (match.group(2) or "").lower()[:1]
+        size = int(match.group(1)) * _SIZE_UNITS[unit]
+    if size <= 0:
+        raise ValueError(f"size must be positive, not {text!r}")
+    return size
+
+
+def parse_user(text: str) -> tuple[str, str]:
+    """Split C{"NAME:PASSWORD"}; raises C{ValueError} without a name."""
+    name, sep, password = text.partition(":")
+    if not sep or not name or not password:
+        raise ValueError(f"expected NAME:PASSWORD, got {text!r}")
+    return name, password
+
+
+@dataclass(frozen=True)
+class MailhubSettings:
+    """
+    Everything L{twisted_mailhub.service.make_service} needs to run a server.
+
+    Listener lists hold endpoint strings (``tcp:1143:interface=127.0.0.1``);
+    ``imaps`` endpoints are plain stream endpoints that get TLS wrapped
+    around them.  ``users`` maps trial user names to passwords kept only in
+    memory.  ``tls_cert``/``tls_key`` name PEM files; when set, plain IMAP
+    listeners offer STARTTLS.
+    """
+
+    imap: tuple[str, ...] = (DEFAULT_IMAP,)
+    imaps: tuple[str, ...] = ()
+    store: str = DEFAULT_STORE
+    users: dict[str, str] = field(default_factory=dict)
+    passwd: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    allow_plaintext: bool = False
+    max_literal: int | None = None
+
+    @property
+    def tls_enabled(self) -> bool:
+        """True when a certificate and key are configured."""
+        return bool(self.tls_cert and self.tls_key)
+
+    def policy(self, base: ServerPolicy = ServerPolicy()) -> ServerPolicy:
+        """The L{ServerPolicy} these settings select, starting from C{base}."""
+        changes: dict[str, Any] = {}
+        if self.allow_plaintext:
+            changes["allow_plaintext_auth"] = True
+        if self.max_literal is not None:
+            changes["max_literal_size"] = self.max_literal
+        return replace(base, **changes) if changes else base
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """
+    Read a TOML configuration file and return its keys, checked against
+    L{CONFIG_KEYS} (single strings for list keys become one-item lists).
+
+    Raises L{usage.UsageError} naming the file for unreadable or invalid
+    content, unknown keys, or values of the wrong type.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise usage.UsageError(f"cannot read configuration file {path!r}: {e.strerror}")
+    except tomllib.TOMLDecodeError as e:
+        raise usage.UsageError(f"configuration file {path!r} is not valid TOML: {e}")
+    result: dict[str, Any] = {}
+    for key, value in data.items():
+        expected = CONFIG_KEYS.get(key.replace("_", "-"))
+        if expected is None:
+            known = ", ".join(sorted(CONFIG_KEYS))
+            raise usage.UsageError(
+                f"configuration file {path!r}: unknown key {key!r} (known keys: {known})"
+            )
+        key = key.replace("_", "-")
+        if expected is list and isinstance(value, str):
+            value = [value]
+        # bool is a subclass of int: never accept it where a number is meant.
+        wrong = not isinstance(value, expected) or (
+            isinstance(value, bool) and expected is not bool
+        )
+        if expected is list and not wrong:
+            wrong = not all(isinstance(item, str) for item in value)
+        if wrong:
+            raise usage.UsageError(
+                f"configuration file {path!r}: {key!r} has the wrong type "
+                f"({type(value).__name__})"
+            )
+        result[key] = value
+    return result
+
+
+class MailhubOptions(usage.Options):
+    """
+    Options of ``twistd mailhub`` (and of L{twisted_mailhub.service.make_service}).
+
+    After parsing, C{self.settings} is the resulting L{MailhubSettings}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run an IMAP4 server.  Endpoints use Twisted's endpoint syntax, e.g. "
+        "tcp:993 or tcp:1143:interface=0.0.0.0.  When neither --imap nor --imaps "
+        f"is given, the server listens on {DEFAULT_IMAP}.  With --tls-cert and "
+        "--tls-key, plain --imap listeners offer STARTTLS.  With no --store, mail "
+        f"is kept in {DEFAULT_STORE.partition(':')[2]} in the current directory."
+    )
+
+    optFlags = [
+        [
+            "allow-plaintext",
+            None,
+            "Accept passwords over unencrypted connections from any address "
+            "(by default only loopback connections may log in without TLS).",
+        ],
+    ]
+    optParameters = [
+        [
+            "store",
+            None,
+            None,
+            f"Mail store URL: memory:, sqlite:PATH, mbox:DIR or an SQLAlchemy URL "
+            f"(postgresql://..., mysql+pymysql://...).  [default: {DEFAULT_STORE}]",
+        ],
+        [
+            "passwd",
+            None,
+            None,
+            "A password file of NAME:HASH lines to authenticate users from.",
+        ],
+        ["tls-cert", None, None, "PEM certificate (chain) for IMAPS and STARTTLS."],
+        ["tls-key", None, None, "PEM private key matching --tls-cert."],
+        [
+            "max-literal",
+            None,
+            None,
+            "Largest literal (e.g. an APPENDed message) a logged-in client may "
+            f"send, in bytes or with a K/M/G suffix.  [default: "
+            f"{ServerPolicy().max_literal_size // 2**20}M]",
+        ],
+        [
+            "config",
+            "c",
+            None,
+            "A TOML file holding any of these options as keys (imap = [...], "
+            'store = "...", tls-cert = "...", ...); the command line wins.',
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["imap"] = []
+        self["imaps"] = []
+        self["user"] = []
+        self.settings = MailhubSettings()
+
+    def opt_imap(self, endpoint: str) -> None:
+        """Listen for plain IMAP (and STARTTLS) on this endpoint; repeatable."""
+        self["imap"].append(endpoint)
+
+    def opt_imaps(self, endpoint: str) -> None:
+        """Listen for IMAP over implicit TLS on this endpoint (e.g. tcp:993); repeatable."""
+        self["imaps"].append(endpoint)
+
+    def opt_user(self, spec: str) -> None:
+        """Add a trial user NAME:PASSWORD, kept in memory only; repeatable."""
+        try:
+            parse_user(spec)
+        except ValueError as e:
+            raise usage.UsageError(f"--user: {e}")
+        self["user"].append(spec)
+
+    def postOptions(self) -> None:
+        """Merge the configuration file, apply defaults and validate."""
+        merged: dict[str, Any] = {}
+        if self["config"]:
+            merged.update(load_config_file(self["config"]))
+        for key in ("store", "passwd", "tls-cert", "tls-key", "max-literal"):
+            if self[key] is not None:
+                merged[key] = self[key]
+        for key in (*LISTENER_KEYS, "user"):
+            if self[key]:
+                merged[key] = list(self[key])
+        if self["allow-plaintext"]:
+            merged["allow-plaintext"] = True
+        self.settings = settings_from_mapping(merged)
+
+
+def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
+    """
+    Build and validate L{MailhubSettings} from option-style keys (those of
+    L{CONFIG_KEYS}); missing keys take their defaults.  Raises
+    L{usage.UsageError} describing the first problem found.
+    """
+    imap = list(values.get("imap", []))
+    imaps = list(values.get("imaps", []))
+    if not imap and not imaps:
+        imap = [DEFAULT_IMAP]
+    store = values.get("store", DEFAULT_STORE)
+    try:
+        store_kind(store)
+    except UnknownStoreURL as e:
+        raise usage.UsageError(f"--store: {e}")
+
+    users: dict[str, str] = {}
+    for spec in values.get("user", []):
+        try:
+            name, password = parse_user(spec)
+        except ValueError as e:
+            raise usage.UsageError(f"--user: {e}")
+        users[name] = password
+
+    cert, key = values.get("tls-cert"), values.get("tls-key")
+    if bool(cert) != bool(key):
+        raise usage.UsageError("--tls-cert and --tls-key must be given together")
+    if imaps and not cert:
+        raise usage.UsageError("--imaps needs a certificate: give --tls-cert and --tls-key")
+    files = (("--tls-cert", cert), ("--tls-key", key), ("--passwd", values.get("passwd")))
+    for option, path in files:
+        if path and not os.path.isfile(path):
+            raise usage.UsageError(f"{option}: no such file: {path!r}")
+
+    max_literal = values.get("max-literal")
+    if max_literal is not None:
+        try:
+            max_literal = parse_size(max_literal)
+        except ValueError as e:
+            raise usage.UsageError(f"--max-literal: {e}")
+
+    for option, endpoints in (("--imap", imap), ("--imaps", imaps)):
+        for description in endpoints:
+            _check_endpoint(option, description)
+
+    return MailhubSettings(
+        imap=tuple(imap),
+        imaps=tuple(imaps),
+        store=store,
+        users=users,
+        passwd=values.get("passwd"),
+        tls_cert=cert,
+        tls_key=key,
+        allow_plaintext=bool(values.get("allow-plaintext", False)),
+        max_literal=max_literal,
+    )
+
+
+def _check_endpoint(option: str, description: str) -> None:
+    """Reject endpoint strings Twisted cannot parse, before any reactor runs."""
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        # Parsing only: the endpoint is discarded, so no reactor is needed.
+        serverFromString(None, description)
+    except Exception as e:
+        raise usage.UsageError(f"{option}: invalid endpoint {description!r}: {e}")

@@ -1,0 +1,199 @@
+"""
+Settings to running services: what ``twistd mailhub`` and embedders call.
+
+L{make_service} opens the store, builds the L{Portal} (one
+L{MailhubRealm} and one chain of password checkers), and returns a
+L{MailhubService}: a L{MultiService} with one child per listening endpoint,
+which closes the store when it stops.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, Callable
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.cred.portal import Portal
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_mailhub.backends.registry import open_backend
+from twisted_mailhub.config import MailhubOptions, MailhubSettings
+from twisted_mailhub.interfaces import IBackend
+
+log = Logger()
+
+
+def _as_deferred(result: Any) -> defer.Deferred:
+    """Wrap the value, Deferred or coroutine that an asynchronous method returned."""
+    if isinstance(result, defer.Deferred):
+        return result
+    if inspect.isawaitable(result):
+        return defer.ensureDeferred(result)
+    return defer.succeed(result)
+
+
+def describe_address(address: Any) -> str:
+    """C{host:port} (C{[host]:port} for IPv6) for IP addresses, the path for UNIX sockets."""
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        name = getattr(address, "name", None)
+        return name.decode(errors="replace") if isinstance(name, bytes) else str(name or address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@implementer(IStreamServerEndpoint)
+class ReportingEndpoint:
+    """
+    An endpoint that logs the address it listens on and remembers the port,
+    so that C{tcp:0} listeners can be found (by tests and embedders).
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, label: str,
+                 ports: list[tuple[str, IListeningPort]]) -> None:
+        self.endpoint = endpoint
+        self.label = label
+        self._ports = ports
+
+    def listen(self, factory: Any) -> defer.Deferred:
+        """Listen with the wrapped endpoint; log and record the port on success."""
+        d = self.endpoint.listen(factory)
+        d.addCallback(self._listening)
+        return d
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        address = describe_address(port.getHost())
+        log.info("{label} listening on {address}", label=self.label, address=address)
+        self._ports.append((self.label, port))
+        return port
+
+
+class MailhubService(MultiService):
+    """
+    The server: one child service per listener, sharing one backend.
+
+    C{ports} lists C{(label, port)} for every listener once it is listening
+    (labels are C{"IMAP"} or C{"IMAPS"}).  Stopping the service stops the
+    listeners, then closes the backend.
+    """
+
+    def __init__(self, backend: IBackend, portal: Portal) -> None:
+        super().__init__()
+        self.backend = backend
+        self.portal = portal
+        self.ports: list[tuple[str, IListeningPort]] = []
+
+    def listen(self, description: str, factory: Any, label: str, reactor: Any = None) -> None:
+        """
+        Add a child service listening on the endpoint string C{description}.
+
+        A port that cannot be bound makes L{startService} raise (so that
+        ``twistd`` exits with the error instead of running deaf).
+        """
+        if reactor is None:
+            from twisted.internet import reactor
+        endpoint = ReportingEndpoint(serverFromString(reactor, description), label, self.ports)
+        child = StreamServerEndpointService(endpoint, factory)
+        child._raiseSynchronously = True
+        child.setServiceParent(self)
+
+    def stopService(self) -> defer.Deferred:
+        """Stop every listener, then close the backend."""
+        d = defer.maybeDeferred(super().stopService)
+
+        def close(passthrough: Any) -> defer.Deferred:
+            del self.ports[:]
+            closed = defer.maybeDeferred(lambda: _as_deferred(self.backend.close()))
+            closed.addErrback(lambda f: log.failure("Closing the store failed", f))
+            closed.addCallback(lambda _: passthrough)
+            return closed
+
+        d.addBoth(close)
+        return d
+
+
+def hide_password(url: str) -> str:
+    """C{url} with the password of any C{user:password@} part replaced by C{***}."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def make_portal(backend: IBackend, settings: MailhubSettings) -> Portal:
+    """
+    The L{Portal} for C{settings}: L{MailhubRealm} over C{backend} and one
+    L{ChainedChecker} trying, in order, the trial users (``--user``), the
+    password file (``--passwd``) and the store's own users table when it has
+    one (the SQL store's C{lookup_password}).
+    """
+    from twisted_mailhub.auth.checkers import (
+        ChainedChecker,
+        HashedPasswordChecker,
+        InMemoryChecker,
+    )
+    from twisted_mailhub.auth.passwd import PasswdFileChecker
+    from twisted_mailhub.auth.realm import MailhubRealm
+
+    checkers = []
+    if settings.users:
+        checkers.append(InMemoryChecker(dict(settings.users)))
+    if settings.passwd:
+        checkers.append(PasswdFileChecker(settings.passwd))
+    lookup: Callable[[str], Any] | None = getattr(backend, "lookup_password", None)
+    if lookup is not None:
+        checkers.append(HashedPasswordChecker(lookup))
+    if not checkers:
+        log.warn(
+            "No user can log in: give --user NAME:PASSWORD, --passwd FILE, "
+            "or use an SQL store with users added by 'mailhub adduser'."
+        )
+    return Portal(MailhubRealm(backend), [ChainedChecker(checkers)])
+
+
+def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = None,
+                 backend: IBackend | None = None) -> MailhubService:
+    """
+    Build the server from parsed L{MailhubOptions} or from L{MailhubSettings}.
+
+    The store named by the settings is opened now (pass C{backend} to use an
+    already open one instead); nothing listens until the returned service
+    is started.  C{reactor} defaults to the global reactor.
+    """
+    from twisted_mailhub.imap.protocol import IMAPServerFactory
+
+    settings = options.settings if isinstance(options, MailhubOptions) else options
+    if backend is None:
+        backend = open_backend(settings.store)
+    portal = make_portal(backend, settings)
+    server = MailhubService(backend, portal)
+
+    tls_options = None
+    if settings.tls_enabled:
+        from twisted_mailhub.auth.tls import make_tls_options
+
+        tls_options = make_tls_options(settings.tls_cert, settings.tls_key)
+
+    extra = {} if reactor is None else {"clock": reactor}
+    factory = IMAPServerFactory(
+        portal, policy=settings.policy(), tls_options=tls_options, **extra
+    )
+    for description in settings.imap:
+        server.listen(description, factory, "IMAP", reactor)
+    if settings.imaps:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        tls_factory = TLSMemoryBIOFactory(tls_options, False, factory)
+        for description in settings.imaps:
+            server.listen(description, tls_factory, "IMAPS", reactor)
+
+    log.info("Mail store: {store}", store=hide_password(settings.store))
+    if settings.users:
+        log.info(
+            "Trial users (kept in memory): {names}", names=", ".join(sorted(settings.users))
+        )
+    if settings.allow_plaintext:
+        log.warn("Passwords are accepted without TLS from any address (--allow-plaintext)")
+    return server
