@@ -26,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_FILE = REPO / "plugins" / "mailhub.py"
-LISTENING = re.compile(r"\b(IMAPS?) listening on ([0-9.]+):(\d+)")
+LISTENING = re.compile(r"\b(IMAPS?|POP3S?) listening on ([0-9.]+):(\d+)")
 DEADLINE = 30.0
 
 
@@ -79,7 +79,8 @@ def running_twistd(tmp_path: Path, *mailhub_args: str) -> Iterator[dict[str, int
     shuts down cleanly.
     """
     log = tmp_path / "twistd.log"
-    expected = sum(1 for a in mailhub_args if a in ("--imap", "--imaps")) or 1
+    expected = sum(1 for a in mailhub_args
+                   if a in ("--imap", "--imaps", "--pop3", "--pop3s")) or 1
     with open(log, "wb") as out:
         process = subprocess.Popen(
             twistd_command("--pidfile=", "-n", "mailhub", *mailhub_args),
@@ -153,7 +154,8 @@ def test_help_documents_every_option(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     for option in ("--imap=", "--imaps=", "--store=", "--user=", "--passwd=", "--tls-cert=",
-                   "--tls-key=", "--allow-plaintext", "--max-literal=", "--config="):
+                   "--tls-key=", "--allow-plaintext", "--max-literal=", "--config=",
+                   "--pop3=", "--pop3s=", "--pop3-retr-seen"):
         assert option in result.stdout
 
 
@@ -216,4 +218,30 @@ def test_tls_listeners(tmp_path):
             assert "STARTTLS" in client.capabilities
             client.starttls(ssl_context=context)
             assert client.login("a", "b")[0] == "OK"
+            client.logout()
+
+
+def test_pop3_alongside_imap_on_one_store(tmp_path):
+    import poplib
+
+    with running_twistd(
+        tmp_path, "--store", "sqlite:" + str(tmp_path / "mail.sqlite"), "--user", "a:b",
+        "--imap", "tcp:0:interface=127.0.0.1", "--pop3", "tcp:0:interface=127.0.0.1",
+    ) as ports:
+        message = b"From: x@example.org\r\nSubject: both ways\r\n\r\nhello\r\n"
+        with imaplib.IMAP4("127.0.0.1", ports["IMAP"], timeout=DEADLINE) as client:
+            client.login("a", "b")
+            assert client.append("INBOX", None, None, message)[0] == "OK"
+            client.logout()
+        pop = poplib.POP3("127.0.0.1", ports["POP3"], timeout=DEADLINE)
+        pop.user("a")
+        pop.pass_("b")
+        assert pop.stat()[0] == 1
+        _, lines, _ = pop.retr(1)
+        assert b"\r\n".join(lines) + b"\r\n" == message
+        pop.dele(1)
+        pop.quit()
+        with imaplib.IMAP4("127.0.0.1", ports["IMAP"], timeout=DEADLINE) as client:
+            client.login("a", "b")
+            assert client.select("INBOX")[1] == [b"0"]
             client.logout()

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mailhub`` command."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Manage twisted_mailhub user accounts and TLS certificates.",
+        description="Manage twisted_mailhub user accounts and TLS certificates, and "
+        "compare IMAP with POP3 on a running server.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     gencert.add_argument(
         "--days", type=int, default=365, metavar="N", help="validity in days (default: 365)"
     )
+    compare = commands.add_parser(
+        "compare", add_help=False,
+        help="run the same tasks over IMAP and POP3 and compare the cost "
+        "('mailhub compare --help' for its options)",
+    )
+    compare.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -157,6 +164,11 @@ def gencert(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``mailhub`` console script; exits the process."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        from twisted_mailhub.compare import main as compare
+
+        sys.exit(compare(argv[1:]))
     args = parser.parse_args(argv)
 
     if args.command == "gencert":

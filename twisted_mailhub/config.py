@@ -28,15 +28,17 @@ from twisted_mailhub.policy import ServerPolicy
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 DEFAULT_STORE = "sqlite:mailhub.sqlite"
 
-#: The listener keys: each takes a list of endpoint strings.  POP3 listeners
-#: will join this tuple (``pop3``, ``pop3s``) when the protocol exists.
-LISTENER_KEYS = ("imap", "imaps")
+#: The listener keys: each takes a list of endpoint strings.
+LISTENER_KEYS = ("imap", "imaps", "pop3", "pop3s")
 
 #: Every key a configuration file may hold, with the Python type it must have.
 #: Listener keys and ``user`` also accept a single string.
 CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "imap": list,
     "imaps": list,
+    "pop3": list,
+    "pop3s": list,
+    "pop3-retr-seen": bool,
     "store": str,
     "user": list,
     "passwd": str,
@@ -90,6 +92,9 @@ class MailhubSettings:
 
     imap: tuple[str, ...] = (DEFAULT_IMAP,)
     imaps: tuple[str, ...] = ()
+    pop3: tuple[str, ...] = ()
+    pop3s: tuple[str, ...] = ()
+    pop3_retr_seen: bool = False
     store: str = DEFAULT_STORE
     users: dict[str, str] = field(default_factory=dict)
     passwd: str | None = None
@@ -163,7 +168,7 @@ class MailhubOptions(usage.Options):
 
     synopsis = "[options]"
     longdesc = (
-        "Run an IMAP4 server.  Endpoints use Twisted's endpoint syntax, e.g. "
+        "Run an IMAP4 server, and optionally POP3 over the same store.  Endpoints use Twisted's endpoint syntax, e.g. "
         "tcp:993 or tcp:1143:interface=0.0.0.0.  When neither --imap nor --imaps "
         f"is given, the server listens on {DEFAULT_IMAP}.  With --tls-cert and "
         "--tls-key, plain --imap listeners offer STARTTLS.  With no --store, mail "
@@ -171,6 +176,11 @@ class MailhubOptions(usage.Options):
     )
 
     optFlags = [
+        [
+            "pop3-retr-seen",
+            None,
+            "Mark messages \\Seen when a POP3 client retrieves them (RETR).",
+        ],
         [
             "allow-plaintext",
             None,
@@ -215,6 +225,8 @@ class MailhubOptions(usage.Options):
         super().__init__()
         self["imap"] = []
         self["imaps"] = []
+        self["pop3"] = []
+        self["pop3s"] = []
         self["user"] = []
         self.settings = MailhubSettings()
 
@@ -225,6 +237,14 @@ class MailhubOptions(usage.Options):
     def opt_imaps(self, endpoint: str) -> None:
         """Listen for IMAP over implicit TLS on this endpoint (e.g. tcp:993); repeatable."""
         self["imaps"].append(endpoint)
+
+    def opt_pop3(self, endpoint: str) -> None:
+        """Listen for POP3 (and STLS) on this endpoint, serving the same store; repeatable."""
+        self["pop3"].append(endpoint)
+
+    def opt_pop3s(self, endpoint: str) -> None:
+        """Listen for POP3 over implicit TLS on this endpoint (e.g. tcp:995); repeatable."""
+        self["pop3s"].append(endpoint)
 
     def opt_user(self, spec: str) -> None:
         """Add a trial user NAME:PASSWORD, kept in memory only; repeatable."""
@@ -247,6 +267,8 @@ class MailhubOptions(usage.Options):
                 merged[key] = list(self[key])
         if self["allow-plaintext"]:
             merged["allow-plaintext"] = True
+        if self["pop3-retr-seen"]:
+            merged["pop3-retr-seen"] = True
         self.settings = settings_from_mapping(merged)
 
 
@@ -258,7 +280,9 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
     """
     imap = list(values.get("imap", []))
     imaps = list(values.get("imaps", []))
-    if not imap and not imaps:
+    pop3 = list(values.get("pop3", []))
+    pop3s = list(values.get("pop3s", []))
+    if not imap and not imaps and not pop3 and not pop3s:
         imap = [DEFAULT_IMAP]
     store = values.get("store", DEFAULT_STORE)
     try:
@@ -277,8 +301,9 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
     cert, key = values.get("tls-cert"), values.get("tls-key")
     if bool(cert) != bool(key):
         raise usage.UsageError("--tls-cert and --tls-key must be given together")
-    if imaps and not cert:
-        raise usage.UsageError("--imaps needs a certificate: give --tls-cert and --tls-key")
+    for option, endpoints in (("--imaps", imaps), ("--pop3s", pop3s)):
+        if endpoints and not cert:
+            raise usage.UsageError(f"{option} needs a certificate: give --tls-cert and --tls-key")
     files = (("--tls-cert", cert), ("--tls-key", key), ("--passwd", values.get("passwd")))
     for option, path in files:
         if path and not os.path.isfile(path):
@@ -291,13 +316,17 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         except ValueError as e:
             raise usage.UsageError(f"--max-literal: {e}")
 
-    for option, endpoints in (("--imap", imap), ("--imaps", imaps)):
+    for option, endpoints in (("--imap", imap), ("--imaps", imaps), ("--pop3", pop3),
+                              ("--pop3s", pop3s)):
         for description in endpoints:
             _check_endpoint(option, description)
 
     return MailhubSettings(
         imap=tuple(imap),
         imaps=tuple(imaps),
+        pop3=tuple(pop3),
+        pop3s=tuple(pop3s),
+        pop3_retr_seen=bool(values.get("pop3-retr-seen", False)),
         store=store,
         users=users,
         passwd=values.get("passwd"),

@@ -87,6 +87,8 @@ class MailhubService(MultiService):
         self.backend = backend
         self.portal = portal
         self.ports: list[tuple[str, IListeningPort]] = []
+        # Protocol factories whose clients get a BYE when the server stops.
+        self.factories: list[Any] = []
 
     def listen(self, description: str, factory: Any, label: str, reactor: Any = None) -> None:
         """
@@ -105,6 +107,8 @@ class MailhubService(MultiService):
     def stopService(self) -> defer.Deferred:
         """Stop every listener, then close the backend."""
         d = defer.maybeDeferred(super().stopService)
+        for factory in self.factories:
+            factory.disconnect_all("Server shutting down")
 
         def close(passthrough: Any) -> defer.Deferred:
             del self.ports[:]
@@ -176,18 +180,38 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
 
         tls_options = make_tls_options(settings.tls_cert, settings.tls_key)
 
-    extra = {} if reactor is None else {"clock": reactor}
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from twisted_mailhub.auth.throttle import FailureThrottle
+    from twisted_mailhub.pop3 import POP3ServerFactory
+
+    if reactor is None:
+        from twisted.internet import reactor as clock
+    else:
+        clock = reactor
+    policy = settings.policy()
+    # One failure record for both protocols: guessing over POP3 slows IMAP too.
+    throttle = FailureThrottle(clock, policy.auth_failure_delay, policy.auth_failure_delay_max)
     factory = IMAPServerFactory(
-        portal, policy=settings.policy(), tls_options=tls_options, **extra
+        portal, policy=policy, tls_options=tls_options, throttle=throttle, clock=clock
     )
+    server.factories.append(factory)
     for description in settings.imap:
         server.listen(description, factory, "IMAP", reactor)
-    if settings.imaps:
-        from twisted.protocols.tls import TLSMemoryBIOFactory
-
-        tls_factory = TLSMemoryBIOFactory(tls_options, False, factory)
-        for description in settings.imaps:
-            server.listen(description, tls_factory, "IMAPS", reactor)
+    for description in settings.imaps:
+        server.listen(description, TLSMemoryBIOFactory(tls_options, False, factory), "IMAPS",
+                      reactor)
+    if settings.pop3 or settings.pop3s:
+        pop3 = POP3ServerFactory(
+            portal, policy=policy, tls_options=tls_options,
+            mark_seen_on_retr=settings.pop3_retr_seen, throttle=throttle, clock=clock,
+        )
+        server.factories.append(pop3)
+        for description in settings.pop3:
+            server.listen(description, pop3, "POP3", reactor)
+        for description in settings.pop3s:
+            server.listen(description, TLSMemoryBIOFactory(tls_options, False, pop3), "POP3S",
+                          reactor)
 
     log.info("Mail store: {store}", store=hide_password(settings.store))
     if settings.users:

@@ -78,7 +78,9 @@ async def authenticate(session: Session, cmd: C.Authenticate):
             mechanism, cmd.initial, session.portal, send_challenge, receive_response, IMailStore)
     except SASLCancelled:
         raise CommandFailed("Authentication cancelled", condition="BAD")
-    except (SASLFailure, UnauthorizedLogin):
+    except SASLFailure as e:
+        await _failed(session, getattr(e, "username", None) or "", mechanism)
+    except UnauthorizedLogin:
         await _failed(session, "", mechanism)
     if isinstance(avatar_id, bytes):
         avatar_id = avatar_id.decode("utf-8", "replace")
