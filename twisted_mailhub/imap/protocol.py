@@ -82,6 +82,14 @@ class IMAPServerProtocol(Protocol, TimeoutMixin):
         self.session = Session(self, factory.portal, policy, throttle=factory.throttle,
                                clock=factory.clock, users=factory.per_user)
         self.transport.registerProducer(self, True)
+        # Responses are written whole per reactor turn; do not let Nagle's
+        # algorithm hold the tagged line back waiting for an ACK.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:
+                pass
         if not factory.connection_opened(self):
             self.transport.write(responses.status(
                 None, "BYE", "Too many connections from your address", "UNAVAILABLE"))
