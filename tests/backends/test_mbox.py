@@ -1,0 +1,438 @@
+"""The mbox backend: the conformance suite plus interoperability with other mail programs."""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import subprocess
+import sys
+import textwrap
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from twisted_mailhub.backends.mbox import MboxBackend, atomic
+from twisted_mailhub.backends.mbox.format import quote, scan, unquote
+from twisted_mailhub.errors import InvalidMailboxName, PermissionDenied, StoreUnavailable
+from twisted_mailhub.model import (
+    AppendRequest,
+    FlagsChanged,
+    MailboxRemoved,
+    MessagesAdded,
+    MessagesExpunged,
+)
+from twisted_mailhub.testing import BackendConformanceMixin, RecordingListener
+
+CLASSIC = (
+    b"From alice@example.org Mon Jan  6 10:00:00 2020\n"
+    b"From: Alice <alice@example.org>\n"
+    b"Subject: first\n"
+    b"Status: RO\n"
+    b"\n"
+    b"Hello,\n"
+    b">From the start it was quoted.\n"
+    b">>From twice.\n"
+    b"\n"
+    b"From bob@example.org Tue Jan  7 11:30:00 2020\n"
+    b"From: Bob <bob@example.org>\n"
+    b"Subject: second\n"
+    b"X-Status: F\n"
+    b"\n"
+    b"Second body.\n"
+)
+
+
+def read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_file(path: str, data: bytes, mode: str = "wb") -> None:
+    with open(path, mode) as f:
+        f.write(data)
+
+
+def message(n: int, body: bytes = b"") -> bytes:
+    return (
+        b"From: sender%d@example.org\nTo: rcpt@example.org\nSubject: message %d\n\n"
+        b"Body of message %d.\n" % (n, n, n)
+    ) + body
+
+
+class MboxConformanceTests(BackendConformanceMixin, unittest.TestCase):
+    persistent = True
+
+    async def make_backend(self) -> MboxBackend:
+        return MboxBackend(self.mktemp())
+
+    async def restart_backend(self, backend: MboxBackend) -> MboxBackend:
+        await backend.close()
+        return MboxBackend(backend.root)
+
+
+class MboxTestCase(unittest.TestCase):
+    """A fresh backend per test, closed at the end."""
+
+    def setUp(self) -> None:
+        self.root = os.path.abspath(self.mktemp())
+        self.backend = self.make()
+
+    def make(self, **options) -> MboxBackend:
+        backend = MboxBackend(self.root, **options)
+        self.addCleanup(lambda: defer.ensureDeferred(backend.close()))
+        return backend
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, "alice", *parts)
+
+    async def inbox(self, backend: MboxBackend | None = None):
+        store = await (backend or self.backend).open_store("alice")
+        return store, await store.get_mailbox("INBOX")
+
+    async def names(self, store) -> list[str]:
+        return [info.name for info in await store.list_mailboxes()]
+
+    async def contents(self, box) -> list[bytes]:
+        return [await (await box.open_message(uid)).read() for uid in await box.uids()]
+
+
+class ReadingTests(MboxTestCase):
+    async def test_classic_mbox_written_by_hand(self) -> None:
+        os.makedirs(self.path())
+        write_file(self.path("INBOX"), CLASSIC, "wb")
+        _, inbox = await self.inbox()
+        first, second = await inbox.metadata(await inbox.uids())
+        self.assertEqual((first.uid, second.uid), (1, 2))
+        self.assertEqual(first.flags, {"\\Seen"})
+        self.assertEqual(second.flags, {"\\Flagged"})
+        self.assertEqual(first.internaldate.timetuple()[:6], (2020, 1, 6, 10, 0, 0))
+        content = await (await inbox.open_message(1)).read()
+        self.assertEqual(
+            content,
+            b"From: Alice <alice@example.org>\nSubject: first\n\n"
+            b"Hello,\nFrom the start it was quoted.\n>From twice.\n",
+        )
+        self.assertEqual(first.size, len(content))
+        self.assertEqual(
+            await (await inbox.open_message(2)).read(),
+            b"From: Bob <bob@example.org>\nSubject: second\n\nSecond body.\n",
+        )
+
+    async def test_mboxrd_quoting_is_reversible(self) -> None:
+        text = b"From a\n>From b\n>>From c\nFromage\n From d\n"
+        self.assertEqual(quote(text), b">From a\n>>From b\n>>>From c\nFromage\n From d\n")
+        self.assertEqual(unquote(quote(text)), text)
+
+    def test_scan_keeps_content_of_message_without_final_separator(self) -> None:
+        data = b"From a Mon Jan  6 10:00:00 2020\nX: 1\n\nbody\n"
+        [found] = scan(data)
+        self.assertEqual(data[found.body_start:found.body_end], b"X: 1\n\nbody\n")
+
+
+class WritingTests(MboxTestCase):
+    async def test_appended_messages_read_back_by_python_mailbox(self) -> None:
+        _, inbox = await self.inbox()
+        plain = message(1)
+        quoted = message(2, b"From here on the line is quoted.\n")
+        crlf = message(3).replace(b"\n", b"\r\n")
+        await inbox.append([AppendRequest(plain), AppendRequest(quoted),
+                            AppendRequest(crlf, frozenset({"\\Seen", "\\Answered"}))])
+        box = mailbox.mbox(self.path("INBOX"), create=False)
+        try:
+            got = [box.get_bytes(key) for key in box.iterkeys()]
+            flags = box[box.keys()[2]].get_flags()
+        finally:
+            box.close()
+        self.assertEqual(got[0], plain)
+        # Python reads the mboxrd quoting as it is written.
+        self.assertEqual(got[1], quoted.replace(b"\nFrom here", b"\n>From here"))
+        # Flags are in the status fields other programs read; the content
+        # follows them unchanged.
+        self.assertEqual(got[2], b"Status: RO\r\nX-Status: A\r\n" + crlf)
+        self.assertEqual(set(flags), set("ROA"))
+        self.assertEqual(await self.contents(inbox), [plain, quoted, crlf])
+
+    async def test_served_bytes_never_include_internal_fields(self) -> None:
+        _, inbox = await self.inbox()
+        content = b"Subject: x\nX-UID: 77\nStatus: RO\nX-Keywords: junk\n\nbody\n"
+        [meta] = await inbox.append([AppendRequest(content, frozenset({"$Later"}))])
+        served = await (await inbox.open_message(meta.uid)).read()
+        self.assertEqual(served, b"Subject: x\n\nbody\n")
+        self.assertEqual(meta.size, len(served))
+        self.assertEqual(meta.flags, {"$Later"})
+
+    async def test_message_without_final_newline_is_served_unchanged(self) -> None:
+        _, inbox = await self.inbox()
+        await inbox.append([AppendRequest(b"Subject: a\n\nno newline"),
+                            AppendRequest(b"Subject: b\n\nnext\n")])
+        backend = self.make()
+        _, inbox = await self.inbox(backend)
+        self.assertEqual(await self.contents(inbox),
+                         [b"Subject: a\n\nno newline", b"Subject: b\n\nnext\n"])
+
+    async def test_expunge_writes_flags_for_other_programs(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(message(n)) for n in range(3)])
+        await inbox.store_flags([metas[0].uid], "add", {"\\Deleted"})
+        await inbox.store_flags([metas[1].uid], "add", {"\\Seen", "\\Flagged"})
+        self.assertEqual(await inbox.expunge(), [metas[0].uid])
+        box = mailbox.mbox(self.path("INBOX"), create=False)
+        try:
+            self.assertEqual([set(m.get_flags()) for m in box], [set("ROF"), set()])
+        finally:
+            box.close()
+        self.assertEqual(await self.contents(inbox), [message(1), message(2)])
+
+    async def test_failure_after_temporary_file_leaves_mailbox_intact(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(message(n)) for n in range(3)])
+        await inbox.store_flags([metas[1].uid], "add", {"\\Deleted"})
+        before = read_file(self.path("INBOX"))
+
+        written = []
+
+        def fail(source: str, target: str) -> None:
+            with open(source, "rb") as f:
+                written.append(f.read())
+            raise OSError("disk on fire")
+
+        self.patch(atomic, "_rename", fail)
+        with self.assertRaises(OSError):
+            await inbox.expunge()
+        self.assertEqual(len(written), 1)
+        self.assertNotEqual(written[0], before)
+        self.assertEqual(read_file(self.path("INBOX")), before)
+        self.assertEqual([n for n in os.listdir(self.path()) if n.endswith(".tmp")], [])
+        self.assertEqual(await inbox.uids(), [m.uid for m in metas])
+
+        self.patch(atomic, "_rename", os.replace)
+        self.assertEqual(await inbox.expunge(), [metas[1].uid])
+        self.assertEqual(await self.contents(inbox), [message(0), message(2)])
+
+    async def test_interrupted_append_is_cut_off(self) -> None:
+        _, inbox = await self.inbox()
+        [kept] = await inbox.append([AppendRequest(message(0))])
+        good = read_file(self.path("INBOX"))
+        # What a crash in the middle of a write leaves: the index says an
+        # append was under way, the file has half of it.
+        from twisted_mailhub.backends.mbox.index import read_index, write_index
+
+        index = read_index(self.path("INBOX.mailhub"))
+        index.pending = (len(good), len(good) + 500)
+        write_index(self.path("INBOX.mailhub"), index)
+        write_file(self.path("INBOX"), b"From x Mon Jan  6 10:00:00 2020\nSubject: half", "ab")
+        _, inbox = await self.inbox(self.make())
+        self.assertEqual(await inbox.metadata(await inbox.uids()), [kept])
+        self.assertEqual(read_file(self.path("INBOX")), good)
+
+
+class OtherProgramTests(MboxTestCase):
+    async def test_external_append_is_announced(self) -> None:
+        _, inbox = await self.inbox()
+        [first] = await inbox.append([AppendRequest(message(0))])
+        listener = RecordingListener()
+        inbox.subscribe(listener)
+        self.addCleanup(inbox.unsubscribe, listener)
+
+        # Python's mailbox module takes the dotlock and an fcntl lock too.
+        box = mailbox.mbox(self.path("INBOX"), create=False)
+        box.lock()
+        try:
+            box.add(mailbox.mboxMessage(message(1)))
+            box.flush()
+        finally:
+            box.unlock()
+            box.close()
+
+        status = await inbox.status()
+        self.assertEqual(status.messages, 2)
+        [event] = listener.events
+        self.assertIsInstance(event, MessagesAdded)
+        [added] = event.messages
+        self.assertEqual(added.uid, first.uid + 1)
+        self.assertEqual(await (await inbox.open_message(added.uid)).read(), message(1))
+
+    async def test_rewrite_by_another_program_is_reconciled(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(message(n)) for n in range(3)])
+        listener = RecordingListener()
+        inbox.subscribe(listener)
+        self.addCleanup(inbox.unsubscribe, listener)
+
+        # As a mail reader does: drop the first message, mark the last read.
+        box = mailbox.mbox(self.path("INBOX"), create=False)
+        box.lock()
+        try:
+            keys = box.keys()
+            last = box[keys[2]]
+            last.set_flags("RO")
+            box[keys[2]] = last
+            box.remove(keys[0])
+            box.flush()
+        finally:
+            box.unlock()
+            box.close()
+
+        self.assertEqual(await inbox.uids(), [metas[1].uid, metas[2].uid])
+        expunged, changed = listener.events
+        self.assertEqual(expunged, MessagesExpunged((metas[0].uid,), expunged.modseq))
+        self.assertIsInstance(changed, FlagsChanged)
+        self.assertEqual([(m.uid, m.flags) for m in changed.messages],
+                         [(metas[2].uid, frozenset({"\\Seen"}))])
+        self.assertEqual(await self.contents(inbox), [message(1), message(2)])
+        _, expunged_uids = await inbox.changes_since(metas[2].modseq)
+        self.assertEqual(expunged_uids, [metas[0].uid])
+
+    async def test_moved_message_comes_back_with_a_new_uid(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(message(n)) for n in range(2)])
+        before = inbox.uidvalidity
+        data = read_file(self.path("INBOX"))
+        _, second = scan(data)
+        write_file(self.path("INBOX"), data[second.start:] + data[:second.start], "wb")
+        # The first message can no longer have the smaller UID: it counts
+        # as expunged and delivered again.
+        self.assertEqual(await inbox.uids(), [metas[1].uid, metas[1].uid + 1])
+        self.assertEqual(inbox.uidvalidity, before)
+        self.assertEqual(await self.contents(inbox), [message(1), message(0)])
+
+    async def test_message_inserted_before_others_starts_new_uidvalidity(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(message(n)) for n in range(2)])
+        await inbox.store_flags([metas[1].uid], "add", {"$Kept"})
+        before = inbox.uidvalidity
+        listener = RecordingListener()
+        inbox.subscribe(listener)
+        self.addCleanup(inbox.unsubscribe, listener)
+        data = read_file(self.path("INBOX"))
+        inserted = b"From x Mon Jan  6 10:00:00 2020\nSubject: inserted\n\nnew\n\n"
+        write_file(self.path("INBOX"), inserted + data)
+        self.assertEqual(await inbox.uids(), [1, 2, 3])
+        self.assertGreater(inbox.uidvalidity, before)
+        self.assertEqual(listener.events, [MailboxRemoved()])
+        self.assertEqual(await self.contents(inbox),
+                         [b"Subject: inserted\n\nnew\n", message(0), message(1)])
+        self.assertEqual([m.flags for m in await inbox.metadata([1, 2, 3])],
+                         [frozenset(), frozenset(), {"$Kept"}])
+
+
+HOLD_LOCK = textwrap.dedent("""
+    import fcntl, os, sys
+    path = sys.argv[1]
+    fd = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.close(fd)
+    mbox = open(path, "ab")
+    fcntl.lockf(mbox, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.readline()
+    mbox.write(b"From other Mon Jan  6 10:00:00 2020\\nSubject: other\\n\\nhi\\n\\n")
+    mbox.flush()
+    os.unlink(path + ".lock")
+    fcntl.lockf(mbox, fcntl.LOCK_UN)
+    print("released", flush=True)
+""")
+
+
+class LockingTests(MboxTestCase):
+    def hold_lock(self) -> subprocess.Popen:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, self.path("INBOX")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.stdin.close)
+        self.assertEqual(holder.stdout.readline(), b"locked\n")
+        return holder
+
+    async def test_append_waits_for_another_program(self) -> None:
+        waiting = defer.Deferred()
+        backend = self.make(on_lock_wait=waiting.callback)
+        _, inbox = await self.inbox(backend)
+        holder = self.hold_lock()
+
+        appending = defer.ensureDeferred(inbox.append([AppendRequest(message(0))]))
+        self.assertEqual(await waiting, self.path("INBOX"))
+        self.assertFalse(appending.called)
+        holder.stdin.write(b"go\n")
+        holder.stdin.flush()
+        self.assertEqual(holder.stdout.readline(), b"released\n")
+
+        [meta] = await appending
+        # The other program's message came first and was noticed.
+        self.assertEqual(meta.uid, 2)
+        self.assertEqual(await self.contents(inbox),
+                         [b"Subject: other\n\nhi\n", message(0)])
+        self.assertFalse(os.path.exists(self.path("INBOX.lock")))
+
+    async def test_wait_is_bounded(self) -> None:
+        backend = self.make(lock_timeout=0.05)
+        _, inbox = await self.inbox(backend)
+        holder = self.hold_lock()
+        await self.assertFailure(
+            defer.ensureDeferred(inbox.append([AppendRequest(message(0))])), StoreUnavailable
+        )
+        holder.stdin.write(b"go\n")
+        holder.stdin.flush()
+        self.assertEqual(holder.stdout.readline(), b"released\n")
+        self.assertEqual(len(await inbox.uids()), 1)
+
+    async def test_stale_dotlock_is_removed(self) -> None:
+        backend = self.make(stale_lock_after=60)
+        _, inbox = await self.inbox(backend)
+        write_file(self.path("INBOX.lock"), b"99999\n")
+        os.utime(self.path("INBOX.lock"), (1, 1))
+        await inbox.append([AppendRequest(message(0))])
+        self.assertEqual(len(await inbox.uids()), 1)
+        self.assertFalse(os.path.exists(self.path("INBOX.lock")))
+
+
+HOSTILE_NAMES = ["../evil", "a/../../evil", "/etc/passwd", "a\\b", "..\\evil", "a\x00b",
+                 ".", "..", "a/./b", "a//b", ""]
+
+
+class NameTests(MboxTestCase):
+    async def test_hostile_mailbox_names_refused(self) -> None:
+        store = await self.backend.open_store("alice")
+        for name in HOSTILE_NAMES:
+            for attempt in (store.create_mailbox, store.get_mailbox,
+                            lambda name: store.rename_mailbox("INBOX", name)):
+                await self.assertFailure(defer.ensureDeferred(attempt(name)), InvalidMailboxName)
+        self.assertEqual(sorted(os.listdir(self.root)), ["alice"])
+        self.assertEqual(await self.names(store), ["INBOX"])
+
+    async def test_hostile_user_names_refused(self) -> None:
+        for username in ["..", ".", "", "../bob", "a/b", "a\\b", "x\x00", "/etc"]:
+            await self.assertFailure(defer.ensureDeferred(self.backend.open_store(username)),
+                                     PermissionDenied)
+        self.assertEqual(os.listdir(self.root), [])
+
+    async def test_names_like_reserved_files_stay_apart(self) -> None:
+        store = await self.backend.open_store("alice")
+        names = ["foo", "foo.lock", "foo.d", "foo.mailhub", ".hidden", "a.b/c.d",
+                 "Ünïcode"]
+        for name in names:
+            await store.create_mailbox(name)
+        self.assertEqual(await self.names(store), sorted(["INBOX", "a.b"] + names))
+        foo = await store.get_mailbox("foo")
+        await foo.append([AppendRequest(message(0))])
+        lock_box = await store.get_mailbox("foo.lock")
+        self.assertEqual(await lock_box.uids(), [])
+        on_disk = set(os.listdir(self.path()))
+        self.assertIn("foo%2Elock", on_disk)
+        self.assertIn("%2Ehidden", on_disk)
+        self.assertNotIn("foo.lock", on_disk)
+
+    async def test_mailbox_with_children_and_messages(self) -> None:
+        store = await self.backend.open_store("alice")
+        await store.create_mailbox("Work/Projects")
+        work = await store.get_mailbox("Work")
+        await work.append([AppendRequest(message(0))])
+        self.assertTrue(os.path.isfile(self.path("Work")))
+        self.assertTrue(os.path.isfile(self.path("Work.d", "Projects")))
+        await store.delete_mailbox("Work")
+        infos = {i.name: i.selectable for i in await store.list_mailboxes()}
+        self.assertEqual(infos, {"INBOX": True, "Work": False, "Work/Projects": True})
+        await store.rename_mailbox("Work", "Archive/2020")
+        self.assertEqual(await self.names(store),
+                         ["Archive", "Archive/2020", "Archive/2020/Projects", "INBOX"])
+        self.assertTrue(os.path.isfile(self.path("Archive.d", "2020.d", "Projects")))

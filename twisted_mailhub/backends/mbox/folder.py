@@ -1,0 +1,502 @@
+"""
+Synchronous operations on one mbox file and its index, under its locks.
+
+An L{MboxFolder} exists only inside L{open_folder}, which holds the locks
+(see L{twisted_mailhub.backends.mbox.locking}) and first brings the index
+up to date with the file (L{MboxFolder.refresh}): messages another program
+appended get UIDs, messages it removed are recorded as expunged, status
+fields it changed become flag changes.  Each operation collects the
+mailbox events it causes in L{MboxFolder.events}; the caller publishes them
+on the reactor thread.  Everything here blocks and runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+
+from twisted_mailhub.backends.base import apply_flags, clean_flags
+from twisted_mailhub.backends.mbox import format as mbox
+from twisted_mailhub.backends.mbox.atomic import replace_file
+from twisted_mailhub.backends.mbox.index import (
+    Entry,
+    Index,
+    read_index,
+    signature,
+    write_index,
+)
+from twisted_mailhub.backends.mbox.locking import locked_mbox
+from twisted_mailhub.backends.mbox.naming import index_file
+from twisted_mailhub.errors import MessageExpunged
+from twisted_mailhub.model import (
+    AppendRequest,
+    FlagsChanged,
+    FlagUpdate,
+    MailboxEvent,
+    MailboxRemoved,
+    MailboxStatus,
+    MessageMeta,
+    MessagesAdded,
+    MessagesExpunged,
+)
+
+log = Logger()
+
+
+@dataclass(slots=True)
+class FolderSettings:
+    """What every folder of one backend shares."""
+
+    lock_timeout: float
+    stale_lock_after: float
+    new_uidvalidity: Callable[[], int]
+    on_lock_wait: Callable[[str], None] | None = None
+
+
+class IndexCache:
+    """
+    Parsed indexes, reused while the index file is unchanged on disk.
+
+    Only used under the mailbox's locks, so one path is never touched by
+    two threads at once.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[int, int, int], Index]] = {}
+
+    def load(self, path: str) -> Index | None:
+        name = index_file(path)
+        try:
+            current = signature(os.stat(name))
+        except FileNotFoundError:
+            self._entries.pop(path, None)
+            return None
+        cached = self._entries.get(path)
+        if cached is not None and cached[0] == current:
+            return cached[1]
+        try:
+            index = read_index(name)
+        except (ValueError, KeyError, TypeError):
+            log.warn("Unreadable index {name}; rebuilding it", name=name)  # noqa: G010
+            return None
+        if index is not None:
+            self._entries[path] = (current, index)
+        return index
+
+    def save(self, path: str, index: Index) -> None:
+        stat = write_index(index_file(path), index)
+        self._entries[path] = (signature(stat), index)
+
+    def forget(self, path: str) -> None:
+        self._entries.pop(path, None)
+
+
+@contextmanager
+def open_folder(path: str, settings: FolderSettings, cache: IndexCache) -> Iterator[MboxFolder]:
+    """Lock the mbox file C{path}, bring its index up to date, yield it."""
+    with locked_mbox(path, settings.lock_timeout, settings.stale_lock_after,
+                     settings.on_lock_wait) as fd:
+        try:
+            index = cache.load(path)
+            folder = MboxFolder(path, fd, index, settings, cache)
+            folder.refresh()
+            yield folder
+        except BaseException:
+            # The cached index may be half changed.
+            cache.forget(path)
+            raise
+
+
+class MboxFolder:
+    """One locked mbox file and its index."""
+
+    def __init__(self, path: str, fd: int, index: Index | None, settings: FolderSettings,
+                 cache: IndexCache) -> None:
+        self.path = path
+        self.events: list[MailboxEvent] = []
+        self._fd = fd
+        self._settings = settings
+        self._cache = cache
+        self._dirty = index is None
+        self.index = index if index is not None else Index(settings.new_uidvalidity())
+
+    def save(self) -> None:
+        """Store the index if it changed."""
+        if self._dirty:
+            self._cache.save(self.path, self.index)
+            self._dirty = False
+
+    # -- reconciling with the file -------------------------------------------
+
+    def refresh(self) -> None:
+        """Take in whatever other programs did to the file since we last looked."""
+        index = self.index
+        stat = os.fstat(self._fd)
+        if index.pending is not None:
+            self._finish_interrupted_append(stat)
+            stat = os.fstat(self._fd)
+        current = signature(stat)
+        if index.file != current:
+            old = index.file
+            if old is not None and self._grew_by_appending(old, current):
+                tail = self._pread(current[0] - old[0], old[0])
+                self._add_new(mbox.scan(tail, old[0]), tail, old[0])
+            else:
+                self._rescan(current[0])
+            index.file = current
+            self._dirty = True
+        self.save()
+
+    def _finish_interrupted_append(self, stat: os.stat_result) -> None:
+        # An append of ours died between writing and recording.  If the
+        # write is incomplete, nobody was told of it: cut it off.  If it
+        # is complete, the messages are picked up like any delivery.
+        offset, end = self.index.pending
+        if offset <= stat.st_size < end:
+            log.warn("Removing an interrupted append from {path}", path=self.path)  # noqa: G010
+            os.ftruncate(self._fd, offset)
+            os.fsync(self._fd)
+        self.index.pending = None
+        self._dirty = True
+
+    def _grew_by_appending(self, old: tuple[int, int, int], new: tuple[int, int, int]) -> bool:
+        old_size, _, old_inode = old
+        size, _, inode = new
+        if inode != old_inode or size <= old_size:
+            return False
+        entries = self.index.entries
+        if entries and self._pread(5, entries[-1].start) != mbox.SEPARATOR:
+            return False
+        before = self._pread(min(2, old_size), old_size - min(2, old_size))
+        after = self._pread(6, old_size)
+        if after.startswith(mbox.SEPARATOR):
+            return not before or before.endswith(b"\n")
+        # A newline completing the empty line after a last message that
+        # had none, then the separator.
+        return after == b"\n" + mbox.SEPARATOR and before.endswith(b"\n") and before != b"\n\n"
+
+    def _read_found(self, found: mbox.StoredMessage, data: bytes, base: int):
+        stored = data[found.body_start - base : found.body_end - base]
+        return mbox.content_of(stored)
+
+    def _new_entry(self, found: mbox.StoredMessage, content: bytes, status: str,
+                   modseq: int, uid: int | None = None) -> Entry:
+        index = self.index
+        if uid is None:
+            uid = index.uidnext
+            index.uidnext += 1
+        return Entry(
+            uid=uid,
+            flags=mbox.flags_from_status(status),
+            modseq=modseq,
+            internaldate=mbox.date_of_from_line(found.from_line) or mbox.now(),
+            start=found.start,
+            body_start=found.body_start,
+            body_end=found.body_end,
+            digest=mbox.digest(content),
+            size=len(content),
+            status=status,
+        )
+
+    def _add_new(self, found: list[mbox.StoredMessage], data: bytes, base: int) -> None:
+        if not found:
+            return
+        modseq = self.index.next_modseq()
+        added = []
+        for message in found:
+            content, status = self._read_found(message, data, base)
+            entry = self._new_entry(message, content, status, modseq)
+            self.index.entries.append(entry)
+            added.append(entry.meta())
+        self.events.append(MessagesAdded(tuple(added)))
+
+    def _rescan(self, size: int) -> None:
+        """Match every message of the file against the index by digest."""
+        index = self.index
+        data = self._pread(size, 0)
+        found = mbox.scan(data)
+        read = [self._read_found(message, data, 0) for message in found]
+        digests = [mbox.digest(content) for content, _ in read]
+        where: dict[str, deque[int]] = {}
+        for position, entry in enumerate(index.entries):
+            where.setdefault(entry.digest, deque()).append(position)
+        matched: list[tuple[int, int]] = []
+        fresh: list[int] = []
+        floor = 0
+        for i, wanted in enumerate(digests):
+            candidates = where.get(wanted)
+            while candidates and candidates[0] < floor:
+                candidates.popleft()
+            if candidates:
+                position = candidates.popleft()
+                matched.append((i, position))
+                floor = position + 1
+            else:
+                fresh.append(i)
+        if matched and fresh and fresh[0] < matched[-1][0]:
+            self._renumber(found, read, dict(matched))
+            return
+        kept = {position for _, position in matched}
+        gone = [entry.uid for position, entry in enumerate(index.entries) if position not in kept]
+        if gone:
+            modseq = index.next_modseq()
+            index.expunged.extend((uid, modseq) for uid in gone)
+            self.events.append(MessagesExpunged(tuple(gone), modseq))
+        entries = []
+        changed = []
+        modseq = None
+        for i, position in matched:
+            entry = index.entries[position]
+            message, (_, status) = found[i], read[i]
+            entry.start, entry.body_start, entry.body_end = (
+                message.start, message.body_start, message.body_end)
+            if status != entry.status:
+                entry.status = status
+                flags = mbox.flags_from_status(status)
+                if flags != entry.flags:
+                    modseq = modseq or index.next_modseq()
+                    entry.flags = flags
+                    entry.modseq = modseq
+                    changed.append(entry.meta())
+            entries.append(entry)
+        index.entries = entries
+        if changed:
+            self.events.append(FlagsChanged(tuple(changed)))
+        if fresh:
+            self._add_new([found[i] for i in fresh], data, 0)
+
+    def _renumber(self, found: list[mbox.StoredMessage], read: list[tuple[bytes, str]],
+                  matched: dict[int, int]) -> None:
+        """The file's order contradicts the UIDs: start a new UIDVALIDITY."""
+        index = self.index
+        old_entries = index.entries
+        log.warn("Messages of {path} reordered; new UIDVALIDITY", path=self.path)  # noqa: G010
+        index.uidvalidity = max(self._settings.new_uidvalidity(), index.uidvalidity + 1)
+        index.uidnext = 1
+        index.recent_after = 0
+        index.expunged = []
+        index.entries = []
+        modseq = index.next_modseq()
+        for i, message in enumerate(found):
+            content, status = read[i]
+            entry = self._new_entry(message, content, status, modseq)
+            if i in matched:
+                previous = old_entries[matched[i]]
+                entry.flags, entry.internaldate, entry.trim = (
+                    previous.flags, previous.internaldate, previous.trim)
+                entry.size = len(content) - entry.trim
+            index.entries.append(entry)
+        self.events.append(MailboxRemoved())
+
+    # -- reading -------------------------------------------------------------
+
+    def status(self) -> MailboxStatus:
+        """The counters of the mailbox."""
+        index = self.index
+        unseen = deleted = size = 0
+        for entry in index.entries:
+            if "\\Seen" not in entry.flags:
+                unseen += 1
+            if "\\Deleted" in entry.flags:
+                deleted += 1
+            size += entry.size
+        return MailboxStatus(
+            messages=len(index.entries),
+            uidnext=index.uidnext,
+            uidvalidity=index.uidvalidity,
+            unseen=unseen,
+            highestmodseq=index.highestmodseq,
+            recent=sum(1 for entry in index.entries if entry.uid > index.recent_after),
+            size=size,
+            deleted=deleted,
+        )
+
+    def metadata(self, uids: Iterable[int] | None = None) -> list[MessageMeta]:
+        """Metas of the existing messages among C{uids} (all when C{None})."""
+        if uids is None:
+            return [entry.meta() for entry in self.index.entries]
+        wanted = set(uids)
+        return [entry.meta() for entry in self.index.entries if entry.uid in wanted]
+
+    def content(self, uid: int, retry: bool = True) -> tuple[MessageMeta, bytes]:
+        """The meta and the content of message C{uid}, as served to clients."""
+        entry = self.index.by_uid().get(uid)
+        if entry is None:
+            raise MessageExpunged(f"Message {uid} no longer exists")
+        stored = self._pread(entry.body_end - entry.body_start, entry.body_start)
+        content, _ = mbox.content_of(stored)
+        if mbox.digest(content) != entry.digest and retry:
+            # Changed behind our back without changing size, mtime or inode.
+            self.index.file = None
+            self.refresh()
+            return self.content(uid, retry=False)
+        return entry.meta(), content[: len(content) - entry.trim]
+
+    def claim_recent(self, claim: bool) -> list[int]:
+        """UIDs not yet reported to any session; C{claim} reports them."""
+        index = self.index
+        recent = [entry.uid for entry in index.entries if entry.uid > index.recent_after]
+        if claim and index.recent_after != index.uidnext - 1:
+            index.recent_after = index.uidnext - 1
+            self._dirty = True
+            self.save()
+        return recent
+
+    def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
+        """Metas changed after C{modseq} and UIDs expunged after it."""
+        metas = [entry.meta() for entry in self.index.entries if entry.modseq > modseq]
+        expunged = sorted(uid for uid, when in self.index.expunged if when > modseq)
+        return metas, expunged
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, requests: list[AppendRequest]) -> list[MessageMeta]:
+        """
+        Append C{requests} in one write and fsync.  Before writing, the
+        index records the append as pending, so that a crash in the middle
+        is cut off on the next open (L{refresh}).
+        """
+        index = self.index
+        size = os.fstat(self._fd).st_size
+        tail = self._pread(min(2, size), size - min(2, size))
+        chunks = [mbox.padding_before_append(tail)]
+        offset = size + len(chunks[0])
+        modseq = index.highestmodseq + 1
+        entries = []
+        uid = index.uidnext
+        for request in requests:
+            date = request.internaldate or mbox.now()
+            from_line = mbox.make_from_line(mbox.sender_of(request.content), date)
+            flags = clean_flags(request.flags)
+            data, trim, status = mbox.render(request.content, from_line, flags)
+            body_start = offset + len(from_line)
+            body_end = offset + len(data) - 1
+            content, _ = mbox.content_of(data[len(from_line) : -1])
+            entries.append(Entry(uid, flags, modseq, date, offset, body_start, body_end,
+                                 mbox.digest(content), len(content) - trim, trim, status))
+            chunks.append(data)
+            offset += len(data)
+            uid += 1
+        index.pending = (size, offset)
+        self._dirty = True
+        self.save()
+        try:
+            self._pwrite(b"".join(chunks), size)
+            os.fsync(self._fd)
+        except BaseException:
+            os.ftruncate(self._fd, size)
+            index.pending = None
+            self._dirty = True
+            self.save()
+            raise
+        index.pending = None
+        index.highestmodseq = modseq
+        index.uidnext = uid
+        index.entries.extend(entries)
+        index.file = signature(os.fstat(self._fd))
+        self._dirty = True
+        self.save()
+        metas = [entry.meta() for entry in entries]
+        self.events.append(MessagesAdded(tuple(metas)))
+        return metas
+
+    def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
+                    unchangedsince: int | None = None) -> FlagUpdate:
+        """Change flags in the index (the file is updated on the next rewrite)."""
+        flags = clean_flags(flags)
+        wanted = set(uids)
+        update = FlagUpdate()
+        pending: list[tuple[Entry, frozenset[str]]] = []
+        for entry in self.index.entries:
+            if entry.uid not in wanted:
+                continue
+            if unchangedsince is not None and entry.modseq > unchangedsince:
+                update.modified.append(entry.uid)
+                continue
+            new = apply_flags(entry.flags, mode, flags)
+            if new != entry.flags:
+                pending.append((entry, new))
+        if pending:
+            modseq = self.index.next_modseq()
+            for entry, new in pending:
+                entry.flags = new
+                entry.modseq = modseq
+                update.changed.append(entry.meta())
+            self._dirty = True
+            self.save()
+            self.events.append(FlagsChanged(tuple(update.changed)))
+        return update
+
+    def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
+        """
+        Remove the \\Deleted messages (among C{uids} when given) by writing
+        the remaining ones to a new file renamed over the old one.  The
+        rewrite also brings every message's status fields up to date, so
+        other mail programs see the flags set over IMAP.
+        """
+        index = self.index
+        wanted = None if uids is None else set(uids)
+        gone = [
+            entry.uid for entry in index.entries
+            if "\\Deleted" in entry.flags and (wanted is None or entry.uid in wanted)
+        ]
+        if not gone:
+            return []
+        removed = set(gone)
+        kept = [entry for entry in index.entries if entry.uid not in removed]
+        chunks, placed = self._rendered(kept)
+        stat = replace_file(self.path, chunks)
+        # From here on the file is the new one; the descriptor we hold
+        # the locks through still names the old one.
+        modseq = index.next_modseq()
+        for entry, (start, body_start, body_end, status) in zip(kept, placed):
+            entry.start, entry.body_start, entry.body_end, entry.status = (
+                start, body_start, body_end, status)
+        index.entries = kept
+        index.expunged.extend((uid, modseq) for uid in gone)
+        index.file = signature(stat)
+        self._dirty = True
+        self.save()
+        self.events.append(MessagesExpunged(tuple(gone), modseq))
+        return gone
+
+    def _rendered(self, entries: list[Entry]) -> tuple[list[bytes], list[tuple]]:
+        chunks = []
+        placed = []
+        offset = 0
+        for entry in entries:
+            from_line = self._pread(entry.body_start - entry.start, entry.start)
+            stored = self._pread(entry.body_end - entry.body_start, entry.body_start)
+            content, _ = mbox.content_of(stored)
+            if mbox.digest(content) != entry.digest:
+                raise RuntimeError(f"Message {entry.uid} of {self.path} changed during rewrite")
+            data, _, status = mbox.render(content, from_line, entry.flags)
+            chunks.append(data)
+            placed.append((offset, offset + len(from_line), offset + len(data) - 1, status))
+            offset += len(data)
+        return chunks, placed
+
+    # -- file access ---------------------------------------------------------
+
+    def _pread(self, length: int, offset: int) -> bytes:
+        parts = []
+        while length > 0:
+            chunk = os.pread(self._fd, min(length, 1 << 24), offset)
+            if not chunk:
+                break
+            parts.append(chunk)
+            length -= len(chunk)
+            offset += len(chunk)
+        return b"".join(parts)
+
+    def _pwrite(self, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view = view[written:]
+            offset += written

@@ -1,0 +1,380 @@
+"""
+L{MboxBackend}: users' mail as mbox files in a directory tree.
+
+The layout and file-name encoding are described in
+L{twisted_mailhub.backends.mbox.naming}, the per-mailbox index in
+L{twisted_mailhub.backends.mbox.index}.  Per user, the directory also
+holds C{.subscriptions} (one name per line, UTF-8) and C{.uidvalidity}
+(the last UIDVALIDITY handed out, so a mailbox created again gets a new
+one even after a restart).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from twisted_mailhub.backends.base import BaseMailStore, validate_name
+from twisted_mailhub.backends.mbox.atomic import fsync_directory, replace_file
+from twisted_mailhub.backends.mbox.folder import FolderSettings, IndexCache, open_folder
+from twisted_mailhub.backends.mbox.index import Index, signature
+from twisted_mailhub.backends.mbox.locking import locked_file, locked_mbox
+from twisted_mailhub.backends.mbox.mailbox import MboxMailbox, _publish_all
+from twisted_mailhub.backends.mbox.naming import (
+    CHILDREN_SUFFIX,
+    check_level,
+    children_directory,
+    decode_level,
+    index_file,
+    mailbox_file,
+    user_directory,
+)
+from twisted_mailhub.errors import MailboxExists
+from twisted_mailhub.interfaces import IBackend, IMailStore, INotifier
+from twisted_mailhub.model import MailboxInfo, MailboxRemoved
+from twisted_mailhub.notify import LocalNotifier
+
+_MAX_UIDVALIDITY = 2**32 - 1
+
+
+@implementer(IMailStore)
+class MboxMailStore(BaseMailStore):
+    """One user's directory of mbox files."""
+
+    def __init__(self, backend: MboxBackend, username: str, directory: str) -> None:
+        super().__init__(username, backend.notifier)
+        self.backend = backend
+        self.directory = directory
+        self.settings = FolderSettings(
+            lock_timeout=backend.lock_timeout,
+            stale_lock_after=backend.stale_lock_after,
+            new_uidvalidity=self._new_uidvalidity,
+            on_lock_wait=backend._lock_wait,
+        )
+
+    def __repr__(self) -> str:
+        return f"<MboxMailStore {self.username}>"
+
+    def _path(self, name: str) -> str:
+        return mailbox_file(self.directory, name, self.delimiter)
+
+    # -- names this layout refuses, checked before any lookup ----------------
+
+    def _check(self, name: str) -> str:
+        name = validate_name(name, self.delimiter)
+        for level in name.split(self.delimiter):
+            check_level(level)
+        return name
+
+    async def get_mailbox(self, name: str, read_only: bool = False) -> MboxMailbox:
+        """The mailbox C{name}; see L{IMailStore.get_mailbox}."""
+        return await super().get_mailbox(self._check(name), read_only)
+
+    async def create_mailbox(self, name: str, special_use: frozenset[str] = frozenset()) -> None:
+        """Create C{name} and its superiors; see L{IMailStore.create_mailbox}."""
+        if name.endswith(self.delimiter) and len(name) > 1:
+            name = name[:-1]
+        await super().create_mailbox(self._check(name), special_use)
+
+    async def delete_mailbox(self, name: str) -> None:
+        """Delete C{name}; see L{IMailStore.delete_mailbox}."""
+        await super().delete_mailbox(self._check(name))
+
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        """Rename C{old} and its inferiors; see L{IMailStore.rename_mailbox}."""
+        await super().rename_mailbox(self._check(old), self._check(new))
+
+    # -- the BaseMailStore core ----------------------------------------------
+
+    async def _list(self) -> list[MailboxInfo]:
+        return await self.backend.run(self._list_sync)
+
+    def _list_sync(self) -> list[MailboxInfo]:
+        infos: list[MailboxInfo] = []
+
+        def walk(directory: str, prefix: str) -> None:
+            try:
+                names = sorted(os.listdir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            files = set()
+            for filename in names:
+                full = os.path.join(directory, filename)
+                try:
+                    mode = os.lstat(full).st_mode
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(mode):
+                    level = decode_level(filename)
+                    if level is None or (not prefix and level != "INBOX"
+                                         and level.upper() == "INBOX"):
+                        continue
+                    files.add(filename)
+                    index = self.backend.cache.load(full)
+                    special = index.special_use if index is not None else frozenset()
+                    infos.append(MailboxInfo(prefix + level, True, special))
+            for filename in names:
+                if not filename.endswith(CHILDREN_SUFFIX):
+                    continue
+                base = filename[: -len(CHILDREN_SUFFIX)]
+                level = decode_level(base)
+                full = os.path.join(directory, filename)
+                if level is None or not stat.S_ISDIR(os.lstat(full).st_mode):
+                    continue
+                if base not in files:
+                    infos.append(MailboxInfo(prefix + level, False))
+                walk(full, prefix + level + self.delimiter)
+
+        walk(self.directory, "")
+        return infos
+
+    async def _open(self, name: str, read_only: bool) -> MboxMailbox:
+        path = self._path(name)
+
+        def opened():
+            with open_folder(path, self.settings, self.backend.cache) as folder:
+                return folder.events, folder.index.key, folder.index.uidvalidity
+
+        events, key, uidvalidity = await self.backend.run(opened)
+        _publish_all(self, key, events)
+        return MboxMailbox(self, name, path, key, uidvalidity, read_only)
+
+    async def _create(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
+        await self.backend.run(self._create_sync, name, special_use, selectable)
+
+    def _create_sync(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
+        path = self._path(name)
+        directory = os.path.dirname(path)
+        os.makedirs(directory, 0o700, exist_ok=True)
+        if not selectable:
+            os.makedirs(children_directory(path), 0o700, exist_ok=True)
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise MailboxExists(f"Mailbox already exists: {name}")
+        try:
+            os.fsync(fd)
+            created = os.fstat(fd)
+        finally:
+            os.close(fd)
+        index = Index(self._new_uidvalidity(), special_use=frozenset(special_use))
+        index.file = signature(created)
+        self.backend.cache.save(path, index)
+        fsync_directory(directory)
+
+    async def _delete(self, name: str) -> None:
+        await self._remove(name, keep_children=False)
+
+    async def _make_unselectable(self, name: str) -> None:
+        await self._remove(name, keep_children=True)
+
+    async def _remove(self, name: str, keep_children: bool) -> None:
+        path = self._path(name)
+
+        def remove() -> str | None:
+            key = None
+            if os.path.exists(path):
+                with locked_mbox(path, self.settings.lock_timeout,
+                                 self.settings.stale_lock_after, self.settings.on_lock_wait):
+                    index = self.backend.cache.load(path)
+                    key = index.key if index is not None else None
+                    os.unlink(path)
+                    _unlink_quietly(index_file(path))
+                    self.backend.cache.forget(path)
+            children = children_directory(path)
+            if keep_children:
+                os.makedirs(children, 0o700, exist_ok=True)
+            else:
+                try:
+                    os.rmdir(children)
+                except FileNotFoundError:
+                    pass
+            fsync_directory(os.path.dirname(path))
+            return key
+
+        key = await self.backend.run(remove)
+        if key is not None:
+            _publish_all(self, key, [MailboxRemoved()])
+
+    async def _rename(self, pairs: list[tuple[str, str]]) -> None:
+        # Inferiors live in the children directory and move with it.
+        old, new = pairs[0]
+        keys = await self.backend.run(self._rename_sync, old, new, [o for o, _ in pairs])
+        for key in keys:
+            _publish_all(self, key, [MailboxRemoved()])
+
+    def _rename_sync(self, old: str, new: str, names: list[str]) -> list[str]:
+        source, target = self._path(old), self._path(new)
+        keys = []
+        for name in names:
+            index = self.backend.cache.load(self._path(name))
+            if index is not None:
+                keys.append(index.key)
+        for existing in (target, index_file(target), children_directory(target)):
+            if os.path.lexists(existing):
+                raise MailboxExists(f"Mailbox already exists: {new}")
+        os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
+        if os.path.exists(source):
+            with locked_mbox(source, self.settings.lock_timeout,
+                             self.settings.stale_lock_after, self.settings.on_lock_wait):
+                os.rename(source, target)
+                if os.path.exists(index_file(source)):
+                    os.rename(index_file(source), index_file(target))
+        if os.path.isdir(children_directory(source)):
+            os.rename(children_directory(source), children_directory(target))
+        for name in names:
+            self.backend.cache.forget(self._path(name))
+        fsync_directory(os.path.dirname(source))
+        fsync_directory(os.path.dirname(target))
+        return keys
+
+    async def _subscriptions(self) -> set[str]:
+        return await self.backend.run(self._edit_subscriptions, None)
+
+    async def _subscribe(self, name: str) -> None:
+        await self.backend.run(self._edit_subscriptions, lambda names: names | {name})
+
+    async def _unsubscribe(self, name: str) -> None:
+        await self.backend.run(self._edit_subscriptions, lambda names: names - {name})
+
+    def _edit_subscriptions(self, change: Callable[[set[str]], set[str]] | None) -> set[str]:
+        path = os.path.join(self.directory, ".subscriptions")
+        with locked_file(os.path.join(self.directory, ".subscriptions.lock"),
+                         self.settings.lock_timeout):
+            try:
+                with open(path, "rb") as f:
+                    names = {line for line in f.read().decode("utf-8").split("\n") if line}
+            except FileNotFoundError:
+                names = set()
+            if change is not None:
+                updated = change(names)
+                if updated != names:
+                    data = "".join(name + "\n" for name in sorted(updated)).encode("utf-8")
+                    replace_file(path, [data], 0o600)
+                names = updated
+        return names
+
+    # -- UIDVALIDITY ---------------------------------------------------------
+
+    def _new_uidvalidity(self) -> int:
+        """
+        A UIDVALIDITY never handed out before for this user: the clock in
+        seconds, or one more than the last value if that is not less.
+        """
+        with locked_file(os.path.join(self.directory, ".uidvalidity"),
+                         self.settings.lock_timeout) as fd:
+            try:
+                last = int(os.pread(fd, 32, 0).strip() or 0)
+            except ValueError:
+                last = 0
+            value = max(last + 1, int(time.time()))
+            if value > _MAX_UIDVALIDITY:
+                value = 1
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, b"%d\n" % value, 0)
+            os.fsync(fd)
+            return value
+
+
+@implementer(IBackend)
+class MboxBackend:
+    """
+    Mail as mbox files: C{root/<user>/INBOX} and one file per mailbox.
+
+    C{lock_timeout} bounds every wait for another program's lock (then the
+    operation fails with L{StoreUnavailable}); a dotlock older than
+    C{stale_lock_after} seconds is removed.  C{on_lock_wait}, if given, is
+    called on the reactor thread with the mbox path whenever an operation
+    starts waiting for a lock held elsewhere.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        notifier: INotifier | None = None,
+        lock_timeout: float = 30.0,
+        stale_lock_after: float = 300.0,
+        threads: int = 4,
+        on_lock_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, 0o700, exist_ok=True)
+        self.notifier = notifier if notifier is not None else LocalNotifier()
+        self.lock_timeout = lock_timeout
+        self.stale_lock_after = stale_lock_after
+        self.on_lock_wait = on_lock_wait
+        self.cache = IndexCache()
+        self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="mbox-backend")
+        self._shutdown_trigger = None
+
+    def __repr__(self) -> str:
+        return f"<MboxBackend {self.root}>"
+
+    def mailbox_key(self, index_key: str) -> Hashable:
+        """The L{IMailbox.key} of the mailbox whose index has C{index_key}."""
+        return ("mbox", self.root, index_key)
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run the blocking C{function} in the backend's thread pool."""
+        from twisted.internet import reactor
+
+        if not self._pool.started:
+            # Started on first use, so that a backend that is never used
+            # or never closed does not keep threads; the reactor stops the
+            # pool when it shuts down.
+            self._pool.start()
+            self._shutdown_trigger = reactor.addSystemEventTrigger(
+                "during", "shutdown", self._pool.stop
+            )
+        return await deferToThreadPool(reactor, self._pool, function, *args)
+
+    async def open_store(self, username: str) -> MboxMailStore:
+        """The tree of C{username}, created with an empty INBOX on first use."""
+        directory = user_directory(self.root, username)
+        store = MboxMailStore(self, username, directory)
+
+        def prepare() -> None:
+            os.makedirs(directory, 0o700, exist_ok=True)
+            if not os.path.exists(mailbox_file(directory, "INBOX")):
+                try:
+                    store._create_sync("INBOX", frozenset(), True)
+                except MailboxExists:
+                    pass
+
+        await self.run(prepare)
+        return store
+
+    async def close(self) -> None:
+        """Stop the worker threads (waiting for running operations)."""
+        if self._shutdown_trigger is not None:
+            from twisted.internet import reactor
+
+            reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            self._shutdown_trigger = None
+        if self._pool.started:
+            self._pool.stop()
+
+    def _lock_wait(self, path: str) -> None:
+        if self.on_lock_wait is not None:
+            from twisted.internet import reactor
+
+            reactor.callFromThread(self.on_lock_wait, path)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+__all__ = ["MboxBackend", "MboxMailStore"]
