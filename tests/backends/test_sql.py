@@ -1,0 +1,498 @@
+"""
+The SQL backend: the conformance suite on SQLite and PostgreSQL, plus what
+is particular to SQL storage (schema versions, users, shared and chunked
+content, SEARCH pushdown, statements issued, crash safety).
+
+PostgreSQL runs when MAILHUB_TEST_POSTGRESQL_URL names a server where the
+test may create databases (e.g. postgresql://postgres@127.0.0.1:5432/postgres);
+each backend gets its own database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sys
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import create_engine, event, func, select, text
+from twisted.internet import defer, threads
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial import unittest
+from zope.interface import implementer
+
+import twisted_mailhub
+from twisted_mailhub.backends.sql import SchemaTooNew, SQLBackend, UnknownUser, UserExists, open_backend
+from twisted_mailhub.backends.sql.engine import parse_url
+from twisted_mailhub.backends.sql.migrate import SchemaError, prepare
+from twisted_mailhub.backends.sql.schema import CHUNK_SIZE, SCHEMA_VERSION, chunks, contents, schema_version
+from twisted_mailhub.imap import searchkeys as sk
+from twisted_mailhub.imap.search import SearchContext, search
+from twisted_mailhub.imap.sequence import SequenceSet
+from twisted_mailhub.interfaces import IMailbox
+from twisted_mailhub.model import AppendRequest
+from twisted_mailhub.testing import BackendConformanceMixin, make_message
+
+PG_VARIABLE = "MAILHUB_TEST_POSTGRESQL_URL"
+PG_URL = os.environ.get(PG_VARIABLE)
+PG_SKIP = None if PG_URL else f"set {PG_VARIABLE} to a PostgreSQL server URL to run these tests"
+DATE = datetime(2023, 5, 17, 10, 30, 0, tzinfo=timezone(timedelta(hours=2)))
+
+
+# -- making backends -------------------------------------------------------------
+
+
+class SQLiteMixin:
+    """Backends over a fresh SQLite file in the test's temporary directory."""
+
+    async def make_backend(self) -> SQLBackend:
+        path = self.mktemp()
+        os.makedirs(path)
+        return open_backend("sqlite:" + os.path.join(path, "mail.db"))
+
+    async def restart_backend(self, backend: SQLBackend) -> SQLBackend:
+        await backend.close()
+        return open_backend(str(backend.url))
+
+
+def _pg_admin_url():
+    return parse_url(PG_URL).set(drivername="postgresql+psycopg")
+
+
+def _create_pg_database() -> str:
+    name = "mailhub_test_" + uuid.uuid4().hex[:16]
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return _pg_admin_url().set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(url: str) -> None:
+    name = parse_url(url).database
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+class PostgreSQLMixin:
+    """Backends each over a new PostgreSQL database, dropped at cleanup."""
+
+    async def make_backend(self) -> SQLBackend:
+        # An unreachable server fails the test here: it is not a skip.
+        url = await threads.deferToThread(_create_pg_database)
+        self.addCleanup(threads.deferToThread, _drop_pg_database, url)
+        backend = open_backend(url)
+        self.addCleanup(backend.close)
+        return backend
+
+    async def restart_backend(self, backend: SQLBackend) -> SQLBackend:
+        await backend.close()
+        new = open_backend(backend.url.render_as_string(hide_password=False))
+        self.addCleanup(new.close)
+        return new
+
+
+# -- the conformance suite ------------------------------------------------------------
+
+
+class SQLiteConformanceTests(SQLiteMixin, BackendConformanceMixin, unittest.TestCase):
+    persistent = True
+
+
+class PostgreSQLConformanceTests(PostgreSQLMixin, BackendConformanceMixin, unittest.TestCase):
+    persistent = True
+    skip = PG_SKIP
+
+
+# -- what is particular to SQL --------------------------------------------------------
+
+
+@implementer(IMailbox)
+class _GenericOnly:
+    """A mailbox seen through IMailbox only, so SEARCH is evaluated generically."""
+
+    def __init__(self, mailbox) -> None:
+        self._mailbox = mailbox
+
+    def metadata(self, uids):
+        return self._mailbox.metadata(uids)
+
+    def open_message(self, uid):
+        return self._mailbox.open_message(uid)
+
+
+def _message(sender: str, to: str, subject: str, sent: str, body: bytes = b"body\r\n",
+             extra: bytes = b"") -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n".encode()
+        + (f"Date: {sent}\r\n".encode() if sent else b"")
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+SEARCH_CORPUS = [
+    (_message("Alice <alice@example.org>", "bob@example.org", "Hello 100%", "Wed, 17 May 2023 23:30:00 -0700"),
+     {"\\Seen"}, DATE),
+    (_message("Bob <bob@example.org>", "alice@example.org", "re: under_score", "Thu, 18 May 2023 01:00:00 +0200",
+              extra=b"Cc: Carol <carol@example.org>\r\n"),
+     {"\\Flagged", "$Junk"}, DATE + timedelta(days=1)),
+    (_message("=?utf-8?q?Andr=C3=A9?= <andre@example.org>", "bob@example.org", "R\u00e9sum\u00e9 STRASSE",
+              "not a date", body=b"x" * 5000),
+     {"\\Deleted", "$junk"}, DATE - timedelta(days=3)),
+    (_message("carol@example.org", "dave@example.org", "", ""),
+     set(), datetime(2023, 5, 16, 23, 0, tzinfo=timezone.utc)),
+    (_message("Dave <dave@EXAMPLE.org>", "alice@example.org", "Meeting", "17 May 2023 08:00 +0000",
+              extra=b"Bcc: secret@example.org\r\nMessage-ID: <abc@x>\r\n"),
+     {"\\Answered", "\\Draft", "Work"}, DATE + timedelta(hours=20)),
+]
+
+ATOMS = [
+    sk.All(),
+    sk.Flag("\\Seen"), sk.Flag("\\Seen", False), sk.Flag("\\Deleted"), sk.Flag("\\Flagged"),
+    sk.Flag("\\Answered", False), sk.Flag("\\Draft"), sk.Flag("$JUNK"), sk.Flag("work"),
+    sk.Flag("$Junk", False), sk.Flag("\\Recent"),
+    sk.Date("internal", "on", DATE.date()), sk.Date("internal", "before", DATE.date()),
+    sk.Date("internal", "since", date(2023, 5, 17)), sk.Date("internal", "on", date(2023, 5, 16)),
+    sk.Date("sent", "on", date(2023, 5, 17)), sk.Date("sent", "before", date(2023, 5, 18)),
+    sk.Date("sent", "since", date(2023, 5, 18)),
+    sk.Header("from", "alice"), sk.Header("from", "ANDR\u00c9"), sk.Header("from", "example.org"),
+    sk.Header("to", "bob"), sk.Header("cc", ""), sk.Header("cc", "carol"), sk.Header("bcc", "SECRET"),
+    sk.Header("subject", "100%"), sk.Header("subject", "0%"), sk.Header("subject", "under_score"),
+    sk.Header("subject", "r_"), sk.Header("subject", ""), sk.Header("subject", "strasse"),
+    sk.Header("message-id", "abc@"), sk.Header("from", "dave@example"),
+    sk.Size("larger", 200), sk.Size("smaller", 200), sk.Size("larger", 5000),
+    sk.Uid(SequenceSet.parse("2:4")), sk.Uid(SequenceSet.parse("4:*")), sk.Uid(SequenceSet.parse("9:*")),
+    sk.Uid(SequenceSet.parse("1,3,5")), sk.Sequence(SequenceSet.parse("2")),
+    sk.Sequence(SequenceSet.parse("3:*")), sk.Sequence(SequenceSet.parse("1,4:7")),
+    sk.ModSeq(3), sk.ModSeq(1),
+    sk.Recent(), sk.Recent(False), sk.New(),
+    sk.Uid(SequenceSet((), saved=True)),
+    sk.Age("older", 3600), sk.Age("younger", 86400 * 2),
+]
+
+
+def _random_key(rng: random.Random, depth: int = 0) -> sk.SearchKey:
+    choice = rng.random()
+    if depth >= 3 or choice < 0.5:
+        return rng.choice(ATOMS)
+    if choice < 0.65:
+        return sk.Not(_random_key(rng, depth + 1))
+    if choice < 0.8:
+        return sk.Or(_random_key(rng, depth + 1), _random_key(rng, depth + 1))
+    return sk.And(tuple(_random_key(rng, depth + 1) for _ in range(rng.randint(0, 3))))
+
+
+class SQLBackendTestsMixin:
+    """Tests of the SQL backend run on each database."""
+
+    async def backend(self) -> SQLBackend:
+        backend = await self.make_backend()
+        self.addCleanup(backend.close)
+        return backend
+
+    async def inbox_with(self, count: int, size: int = 0):
+        backend = await self.backend()
+        store = await backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        body = b"x" * size if size else None
+        metas = await inbox.append(
+            [AppendRequest(make_message(n, body), frozenset(), DATE) for n in range(count)]
+        )
+        return backend, store, inbox, metas
+
+    def record_statements(self, backend: SQLBackend) -> list[str]:
+        statements: list[str] = []
+
+        def before(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(backend.db.engine, "before_cursor_execute", before)
+        self.addCleanup(event.remove, backend.db.engine, "before_cursor_execute", before)
+        return statements
+
+    async def count_rows(self, backend: SQLBackend, table) -> int:
+        return await backend.db.read(
+            lambda conn: conn.execute(select(func.count()).select_from(table)).scalar_one()
+        )
+
+    # -- schema versions --------------------------------------------------------------
+
+    async def test_schema_version_recorded(self) -> None:
+        backend = await self.backend()
+        await backend.ready()
+        version = await backend.db.read(lambda conn: conn.execute(select(schema_version.c.version)).scalar_one())
+        self.assertEqual(version, SCHEMA_VERSION)
+
+    async def test_newer_schema_refused(self) -> None:
+        backend = await self.backend()
+        await backend.ready()
+        await backend.db.write(lambda conn: conn.execute(schema_version.update().values(version=SCHEMA_VERSION + 1)))
+        reopened = await self.restart_backend(backend)
+        self.addCleanup(reopened.close)
+        with self.assertRaises(SchemaTooNew) as caught:
+            await reopened.ready()
+        self.assertIn(f"schema version {SCHEMA_VERSION + 1}", str(caught.exception))
+        with self.assertRaises(SchemaTooNew):
+            await reopened.open_store("alice")
+
+    async def test_migrations_applied_in_order(self) -> None:
+        backend = await self.backend()
+        await backend.ready()
+        applied = []
+        steps = {
+            SCHEMA_VERSION: lambda conn: applied.append(SCHEMA_VERSION),
+            SCHEMA_VERSION + 1: lambda conn: applied.append(SCHEMA_VERSION + 1),
+        }
+        found = await backend.db.write(prepare, SCHEMA_VERSION + 2, steps)
+        self.assertEqual((found, applied), (SCHEMA_VERSION, [SCHEMA_VERSION, SCHEMA_VERSION + 1]))
+        version = await backend.db.read(lambda conn: conn.execute(select(schema_version.c.version)).scalar_one())
+        self.assertEqual(version, SCHEMA_VERSION + 2)
+
+    async def test_missing_migration_is_an_error(self) -> None:
+        backend = await self.backend()
+        await backend.ready()
+        with self.assertRaises(SchemaError):
+            await backend.db.write(prepare, SCHEMA_VERSION + 1, {})
+
+    # -- users ------------------------------------------------------------------------
+
+    async def test_users(self) -> None:
+        backend = await self.backend()
+        await backend.add_user("alice", "{PLAIN}one")
+        await backend.add_user("bob", "{PLAIN}two")
+        with self.assertRaises(UserExists):
+            await backend.add_user("alice", "{PLAIN}three")
+        await backend.set_password("alice", "{ARGON2ID}$argon2id$v=19$x")
+        self.assertEqual(await backend.lookup_password("alice"), "{ARGON2ID}$argon2id$v=19$x")
+        self.assertIsNone(await backend.lookup_password("carol"))
+        self.assertEqual(await backend.list_users(), ["alice", "bob"])
+        with self.assertRaises(UnknownUser):
+            await backend.set_password("carol", "x")
+        store = await backend.open_store("alice")
+        self.assertEqual([i.name for i in await store.list_mailboxes()], ["INBOX"])
+        await backend.delete_user("alice")
+        self.assertEqual(await backend.list_users(), ["bob"])
+        with self.assertRaises(UnknownUser):
+            await backend.delete_user("alice")
+
+    async def test_delete_user_removes_mail(self) -> None:
+        backend, store, inbox, metas = await self.inbox_with(3)
+        await backend.delete_user("alice")
+        self.assertEqual(await self.count_rows(backend, contents), 0)
+        self.assertEqual(await self.count_rows(backend, chunks), 0)
+        store = await backend.open_store("alice")
+        self.assertEqual((await (await store.get_mailbox("INBOX")).status()).messages, 0)
+
+    async def test_store_user_gets_password_later(self) -> None:
+        backend = await self.backend()
+        await backend.open_store("alice")
+        self.assertIsNone(await backend.lookup_password("alice"))
+        await backend.add_user("alice", "{PLAIN}x")
+        self.assertEqual(await backend.lookup_password("alice"), "{PLAIN}x")
+
+    # -- content ----------------------------------------------------------------------
+
+    async def test_copy_shares_content(self) -> None:
+        backend, store, inbox, metas = await self.inbox_with(3)
+        await store.create_mailbox("Archive")
+        archive = await store.get_mailbox("Archive")
+        pairs = await inbox.copy_to([m.uid for m in metas], archive)
+        self.assertEqual(len(pairs), 3)
+        self.assertEqual(await self.count_rows(backend, contents), 3)
+        await inbox.store_flags([m.uid for m in metas], "add", {"\\Deleted"})
+        await inbox.expunge()
+        self.assertEqual(await self.count_rows(backend, contents), 3)
+        message = await archive.open_message(pairs[1][1])
+        self.assertEqual(await message.read(), make_message(1))
+        await archive.store_flags([p[1] for p in pairs], "add", {"\\Deleted"})
+        await archive.expunge()
+        self.assertEqual(await self.count_rows(backend, contents), 0)
+        self.assertEqual(await self.count_rows(backend, chunks), 0)
+
+    async def test_read_ranges_across_chunks(self) -> None:
+        body = bytes(random.Random(7).getrandbits(8) for _ in range(3 * CHUNK_SIZE + 123))
+        content = make_message(1, body)
+        backend, store, inbox, _ = await self.inbox_with(0)
+        [meta] = await inbox.append([AppendRequest(content)])
+        self.assertEqual(await self.count_rows(backend, chunks), 4)
+        message = await inbox.open_message(meta.uid)
+        self.assertEqual(await message.read(), content)
+        for offset, length in [(0, 10), (CHUNK_SIZE - 5, 10), (CHUNK_SIZE, CHUNK_SIZE),
+                               (2 * CHUNK_SIZE + 1, None), (len(content) - 3, 100),
+                               (len(content), 5), (10, 0), (5, 3 * CHUNK_SIZE)]:
+            expected = content[offset:] if length is None else content[offset:offset + length]
+            self.assertEqual(await message.read(offset, length), expected, (offset, length))
+
+    async def test_range_read_touches_only_needed_chunks(self) -> None:
+        content = make_message(1, b"y" * (4 * CHUNK_SIZE))
+        backend, store, inbox, _ = await self.inbox_with(0)
+        [meta] = await inbox.append([AppendRequest(content)])
+        message = await inbox.open_message(meta.uid)
+        statements = self.record_statements(backend)
+        data = await message.read(CHUNK_SIZE + 10, 20)
+        self.assertEqual(data, content[CHUNK_SIZE + 10:CHUNK_SIZE + 30])
+        [query] = [s for s in statements if "chunks" in s]
+        self.assertIn("BETWEEN", query)
+
+    # -- statements issued --------------------------------------------------------------
+
+    async def test_counters_and_flags_do_not_touch_content(self) -> None:
+        backend, store, inbox, metas = await self.inbox_with(2000)
+        statements = self.record_statements(backend)
+        status = await inbox.status()
+        uids = await inbox.uids()
+        update = await inbox.store_flags([uids[1234]], "add", {"\\Seen", "$Done"})
+        await inbox.metadata(uids)
+        self.assertEqual(status.messages, 2000)
+        self.assertEqual(len(uids), 2000)
+        self.assertEqual(len(update.changed), 1)
+        touching = [s for s in statements if re.search(r"\b(contents|chunks)\b", s)]
+        self.assertEqual(touching, [])
+        self.assertLess(len(statements), 40)
+
+    # -- SEARCH -------------------------------------------------------------------------
+
+    async def searchable_inbox(self):
+        backend = await self.backend()
+        store = await backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        metas = await inbox.append(
+            [AppendRequest(content, frozenset(flags), when) for content, flags, when in SEARCH_CORPUS]
+        )
+        await inbox.store_flags([metas[1].uid], "add", {"Later"})
+        uids = await inbox.uids()
+        # The session knows all but the last message; 2 and 4 are recent for it.
+        context = SearchContext(uids[:-1], {uids[1], uids[3]}, saved=[uids[0], uids[2]],
+                                now=DATE + timedelta(hours=1))
+        return inbox, context
+
+    async def test_search_pushdown_matches_generic(self) -> None:
+        inbox, context = await self.searchable_inbox()
+        generic = _GenericOnly(inbox)
+        rng = random.Random(1234)
+        keys = ATOMS + [_random_key(rng) for _ in range(150)]
+        for key in keys:
+            pushed = await inbox.search(key, context)
+            self.assertIsNotNone(pushed, key)
+            view = set(context.uids)
+            self.assertEqual(
+                sorted(u for u in pushed if u in view), await search(generic, key, context), key
+            )
+
+    async def test_search_declines_content_keys(self) -> None:
+        inbox, context = await self.searchable_inbox()
+        for key in [sk.Body("body"), sk.Text("x"), sk.Header("received", "x"),
+                    sk.And((sk.Flag("\\Seen"), sk.Body("body"))), sk.Header("subject", "a\nb")]:
+            self.assertIsNone(await inbox.search(key, context), key)
+        self.assertEqual(await search(inbox, sk.Body("body"), context),
+                         await search(_GenericOnly(inbox), sk.Body("body"), context))
+
+    # -- concurrency ----------------------------------------------------------------------
+
+    async def test_concurrent_writers(self) -> None:
+        backend, store, inbox, _ = await self.inbox_with(0)
+        sessions = [await (await backend.open_store("alice")).get_mailbox("INBOX") for _ in range(6)]
+        work = []
+        for i, session in enumerate(sessions):
+            work.append(defer.ensureDeferred(session.append([AppendRequest(make_message(i))])))
+            work.append(defer.ensureDeferred(session.claim_recent()))
+            work.append(defer.ensureDeferred(session.status()))
+        await defer.gatherResults(work, consumeErrors=True)
+        uids = await inbox.uids()
+        self.assertEqual(len(uids), 6)
+        await defer.gatherResults([
+            defer.ensureDeferred(s.store_flags(uids, "add", {f"k{i}"})) for i, s in enumerate(sessions)
+        ], consumeErrors=True)
+        metas = await inbox.metadata(uids)
+        self.assertEqual({frozenset(m.flags) for m in metas}, {frozenset(f"k{i}" for i in range(6))})
+        modseqs = sorted({m.modseq for m in metas})
+        self.assertEqual(len(modseqs), 1)
+        self.assertEqual((await inbox.status()).highestmodseq, modseqs[0])
+
+
+class SQLiteBackendTests(SQLiteMixin, SQLBackendTestsMixin, unittest.TestCase):
+    async def test_short_url_forms(self) -> None:
+        path = self.mktemp()
+        os.makedirs(path)
+        relative = os.path.relpath(os.path.join(path, "a.db"))
+        self.assertEqual(parse_url("sqlite:" + relative).database, os.path.abspath(relative))
+        self.assertEqual(str(parse_url("postgresql://u@h/db")), "postgresql+psycopg://u@h/db")
+        full = os.path.abspath(os.path.join(path, "b.db"))
+        backend = open_backend("sqlite:///" + full)
+        self.addCleanup(backend.close)
+        await backend.open_store("alice")
+        self.assertTrue(os.path.exists(full))
+
+    async def test_sqlite_durability_settings(self) -> None:
+        backend = await self.backend()
+        await backend.ready()
+
+        def pragmas(conn):
+            return [conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                    for name in ("journal_mode", "synchronous", "busy_timeout")]
+
+        journal, synchronous, busy = await backend.db.read(pragmas)
+        self.assertEqual((journal, synchronous), ("wal", 2))  # 2 is FULL
+        self.assertGreater(busy, 0)
+
+    async def test_killed_process_keeps_acknowledged_messages(self) -> None:
+        path = os.path.join(os.path.abspath(self.mktemp()), "mail.db")
+        os.makedirs(os.path.dirname(path))
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(twisted_mailhub.__file__))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-c", _CRASHING_WRITER, path], env=env
+        )
+        self.assertEqual(code, 9, err)
+        acknowledged = [int(line) for line in out.split()]
+        self.assertEqual(len(acknowledged), 25, err)
+
+        backend = open_backend("sqlite:" + path)
+        self.addCleanup(backend.close)
+        inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")
+        uids = await inbox.uids()
+        self.assertTrue(set(acknowledged) <= set(uids))
+        for n, uid in enumerate(acknowledged):
+            self.assertEqual(await (await inbox.open_message(uid)).read(), make_message(n))
+        check = await backend.db.read(lambda conn: conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+        self.assertEqual(check, "ok")
+        [new] = await inbox.append([AppendRequest(make_message(99))])
+        self.assertGreater(new.uid, max(uids))
+
+
+_CRASHING_WRITER = r"""
+import os, sys
+from twisted.internet import defer, task
+from twisted_mailhub.backends.sql import open_backend
+from twisted_mailhub.model import AppendRequest
+from twisted_mailhub.testing import make_message
+
+async def main(reactor):
+    backend = open_backend("sqlite:" + sys.argv[1])
+    inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")
+    for n in range(25):
+        [meta] = await inbox.append([AppendRequest(make_message(n))])
+        sys.stdout.write("%d\n" % meta.uid)
+        sys.stdout.flush()
+    # More appends in flight, never acknowledged, when the process dies.
+    for n in range(25, 30):
+        defer.ensureDeferred(inbox.append([AppendRequest(make_message(n, b"z" * 300000))]))
+    os._exit(9)
+
+task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+"""
+
+
+class PostgreSQLBackendTests(PostgreSQLMixin, SQLBackendTestsMixin, unittest.TestCase):
+    skip = PG_SKIP

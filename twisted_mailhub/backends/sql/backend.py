@@ -1,0 +1,218 @@
+"""
+L{SQLBackend}: users and their mail trees in one SQL database.
+
+Constructing the backend touches no database: it starts the thread pool and
+queues the schema check (create or migrate, see
+L{twisted_mailhub.backends.sql.migrate}) as the pool's first job.  Every
+operation waits for that job; L{SQLBackend.ready} lets a server fail at
+start-up, rather than at the first login, when the store is unusable.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Hashable
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_mailhub.backends.sql.engine import Database, parse_url
+from twisted_mailhub.backends.sql.migrate import prepare
+from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
+from twisted_mailhub.backends.sql.store import SQLMailStore, clear_mailbox, create_mailbox
+from twisted_mailhub.errors import StoreUnavailable
+from twisted_mailhub.interfaces import IBackend, INotifier
+from twisted_mailhub.model import MailboxRemoved
+from twisted_mailhub.notify import LocalNotifier
+
+_MAX_UIDVALIDITY = 2**32 - 1
+
+
+class UserExists(ValueError):
+    """A user of that name already has a password."""
+
+
+class UnknownUser(LookupError):
+    """No user of that name."""
+
+
+@implementer(IBackend)
+class SQLBackend:
+    """
+    A mail store in the database at C{url} (any SQLAlchemy URL, or the
+    ``sqlite:PATH`` short form), with at most C{pool_size} concurrent
+    database threads.
+    """
+
+    def __init__(self, url: str, *, notifier: INotifier | None = None, pool_size: int = 4,
+                 reactor: Any = None) -> None:
+        self.url = parse_url(url)
+        self.notifier = notifier if notifier is not None else LocalNotifier()
+        self.db = Database(self.url, pool_size=pool_size, reactor=reactor)
+        self._identity = self.url.render_as_string(hide_password=True)
+        self._ready: Failure | bool = False
+        self._waiting: list[Deferred] = []
+        self._closed = False
+        self.db.start()
+        self.db.write(prepare).addBoth(self._prepared)
+
+    def __repr__(self) -> str:
+        return f"<SQLBackend {self._identity}>"
+
+    def mailbox_key(self, mailbox_id: int) -> Hashable:
+        """The notifier key of a mailbox row of this database."""
+        return ("sql", self._identity, mailbox_id)
+
+    # -- start and stop --------------------------------------------------------
+
+    def _prepared(self, result: Any) -> None:
+        self._ready = result if isinstance(result, Failure) else True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    async def ready(self) -> None:
+        """
+        Wait until the schema is created or upgraded; raise what prevented
+        it (an unreachable server, L{SchemaTooNew}, ...).
+        """
+        if self._closed:
+            raise StoreUnavailable("The mail store is closed")
+        if self._ready is False:
+            d: Deferred = Deferred()
+            self._waiting.append(d)
+            await d
+        if isinstance(self._ready, Failure):
+            self._ready.raiseException()
+
+    async def close(self) -> None:
+        """Wait for running work, close the connections, stop the threads."""
+        if self._closed:
+            return
+        if self._ready is False:
+            d: Deferred = Deferred()
+            self._waiting.append(d)
+            await d
+        self._closed = True
+        await self.db.stop()
+
+    # -- IBackend --------------------------------------------------------------
+
+    async def open_store(self, username: str) -> SQLMailStore:
+        """The tree of C{username}, created (user and INBOX) on first use."""
+        await self.ready()
+        user_id = await self.db.write(_ensure_user_txn, username)
+        return SQLMailStore(self, username, user_id)
+
+    # -- users -----------------------------------------------------------------
+
+    async def add_user(self, username: str, password_hash: str) -> None:
+        """
+        Add a user with the opaque C{password_hash}.  A user known only
+        from an earlier L{open_store} gets the password; one that already
+        has a password raises L{UserExists}.
+        """
+        await self.ready()
+        await self.db.write(_add_user_txn, username, password_hash)
+
+    async def set_password(self, username: str, password_hash: str) -> None:
+        """Replace the password hash; L{UnknownUser} if there is no such user."""
+        await self.ready()
+        await self.db.write(_set_password_txn, username, password_hash)
+
+    async def lookup_password(self, username: str) -> str | None:
+        """The stored hash, or C{None} for an unknown user or one without password."""
+        await self.ready()
+        return await self.db.read(_lookup_txn, username)
+
+    async def delete_user(self, username: str) -> None:
+        """Delete the user with all mailboxes and messages; L{UnknownUser} if absent."""
+        await self.ready()
+        removed = await self.db.write(_delete_user_txn, username)
+        for mailbox_id in removed:
+            self.notifier.publish(self.mailbox_key(mailbox_id), MailboxRemoved())
+
+    async def list_users(self) -> list[str]:
+        """Every user name, sorted."""
+        await self.ready()
+        return await self.db.read(_list_users_txn)
+
+
+# -- transactions ----------------------------------------------------------------
+
+
+def _user_id(conn: Connection, username: str, lock: bool = False) -> int | None:
+    query = select(users.c.id).where(users.c.username == username)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).scalar()
+
+
+def _insert_user(conn: Connection, username: str, password_hash: str | None) -> int:
+    # Seeded from the clock so that a user deleted and added again does not
+    # get UIDVALIDITY values a client may still have cached.
+    seed = int(time.time()) % _MAX_UIDVALIDITY + 1
+    user_id = conn.execute(
+        insert(users)
+        .values(username=username, password_hash=password_hash, next_uidvalidity=seed)
+    ).inserted_primary_key[0]
+    create_mailbox(conn, user_id, "INBOX", frozenset(), True)
+    return user_id
+
+
+def _ensure_user_txn(conn: Connection, username: str) -> int:
+    user_id = _user_id(conn, username)
+    if user_id is None:
+        user_id = _insert_user(conn, username, None)
+    elif conn.execute(
+        select(mailboxes.c.id).where(mailboxes.c.user_id == user_id, mailboxes.c.name == "INBOX")
+    ).first() is None:
+        create_mailbox(conn, user_id, "INBOX", frozenset(), True)
+    return user_id
+
+
+def _add_user_txn(conn: Connection, username: str, password_hash: str) -> None:
+    row = conn.execute(
+        select(users.c.id, users.c.password_hash).where(users.c.username == username)
+        .with_for_update()
+    ).first()
+    if row is None:
+        _insert_user(conn, username, password_hash)
+    elif row.password_hash is not None:
+        raise UserExists(f"User already exists: {username}")
+    else:
+        conn.execute(update(users).where(users.c.id == row.id).values(password_hash=password_hash))
+
+
+def _set_password_txn(conn: Connection, username: str, password_hash: str) -> None:
+    done = conn.execute(
+        update(users).where(users.c.username == username).values(password_hash=password_hash)
+    )
+    if done.rowcount == 0:
+        raise UnknownUser(f"No such user: {username}")
+
+
+def _lookup_txn(conn: Connection, username: str) -> str | None:
+    return conn.execute(
+        select(users.c.password_hash).where(users.c.username == username)
+    ).scalar()
+
+
+def _delete_user_txn(conn: Connection, username: str) -> list[int]:
+    user_id = _user_id(conn, username, lock=True)
+    if user_id is None:
+        raise UnknownUser(f"No such user: {username}")
+    ids = conn.execute(select(mailboxes.c.id).where(mailboxes.c.user_id == user_id)).scalars().all()
+    for mailbox_id in ids:
+        clear_mailbox(conn, mailbox_id)
+    conn.execute(delete(mailboxes).where(mailboxes.c.user_id == user_id))
+    conn.execute(delete(subscriptions).where(subscriptions.c.user_id == user_id))
+    conn.execute(delete(users).where(users.c.id == user_id))
+    return list(ids)
+
+
+def _list_users_txn(conn: Connection) -> list[str]:
+    return list(conn.execute(select(users.c.username).order_by(users.c.username)).scalars())

@@ -1,0 +1,133 @@
+"""
+Message content: stored once, in chunks, shared by reference count.
+
+A C{contents} row is written at APPEND with the parsed structure and the
+header columns SEARCH uses; the raw bytes go into C{chunks} rows of
+L{CHUNK_SIZE}.  COPY adds message rows pointing at the same content and
+increments its C{refcount}; expunging the last message of a content
+deletes it.  All functions here run in a pool thread, inside the caller's
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from twisted_mailhub.backends.sql.schema import CHUNK_SIZE, HEADER_COLUMNS, chunks, contents
+
+
+def fold(value: str) -> str:
+    """The case folding header columns are stored and searched with."""
+    return value.casefold()
+
+
+def parse(content: bytes) -> Any:
+    """Parse C{content} once (L{twisted_mailhub.mime.parse.parse_message})."""
+    from twisted_mailhub.mime.parse import parse_message
+
+    return parse_message(content)
+
+
+def sent_day(structure: Any) -> int | None:
+    """The SENT* date of a message (Date: field, own zone) as an ordinal."""
+    from twisted_mailhub.mime.text import sent_date
+
+    day = sent_date(structure)
+    return None if day is None else day.toordinal()
+
+
+def content_row(content: bytes, structure: Any) -> dict[str, Any]:
+    """The C{contents} values for a parsed message (without C{refcount})."""
+    row: dict[str, Any] = {
+        "size": len(content),
+        "structure": json.dumps(structure.to_json(), separators=(",", ":")),
+        "sent_day": sent_day(structure),
+    }
+    for field, column in HEADER_COLUMNS.items():
+        values = structure.headers.get(field)
+        # Values are unfolded, so "\n" cannot occur inside one of them.
+        row[column] = "\n".join(fold(v) for v in values) if values else None
+    return row
+
+
+def insert_content(conn: Connection, content: bytes, row: dict[str, Any], refcount: int) -> int:
+    """Store C{content} with its prepared C{row}; return the content id."""
+    content_id = conn.execute(
+        contents.insert().values(refcount=refcount, **row)
+    ).inserted_primary_key[0]
+    pieces = [
+        {"content_id": content_id, "seq": i, "data": content[start:start + CHUNK_SIZE]}
+        for i, start in enumerate(range(0, len(content), CHUNK_SIZE))
+    ]
+    if pieces:
+        conn.execute(chunks.insert(), pieces)
+    return content_id
+
+
+def read_range(conn: Connection, content_id: int, size: int, offset: int, length: int | None) -> bytes:
+    """Bytes C{[offset, offset+length)} of a content, reading only their chunks."""
+    offset = max(0, offset)
+    end = size if length is None else min(size, offset + max(0, length))
+    if offset >= end:
+        return b""
+    first, last = offset // CHUNK_SIZE, (end - 1) // CHUNK_SIZE
+    rows = conn.execute(
+        select(chunks.c.seq, chunks.c.data)
+        .where(chunks.c.content_id == content_id, chunks.c.seq.between(first, last))
+        .order_by(chunks.c.seq)
+    ).all()
+    data = b"".join(bytes(row.data) for row in rows)
+    start = offset - first * CHUNK_SIZE
+    return data[start:start + (end - offset)]
+
+
+def load_structure(conn: Connection, content_id: int) -> dict[str, Any] | None:
+    """The structure JSON of a content, or C{None} if it is gone."""
+    raw = conn.execute(select(contents.c.structure).where(contents.c.id == content_id)).scalar()
+    return None if raw is None else json.loads(raw)
+
+
+def add_references(conn: Connection, counts: dict[int, int]) -> None:
+    """Increment the refcount of each content id by its count."""
+    for content_id, n in counts.items():
+        conn.execute(
+            update(contents)
+            .where(contents.c.id == content_id)
+            .values(refcount=contents.c.refcount + n)
+        )
+
+
+def release(conn: Connection, content_ids: Iterable[int]) -> None:
+    """
+    Drop one reference per occurrence in C{content_ids}; delete contents
+    (and their chunks) nobody refers to any more.
+    """
+    counts: dict[int, int] = {}
+    for content_id in content_ids:
+        counts[content_id] = counts.get(content_id, 0) + 1
+    if not counts:
+        return
+    for content_id, n in counts.items():
+        conn.execute(
+            update(contents)
+            .where(contents.c.id == content_id)
+            .values(refcount=contents.c.refcount - n)
+        )
+    ids = sorted(counts)
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        dead = conn.execute(
+            select(contents.c.id).where(and_(contents.c.id.in_(batch), contents.c.refcount <= 0))
+        ).scalars().all()
+        if dead:
+            conn.execute(delete(chunks).where(chunks.c.content_id.in_(dead)))
+            conn.execute(delete(contents).where(contents.c.id.in_(dead)))
+
+
+def count_contents(conn: Connection) -> int:
+    """How many content rows exist (for tests and maintenance)."""
+    return conn.execute(select(func.count()).select_from(contents)).scalar_one()

@@ -1,0 +1,439 @@
+"""
+L{SQLMailbox} and L{SQLMessage}: one mailbox row and its messages.
+
+Each operation is one transaction run in the backend's thread pool by a
+function named C{_..._txn}; events are published on the reactor thread
+once that transaction has committed.  Counters live on the mailbox row,
+which every writer locks first, so concurrent writers to one mailbox
+queue up instead of interleaving.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Hashable, Iterable
+
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+from zope.interface import implementer
+
+from twisted_mailhub.backends.base import BaseMailbox
+from twisted_mailhub.backends.sql import content as content_store
+from twisted_mailhub.backends.sql.rows import (
+    BATCH,
+    date_columns,
+    internaldate,
+    flags_of,
+    load_metas,
+    load_rows,
+    lock_mailbox,
+    meta_of,
+    split_flags,
+    uid_conditions,
+)
+from twisted_mailhub.backends.sql.schema import (
+    FLAG_COLUMNS,
+    expunged,
+    keywords,
+    mailboxes,
+    messages,
+)
+from twisted_mailhub.errors import MessageExpunged, ReadOnlyMailbox
+from twisted_mailhub.interfaces import ICopyableMailbox, IMessage, ISearchableMailbox
+from twisted_mailhub.model import (
+    AppendRequest,
+    FlagsChanged,
+    FlagUpdate,
+    MailboxStatus,
+    MessageMeta,
+    MessagesAdded,
+    MessagesExpunged,
+)
+
+if TYPE_CHECKING:
+    from twisted_mailhub.backends.sql.backend import SQLBackend
+
+
+@implementer(IMessage)
+class SQLMessage:
+    """A message row; its content is read in chunk-sized ranges on demand."""
+
+    def __init__(self, backend: "SQLBackend", meta: MessageMeta, content_id: int) -> None:
+        self.meta = meta
+        self._backend = backend
+        self._content_id = content_id
+        self._structure: Any = None
+
+    async def structure(self) -> Any:
+        """The L{MessageStructure} stored at APPEND (never re-parsed)."""
+        if self._structure is None:
+            data = await self._backend.db.read(content_store.load_structure, self._content_id)
+            if data is None:
+                raise MessageExpunged("Message has been expunged")
+            from twisted_mailhub.mime.structure import MessageStructure
+
+            self._structure = MessageStructure.from_json(data)
+        return self._structure
+
+    async def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        """Up to C{length} bytes from C{offset}; reads only the chunks needed."""
+        data = await self._backend.db.read(
+            content_store.read_range, self._content_id, self.meta.size, offset, length
+        )
+        end = self.meta.size if length is None else min(self.meta.size, offset + length)
+        if not data and 0 <= offset < end:
+            # Bytes were due but no chunk was left: the content is gone.
+            raise MessageExpunged("Message has been expunged")
+        return data
+
+
+@implementer(ISearchableMailbox, ICopyableMailbox)
+class SQLMailbox(BaseMailbox):
+    """One selectable C{mailboxes} row as an L{IMailbox}."""
+
+    def __init__(self, backend: "SQLBackend", mailbox_id: int, name: str,
+                 uidvalidity: int, read_only: bool) -> None:
+        self._backend = backend
+        self.mailbox_id = mailbox_id
+        self.name = name
+        self.uidvalidity = uidvalidity
+        self.read_only = read_only
+        self.key: Hashable = backend.mailbox_key(mailbox_id)
+        self.notifier = backend.notifier
+
+    def __repr__(self) -> str:
+        return f"<SQLMailbox {self.name!r} id={self.mailbox_id}>"
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyMailbox(f"Mailbox is read-only: {self.name}")
+
+    # -- reading ----------------------------------------------------------------
+
+    async def status(self) -> MailboxStatus:
+        return await self._backend.db.read(_status_txn, self.mailbox_id)
+
+    async def uids(self) -> list[int]:
+        return await self._backend.db.read(_uids_txn, self.mailbox_id)
+
+    async def metadata(self, uids: Iterable[int]) -> list[MessageMeta]:
+        uids = sorted(set(uids))
+        if not uids:
+            return []
+        return await self._backend.db.read(load_metas, self.mailbox_id, uids)
+
+    async def open_message(self, uid: int) -> SQLMessage:
+        found = await self._backend.db.read(load_rows, self.mailbox_id, [uid])
+        if not found:
+            raise MessageExpunged(f"Message {uid} has been expunged")
+        row, kws = found[0]
+        return SQLMessage(self._backend, meta_of(row, kws), row.content_id)
+
+    async def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
+        return await self._backend.db.read(_changes_txn, self.mailbox_id, modseq)
+
+    async def claim_recent(self, claim: bool = True) -> list[int]:
+        if claim:
+            return await self._backend.db.write(_claim_recent_txn, self.mailbox_id, True)
+        return await self._backend.db.read(_claim_recent_txn, self.mailbox_id, False)
+
+    async def search(self, key: Any, context: Any) -> list[int] | None:
+        from twisted_mailhub.backends.sql.search import compile_key
+
+        compiled = compile_key(key, context, self._backend.db.dialect)
+        if compiled is None:
+            return None
+        return await self._backend.db.read(_search_txn, self.mailbox_id, compiled)
+
+    # -- writing ----------------------------------------------------------------
+
+    async def append(self, requests: Iterable[AppendRequest], origin: Hashable | None = None,
+                     ) -> list[MessageMeta]:
+        self._check_writable()
+        requests = list(requests)
+        if not requests:
+            return []
+        prepared = await self._backend.db.call(_prepare, requests)
+        metas = await self._backend.db.write(_append_txn, self.mailbox_id, prepared)
+        self._publish(MessagesAdded(tuple(metas), origin))
+        return metas
+
+    async def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
+                          unchangedsince: int | None = None, origin: Hashable | None = None,
+                          ) -> FlagUpdate:
+        self._check_writable()
+        if mode not in ("set", "add", "remove"):
+            raise ValueError(f"Unknown flag store mode: {mode!r}")
+        uids = sorted(set(uids))
+        if not uids:
+            return FlagUpdate()
+        result = await self._backend.db.write(
+            _store_txn, self.mailbox_id, uids, mode, frozenset(flags), unchangedsince
+        )
+        if result.changed:
+            self._publish(FlagsChanged(tuple(result.changed), origin))
+        return result
+
+    async def expunge(self, uids: Iterable[int] | None = None, origin: Hashable | None = None,
+                      ) -> list[int]:
+        self._check_writable()
+        wanted = None if uids is None else sorted(set(uids))
+        if wanted == []:
+            return []
+        removed, modseq = await self._backend.db.write(_expunge_txn, self.mailbox_id, wanted)
+        if removed:
+            self._publish(MessagesExpunged(tuple(removed), modseq, origin))
+        return removed
+
+    async def copy_to(self, uids: Iterable[int], destination: Any, origin: Hashable | None = None,
+                      ) -> list[tuple[int, int]] | None:
+        if not isinstance(destination, SQLMailbox) or destination._backend is not self._backend:
+            return None
+        destination._check_writable()
+        uids = sorted(set(uids))
+        if not uids:
+            return []
+        pairs, metas = await self._backend.db.write(
+            _copy_txn, self.mailbox_id, destination.mailbox_id, uids
+        )
+        if metas:
+            destination._publish(MessagesAdded(tuple(metas), origin))
+        return pairs
+
+
+# -- transactions (run in a pool thread) -------------------------------------
+
+
+def _status_txn(conn: Connection, mailbox_id: int) -> MailboxStatus:
+    box = conn.execute(select(mailboxes).where(mailboxes.c.id == mailbox_id)).one()
+    m = messages.c
+    counts = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((m.seen, 0), else_=1)), 0),
+            func.coalesce(func.sum(case((m.deleted, 1), else_=0)), 0),
+            func.coalesce(func.sum(m.size), 0),
+            func.coalesce(func.sum(case((m.uid >= box.recent_floor, 1), else_=0)), 0),
+        ).where(m.mailbox_id == mailbox_id)
+    ).one()
+    total, unseen, deleted, size, recent = (int(v) for v in counts)
+    return MailboxStatus(
+        messages=total,
+        uidnext=box.uidnext,
+        uidvalidity=box.uidvalidity,
+        unseen=unseen,
+        highestmodseq=box.highestmodseq,
+        recent=recent,
+        size=size,
+        deleted=deleted,
+    )
+
+
+def _uids_txn(conn: Connection, mailbox_id: int) -> list[int]:
+    return list(conn.execute(
+        select(messages.c.uid).where(messages.c.mailbox_id == mailbox_id).order_by(messages.c.uid)
+    ).scalars())
+
+
+def _changes_txn(conn: Connection, mailbox_id: int, modseq: int,
+                 ) -> tuple[list[MessageMeta], list[int]]:
+    metas = load_metas(conn, mailbox_id, None, [messages.c.modseq > modseq])
+    gone = conn.execute(
+        select(expunged.c.uid)
+        .where(expunged.c.mailbox_id == mailbox_id, expunged.c.modseq > modseq)
+        .order_by(expunged.c.uid)
+    ).scalars().all()
+    return metas, list(gone)
+
+
+def _claim_recent_txn(conn: Connection, mailbox_id: int, claim: bool) -> list[int]:
+    if claim:
+        box = lock_mailbox(conn, mailbox_id)
+    else:
+        box = conn.execute(select(mailboxes).where(mailboxes.c.id == mailbox_id)).one()
+    recent = list(conn.execute(
+        select(messages.c.uid)
+        .where(messages.c.mailbox_id == mailbox_id, messages.c.uid >= box.recent_floor)
+        .order_by(messages.c.uid)
+    ).scalars())
+    if claim and box.recent_floor != box.uidnext:
+        conn.execute(
+            update(mailboxes).where(mailboxes.c.id == mailbox_id).values(recent_floor=box.uidnext)
+        )
+    return recent
+
+
+def _search_txn(conn: Connection, mailbox_id: int, compiled: Any) -> list[int]:
+    from twisted_mailhub.backends.sql.search import search_query
+
+    return list(conn.execute(search_query(mailbox_id, compiled)).scalars())
+
+
+def _prepare(requests: list[AppendRequest]) -> list[tuple[bytes, dict, dict, frozenset, dict]]:
+    """Parse outside the write transaction so the writer lock is held briefly."""
+    prepared = []
+    for request in requests:
+        when = request.internaldate or datetime.now(timezone.utc).replace(microsecond=0)
+        system, kws = split_flags(request.flags)
+        structure = content_store.parse(request.content)
+        prepared.append((
+            request.content,
+            content_store.content_row(request.content, structure),
+            system,
+            kws,
+            date_columns(when),
+        ))
+    return prepared
+
+
+def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[MessageMeta]:
+    box = lock_mailbox(conn, mailbox_id)
+    uid, modseq = box.uidnext, box.highestmodseq + 1
+    metas = []
+    for data, row, system, kws, dates in prepared:
+        content_id = content_store.insert_content(conn, data, row, refcount=1)
+        message_id = conn.execute(
+            insert(messages).values(
+                mailbox_id=mailbox_id, uid=uid, content_id=content_id, modseq=modseq,
+                size=len(data), **system, **dates,
+            )
+        ).inserted_primary_key[0]
+        if kws:
+            conn.execute(insert(keywords), [{"message_id": message_id, "keyword": k} for k in kws])
+        values = {**system, "uid": uid, "modseq": modseq, "size": len(data), **dates}
+        metas.append(MessageMeta(
+            uid=uid,
+            flags=flags_of(values, kws),
+            internaldate=_date_of(dates),
+            size=len(data),
+            modseq=modseq,
+        ))
+        uid += 1
+    conn.execute(
+        update(mailboxes).where(mailboxes.c.id == mailbox_id).values(uidnext=uid, highestmodseq=modseq)
+    )
+    return metas
+
+
+def _date_of(dates: dict[str, int]) -> datetime:
+    return internaldate(dates["internal_us"], dates["internal_tz"])
+
+
+def _store_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
+               flags: frozenset[str], unchangedsince: int | None) -> FlagUpdate:
+    box = lock_mailbox(conn, mailbox_id)
+    system, kws = split_flags(flags)
+    wanted_system = {column for column, on in system.items() if on}
+    modseq = box.highestmodseq + 1
+    result = FlagUpdate()
+    updates, kw_added, kw_removed = [], [], []
+    for row, old_kws in load_rows(conn, mailbox_id, uids):
+        if unchangedsince is not None and row.modseq > unchangedsince:
+            result.modified.append(row.uid)
+            continue
+        old_system = {column for column in FLAG_COLUMNS.values() if row._mapping[column]}
+        if mode == "set":
+            new_system, new_kws = set(wanted_system), set(kws)
+        elif mode == "add":
+            new_system, new_kws = old_system | wanted_system, old_kws | kws
+        else:
+            new_system, new_kws = old_system - wanted_system, old_kws - kws
+        if new_system == old_system and new_kws == old_kws:
+            continue
+        values = {column: column in new_system for column in FLAG_COLUMNS.values()}
+        updates.append({"b_id": row.id, **values})
+        kw_added += [{"message_id": row.id, "keyword": k} for k in new_kws - old_kws]
+        kw_removed += [{"b_id": row.id, "b_kw": k} for k in old_kws - new_kws]
+        result.changed.append(MessageMeta(
+            uid=row.uid,
+            flags=flags_of(values, new_kws),
+            internaldate=meta_of(row, ()).internaldate,
+            size=row.size,
+            modseq=modseq,
+        ))
+    if not updates:
+        return result
+    conn.execute(
+        update(messages)
+        .where(messages.c.id == bindparam("b_id"))
+        .values(modseq=modseq, **{c: bindparam(c) for c in FLAG_COLUMNS.values()}),
+        updates,
+    )
+    if kw_removed:
+        conn.execute(
+            delete(keywords).where(
+                keywords.c.message_id == bindparam("b_id"), keywords.c.keyword == bindparam("b_kw")
+            ),
+            kw_removed,
+        )
+    if kw_added:
+        conn.execute(insert(keywords), kw_added)
+    conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(highestmodseq=modseq))
+    return result
+
+
+def remove_messages(conn: Connection, ids: list[int], content_ids: list[int]) -> None:
+    """Delete message rows (with keywords) and release their contents."""
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start:start + BATCH]
+        conn.execute(delete(keywords).where(keywords.c.message_id.in_(batch)))
+        conn.execute(delete(messages).where(messages.c.id.in_(batch)))
+    content_store.release(conn, content_ids)
+
+
+def _expunge_txn(conn: Connection, mailbox_id: int, uids: list[int] | None,
+                 ) -> tuple[list[int], int]:
+    box = lock_mailbox(conn, mailbox_id)
+    where = [messages.c.mailbox_id == mailbox_id, messages.c.deleted.is_(True)]
+    conditions = [None] if uids is None else list(uid_conditions(messages.c.uid, uids))
+    doomed = []
+    for condition in conditions:
+        query = select(messages.c.id, messages.c.uid, messages.c.content_id).where(*where)
+        if condition is not None:
+            query = query.where(condition)
+        doomed += conn.execute(query).all()
+    if not doomed:
+        return [], box.highestmodseq
+    modseq = box.highestmodseq + 1
+    doomed.sort(key=lambda row: row.uid)
+    remove_messages(conn, [row.id for row in doomed], [row.content_id for row in doomed])
+    conn.execute(
+        insert(expunged),
+        [{"mailbox_id": mailbox_id, "uid": row.uid, "modseq": modseq} for row in doomed],
+    )
+    conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(highestmodseq=modseq))
+    return [row.uid for row in doomed], modseq
+
+
+def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
+              ) -> tuple[list[tuple[int, int]], list[MessageMeta]]:
+    # Lock in id order so two opposite COPYs cannot deadlock.
+    locked = {mid: lock_mailbox(conn, mid) for mid in sorted({source_id, target_id})}
+    target = locked[target_id]
+    found = load_rows(conn, source_id, uids)
+    if not found:
+        return [], []
+    uid, modseq = target.uidnext, target.highestmodseq + 1
+    pairs, metas, refs = [], [], {}
+    for row, kws in found:
+        values = {column: row._mapping[column] for column in FLAG_COLUMNS.values()}
+        message_id = conn.execute(
+            insert(messages).values(
+                mailbox_id=target_id, uid=uid, content_id=row.content_id, modseq=modseq,
+                size=row.size, internal_us=row.internal_us, internal_tz=row.internal_tz,
+                internal_day=row.internal_day, **values,
+            )
+        ).inserted_primary_key[0]
+        if kws:
+            conn.execute(insert(keywords), [{"message_id": message_id, "keyword": k} for k in kws])
+        refs[row.content_id] = refs.get(row.content_id, 0) + 1
+        meta = meta_of(row, kws)
+        metas.append(MessageMeta(uid, meta.flags, meta.internaldate, meta.size, modseq))
+        pairs.append((row.uid, uid))
+        uid += 1
+    content_store.add_references(conn, refs)
+    conn.execute(
+        update(mailboxes).where(mailboxes.c.id == target_id).values(uidnext=uid, highestmodseq=modseq)
+    )
+    return pairs, metas
+

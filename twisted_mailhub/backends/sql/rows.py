@@ -1,0 +1,150 @@
+"""
+Between C{messages} rows and L{MessageMeta}: flags, dates and UID batches.
+
+Everything here runs in a pool thread inside the caller's transaction and
+reads only C{messages}, C{keywords} and C{mailboxes}, never content.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.engine import Connection, Row
+
+from twisted_mailhub.backends.sql.schema import FLAG_COLUMNS, keywords, mailboxes, messages
+from twisted_mailhub.errors import MailboxNotFound
+from twisted_mailhub.imap.sequence import compress
+from twisted_mailhub.model import RECENT, MessageMeta, canonical_flag
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+
+#: At most this many bound values in one statement (SQLite's old limit is 999).
+BATCH = 500
+
+#: Columns a L{MessageMeta} is built from.
+META_COLUMNS = (
+    messages.c.id,
+    messages.c.uid,
+    messages.c.modseq,
+    messages.c.size,
+    messages.c.internal_us,
+    messages.c.internal_tz,
+    messages.c.internal_day,
+    *(messages.c[column] for column in FLAG_COLUMNS.values()),
+)
+
+
+def date_columns(when: datetime) -> dict[str, int]:
+    """The C{internal_*} column values for an INTERNALDATE."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    offset = when.utcoffset() or timedelta(0)
+    return {
+        "internal_us": (when - EPOCH) // _US,
+        "internal_tz": int(offset.total_seconds()),
+        "internal_day": when.date().toordinal(),
+    }
+
+
+def internaldate(us: int, tz: int) -> datetime:
+    """The INTERNALDATE stored as C{internal_us}/C{internal_tz}."""
+    return (EPOCH + timedelta(microseconds=us)).astimezone(timezone(timedelta(seconds=tz)))
+
+
+def split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], frozenset[str]]:
+    """
+    C{(system, keywords)}: the five flag columns' values and the keyword
+    set.  \\Recent is not a stored flag and is dropped.
+    """
+    system = dict.fromkeys(FLAG_COLUMNS.values(), False)
+    keyword_set = set()
+    for flag in flags:
+        flag = canonical_flag(flag)
+        if flag in FLAG_COLUMNS:
+            system[FLAG_COLUMNS[flag]] = True
+        elif flag != RECENT:
+            keyword_set.add(flag)
+    return system, frozenset(keyword_set)
+
+
+def flags_of(row: Row | dict[str, Any], keyword_set: Iterable[str]) -> frozenset[str]:
+    mapping = row._mapping if isinstance(row, Row) else row
+    system = {flag for flag, column in FLAG_COLUMNS.items() if mapping[column]}
+    return frozenset(system) | frozenset(keyword_set)
+
+
+def meta_of(row: Row, keyword_set: Iterable[str]) -> MessageMeta:
+    return MessageMeta(
+        uid=row.uid,
+        flags=flags_of(row, keyword_set),
+        internaldate=internaldate(row.internal_us, row.internal_tz),
+        size=row.size,
+        modseq=row.modseq,
+    )
+
+
+def uid_conditions(column: Any, uids: Iterable[int]) -> Iterator[ColumnElement[bool]]:
+    """
+    Conditions on C{column} that together select C{uids}, each small
+    enough for one statement: contiguous runs become BETWEEN.
+    """
+    runs = compress(sorted(set(uids)))
+    singles: list[int] = []
+    spans: list[tuple[int, int]] = []
+    for low, high in runs:
+        if low == high:
+            singles.append(low)
+        else:
+            spans.append((low, high))
+    for start in range(0, len(spans), BATCH // 2):
+        yield or_(*(column.between(low, high) for low, high in spans[start:start + BATCH // 2]))
+    for start in range(0, len(singles), BATCH):
+        yield column.in_(singles[start:start + BATCH])
+
+
+def load_rows(conn: Connection, mailbox_id: int, uids: Iterable[int] | None,
+              extra: Iterable[ColumnElement[bool]] = ()) -> list[tuple[Row, frozenset[str]]]:
+    """
+    The message rows (L{META_COLUMNS} plus C{content_id}) and keywords of
+    the existing messages among C{uids} (all when C{None}), ascending.
+    """
+    extra = list(extra)
+    conditions = [None] if uids is None else list(uid_conditions(messages.c.uid, uids))
+    rows: dict[int, Row] = {}
+    found: dict[int, set[str]] = {}
+    for condition in conditions:
+        where = [messages.c.mailbox_id == mailbox_id, *extra]
+        if condition is not None:
+            where.append(condition)
+        for row in conn.execute(select(*META_COLUMNS, messages.c.content_id).where(*where)):
+            rows[row.uid] = row
+        keyword_query = (
+            select(messages.c.uid, keywords.c.keyword)
+            .join(keywords, keywords.c.message_id == messages.c.id)
+            .where(*where)
+        )
+        for uid, keyword in conn.execute(keyword_query):
+            found.setdefault(uid, set()).add(keyword)
+    return [(rows[uid], frozenset(found.get(uid, ()))) for uid in sorted(rows)]
+
+
+def load_metas(conn: Connection, mailbox_id: int, uids: Iterable[int] | None,
+               extra: Iterable[ColumnElement[bool]] = ()) -> list[MessageMeta]:
+    return [meta_of(row, kws) for row, kws in load_rows(conn, mailbox_id, uids, extra)]
+
+
+def lock_mailbox(conn: Connection, mailbox_id: int) -> Row:
+    """
+    The C{mailboxes} row, locked for the rest of the transaction (on
+    servers; SQLite writers are serialised anyway).  Raises
+    L{MailboxNotFound} if it was deleted or made non-selectable.
+    """
+    row = conn.execute(
+        select(mailboxes).where(mailboxes.c.id == mailbox_id).with_for_update()
+    ).first()
+    if row is None or not row.selectable:
+        raise MailboxNotFound("Mailbox no longer exists")
+    return row

@@ -1,0 +1,228 @@
+"""
+L{SQLMailStore}: one user's tree as rows of C{mailboxes}.
+
+The RFC 3501 rules (implicit superiors, DELETE with children, hierarchy
+RENAME) come from L{BaseMailStore}; this module provides its core, each
+operation one transaction.  The unique (user, name) constraint backs the
+checks the base class makes, so two servers racing to create one name
+cannot both succeed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from zope.interface import implementer
+
+from twisted_mailhub.backends.base import BaseMailStore
+from twisted_mailhub.backends.sql.mailbox import SQLMailbox, remove_messages
+from twisted_mailhub.backends.sql.schema import (
+    expunged,
+    mailboxes,
+    messages,
+    subscriptions,
+    users,
+)
+from twisted_mailhub.errors import MailboxExists, MailboxNotFound
+from twisted_mailhub.interfaces import IMailStore
+from twisted_mailhub.model import MailboxInfo, MailboxRemoved, MessagesExpunged
+
+if TYPE_CHECKING:
+    from twisted_mailhub.backends.sql.backend import SQLBackend
+
+_MAX_UIDVALIDITY = 2**32 - 1
+
+
+@implementer(IMailStore)
+class SQLMailStore(BaseMailStore):
+    """The mailboxes and subscriptions of one C{users} row."""
+
+    def __init__(self, backend: "SQLBackend", username: str, user_id: int) -> None:
+        super().__init__(username, backend.notifier)
+        self.backend = backend
+        self.user_id = user_id
+
+    def __repr__(self) -> str:
+        return f"<SQLMailStore {self.username}>"
+
+    def _publish_removed(self, mailbox_ids: list[int]) -> None:
+        for mailbox_id in mailbox_ids:
+            self.notifier.publish(self.backend.mailbox_key(mailbox_id), MailboxRemoved())
+
+    async def _list(self) -> list[MailboxInfo]:
+        return await self.backend.db.read(_list_txn, self.user_id)
+
+    async def _open(self, name: str, read_only: bool) -> SQLMailbox:
+        row = await self.backend.db.read(_find_txn, self.user_id, name)
+        if row is None or not row.selectable:
+            raise MailboxNotFound(f"Mailbox does not exist: {name}")
+        return SQLMailbox(self.backend, row.id, row.name, row.uidvalidity, read_only)
+
+    async def _create(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
+        try:
+            await self.backend.db.write(create_mailbox, self.user_id, name, special_use, selectable)
+        except IntegrityError:
+            raise MailboxExists(f"Mailbox already exists: {name}") from None
+
+    async def _delete(self, name: str) -> None:
+        removed = await self.backend.db.write(_delete_txn, self.user_id, name, False)
+        self._publish_removed([removed])
+
+    async def _make_unselectable(self, name: str) -> None:
+        removed = await self.backend.db.write(_delete_txn, self.user_id, name, True)
+        self._publish_removed([removed])
+
+    async def _rename(self, pairs: list[tuple[str, str]]) -> None:
+        try:
+            moved = await self.backend.db.write(_rename_txn, self.user_id, pairs)
+        except IntegrityError:
+            raise MailboxExists("A mailbox of the new name already exists") from None
+        self._publish_removed(moved)
+
+    async def _rename_inbox(self, new: str) -> None:
+        """Move INBOX's message rows to C{new} in one transaction (no copying)."""
+        try:
+            inbox_id, uids, modseq = await self.backend.db.write(
+                _rename_inbox_txn, self.user_id, new
+            )
+        except IntegrityError:
+            raise MailboxExists(f"Mailbox already exists: {new}") from None
+        if uids:
+            self.notifier.publish(
+                self.backend.mailbox_key(inbox_id), MessagesExpunged(tuple(uids), modseq)
+            )
+
+    async def _subscriptions(self) -> set[str]:
+        return await self.backend.db.read(_subscriptions_txn, self.user_id)
+
+    async def _subscribe(self, name: str) -> None:
+        await self.backend.db.write(_subscribe_txn, self.user_id, name, True)
+
+    async def _unsubscribe(self, name: str) -> None:
+        await self.backend.db.write(_subscribe_txn, self.user_id, name, False)
+
+
+# -- transactions ----------------------------------------------------------------
+
+
+def _list_txn(conn: Connection, user_id: int) -> list[MailboxInfo]:
+    rows = conn.execute(
+        select(mailboxes.c.name, mailboxes.c.selectable, mailboxes.c.special_use)
+        .where(mailboxes.c.user_id == user_id)
+    ).all()
+    return [
+        MailboxInfo(row.name, bool(row.selectable), frozenset(row.special_use.split()))
+        for row in rows
+    ]
+
+
+def _find_txn(conn: Connection, user_id: int, name: str):
+    return conn.execute(
+        select(mailboxes).where(mailboxes.c.user_id == user_id, mailboxes.c.name == name)
+    ).first()
+
+
+def _find_for_update(conn: Connection, user_id: int, name: str):
+    row = conn.execute(
+        select(mailboxes)
+        .where(mailboxes.c.user_id == user_id, mailboxes.c.name == name)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise MailboxNotFound(f"Mailbox does not exist: {name}")
+    return row
+
+
+def new_uidvalidity(conn: Connection, user_id: int) -> int:
+    """Draw the next UIDVALIDITY of a user (never handed out twice)."""
+    current = conn.execute(
+        select(users.c.next_uidvalidity).where(users.c.id == user_id).with_for_update()
+    ).scalar_one()
+    following = current % _MAX_UIDVALIDITY + 1
+    conn.execute(update(users).where(users.c.id == user_id).values(next_uidvalidity=following))
+    return current
+
+
+def create_mailbox(conn: Connection, user_id: int, name: str, special_use: frozenset[str],
+                   selectable: bool, **counters: int) -> int:
+    """Insert one C{mailboxes} row with a fresh UIDVALIDITY; return its id."""
+    return conn.execute(
+        insert(mailboxes).values(
+            user_id=user_id,
+            name=name,
+            selectable=selectable,
+            special_use=" ".join(sorted(special_use)),
+            uidvalidity=new_uidvalidity(conn, user_id),
+            **counters,
+        )
+    ).inserted_primary_key[0]
+
+
+def clear_mailbox(conn: Connection, mailbox_id: int) -> None:
+    """Delete a mailbox's messages (releasing content) and expunge records."""
+    doomed = conn.execute(
+        select(messages.c.id, messages.c.content_id).where(messages.c.mailbox_id == mailbox_id)
+    ).all()
+    remove_messages(conn, [row.id for row in doomed], [row.content_id for row in doomed])
+    conn.execute(delete(expunged).where(expunged.c.mailbox_id == mailbox_id))
+
+
+def _delete_txn(conn: Connection, user_id: int, name: str, keep_node: bool) -> int:
+    row = _find_for_update(conn, user_id, name)
+    clear_mailbox(conn, row.id)
+    conn.execute(delete(mailboxes).where(mailboxes.c.id == row.id))
+    if keep_node:
+        # A fresh row (new key and UIDVALIDITY) stands for the hierarchy
+        # node, as if the mailbox had been deleted and the name reserved.
+        create_mailbox(conn, user_id, name, frozenset(), False)
+    return row.id
+
+
+def _rename_txn(conn: Connection, user_id: int, pairs: list[tuple[str, str]]) -> list[int]:
+    moved = []
+    for old, new in pairs:
+        row = _find_for_update(conn, user_id, old)
+        conn.execute(update(mailboxes).where(mailboxes.c.id == row.id).values(name=new))
+        moved.append(row.id)
+    return moved
+
+
+def _rename_inbox_txn(conn: Connection, user_id: int, new: str) -> tuple[int, list[int], int]:
+    inbox = _find_for_update(conn, user_id, "INBOX")
+    # The new mailbox has a new UIDVALIDITY, so the messages keep their UIDs.
+    new_id = create_mailbox(
+        conn, user_id, new, frozenset(), True,
+        uidnext=inbox.uidnext,
+        highestmodseq=inbox.highestmodseq,
+        recent_floor=inbox.recent_floor,
+    )
+    uids = list(conn.execute(
+        select(messages.c.uid).where(messages.c.mailbox_id == inbox.id).order_by(messages.c.uid)
+    ).scalars())
+    if not uids:
+        return inbox.id, [], inbox.highestmodseq
+    modseq = inbox.highestmodseq + 1
+    conn.execute(update(messages).where(messages.c.mailbox_id == inbox.id).values(mailbox_id=new_id))
+    conn.execute(
+        insert(expunged), [{"mailbox_id": inbox.id, "uid": uid, "modseq": modseq} for uid in uids]
+    )
+    conn.execute(update(mailboxes).where(mailboxes.c.id == inbox.id).values(highestmodseq=modseq))
+    return inbox.id, uids, modseq
+
+
+def _subscriptions_txn(conn: Connection, user_id: int) -> set[str]:
+    return set(conn.execute(
+        select(subscriptions.c.name).where(subscriptions.c.user_id == user_id)
+    ).scalars())
+
+
+def _subscribe_txn(conn: Connection, user_id: int, name: str, subscribe: bool) -> None:
+    where = (subscriptions.c.user_id == user_id, subscriptions.c.name == name)
+    present = conn.execute(select(subscriptions.c.name).where(*where)).first() is not None
+    if subscribe and not present:
+        conn.execute(insert(subscriptions).values(user_id=user_id, name=name))
+    elif not subscribe and present:
+        conn.execute(delete(subscriptions).where(*where))
