@@ -13,9 +13,10 @@ from twisted.cred.portal import Portal
 from twisted.internet import reactor, task, threads
 from twisted.trial import unittest
 
+from stores import make_store, store_kinds
+
 from twisted_mailhub.auth.checkers import InMemoryChecker
 from twisted_mailhub.auth.realm import MailhubRealm
-from twisted_mailhub.backends.memory import MemoryBackend
 from twisted_mailhub.imap.protocol import IMAPServerFactory
 from twisted_mailhub.policy import ServerPolicy
 
@@ -27,12 +28,14 @@ class IMAPServerTestCase(unittest.TestCase):
 
     policy = ServerPolicy(auth_failure_delay=0.0, auth_failure_delay_max=0.0)
     users = USERS
+    #: Which store the server runs on; see L{on_every_store}.
+    store = "memory"
 
-    def make_backend(self):
-        return MemoryBackend()
+    async def make_backend(self):
+        return await make_store(self.store, self)
 
     async def setUp(self) -> None:
-        self.backend = self.make_backend()
+        self.backend = await self.make_backend()
         portal = Portal(MailhubRealm(self.backend), [InMemoryChecker(dict(self.users))])
         self.factory = IMAPServerFactory(portal, policy=self.policy,
                                          tls_options=self.tls_options())
@@ -131,3 +134,18 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def on_every_store(cls):
+    """
+    Class decorator: besides C{cls} (on the memory store), define in its
+    module one copy of it per persistent store (SQLite, mbox, PostgreSQL
+    when configured), so the same end-to-end tests check every backend.
+    """
+    import sys
+
+    module = sys.modules[cls.__module__]
+    for kind in store_kinds():
+        name = f"{cls.__name__}_{kind}"
+        setattr(module, name, type(name, (cls,), {"store": kind, "__module__": cls.__module__}))
+    return cls

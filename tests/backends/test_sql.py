@@ -14,10 +14,9 @@ import os
 import random
 import re
 import sys
-import uuid
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import event, func, select
 from twisted.internet import defer, threads
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
@@ -34,6 +33,8 @@ from twisted_mailhub.imap.sequence import SequenceSet
 from twisted_mailhub.interfaces import IMailbox
 from twisted_mailhub.model import AppendRequest
 from twisted_mailhub.testing import BackendConformanceMixin, make_message
+
+from stores import create_pg_database, drop_pg_database
 
 PG_VARIABLE = "MAILHUB_TEST_POSTGRESQL_URL"
 PG_URL = os.environ.get(PG_VARIABLE)
@@ -57,38 +58,13 @@ class SQLiteMixin:
         return open_backend(str(backend.url))
 
 
-def _pg_admin_url():
-    return parse_url(PG_URL).set(drivername="postgresql+psycopg")
-
-
-def _create_pg_database() -> str:
-    name = "mailhub_test_" + uuid.uuid4().hex[:16]
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return _pg_admin_url().set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_pg_database(url: str) -> None:
-    name = parse_url(url).database
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 class PostgreSQLMixin:
     """Backends each over a new PostgreSQL database, dropped at cleanup."""
 
     async def make_backend(self) -> SQLBackend:
         # An unreachable server fails the test here: it is not a skip.
-        url = await threads.deferToThread(_create_pg_database)
-        self.addCleanup(threads.deferToThread, _drop_pg_database, url)
+        url = await threads.deferToThread(create_pg_database)
+        self.addCleanup(threads.deferToThread, drop_pg_database, url)
         backend = open_backend(url)
         self.addCleanup(backend.close)
         return backend

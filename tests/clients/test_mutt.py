@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 from tests_messages import simple_message
 from twisted.internet import reactor, task
 
@@ -21,6 +21,7 @@ MUTT = shutil.which("mutt")
 TMUX = shutil.which("tmux")
 
 
+@on_every_store
 class MuttTests(IMAPServerTestCase):
     if not (MUTT and TMUX):
         skip = "mutt and tmux are needed (the CI script installs both)"

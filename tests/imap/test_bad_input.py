@@ -5,11 +5,12 @@ the session goes on, and nothing is lost.
 
 from __future__ import annotations
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 
 from twisted_mailhub.policy import ServerPolicy
 
 
+@on_every_store
 class BadInputTests(IMAPServerTestCase):
     policy = ServerPolicy(auth_failure_delay=0.0, auth_failure_delay_max=0.0,
                           max_line_length=8192, max_literal_size=100_000,

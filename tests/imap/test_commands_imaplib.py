@@ -8,7 +8,7 @@ from __future__ import annotations
 import imaplib
 import re
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 
 MESSAGE = (
     b"From: Alice Liddell <alice@example.org>\r\n"
@@ -58,6 +58,7 @@ class AnyStateTests(IMAPServerTestCase):
         self.assertEqual(bye[0], "BYE")
 
 
+@on_every_store
 class AuthenticationTests(IMAPServerTestCase):
     async def test_login_wrong_password(self) -> None:
         def run():
@@ -111,6 +112,7 @@ class AuthenticationTests(IMAPServerTestCase):
         self.assertEqual(status[0], "NO")
 
 
+@on_every_store
 class MailboxTests(IMAPServerTestCase):
     async def test_create_list_rename_delete(self) -> None:
         def run():
@@ -219,6 +221,7 @@ class MailboxTests(IMAPServerTestCase):
         self.assertIn("日本語", names)
 
 
+@on_every_store
 class AppendSelectTests(IMAPServerTestCase):
     async def test_append_with_flags_and_date_then_select(self) -> None:
         def run():
@@ -265,6 +268,7 @@ class AppendSelectTests(IMAPServerTestCase):
         self.assertNotIn(b"\\Seen", flags[1][0])
 
 
+@on_every_store
 class FetchTests(IMAPServerTestCase):
     async def setUp(self) -> None:
         await super().setUp()
@@ -364,6 +368,7 @@ class FetchTests(IMAPServerTestCase):
         self.assertIn(b"UID 2", data[1])
 
 
+@on_every_store
 class StoreSearchCopyTests(IMAPServerTestCase):
     async def setUp(self) -> None:
         await super().setUp()

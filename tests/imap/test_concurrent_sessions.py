@@ -5,11 +5,12 @@ RFC 3501 sections 5.2, 5.5 and 7.4.1.
 
 from __future__ import annotations
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 
 from tests_messages import simple_message
 
 
+@on_every_store
 class ConcurrentSessionTests(IMAPServerTestCase):
     async def test_each_sees_the_others_changes(self) -> None:
         def run():

@@ -5,7 +5,7 @@ user's mailboxes, whatever name they try.
 
 from __future__ import annotations
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 from tests_messages import simple_message
 
 from twisted_mailhub.model import AppendRequest
@@ -15,6 +15,7 @@ HOSTILE = [b"alice/INBOX", b"../alice/INBOX", b"/alice/Secret", b"~alice/Secret"
            b"#shared/alice/Secret", b"Secret", b"../../alice", b"alice"]
 
 
+@on_every_store
 class CrossUserTests(IMAPServerTestCase):
     async def setUp(self) -> None:
         await super().setUp()

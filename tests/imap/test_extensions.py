@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import re
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 from tests_messages import simple_message
 
 
+@on_every_store
 class ExtensionTranscriptTests(IMAPServerTestCase):
     async def setUp(self) -> None:
         await super().setUp()
@@ -159,6 +160,7 @@ class ExtensionTranscriptTests(IMAPServerTestCase):
         self.assertTrue(ok[-1].startswith(b"t2 OK "))
 
 
+@on_every_store
 class IMAP4rev2Tests(IMAPServerTestCase):
     async def test_enable_imap4rev2(self) -> None:
         store = await self.backend.open_store("alice")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 from tests_messages import simple_message
 
 
+@on_every_store
 class IMAPClientTests(IMAPServerTestCase):
     async def test_a_mail_client_session(self) -> None:
         def run():

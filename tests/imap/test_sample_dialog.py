@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 
 HEADER = (
     b"Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"
@@ -44,6 +44,7 @@ def filler(n: int) -> bytes:
             b"Date: Tue, 16 Jul 1996 10:00:00 -0700\r\n\r\nbody %d\r\n" % (n, n))
 
 
+@on_every_store
 class SampleDialogTests(IMAPServerTestCase):
     users = {"mrc": "secret"}
 
