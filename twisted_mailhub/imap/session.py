@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from twisted.logger import Logger
 
+from twisted_mailhub.connection import ClientGone
 from twisted_mailhub.errors import MailhubError
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
@@ -55,10 +56,6 @@ class SessionIO(Protocol):
     def set_timeout(self, seconds: float | None) -> None: ...
 
     def close(self) -> None: ...
-
-
-class ClientGone(Exception):
-    """The connection closed while a command was still writing."""
 
 
 class CommandFailed(Exception):

@@ -14,91 +14,52 @@ Twisted's general machinery, used here directly.
 
 from __future__ import annotations
 
-import ipaddress
-from collections import Counter
-
 from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer, ISSLTransport
-from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
-from zope.interface import implementer
 
-from twisted_mailhub.auth.throttle import FailureThrottle
+from twisted_mailhub.connection import ClientGone, ServerConnection, ServerConnectionFactory
 from twisted_mailhub.policy import ServerPolicy
 from twisted_mailhub.pop3 import wire
 from twisted_mailhub.pop3.maildrop import DEFAULT_LOCKS, MaildropLocks
-from twisted_mailhub.pop3.session import ClientGone, POP3Session, State
+from twisted_mailhub.pop3.session import POP3Session, State
 
 
-def _is_loopback(address) -> bool:
-    host = getattr(address, "host", None)
-    if host is None:
-        # UNIX sockets are local by construction.
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-@implementer(IPushProducer)
-class POP3ServerProtocol(Protocol, TimeoutMixin):
+class POP3ServerProtocol(ServerConnection):
     """One POP3 connection; the L{POP3IO} of its session."""
 
     log = Logger()
 
     def __init__(self) -> None:
-        self.secure = False
-        self.tls_available = False
-        self.is_loopback = False
-        self.peer_host = ""
-        self.closed = False
+        super().__init__()
         self._buffer = b""
         self._discarding = False
         self._lines: list[bytes] = []
         self._busy = False
-        self._line_waiter: defer.Deferred | None = None
-        self._drain: defer.Deferred | None = None
         self._reading_paused = False
-        self._counted = False
 
     # -- connection lifecycle ------------------------------------------------
 
     def connectionMade(self) -> None:
-        factory = self.factory
-        # TimeoutMixin schedules with self.callLater: use the factory's clock.
-        self.callLater = factory.clock.callLater
-        peer = self.transport.getPeer()
-        self.peer_host = getattr(peer, "host", "") or "local"
-        self.is_loopback = _is_loopback(peer)
-        # Implicit TLS: the factory is wrapped in TLSMemoryBIOFactory.
-        self.secure = ISSLTransport.providedBy(self.transport)
-        self.tls_available = factory.tls_options is not None and not self.secure
-        self.session = POP3Session(self, factory)
-        self.transport.registerProducer(self, True)
-        if not factory.connection_opened(self):
-            self.transport.write(wire.err("Too many connections from your address", "SYS/TEMP"))
+        self.session = POP3Session(self, self.factory)
+        if not self.setup_connection():
+            self.write(wire.err("Too many connections from your address", "SYS/TEMP"))
             self.close()
             return
-        self.setTimeout(factory.policy.login_timeout)
+        self.setTimeout(self.factory.policy.login_timeout)
         self.session.greet()
 
     def connectionLost(self, reason=None) -> None:
-        self.closed = True
-        self.setTimeout(None)
-        self.factory.connection_closed(self)
+        self.teardown_connection()
         if hasattr(self, "session"):
             self.session.connection_lost()
-        for pending in (self._line_waiter, self._drain):
-            if pending is not None:
-                pending.errback(ClientGone())
-        self._line_waiter = self._drain = None
 
     def timeoutConnection(self) -> None:
         # RFC 1939 section 3: the autologout timer; no UPDATE state follows.
         self.write(wire.err("Autologout; idle for too long"))
         self.close()
+
+    def goodbye(self, message: str) -> None:
+        self.write(wire.err(message, "SYS/TEMP"))
 
     # -- input -------------------------------------------------------------------
 
@@ -177,17 +138,6 @@ class POP3ServerProtocol(Protocol, TimeoutMixin):
 
     # -- POP3IO --------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        if not self.closed:
-            self.transport.write(data)
-
-    def drain(self) -> defer.Deferred:
-        if self.closed:
-            return defer.fail(ClientGone())
-        if self._drain is not None:
-            return self._drain
-        return defer.succeed(None)
-
     def read_line(self) -> defer.Deferred:
         if self.closed:
             return defer.fail(ClientGone())
@@ -198,36 +148,13 @@ class POP3ServerProtocol(Protocol, TimeoutMixin):
         return waiter
 
     def start_tls(self) -> None:
+        # Whatever the client pipelined behind STLS is thrown away.
         self._lines.clear()
         self._buffer = b""
-        self.transport.startTLS(self.factory.tls_options)
-        self.secure = True
-        self.tls_available = False
-
-    def set_timeout(self, seconds: float | None) -> None:
-        self.setTimeout(seconds)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.transport.loseConnection()
-
-    # -- IPushProducer: the transport tells us when the client is slow -------------
-
-    def pauseProducing(self) -> None:
-        if self._drain is None:
-            self._drain = defer.Deferred()
-
-    def resumeProducing(self) -> None:
-        drain, self._drain = self._drain, None
-        if drain is not None:
-            drain.callback(None)
-
-    def stopProducing(self) -> None:
-        self.resumeProducing()
+        super().start_tls()
 
 
-class POP3ServerFactory(ServerFactory):
+class POP3ServerFactory(ServerConnectionFactory):
     """
     Serves POP3 (RFC 1939) for the users of C{portal}, whose realm yields
     L{IMailStore} avatars; each session works on the user's INBOX.
@@ -246,43 +173,10 @@ class POP3ServerFactory(ServerFactory):
     def __init__(self, portal, *, policy: ServerPolicy | None = None, tls_options=None,
                  mark_seen_on_retr: bool = False, throttle=None,
                  locks: MaildropLocks | None = None, clock=None) -> None:
-        self.portal = portal
-        self.policy = policy or ServerPolicy()
-        self.tls_options = tls_options
+        super().__init__(portal, policy=policy, tls_options=tls_options, throttle=throttle,
+                         clock=clock)
         self.mark_seen_on_retr = mark_seen_on_retr
-        if clock is None:
-            from twisted.internet import reactor as clock
-        self.clock = clock
-        if throttle is None:
-            throttle = FailureThrottle(clock, self.policy.auth_failure_delay,
-                                       self.policy.auth_failure_delay_max)
-        self.throttle = throttle
         self.locks = locks if locks is not None else DEFAULT_LOCKS
-        self._per_address: Counter[str] = Counter()
-        self.connections: set[POP3ServerProtocol] = set()
-
-    def connection_opened(self, protocol: POP3ServerProtocol) -> bool:
-        """Count C{protocol}; False when its address has too many connections."""
-        self.connections.add(protocol)
-        self._per_address[protocol.peer_host] += 1
-        protocol._counted = True
-        return self._per_address[protocol.peer_host] <= self.policy.max_connections_per_address
-
-    def connection_closed(self, protocol: POP3ServerProtocol) -> None:
-        """Forget C{protocol}."""
-        self.connections.discard(protocol)
-        if protocol._counted:
-            protocol._counted = False
-            host = protocol.peer_host
-            self._per_address[host] -= 1
-            if self._per_address[host] <= 0:
-                del self._per_address[host]
-
-    def disconnect_all(self, message: str = "Server shutting down") -> None:
-        """Tell every client and close its connection (for shutdown)."""
-        for protocol in list(self.connections):
-            protocol.write(wire.err(message, "SYS/TEMP"))
-            protocol.close()
 
 
 __all__ = ["POP3ServerFactory", "POP3ServerProtocol", "State"]

@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from twisted.logger import Logger
 
+from twisted_mailhub.connection import ClientGone
 from twisted_mailhub.errors import MailhubError, MessageExpunged
 from twisted_mailhub.policy import ServerPolicy
 from twisted_mailhub.pop3 import wire
@@ -54,10 +55,6 @@ class POP3IO(Protocol):
     def set_timeout(self, seconds: float | None) -> None: ...
 
     def close(self) -> None: ...
-
-
-class ClientGone(Exception):
-    """The connection closed while a command was still running."""
 
 
 class Reply(Exception):

@@ -1,0 +1,186 @@
+"""
+What IMAP and POP3 connections share: facts about the peer, flow control
+towards a slow client, timeouts, and per-address connection accounting.
+
+A session (IMAP or POP3) writes through its connection and awaits
+L{ServerConnection.drain} between large pieces, so a client that stops
+reading pauses the server instead of growing its buffers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from twisted_mailhub.policy import ServerPolicy
+
+
+class ClientGone(Exception):
+    """The connection closed while a command was still running."""
+
+
+def is_loopback(address: Any) -> bool:
+    """Whether C{address} is on this machine: 127.0.0.0/8, ::1 or a UNIX socket."""
+    host = getattr(address, "host", None)
+    if host is None:
+        # UNIX sockets are local by construction.
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@implementer(IPushProducer)
+class ServerConnection(Protocol, TimeoutMixin):
+    """
+    Base of the IMAP and POP3 protocols.  Subclasses call
+    L{setup_connection} first thing in C{connectionMade} and
+    L{teardown_connection} in C{connectionLost}; they implement
+    L{goodbye} to say a protocol-specific last word.
+    """
+
+    def __init__(self) -> None:
+        self.secure = False
+        self.tls_available = False
+        self.is_loopback = False
+        self.peer_host = ""
+        self.closed = False
+        self._drain: defer.Deferred | None = None
+        self._line_waiter: defer.Deferred | None = None
+        self._counted = False
+
+    def setup_connection(self) -> bool:
+        """
+        Learn about the peer and the transport; False if the factory refuses
+        this connection (too many from its address).
+        """
+        factory = self.factory
+        # TimeoutMixin schedules with self.callLater: use the factory's clock.
+        self.callLater = factory.clock.callLater
+        peer = self.transport.getPeer()
+        self.peer_host = getattr(peer, "host", "") or "local"
+        self.is_loopback = is_loopback(peer)
+        # Implicit TLS: the factory is wrapped in TLSMemoryBIOFactory.
+        self.secure = ISSLTransport.providedBy(self.transport)
+        self.tls_available = factory.tls_options is not None and not self.secure
+        self.transport.registerProducer(self, True)
+        # Responses are written whole per reactor turn; do not let Nagle's
+        # algorithm hold the last line back waiting for an ACK.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:
+                pass
+        return factory.connection_opened(self)
+
+    def teardown_connection(self) -> None:
+        """Forget this connection and fail whatever waited on the client."""
+        self.closed = True
+        self.setTimeout(None)
+        self.factory.connection_closed(self)
+        for pending in (self._line_waiter, self._drain):
+            if pending is not None:
+                pending.errback(ClientGone())
+        self._line_waiter = self._drain = None
+
+    def goodbye(self, message: str) -> None:
+        """Say C{message} as the protocol's last word before closing."""
+        raise NotImplementedError
+
+    # -- what sessions use -------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def drain(self) -> defer.Deferred:
+        """Fires when the client has read enough that writing may go on."""
+        if self.closed:
+            return defer.fail(ClientGone())
+        if self._drain is not None:
+            return self._drain
+        return defer.succeed(None)
+
+    def start_tls(self) -> None:
+        """Start the TLS handshake (after the protocol's go-ahead was written)."""
+        self.transport.startTLS(self.factory.tls_options)
+        self.secure = True
+        self.tls_available = False
+
+    def set_timeout(self, seconds: float | None) -> None:
+        self.setTimeout(seconds)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.loseConnection()
+
+    # -- IPushProducer: the transport tells us when the client is slow --------
+
+    def pauseProducing(self) -> None:
+        if self._drain is None:
+            self._drain = defer.Deferred()
+
+    def resumeProducing(self) -> None:
+        drain, self._drain = self._drain, None
+        if drain is not None:
+            drain.callback(None)
+
+    def stopProducing(self) -> None:
+        self.resumeProducing()
+
+
+class ServerConnectionFactory(ServerFactory):
+    """
+    Shared by the IMAP and POP3 factories: the portal, policy, TLS options,
+    clock and failure throttle, and the connections per address.
+    """
+
+    def __init__(self, portal, *, policy: ServerPolicy | None = None, tls_options=None,
+                 throttle=None, clock=None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.portal = portal
+        self.policy = policy or ServerPolicy()
+        self.tls_options = tls_options
+        self.clock = clock
+        if throttle is None:
+            from twisted_mailhub.auth.throttle import FailureThrottle
+
+            throttle = FailureThrottle(clock, self.policy.auth_failure_delay,
+                                       self.policy.auth_failure_delay_max)
+        self.throttle = throttle
+        self._per_address: Counter[str] = Counter()
+        self.connections: set[ServerConnection] = set()
+
+    def connection_opened(self, protocol: ServerConnection) -> bool:
+        """Count C{protocol}; False when its address has too many connections."""
+        self.connections.add(protocol)
+        self._per_address[protocol.peer_host] += 1
+        protocol._counted = True
+        return self._per_address[protocol.peer_host] <= self.policy.max_connections_per_address
+
+    def connection_closed(self, protocol: ServerConnection) -> None:
+        """Forget C{protocol}."""
+        self.connections.discard(protocol)
+        if protocol._counted:
+            protocol._counted = False
+            host = protocol.peer_host
+            self._per_address[host] -= 1
+            if self._per_address[host] <= 0:
+                del self._per_address[host]
+
+    def disconnect_all(self, message: str = "Server shutting down") -> None:
+        """Say C{message} to every client and close its connection (for shutdown)."""
+        for protocol in list(self.connections):
+            protocol.goodbye(message)
+            protocol.close()
