@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from typing import Any
+from typing import Any, Awaitable, Protocol as TypingProtocol
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
@@ -24,6 +24,30 @@ from twisted_mailhub.policy import ServerPolicy
 
 class ClientGone(Exception):
     """The connection closed while a command was still running."""
+
+
+class ConnectionIO(TypingProtocol):
+    """What an IMAP or POP3 session needs from its connection."""
+
+    secure: bool  # TLS is active
+    tls_available: bool  # STARTTLS / STLS may be offered
+    is_loopback: bool
+    peer_host: str
+
+    def write(self, data: bytes) -> None: ...
+
+    def drain(self) -> Awaitable[None]:
+        """Fires when the client has read enough that writing may go on."""
+
+    def read_line(self) -> Awaitable[bytes]:
+        """The client's next raw line (SASL responses, IMAP IDLE's DONE)."""
+
+    def start_tls(self) -> None:
+        """Discard buffered input and start the TLS handshake."""
+
+    def set_timeout(self, seconds: float | None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def is_loopback(address: Any) -> bool:

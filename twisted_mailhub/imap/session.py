@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from twisted.logger import Logger
 
-from twisted_mailhub.connection import ClientGone
+from twisted_mailhub.connection import ClientGone, ConnectionIO
 from twisted_mailhub.errors import MailhubError
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
@@ -30,32 +30,12 @@ class State(Enum):
     LOGOUT = "logout"
 
 
-class SessionIO(Protocol):
-    """What a session needs from its connection."""
-
-    secure: bool  # TLS is active
-    tls_available: bool  # STARTTLS may be offered
-    is_loopback: bool
-    peer_host: str
-
-    def write(self, data: bytes) -> None: ...
-
-    def drain(self) -> Awaitable[None]:
-        """Fires when the client has read enough that writing may go on."""
-
-    def read_line(self) -> Awaitable[bytes]:
-        """The client's next raw line (AUTHENTICATE responses, IDLE's DONE)."""
-
-    def start_tls(self) -> None:
-        """Discard buffered input and start the TLS handshake."""
+class SessionIO(ConnectionIO, Protocol):
+    """What an IMAP session needs from its connection."""
 
     def set_max_literal(self, size: int) -> None: ...
 
     def set_utf8(self, enabled: bool) -> None: ...
-
-    def set_timeout(self, seconds: float | None) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class CommandFailed(Exception):

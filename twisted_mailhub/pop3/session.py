@@ -10,11 +10,11 @@ storage call.  Authentication lives in L{twisted_mailhub.pop3.login}.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable
 
 from twisted.logger import Logger
 
-from twisted_mailhub.connection import ClientGone
+from twisted_mailhub.connection import ClientGone, ConnectionIO
 from twisted_mailhub.errors import MailhubError, MessageExpunged
 from twisted_mailhub.policy import ServerPolicy
 from twisted_mailhub.pop3 import wire
@@ -33,28 +33,8 @@ class State(Enum):
     UPDATE = "UPDATE"
 
 
-class POP3IO(Protocol):
-    """What a session needs from its connection."""
-
-    secure: bool  # TLS is active
-    tls_available: bool  # STLS may be offered
-    is_loopback: bool
-    peer_host: str
-
-    def write(self, data: bytes) -> None: ...
-
-    def drain(self) -> Awaitable[None]:
-        """Fires when the client has read enough that writing may go on."""
-
-    def read_line(self) -> Awaitable[bytes]:
-        """The client's next line, without CRLF (SASL responses)."""
-
-    def start_tls(self) -> None:
-        """Discard buffered input and start the TLS handshake."""
-
-    def set_timeout(self, seconds: float | None) -> None: ...
-
-    def close(self) -> None: ...
+#: What a POP3 session needs from its connection.
+POP3IO = ConnectionIO
 
 
 class Reply(Exception):
