@@ -153,8 +153,9 @@ def measure(url: str, n: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--store", action="append", default=[],
-                        help="store URL (repeatable); sqlite:/mbox: paths are made fresh "
-                        "in a temporary directory when given as 'sqlite:' or 'mbox:'")
+                        help="store URL (repeatable).  'sqlite:' and 'mbox:' alone make a "
+                        "fresh store in a temporary directory; a postgresql:// URL names a "
+                        "server on which a fresh database is created and dropped per run")
     parser.add_argument("-n", "--messages", type=int, action="append", default=[],
                         help="mailbox size (repeatable; default 1000)")
     args = parser.parse_args(argv)
@@ -168,15 +169,44 @@ def main(argv: list[str] | None = None) -> None:
         for url in stores:
             for n in sizes:
                 workdir = tempfile.mkdtemp(prefix="mailhub-bench-")
-                real = url
+                real, dropper = url, None
                 if url in ("sqlite:", "mbox:"):
                     real = url + os.path.join(workdir, "store")
-                rows.append((url, n, measure(real, n)))
-                shutil.rmtree(workdir, ignore_errors=True)
+                elif url.startswith("postgresql"):
+                    real, dropper = fresh_database(url)
+                try:
+                    rows.append((url, n, measure(real, n)))
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                    if dropper is not None:
+                        dropper()
                 print_table(rows[-1:], header=len(rows) == 1)
     finally:
         reactor.callFromThread(reactor.stop)
         thread.join(10)
+
+
+def fresh_database(url: str):
+    """A new empty database on the server of C{url}, and a function dropping it."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(url).set(drivername="postgresql+psycopg")
+    name = "mailhub_bench_" + uuid.uuid4().hex[:12]
+
+    def run(sql: str) -> None:
+        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(sql))
+        finally:
+            engine.dispose()
+
+    run(f'CREATE DATABASE "{name}"')
+    return (admin_url.set(database=name).render_as_string(hide_password=False),
+            lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def print_table(rows, header: bool) -> None:
