@@ -41,9 +41,23 @@ class Stream:
 Piece = bytes | Stream
 
 
+_META_ONLY = ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID", "MODSEQ")
+
+
+def needs_message(attrs: Iterable[FetchAttr]) -> bool:
+    """Whether C{attrs} need the message itself, not only its metadata."""
+    return any(a.name not in _META_ONLY for a in attrs)
+
+
 def needs_structure(attrs: Iterable[FetchAttr]) -> bool:
-    return any(a.name not in ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID", "MODSEQ")
-               for a in attrs)
+    """Whether C{attrs} need the parsed structure (a whole-message read does not)."""
+    for a in attrs:
+        if a.name in _META_ONLY or a.name == "RFC822":
+            continue
+        if a.name == "BODY[]" and a.section == Section():
+            continue
+        return True
+    return False
 
 
 def sets_seen(attrs: Iterable[FetchAttr]) -> bool:
@@ -130,7 +144,7 @@ async def _item(attr, meta, message, structure, recent) -> list[Piece]:
     if name == "BODY":
         return [b"BODY " + bodystructure.bodystructure(structure.root, False)]
     if name == "RFC822":
-        return await _section_item(b"RFC822", message, structure, Section(), None)
+        return await _whole_item(b"RFC822", message, meta, None)
     if name == "RFC822.HEADER":
         return await _section_item(b"RFC822.HEADER", message, structure, Section(text="HEADER"), None)
     if name == "RFC822.TEXT":
@@ -139,6 +153,8 @@ async def _item(attr, meta, message, structure, recent) -> list[Piece]:
         label = b"BODY[" + section_spec(attr.section) + b"]"
         if attr.partial is not None:
             label += b"<%d>" % attr.partial[0]
+        if attr.section == Section():
+            return await _whole_item(label, message, meta, attr.partial)
         return await _section_item(label, message, structure, attr.section, attr.partial)
     if name in ("BINARY[]", "BINARY.SIZE"):
         data = await _binary(message, structure, attr.section)
@@ -160,11 +176,19 @@ async def _section_item(label: bytes, message, structure, section: Section, part
     from twisted_mailhub.mime import sections
 
     plan = sections.resolve(structure, section)
-    offset, length = plan.offset, plan.length
     if plan.fields is not None:
-        header = await message.read(offset, length) if length else b""
+        header = await message.read(plan.offset, plan.length) if plan.length else b""
         data = sections.filter_header(header, plan.fields, plan.exclude)
         return [label + b" " + _partial_literal(data, partial)]
+    return await _range_item(label, message, plan.offset, plan.length, partial)
+
+
+async def _whole_item(label: bytes, message, meta: MessageMeta, partial) -> list[Piece]:
+    """BODY[] and RFC822: the whole message, no structure needed."""
+    return await _range_item(label, message, 0, meta.size, partial)
+
+
+async def _range_item(label: bytes, message, offset: int, length: int, partial) -> list[Piece]:
     if partial is not None:
         origin, count = partial
         if origin >= length:

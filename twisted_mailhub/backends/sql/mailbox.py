@@ -58,11 +58,14 @@ if TYPE_CHECKING:
 class SQLMessage:
     """A message row; its content is read in chunk-sized ranges on demand."""
 
-    def __init__(self, backend: "SQLBackend", meta: MessageMeta, content_id: int) -> None:
+    def __init__(self, backend: "SQLBackend", meta: MessageMeta, content_id: int,
+                 structure: Any = None, content: bytes | None = None) -> None:
         self.meta = meta
         self._backend = backend
         self._content_id = content_id
-        self._structure: Any = None
+        self._structure: Any = structure
+        # The whole content of a small message, read with its row.
+        self._content = content
 
     async def structure(self) -> Any:
         """The L{MessageStructure} stored at APPEND (never re-parsed)."""
@@ -77,6 +80,10 @@ class SQLMessage:
 
     async def read(self, offset: int = 0, length: int | None = None) -> bytes:
         """Up to C{length} bytes from C{offset}; reads only the chunks needed."""
+        if self._content is not None:
+            offset = max(0, offset)
+            end = len(self._content) if length is None else offset + max(0, length)
+            return self._content[offset:end]
         data = await self._backend.db.read(
             content_store.read_range, self._content_id, self.meta.size, offset, length
         )
@@ -123,11 +130,18 @@ class SQLMailbox(BaseMailbox):
         return await self._backend.db.read(load_metas, self.mailbox_id, uids)
 
     async def open_message(self, uid: int) -> SQLMessage:
-        found = await self._backend.db.read(load_rows, self.mailbox_id, [uid])
-        if not found:
+        # One transaction (one thread hop) for the row, its structure and,
+        # for a small message, its content: FETCH of many small messages is
+        # bound by round trips, not bytes.
+        found = await self._backend.db.read(_open_txn, self.mailbox_id, uid)
+        if found is None:
             raise MessageExpunged(f"Message {uid} has been expunged")
-        row, kws = found[0]
-        return SQLMessage(self._backend, meta_of(row, kws), row.content_id)
+        row, kws, structure, content = found
+        if structure is not None:
+            from twisted_mailhub.mime.structure import MessageStructure
+
+            structure = MessageStructure.from_json(structure)
+        return SQLMessage(self._backend, meta_of(row, kws), row.content_id, structure, content)
 
     async def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
         return await self._backend.db.read(_changes_txn, self.mailbox_id, modseq)
@@ -437,3 +451,21 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
     )
     return pairs, metas
 
+
+
+# Messages up to this size are read whole when opened.
+PREFETCH_SIZE = 64 * 1024
+
+
+def _open_txn(conn, mailbox_id: int, uid: int):
+    found = load_rows(conn, mailbox_id, [uid])
+    if not found:
+        return None
+    row, kws = found[0]
+    structure = content_store.load_structure(conn, row.content_id)
+    content = None
+    if row.size <= PREFETCH_SIZE:
+        content = content_store.read_range(conn, row.content_id, row.size, 0, None)
+        if len(content) != row.size:
+            return None  # the content went with a concurrent expunge
+    return row, kws, structure, content

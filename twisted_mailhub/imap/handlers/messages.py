@@ -52,7 +52,7 @@ async def fetch(session: Session, cmd: C.Fetch):
         selected.condstore = True
     modseq = session.condstore
     attrs = list(cmd.attrs)
-    want_content = F.needs_structure(attrs)
+    want_content = F.needs_message(attrs)
     mark_seen = F.sets_seen(attrs) and not selected.read_only
     if mark_seen and not any(a.name == "FLAGS" for a in attrs):
         flags_attr = C.FetchAttr("FLAGS")
