@@ -184,6 +184,17 @@ class ICopyableMailbox(IMailbox):
         """
 
 
+class IBulkMessageAccess(IMailbox):
+    """Optional: a mailbox that opens many messages in one round trip."""
+
+    def open_messages(uids):
+        """
+        Asynchronous.  An L{IMessage} for each of C{uids} that still exists,
+        in ascending UID order, ready to serve FETCH (a backend may read the
+        structures, and the content of small messages, up front).
+        """
+
+
 class IMailStore(Interface):
     """
     One user's tree of mailboxes (the avatar that authentication yields).

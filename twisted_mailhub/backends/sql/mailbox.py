@@ -10,6 +10,8 @@ queue up instead of interleaving.
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
@@ -32,14 +34,22 @@ from twisted_mailhub.backends.sql.rows import (
     uid_conditions,
 )
 from twisted_mailhub.backends.sql.schema import (
+    CHUNK_SIZE,
     FLAG_COLUMNS,
+    chunks,
+    contents,
     expunged,
     keywords,
     mailboxes,
     messages,
 )
 from twisted_mailhub.errors import MessageExpunged, ReadOnlyMailbox
-from twisted_mailhub.interfaces import ICopyableMailbox, IMessage, ISearchableMailbox
+from twisted_mailhub.interfaces import (
+    IBulkMessageAccess,
+    ICopyableMailbox,
+    IMessage,
+    ISearchableMailbox,
+)
 from twisted_mailhub.model import (
     AppendRequest,
     FlagsChanged,
@@ -94,7 +104,7 @@ class SQLMessage:
         return data
 
 
-@implementer(ISearchableMailbox, ICopyableMailbox)
+@implementer(ISearchableMailbox, ICopyableMailbox, IBulkMessageAccess)
 class SQLMailbox(BaseMailbox):
     """One selectable C{mailboxes} row as an L{IMailbox}."""
 
@@ -142,6 +152,16 @@ class SQLMailbox(BaseMailbox):
 
             structure = MessageStructure.from_json(structure)
         return SQLMessage(self._backend, meta_of(row, kws), row.content_id, structure, content)
+
+    async def open_messages(self, uids: Iterable[int]) -> list[SQLMessage]:
+        from twisted_mailhub.mime.structure import MessageStructure
+
+        opened = await self._backend.db.read(_open_many_txn, self.mailbox_id, list(uids))
+        return [
+            SQLMessage(self._backend, meta_of(row, kws), row.content_id,
+                       MessageStructure.from_json(structure) if structure else None, content)
+            for row, kws, structure, content in opened
+        ]
 
     async def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
         return await self._backend.db.read(_changes_txn, self.mailbox_id, modseq)
@@ -469,3 +489,29 @@ def _open_txn(conn, mailbox_id: int, uid: int):
         if len(content) != row.size:
             return None  # the content went with a concurrent expunge
     return row, kws, structure, content
+
+
+def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
+    found = load_rows(conn, mailbox_id, uids)
+    if not found:
+        return []
+    ids = sorted({row.content_id for row, _ in found})
+    structures = dict(conn.execute(
+        select(contents.c.id, contents.c.structure).where(contents.c.id.in_(ids))).all())
+    small = sorted({row.content_id for row, _ in found if row.size <= min(PREFETCH_SIZE, CHUNK_SIZE)})
+    bodies: dict[int, bytes] = {}
+    if small:
+        for content_id, data in conn.execute(
+                select(chunks.c.content_id, chunks.c.data)
+                .where(chunks.c.content_id.in_(small), chunks.c.seq == 0)):
+            bodies[content_id] = bytes(data)
+    out = []
+    for row, kws in found:
+        raw = structures.get(row.content_id)
+        if raw is None:
+            continue  # the content went with a concurrent expunge
+        content = bodies.get(row.content_id)
+        if content is not None and len(content) != row.size:
+            content = None
+        out.append((row, kws, json.loads(raw), content))
+    return out

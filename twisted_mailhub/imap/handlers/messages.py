@@ -14,11 +14,14 @@ from twisted_mailhub.imap import fetch as F
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap import searchkeys as K
 from twisted_mailhub.imap.sequence import SequenceSet, format_numbers
+from twisted_mailhub.interfaces import IBulkMessageAccess
 from twisted_mailhub.imap.session import CommandFailed, Session
 
 # Messages whose metadata is read at once by FETCH/STORE: bounds a session's
 # memory however large the mailbox.
 BATCH = 1000
+# Messages a backend with IBulkMessageAccess opens per round trip.
+OPEN_BATCH = 50
 
 
 def resolve(session: Session, seqset: SequenceSet, uid: bool) -> list[int]:
@@ -59,6 +62,7 @@ async def fetch(session: Session, cmd: C.Fetch):
     else:
         flags_attr = None
     uids = resolve(session, cmd.set, cmd.uid)
+    bulk = IBulkMessageAccess(mailbox, None) if want_content else None
     missing = False
     for start in range(0, len(uids), BATCH):
         batch = uids[start:start + BATCH]
@@ -73,6 +77,7 @@ async def fetch(session: Session, cmd: C.Fetch):
                 for meta in update.changed:
                     metas[meta.uid] = meta
                     newly_seen.add(meta.uid)
+        opened: dict[int, object] = {}
         for uid in batch:
             meta = metas.get(uid)
             if meta is None:
@@ -80,9 +85,13 @@ async def fetch(session: Session, cmd: C.Fetch):
                 continue
             message = None
             if want_content:
+                if bulk is not None and uid not in opened:
+                    wanted = [u for u in batch[batch.index(uid):] if u in metas][:OPEN_BATCH]
+                    opened = {m.meta.uid: m for m in await bulk.open_messages(wanted)}
                 try:
-                    message = await mailbox.open_message(uid)
-                except MessageExpunged:
+                    message = opened.pop(uid) if bulk is not None else (
+                        await mailbox.open_message(uid))
+                except (KeyError, MessageExpunged):
                     missing = True
                     continue
             item_attrs = attrs
