@@ -400,3 +400,21 @@ def test_missing_directory_is_a_usage_error(tmp_path):
     )
     assert result.returncode == 2
     assert "Not a directory" in result.stderr
+
+
+def test_twistd_serves_the_archive_by_store_url(tmp_path, monkeypatch):
+    from test_plugin import running_twistd
+
+    root = tmp_path / "archive"
+    make_archive(root)
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "examples"))
+    url = f"python:eml_archive:ArchiveBackend?root={root}"
+    with running_twistd(tmp_path, "--store", url, "--user", "a:b",
+                        "--imap", "tcp:0:interface=127.0.0.1") as ports:
+        with imaplib.IMAP4("127.0.0.1", ports["IMAP"], timeout=DEADLINE) as client:
+            client.login("a", "b")
+            typ, data = client.select("INBOX", readonly=True)
+            assert typ == "OK" and int(data[0]) > 0
+            typ, fetched = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            assert typ == "OK" and b"Subject:" in fetched[0][1]
+            client.logout()
