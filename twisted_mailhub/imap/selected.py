@@ -12,6 +12,7 @@ client's numbers must keep meaning what they meant).
 from __future__ import annotations
 
 import bisect
+from array import array
 from typing import Hashable
 
 from zope.interface import implementer
@@ -40,7 +41,8 @@ class SelectedMailbox:
         self.condstore = condstore
         # IMAP4rev2 has no \Recent (RFC 9051 appendix E, item 4).
         self.rev2 = rev2
-        self.uids: list[int] = []
+        # The compact UID map: 4 bytes per message (UIDs are 32-bit).
+        self.uids: array = array("I")
         self.recent: set[int] = set()
         self.removed = False
         self._added: dict[int, MessageMeta] = {}
@@ -51,11 +53,11 @@ class SelectedMailbox:
     async def open(self) -> None:
         """Subscribe, then take the snapshot, so no change falls in between."""
         self.mailbox.subscribe(self)
-        self.uids = list(await self.mailbox.uids())
+        self.uids = array("I", await self.mailbox.uids())
         self.recent = set(await self.mailbox.claim_recent(not self.read_only))
         known_max = self.uids[-1] if self.uids else 0
         self._added = {uid: m for uid, m in self._added.items() if uid > known_max}
-        self._expunged &= set(self.uids)
+        self._expunged = {uid for uid in self._expunged if self.seq_of(uid) is not None}
         self._snapshot_done = True
 
     def close(self) -> None:
