@@ -11,7 +11,6 @@ import imaplib
 import importlib.util
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_plugin import DEADLINE, REPO, subprocess_env, wait_for
+from test_plugin import DEADLINE, REPO, stop_cleanly, subprocess_env, wait_for
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
@@ -305,16 +304,7 @@ def serving(tmp_path: Path, root: Path) -> Iterator[int]:
         )
         yield int(match.group(1))
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            status = process.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    text = output.read_text()
-    assert status == 0, text
-    assert "Traceback" not in text, text
+        stop_cleanly(process, output)
 
 
 def test_archive_served_over_imap(tmp_path):

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import imaplib
 import re
-import signal
 import subprocess
 import sys
 
-from test_plugin import DEADLINE, REPO, subprocess_env, wait_for
+from test_plugin import DEADLINE, REPO, stop_cleanly, subprocess_env, wait_for
 
 EXAMPLE = REPO / "examples" / "embed.py"
 
@@ -41,16 +40,7 @@ def test_embed_example_serves_imap(tmp_path):
             assert data[0][1].strip() == b"Subject: Report 1"
             client.logout()
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            status = process.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    text = output.read_text()
-    assert status == 0, text
-    assert "Traceback" not in text, text
+        stop_cleanly(process, output)
 
 
 def test_embed_example_rejects_a_bad_endpoint(tmp_path):

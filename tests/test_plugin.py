@@ -116,6 +116,20 @@ def running_twistd(tmp_path: Path, *mailhub_args: str) -> Iterator[dict[str, int
     assert "Traceback" not in output, output
 
 
+def stop_cleanly(process: subprocess.Popen, output: Path) -> None:
+    """SIGTERM C{process}; check it exits with status 0 and logged no traceback."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        status = process.wait(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    text = output.read_text(errors="replace")
+    assert status == 0, text
+    assert "Traceback" not in text, text
+
+
 def imap_login(port: int, user: str, password: str) -> list[bytes]:
     """Log in over plain IMAP on 127.0.0.1; return the INBOX SELECT response."""
     with imaplib.IMAP4("127.0.0.1", port, timeout=DEADLINE) as client:
