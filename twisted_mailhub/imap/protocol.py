@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from twisted_mailhub.connection import ClientGone, ServerConnection, ServerConnectionFactory
 from twisted_mailhub.imap import responses
+from twisted_mailhub.imap.output import ResponseOutput
 from twisted_mailhub.imap.parser import (
     CommandError,
     CommandParser,
@@ -42,6 +43,8 @@ class IMAPServerProtocol(ServerConnection):
         self._pumping = False
         self._reading_paused = False
         self._backlog = 0
+        # Every byte written goes through here: see imap/output.py.
+        self.output = ResponseOutput()
 
     # -- connection lifecycle ------------------------------------------------
 
@@ -163,6 +166,19 @@ class IMAPServerProtocol(ServerConnection):
             self.close()
 
     # -- SessionIO (the rest comes from ServerConnection) ------------------------
+
+    def write(self, data: bytes) -> None:
+        """
+        Send C{data}, which starts a new response: an unfinished one (a
+        literal cut short) is completed first, never interleaved.
+        """
+        if not self.closed:
+            self.transport.write(self.output.response(data))
+
+    def write_part(self, data: bytes) -> None:
+        """Send C{data} as the next piece of the response being written."""
+        if not self.closed:
+            self.transport.write(self.output.part(data))
 
     def read_line(self) -> defer.Deferred:
         if self.closed:

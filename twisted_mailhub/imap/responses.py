@@ -7,19 +7,26 @@ Pure functions: the session decides what to say, this module says it.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Iterable
 
 from twisted_mailhub.imap import wire
 
 CRLF = b"\r\n"
+_LITERAL_AT_END = re.compile(rb"\{\d+\+?\}\Z")
 _MONTHS = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
            b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"]
 
 
 def _text(text: str) -> bytes:
     # resp-text may not contain CR or LF; keep it 7-bit for old clients.
-    return text.replace("\r", " ").replace("\n", " ").encode("ascii", "replace")
+    out = text.replace("\r", " ").replace("\n", " ").encode("ascii", "replace")
+    if out.endswith(b"}") and _LITERAL_AT_END.search(out):
+        # A line ending in {n} announces a literal (RFC 9051 section 4.3):
+        # text echoing a client's "{5}" must not end with it.
+        out += b"."
+    return out
 
 
 def status(tag: str | None, condition: str, text: str, code: str | bytes | None = None) -> bytes:

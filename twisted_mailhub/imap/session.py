@@ -31,7 +31,13 @@ class State(Enum):
 
 
 class SessionIO(ConnectionIO, Protocol):
-    """What an IMAP session needs from its connection."""
+    """
+    What an IMAP session needs from its connection.  C{write} starts a new
+    response (finishing an unfinished one first, see
+    L{twisted_mailhub.imap.output}); C{write_part} continues the current one.
+    """
+
+    def write_part(self, data: bytes) -> None: ...
 
     def set_max_literal(self, size: int) -> None: ...
 

@@ -64,6 +64,7 @@ async def fetch(session: Session, cmd: C.Fetch):
     uids = resolve(session, cmd.set, cmd.uid)
     bulk = IBulkMessageAccess(mailbox, None) if want_content else None
     missing = False
+    truncated: list[int] = []
     for start in range(0, len(uids), BATCH):
         batch = uids[start:start + BATCH]
         metas = {m.uid: m for m in await mailbox.metadata(batch)}
@@ -104,30 +105,55 @@ async def fetch(session: Session, cmd: C.Fetch):
                                         modseq=modseq)
             except F.UnknownTransferEncoding as e:
                 raise CommandFailed(f"Unknown Content-Transfer-Encoding: {e}", "UNKNOWN-CTE")
+            except MessageExpunged:
+                # Gone before any of its response was written: leave it out.
+                missing = True
+                continue
             for piece in pieces:
                 if isinstance(piece, bytes):
-                    io.write(piece)
-                else:
-                    await _stream(io, piece)
+                    io.write_part(piece)
+                elif not await _stream(io, piece):
+                    truncated.append(uid)
             await io.drain()
+    if truncated:
+        # The padded data must not be taken for the message: say NO.
+        raise CommandFailed(
+            f"Message UID {format_numbers(truncated)} was expunged while being sent; "
+            "the data sent for it is incomplete", "EXPUNGEISSUED")
     if missing:
         return ("Some messages were expunged and could not be fetched", "EXPUNGEISSUED")
     return None
 
 
-async def _stream(io, piece: F.Stream) -> None:
+async def _stream(io, piece: F.Stream) -> bool:
+    """
+    Copy C{piece} from the store into the literal announced for it, with
+    flow control.  False when the message went away (expunged by another
+    session) before all of it was read: the literal is then completed with
+    padding, as the client counts the announced bytes whatever happens.
+    """
     offset, remaining = piece.offset, piece.length
+    complete = True
     while remaining > 0:
-        chunk = await piece.message.read(offset, min(F.CHUNK_SIZE, remaining))
+        try:
+            chunk = await piece.message.read(offset, min(F.CHUNK_SIZE, remaining))
+        except MessageExpunged:
+            chunk = b""
         if not chunk:
-            # The store returned less than it announced: pad so the literal
-            # stays well-formed rather than desynchronising the client.
-            io.write(b" " * remaining)
+            # Less than announced (the store lost or never had the bytes).
+            complete = False
+            while remaining > 0:
+                count = min(F.CHUNK_SIZE, remaining)
+                io.write_part(b" " * count)
+                remaining -= count
+                await io.drain()
             break
-        io.write(chunk)
+        chunk = chunk[:remaining]
+        io.write_part(chunk)
         offset += len(chunk)
         remaining -= len(chunk)
         await io.drain()
+    return complete
 
 
 async def store(session: Session, cmd: C.Store):
