@@ -14,6 +14,7 @@ from typing import Iterator
 from twisted_mailhub.mime.headers import (
     charset_decode,
     decode_header_value,
+    decode_words,
     split_fields,
 )
 from twisted_mailhub.mime.sections import binary_decode
@@ -48,17 +49,51 @@ def decode_body(data: bytes, part: BodyPart) -> str:
 
 def search_text(data: bytes, structure: MessageStructure) -> tuple[str, str]:
     """
-    (header text, body text) of a message for substring search.  The header
-    text is one ``Name: value`` line per field, values decoded (RFC 2047);
-    the body text is the decoded text/* parts joined by newlines.
+    (header text, body text) of a message for substring search.
+
+    The header text is one ``Name: value`` line per field of the top-level
+    header, values decoded (RFC 2047).  The body text is everything after
+    that header as RFC 3501 section 6.4.4 counts it, in message order: the
+    header lines of each MIME part and of each attached message/rfc822
+    (decoded the same way), the decoded file names of the parts (RFC 2231
+    parameters and the common RFC 2047 words in quotes), and the decoded
+    text/* bodies (transfer- and charset-decoded), joined by newlines.
+    Bodies of other types are not searched.
     """
     root = structure.root
-    header_lines = [
+    header_lines = _header_lines(data, root) + _file_names(root)
+    return "\n".join(header_lines), "\n".join(_body_lines(data, structure))
+
+
+def _header_lines(data: bytes, part: BodyPart) -> list[str]:
+    return [
         f"{name}: {decode_header_value(raw)}"
-        for name, raw in split_fields(data[root.header_start : root.body_start])
+        for name, raw in split_fields(data[part.header_start : part.body_start])
     ]
-    bodies = [decode_body(data, part) for part in text_parts(structure)]
-    return "\n".join(header_lines), "\n".join(bodies)
+
+
+def _file_names(part: BodyPart) -> list[str]:
+    params = list(part.params)
+    if part.disposition is not None:
+        params += part.disposition[1]
+    return [decode_words(value) for name, value in params if name in ("name", "filename")]
+
+
+def _body_lines(data: bytes, structure: MessageStructure) -> Iterator[str]:
+    # (part, whether its own header is to be included): the root's header
+    # is the message header, not body.
+    stack: list[tuple[BodyPart, bool]] = [(structure.root, False)]
+    while stack:
+        part, with_header = stack.pop()
+        if with_header:
+            yield from _header_lines(data, part)
+            yield from _file_names(part)
+        if part.children:
+            stack.extend((child, True) for child in reversed(part.children))
+        elif part.message is not None:
+            stack.append((part.message.root, True))
+        elif part.type == "text":
+            yield decode_body(data, part)
 
 
 _LOOSE_DATE_RE = re.compile(
