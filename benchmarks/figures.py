@@ -263,7 +263,11 @@ class Measurer:
         self._set("EXPUNGE of 100", _clock(lambda: c.command(b"EXPUNGE")) * 1000)
 
     def appends(self, count: int = 100, budget: float = 5.0) -> None:
-        """APPEND generated messages: one connection, then eight at once."""
+        """
+        APPEND C{count} generated messages on one connection, then twice as
+        many over eight connections at once, one APPEND at a time on each;
+        each stops early once C{budget} seconds have passed.
+        """
         first = self.n + 10_000
 
         def append_many(offset: int, limit: int, done: list[int], deadline: float) -> None:
@@ -281,9 +285,11 @@ class Measurer:
         for name, connections in (("APPEND, 1 connection (durable)", 1),
                                   ("APPEND, 8 connections (durable)", 8)):
             done: list[int] = []
+            per = count if connections == 1 else 2 * count // connections
             start = time.perf_counter()
             threads = [threading.Thread(target=append_many, args=(
-                k * 1000 + connections * 100_000, count, done, start + budget))
+                k * 1000 + connections * 100_000, per, done,
+                start + budget))
                 for k in range(connections)]
             for t in threads:
                 t.start()
