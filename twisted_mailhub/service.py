@@ -25,6 +25,7 @@ from zope.interface import implementer
 from twisted_mailhub.backends.registry import open_backend
 from twisted_mailhub.config import MailhubOptions, MailhubSettings
 from twisted_mailhub.interfaces import IBackend
+from twisted_mailhub.watch import IWatchableBackend
 
 log = Logger()
 
@@ -171,6 +172,9 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
     settings = options.settings if isinstance(options, MailhubOptions) else options
     if backend is None:
         backend = open_backend(settings.store)
+    if IWatchableBackend.providedBy(backend):
+        # Other processes may share the store: announce their changes too.
+        backend.watch_changes()
     portal = make_portal(backend, settings)
     server = MailhubService(backend, portal)
 

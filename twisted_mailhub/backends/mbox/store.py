@@ -37,9 +37,15 @@ from twisted_mailhub.backends.mbox.naming import (
     user_directory,
 )
 from twisted_mailhub.errors import MailboxExists
-from twisted_mailhub.interfaces import IBackend, IMailStore, INotifier
+from twisted_mailhub.interfaces import IMailStore, INotifier
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved
 from twisted_mailhub.notify import LocalNotifier
+from twisted_mailhub.watch import (
+    DEFAULT_POLL_INTERVAL,
+    ChangeWatcher,
+    IWatchableBackend,
+    PollingTrigger,
+)
 
 _MAX_UIDVALIDITY = 2**32 - 1
 
@@ -144,6 +150,7 @@ class MboxMailStore(BaseMailStore):
 
         events, key, uidvalidity = await self.backend.run(opened)
         _publish_all(self, key, events)
+        self.backend.opened(self, name, path, key)
         return MboxMailbox(self, name, path, key, uidvalidity, read_only)
 
     async def _create(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
@@ -284,7 +291,7 @@ class MboxMailStore(BaseMailStore):
             return value
 
 
-@implementer(IBackend)
+@implementer(IWatchableBackend)
 class MboxBackend:
     """
     Mail as mbox files: C{root/<user>/INBOX} and one file per mailbox.
@@ -308,7 +315,12 @@ class MboxBackend:
     ) -> None:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, 0o700, exist_ok=True)
-        self.notifier = notifier if notifier is not None else LocalNotifier()
+        # Local events pass through it; watch_changes() adds other programs'.
+        self.notifier = ChangeWatcher(
+            self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
+        )
+        # Mailbox key -> (store, name, mbox path, index key) as last opened.
+        self._opened: dict[Hashable, tuple[MboxMailStore, str, str, str]] = {}
         self.lock_timeout = lock_timeout
         self.stale_lock_after = stale_lock_after
         self.on_lock_wait = on_lock_wait
@@ -353,8 +365,39 @@ class MboxBackend:
         await self.run(prepare)
         return store
 
+    # -- changes made by other programs ---------------------------------------
+
+    def watch_changes(self, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
+        """
+        Announce what other programs (local delivery, mutt, another server
+        process) do to mailboxes with listeners here, by comparing their
+        files' size, mtime and inode every C{poll_interval} seconds while
+        some mailbox has listeners.  Idempotent.
+        """
+        from twisted_mailhub.backends.mbox.watch import SignatureProbe
+
+        if not self.notifier.started:
+            self.notifier.start(PollingTrigger(SignatureProbe(self), poll_interval))
+
+    def opened(self, store: MboxMailStore, name: str, path: str, index_key: str) -> None:
+        """Remember where the mailbox with C{index_key} was last opened."""
+        self._opened[self.mailbox_key(index_key)] = (store, name, path, index_key)
+
+    def watched_path(self, key: Hashable) -> str | None:
+        """The mbox file of the mailbox C{key} as last opened, if it was."""
+        found = self._opened.get(key)
+        return None if found is None else found[2]
+
+    def _watched_mailbox(self, key: Hashable) -> MboxMailbox | None:
+        found = self._opened.get(key)
+        if found is None:
+            return None
+        store, name, path, index_key = found
+        return MboxMailbox(store, name, path, index_key, 0, True)
+
     async def close(self) -> None:
-        """Stop the worker threads (waiting for running operations)."""
+        """Stop watching and the worker threads (waiting for running operations)."""
+        await self.notifier.stop()
         if self._shutdown_trigger is not None:
             from twisted.internet import reactor
 

@@ -19,14 +19,20 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_mailhub.backends.sql.engine import Database, parse_url
+from twisted_mailhub.backends.sql.engine import Database, is_memory_sqlite, parse_url
 from twisted_mailhub.backends.sql.migrate import prepare
 from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
 from twisted_mailhub.backends.sql.store import SQLMailStore, clear_mailbox, create_mailbox
 from twisted_mailhub.errors import StoreUnavailable
-from twisted_mailhub.interfaces import IBackend, INotifier
+from twisted_mailhub.interfaces import INotifier
 from twisted_mailhub.model import MailboxRemoved
 from twisted_mailhub.notify import LocalNotifier
+from twisted_mailhub.watch import (
+    DEFAULT_POLL_INTERVAL,
+    ChangeWatcher,
+    IWatchableBackend,
+    PollingTrigger,
+)
 
 _MAX_UIDVALIDITY = 2**32 - 1
 
@@ -39,7 +45,7 @@ class UnknownUser(LookupError):
     """No user of that name."""
 
 
-@implementer(IBackend)
+@implementer(IWatchableBackend)
 class SQLBackend:
     """
     A mail store in the database at C{url} (any SQLAlchemy URL, or the
@@ -50,8 +56,12 @@ class SQLBackend:
     def __init__(self, url: str, *, notifier: INotifier | None = None, pool_size: int = 4,
                  reactor: Any = None) -> None:
         self.url = parse_url(url)
-        self.notifier = notifier if notifier is not None else LocalNotifier()
+        # Local events pass through it; watch_changes() adds other processes'.
+        self.notifier = ChangeWatcher(
+            self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
+        )
         self.db = Database(self.url, pool_size=pool_size, reactor=reactor)
+        self._reactor = reactor
         self._identity = self.url.render_as_string(hide_password=True)
         self._ready: Failure | bool = False
         self._waiting: list[Deferred] = []
@@ -65,6 +75,35 @@ class SQLBackend:
     def mailbox_key(self, mailbox_id: int) -> Hashable:
         """The notifier key of a mailbox row of this database."""
         return ("sql", self._identity, mailbox_id)
+
+    # -- changes made by other processes ---------------------------------------
+
+    def watch_changes(self, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
+        """
+        Announce to this process's listeners what other processes write:
+        PostgreSQL by LISTEN/NOTIFY, SQLite by polling C{PRAGMA
+        data_version} every C{poll_interval} seconds while a mailbox has
+        listeners, other databases by polling the mailbox rows.  An
+        in-memory SQLite database has no other process.  Idempotent.
+        """
+        from twisted_mailhub.backends.sql import watch
+
+        if self.notifier.started or self._closed or is_memory_sqlite(self.url):
+            return
+        if self.db.dialect == "postgresql":
+            trigger: Any = watch.PostgresTrigger(self, self._reactor)
+        elif self.db.dialect == "sqlite":
+            probe = watch.SQLiteVersionProbe(self)
+            trigger = PollingTrigger(probe, poll_interval, clock=self._reactor,
+                                     on_stop=probe.close)
+        else:
+            trigger = PollingTrigger(watch.RowProbe(self), poll_interval, clock=self._reactor)
+        self.notifier.start(trigger)
+
+    def _watched_mailbox(self, key: Hashable) -> Any:
+        from twisted_mailhub.backends.sql.watch import WatchedSQLMailbox
+
+        return WatchedSQLMailbox(self, key[2])
 
     # -- start and stop --------------------------------------------------------
 
@@ -97,6 +136,7 @@ class SQLBackend:
             self._waiting.append(d)
             await d
         self._closed = True
+        await self.notifier.stop()
         await self.db.stop()
 
     # -- IBackend --------------------------------------------------------------

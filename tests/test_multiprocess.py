@@ -1,0 +1,265 @@
+"""
+Two ``twistd mailhub`` processes on one store: a client idling on one sees
+what is done through the other (APPEND, a flag change, an expunge), within
+a second, over real sockets with IMAPClient and imaplib; concurrent APPENDs
+through both get unique, ascending UIDs with nothing lost; on an mbox store
+a message delivered by Python's C{mailbox} module (taking its locks, as
+procmail would) is announced to idling clients of both processes.
+
+The two processes of a store are shared by the tests of that store; each
+test works in a mailbox of its own.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import imaplib
+import mailbox
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from imapclient import IMAPClient
+
+from stores import PG_URL, create_pg_database, drop_pg_database
+from test_plugin import running_twistd
+
+USER, PASSWORD = "alice", "wonderland"
+#: How soon a change made through one process must reach an idling client
+#: of the other.
+ANNOUNCED_WITHIN = 1.0
+KINDS = ["sqlite", "mbox"] + (["postgresql"] if PG_URL else [])
+
+
+@dataclass
+class Servers:
+    kind: str
+    store: str
+    ports: tuple[int, int]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def servers(request, tmp_path_factory) -> Iterator[Servers]:
+    kind = request.param
+    root = tmp_path_factory.mktemp(kind)
+    with ExitStack() as stack:
+        if kind == "sqlite":
+            store = "sqlite:" + str(root / "mail.sqlite")
+        elif kind == "mbox":
+            store = "mbox:" + str(root / "mail")
+        else:
+            url = create_pg_database()
+            stack.callback(drop_pg_database, url)
+            store = url
+        ports = []
+        for n in (1, 2):
+            workdir = root / f"process{n}"
+            workdir.mkdir()
+            listening = stack.enter_context(running_twistd(
+                workdir, "--store", store, "--user", f"{USER}:{PASSWORD}",
+                "--imap", "tcp:0:interface=127.0.0.1"))
+            ports.append(listening["IMAP"])
+            # Log in once before starting the next process, so that the
+            # two do not race to create the user's INBOX.
+            with imaplib.IMAP4("127.0.0.1", ports[-1], timeout=10) as client:
+                client.login(USER, PASSWORD)
+        yield Servers(kind, store, (ports[0], ports[1]))
+
+
+def connect(port: int) -> IMAPClient:
+    client = IMAPClient("127.0.0.1", port=port, ssl=False, timeout=10)
+    client.login(USER, PASSWORD)
+    return client
+
+
+def message(subject: str) -> bytes:
+    return (
+        f"From: Bob <bob@example.org>\r\nTo: {USER}@example.org\r\n"
+        f"Subject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@example.org>\r\n"
+        f"Date: {email.utils.formatdate()}\r\n\r\nHello from {subject}.\r\n"
+    ).encode()
+
+
+def fresh_mailbox(client: IMAPClient) -> str:
+    name = "box-" + uuid.uuid4().hex[:8]
+    client.create_folder(name)
+    return name
+
+
+def idle_until(client: IMAPClient, done: Callable[[list], bool], what: str) -> list:
+    """Collect IDLE responses until C{done(responses)}, for ANNOUNCED_WITHIN seconds."""
+    deadline = time.monotonic() + ANNOUNCED_WITHIN
+    seen: list = []
+    while not done(seen):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"no {what} within {ANNOUNCED_WITHIN}s; got {seen!r}")
+        seen += client.idle_check(timeout=left)
+    return seen
+
+
+def has(kind: bytes, number: int | None = None) -> Callable[[list], bool]:
+    def check(responses: list) -> bool:
+        return any(len(r) >= 2 and r[1] == kind and (number is None or r[0] == number)
+                   for r in responses)
+    return check
+
+
+def flags_of(responses: list, seq: int) -> set[bytes]:
+    for r in responses:
+        if len(r) >= 3 and r[0] == seq and r[1] == b"FETCH":
+            items = r[2]
+            for name, value in zip(items[::2], items[1::2]):
+                if name == b"FLAGS":
+                    return set(value)
+    return set()
+
+
+def test_idle_sees_append_flags_and_expunge_of_other_process(servers: Servers) -> None:
+    watcher, writer = connect(servers.ports[0]), connect(servers.ports[1])
+    try:
+        box = fresh_mailbox(writer)
+        writer.append(box, message("first"))
+        assert watcher.select_folder(box)[b"EXISTS"] == 1
+        watcher.idle()
+
+        writer.append(box, message("second"))
+        idle_until(watcher, has(b"EXISTS", 2), "EXISTS 2 after an APPEND through the other process")
+
+        writer.select_folder(box)
+        writer.add_flags([2], [b"\\Flagged"])
+        seen = idle_until(watcher, lambda rs: b"\\Flagged" in flags_of(rs, 2),
+                          "FETCH FLAGS (\\Flagged) for message 2")
+        assert b"\\Deleted" not in flags_of(seen, 2)
+
+        writer.add_flags([1], [b"\\Deleted"])
+        writer.expunge()
+        idle_until(watcher, has(b"EXPUNGE", 1), "EXPUNGE 1 after an expunge through the other process")
+        watcher.idle_done()
+
+        # What the session now shows is what the store holds.
+        uids = watcher.search()
+        assert len(uids) == 1
+        fetched = watcher.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+        (data,) = fetched.values()
+        assert b"second" in data[b"BODY[HEADER.FIELDS (SUBJECT)]"]
+        assert b"\\Flagged" in data[b"FLAGS"]
+    finally:
+        watcher.logout()
+        writer.logout()
+
+
+def test_noop_sees_changes_of_other_process(servers: Servers) -> None:
+    # The same without IDLE: imaplib, the standard library client, on NOOP.
+    writer = connect(servers.ports[1])
+    box = fresh_mailbox(writer)
+    with imaplib.IMAP4("127.0.0.1", servers.ports[0], timeout=10) as reader:
+        reader.login(USER, PASSWORD)
+        assert reader.select(box) == ("OK", [b"0"])
+        writer.append(box, message("noop"))
+        deadline = time.monotonic() + ANNOUNCED_WITHIN
+        while True:
+            reader.noop()
+            exists = reader.response("EXISTS")[1]
+            if exists and exists[-1] == b"1":
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"NOOP did not report EXISTS 1 within {ANNOUNCED_WITHIN}s")
+            time.sleep(0.02)
+    writer.logout()
+
+
+def test_concurrent_appends_through_both_processes(servers: Servers) -> None:
+    clients, per_client = 8, 5
+    setup = connect(servers.ports[0])
+    box = fresh_mailbox(setup)
+    setup.logout()
+    subjects: dict[int, list[str]] = {}
+    uids: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(clients)
+
+    def append_all(n: int) -> None:
+        try:
+            client = connect(servers.ports[n % 2])
+            mine = subjects[n] = [f"client {n} message {i}" for i in range(per_client)]
+            got = uids[n] = []
+            start.wait(timeout=30)
+            for subject in mine:
+                response = client.append(box, message(subject))
+                # [APPENDUID <uidvalidity> <uid>] (RFC 4315)
+                got.append(int(response.split(b"]")[0].split()[-1]))
+            client.logout()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=append_all, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+
+    every_uid = [uid for n in range(clients) for uid in uids[n]]
+    assert len(set(every_uid)) == clients * per_client
+    for n in range(clients):
+        assert uids[n] == sorted(uids[n])  # one client's appends ascend
+
+    for port in servers.ports:
+        reader = connect(port)
+        reader.use_uid = False  # keyed by sequence number
+        exists = reader.select_folder(box, readonly=True)[b"EXISTS"]
+        assert exists == clients * per_client
+        fetched = reader.fetch(range(1, exists + 1), ["UID", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+        reader.logout()
+        by_seq = [fetched[seq] for seq in sorted(fetched)]
+        listed = [data[b"UID"] for data in by_seq]
+        assert listed == sorted(every_uid)
+        stored = {data[b"UID"]: data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip()
+                  for data in by_seq}
+        for n in range(clients):
+            for uid, subject in zip(uids[n], subjects[n]):
+                assert stored[uid] == f"Subject: {subject}"
+
+
+def _mbox_path(servers: Servers) -> Path:
+    from twisted_mailhub.backends.mbox.naming import mailbox_file, user_directory
+
+    root = servers.store.partition(":")[2]
+    return Path(mailbox_file(user_directory(root, USER), "INBOX"))
+
+
+@pytest.mark.parametrize("servers", ["mbox"], indirect=True)
+def test_local_delivery_to_mbox_is_announced(servers: Servers) -> None:
+    idlers = [connect(port) for port in servers.ports]
+    try:
+        counts = [c.select_folder("INBOX")[b"EXISTS"] for c in idlers]
+        for client in idlers:
+            client.idle()
+
+        subject = "delivered " + uuid.uuid4().hex[:8]
+        spool = mailbox.mbox(str(_mbox_path(servers)), create=False)
+        spool.lock()  # dotlock and lockf, as procmail and Postfix take them
+        try:
+            spool.add(message(subject))
+            spool.flush()
+        finally:
+            spool.unlock()
+            spool.close()
+
+        for client, count in zip(idlers, counts):
+            idle_until(client, has(b"EXISTS", count + 1), "EXISTS after a local delivery")
+            client.idle_done()
+            client.use_uid = False  # keyed by sequence number
+            fetched = client.fetch([count + 1], ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+            assert subject.encode() in fetched[count + 1][b"BODY[HEADER.FIELDS (SUBJECT)]"]
+        uids = [c.fetch([counts[0] + 1], ["UID"])[counts[0] + 1][b"UID"] for c in idlers]
+        assert uids[0] == uids[1]  # both processes gave it the same UID
+    finally:
+        for client in idlers:
+            client.logout()

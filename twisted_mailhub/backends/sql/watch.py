@@ -1,0 +1,285 @@
+"""
+Noticing what other processes wrote to the SQL store (see
+L{twisted_mailhub.watch}).
+
+  - SQLite: L{SQLiteVersionProbe} asks C{PRAGMA data_version} on a
+    connection of its own, which changes whenever any other connection (of
+    any process) commits; only then are the C{mailboxes} rows of the watched
+    mailboxes read to see which changed.  Polled by a L{PollingTrigger}.
+  - PostgreSQL: L{PostgresTrigger}.  After each commit this process sends
+    C{NOTIFY} on the channel L{CHANNEL} with the mailbox id as payload; a
+    connection of its own, in a thread of its own, C{LISTEN}s and tells the
+    watcher which mailbox changed.  It reconnects when the connection drops
+    and then checks every watched mailbox, since notifications sent in
+    between are lost.
+  - Other databases: the C{mailboxes} rows are polled (L{RowProbe}).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any, Hashable
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import NoResultFound
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_mailhub.backends.sql.mailbox import SQLMailbox
+from twisted_mailhub.backends.sql.schema import mailboxes
+from twisted_mailhub.errors import MailboxNotFound
+from twisted_mailhub.model import MailboxEvent, MailboxRemoved, MailboxStatus
+from twisted_mailhub.watch import ChangeWatcher, IChangeTrigger
+
+if TYPE_CHECKING:
+    from twisted_mailhub.backends.sql.backend import SQLBackend
+
+log = Logger()
+
+#: The NOTIFY channel (channels are per database already).
+CHANNEL = "mailhub_changes"
+
+#: Seconds the listening thread waits for notifications between checks
+#: of whether it should stop.
+LISTEN_WAKEUP = 0.2
+
+_Row = tuple[Any, ...] | None
+
+
+class WatchedSQLMailbox(SQLMailbox):
+    """The read side of a mailbox row for the watcher; deletion is L{MailboxNotFound}."""
+
+    def __init__(self, backend: "SQLBackend", mailbox_id: int) -> None:
+        super().__init__(backend, mailbox_id, "", 0, True)
+
+    async def status(self) -> MailboxStatus:
+        try:
+            return await super().status()
+        except NoResultFound:
+            raise MailboxNotFound("Mailbox no longer exists") from None
+
+
+def _rows_txn(conn: Connection, ids: list[int]) -> dict[int, _Row]:
+    c = mailboxes.c
+    found = conn.execute(
+        select(c.id, c.name, c.selectable, c.uidvalidity, c.uidnext, c.highestmodseq)
+        .where(c.id.in_(ids))
+    ).all()
+    return {row[0]: tuple(row[1:]) for row in found}
+
+
+class RowProbe:
+    """
+    Which watched mailboxes changed, from their C{mailboxes} rows (UIDNEXT,
+    HIGHESTMODSEQ, name): the check of L{PollingTrigger} for any database.
+    A renamed or deleted mailbox is reported to the watcher as removed.
+    """
+
+    def __init__(self, backend: "SQLBackend") -> None:
+        self.backend = backend
+        self._rows: dict[Hashable, _Row] = {}
+
+    async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
+        ids = {key[2]: key for key in keys}
+        rows = await self.backend.db.read(_rows_txn, sorted(ids))
+        changed = []
+        previous, self._rows = self._rows, {}
+        for mailbox_id, key in ids.items():
+            row = rows.get(mailbox_id)
+            self._rows[key] = row
+            if key not in previous:
+                # Newly watched: what changed since the watcher's own first
+                # read must not fall between it and this one.
+                changed.append(key)
+                continue
+            old = previous[key]
+            if old is not None and (row is None or row[:3] != old[:3]):
+                self.backend.notifier.removed(key)
+            elif row != old:
+                changed.append(key)
+        return changed
+
+
+class SQLiteVersionProbe(RowProbe):
+    """
+    L{RowProbe}, reading the rows only when C{PRAGMA data_version} of a
+    connection kept for this says another connection committed.
+    """
+
+    def __init__(self, backend: "SQLBackend") -> None:
+        super().__init__(backend)
+        self._connection: sqlite3.Connection | None = None
+        self._version: int | None = None
+
+    def _data_version(self) -> int:
+        # In a pool thread; one probe runs at a time.
+        if self._connection is None:
+            self._connection = sqlite3.connect(
+                self.backend.url.database, timeout=5, isolation_level=None,
+                check_same_thread=False,
+            )
+        return self._connection.execute("PRAGMA data_version").fetchone()[0]
+
+    async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
+        version = await self.backend.db.call(self._data_version)
+        if version == self._version and all(key in self._rows for key in keys):
+            return []
+        self._version = version
+        return await super().__call__(keys)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self.backend.db.call(connection.close)
+
+
+@implementer(IChangeTrigger)
+class PostgresTrigger:
+    """LISTEN/NOTIFY between the processes sharing one PostgreSQL database."""
+
+    def __init__(self, backend: "SQLBackend", reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.backend = backend
+        self._reactor = reactor
+        # Our own notifications come back to us too; the token tells them apart.
+        self._token = uuid.uuid4().hex[:12]
+        self._watcher: ChangeWatcher | None = None
+        self._keys: dict[int, Hashable] = {}
+        self._outgoing: dict[int, bool] = {}
+        self._sending: Deferred | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_done: Deferred | None = None
+        self.connections = 0
+
+    # -- IChangeTrigger ------------------------------------------------------
+
+    def start(self, watcher: ChangeWatcher) -> None:
+        self._watcher = watcher
+
+    def watch(self, key: Hashable) -> None:
+        self._keys[key[2]] = key
+        if self._thread is None and self._watcher is not None:
+            self._thread_done = Deferred()
+            self._thread = threading.Thread(
+                target=self._listen, name="mailhub-pg-listen", daemon=True
+            )
+            self._thread.start()
+
+    def unwatch(self, key: Hashable) -> None:
+        # The listening connection stays: it is one per process.
+        self._keys.pop(key[2], None)
+
+    def changed_here(self, key: Hashable, event: MailboxEvent) -> None:
+        if self._watcher is None:
+            return
+        removed = isinstance(event, MailboxRemoved)
+        self._outgoing[key[2]] = self._outgoing.get(key[2], False) or removed
+        if self._sending is None:
+            self._send()
+
+    async def stop(self) -> None:
+        self._watcher = None
+        self._stopping.set()
+        if self._thread_done is not None:
+            await self._thread_done
+        while self._sending is not None:
+            await self._sending
+
+    # -- sending -------------------------------------------------------------
+
+    def _send(self) -> None:
+        outgoing, self._outgoing = self._outgoing, {}
+        payloads = [
+            f"{mailbox_id} {self._token}" + (" removed" if removed else "")
+            for mailbox_id, removed in sorted(outgoing.items())
+        ]
+        d = self.backend.db.write(_notify_txn, payloads)
+        self._sending = d
+        d.addErrback(lambda f: log.failure("Sending change notifications failed", f))
+
+        def sent(_: Any) -> None:
+            self._sending = None
+            if self._outgoing and self._watcher is not None:
+                self._send()
+
+        d.addCallback(sent)
+
+    # -- receiving (the listening thread) -------------------------------------
+
+    def _listen(self) -> None:
+        import psycopg
+
+        conninfo = self.backend.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        delay = 0.1
+        try:
+            while not self._stopping.is_set():
+                try:
+                    with psycopg.connect(
+                        conninfo, autocommit=True, connect_timeout=10,
+                        application_name="mailhub-listen",
+                        keepalives=1, keepalives_idle=30, keepalives_interval=10,
+                        keepalives_count=3,
+                    ) as conn:
+                        conn.execute(f"LISTEN {CHANNEL}")
+                        delay = 0.1
+                        self._reactor.callFromThread(self._connected)
+                        while not self._stopping.is_set():
+                            for notify in conn.notifies(timeout=LISTEN_WAKEUP):
+                                self._reactor.callFromThread(self._notified, notify.payload)
+                except psycopg.Error as e:
+                    if self._stopping.is_set():
+                        break
+                    self._reactor.callFromThread(
+                        log.warn, "Change notifications interrupted ({error}); reconnecting",
+                        error=type(e).__name__)
+                    self._stopping.wait(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._reactor.callFromThread(self._listener_stopped)
+
+    # -- on the reactor thread -----------------------------------------------
+
+    def _listener_stopped(self) -> None:
+        self._thread = None
+        done, self._thread_done = self._thread_done, None
+        if done is not None:
+            done.callback(None)
+
+    def _connected(self) -> None:
+        self.connections += 1
+        if self._watcher is not None:
+            # What was sent before we listened (or while we were away) is
+            # lost: look at everything.
+            self._watcher.check()
+
+    def _notified(self, payload: str) -> None:
+        watcher = self._watcher
+        if watcher is None:
+            return
+        parts = payload.split()
+        try:
+            mailbox_id, token = int(parts[0]), parts[1]
+        except (IndexError, ValueError):
+            return
+        if token == self._token:
+            return
+        key = self._keys.get(mailbox_id)
+        if key is None:
+            return
+        if parts[2:] == ["removed"]:
+            watcher.removed(key)
+        else:
+            watcher.check(key)
+
+
+def _notify_txn(conn: Connection, payloads: list[str]) -> None:
+    for payload in payloads:
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"),
+                     {"channel": CHANNEL, "payload": payload})
