@@ -3,9 +3,10 @@ Message content: stored once, in chunks, shared by reference count.
 
 A C{contents} row is written at APPEND with the parsed structure and the
 header columns SEARCH uses; the raw bytes go into C{chunks} rows of
-L{CHUNK_SIZE}.  COPY adds message rows pointing at the same content and
-increments its C{refcount}; expunging the last message of a content
-deletes it.  All functions here run in a pool thread, inside the caller's
+L{CHUNK_SIZE}, and its decoded text into the full-text index
+(L{twisted_mailhub.backends.sql.fts}).  COPY adds message rows pointing at
+the same content and increments its C{refcount}; expunging the last
+message of a content deletes it, with its chunks and its text.  All functions here run in a pool thread, inside the caller's
 transaction.
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Iterable
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
 
+from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.schema import CHUNK_SIZE, HEADER_COLUMNS, chunks, contents
 
 
@@ -91,32 +93,39 @@ def load_structure(conn: Connection, content_id: int) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
 
 
-def add_references(conn: Connection, counts: dict[int, int]) -> None:
-    """Increment the refcount of each content id by its count."""
+def _by_count(counts: dict[int, int]) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = {}
     for content_id, n in counts.items():
-        conn.execute(
-            update(contents)
-            .where(contents.c.id == content_id)
-            .values(refcount=contents.c.refcount + n)
-        )
+        grouped.setdefault(n, []).append(content_id)
+    return grouped
+
+
+def add_references(conn: Connection, counts: dict[int, int]) -> None:
+    """
+    Add to the refcount of each content id its count: one UPDATE per batch
+    of contents gaining the same number (usually all of them).
+    """
+    for n, ids in _by_count(counts).items():
+        ids.sort()
+        for start in range(0, len(ids), 500):
+            conn.execute(
+                update(contents)
+                .where(contents.c.id.in_(ids[start:start + 500]))
+                .values(refcount=contents.c.refcount + n)
+            )
 
 
 def release(conn: Connection, content_ids: Iterable[int]) -> None:
     """
     Drop one reference per occurrence in C{content_ids}; delete contents
-    (and their chunks) nobody refers to any more.
+    (with their chunks and text) nobody refers to any more.
     """
     counts: dict[int, int] = {}
     for content_id in content_ids:
         counts[content_id] = counts.get(content_id, 0) + 1
     if not counts:
         return
-    for content_id, n in counts.items():
-        conn.execute(
-            update(contents)
-            .where(contents.c.id == content_id)
-            .values(refcount=contents.c.refcount - n)
-        )
+    add_references(conn, {content_id: -n for content_id, n in counts.items()})
     ids = sorted(counts)
     for start in range(0, len(ids), 500):
         batch = ids[start:start + 500]
@@ -124,6 +133,8 @@ def release(conn: Connection, content_ids: Iterable[int]) -> None:
             select(contents.c.id).where(and_(contents.c.id.in_(batch), contents.c.refcount <= 0))
         ).scalars().all()
         if dead:
+            if fts.indexed(conn):
+                fts.delete(conn, list(dead))
             conn.execute(delete(chunks).where(chunks.c.content_id.in_(dead)))
             conn.execute(delete(contents).where(contents.c.id.in_(dead)))
 

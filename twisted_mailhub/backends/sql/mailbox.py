@@ -5,7 +5,10 @@ Each operation is one transaction run in the backend's thread pool by a
 function named C{_..._txn}; events are published on the reactor thread
 once that transaction has committed.  Counters live on the mailbox row,
 which every writer locks first, so concurrent writers to one mailbox
-queue up instead of interleaving.
+queue up instead of interleaving.  Besides UIDNEXT and HIGHESTMODSEQ they
+are the counts STATUS reports (L{COUNTER_COLUMNS}): every transaction that
+adds or removes messages or changes \\Seen or \\Deleted adjusts them by
+what it changed, so STATUS reads one row whatever the mailbox's size.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox
 from twisted_mailhub.backends.sql import content as content_store
+from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.rows import (
     BATCH,
     date_columns,
@@ -35,6 +39,7 @@ from twisted_mailhub.backends.sql.rows import (
 )
 from twisted_mailhub.backends.sql.schema import (
     CHUNK_SIZE,
+    COUNTER_COLUMNS,
     FLAG_COLUMNS,
     chunks,
     contents,
@@ -174,7 +179,11 @@ class SQLMailbox(BaseMailbox):
     async def search(self, key: Any, context: Any) -> list[int] | None:
         from twisted_mailhub.backends.sql.search import compile_key
 
-        compiled = compile_key(key, context, self._backend.db.dialect)
+        db = self._backend.db
+        text_index = fts.known(db.engine)
+        if text_index is None:
+            text_index = await db.read(fts.indexed)
+        compiled = compile_key(key, context, db.dialect, text_index=text_index)
         if compiled is None:
             return None
         return await self._backend.db.read(_search_txn, self.mailbox_id, compiled)
@@ -187,7 +196,9 @@ class SQLMailbox(BaseMailbox):
         requests = list(requests)
         if not requests:
             return []
-        prepared = await self._backend.db.call(_prepare, requests)
+        prepared = await self._backend.db.call(
+            _prepare, requests, fts.supported(self._backend.db.dialect)
+        )
         metas = await self._backend.db.write(_append_txn, self.mailbox_id, prepared)
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
@@ -240,27 +251,26 @@ class SQLMailbox(BaseMailbox):
 
 def _status_txn(conn: Connection, mailbox_id: int) -> MailboxStatus:
     box = conn.execute(select(mailboxes).where(mailboxes.c.id == mailbox_id)).one()
-    m = messages.c
-    counts = conn.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((m.seen, 0), else_=1)), 0),
-            func.coalesce(func.sum(case((m.deleted, 1), else_=0)), 0),
-            func.coalesce(func.sum(m.size), 0),
-            func.coalesce(func.sum(case((m.uid >= box.recent_floor, 1), else_=0)), 0),
-        ).where(m.mailbox_id == mailbox_id)
-    ).one()
-    total, unseen, deleted, size, recent = (int(v) for v in counts)
     return MailboxStatus(
-        messages=total,
+        messages=box.message_count,
         uidnext=box.uidnext,
         uidvalidity=box.uidvalidity,
-        unseen=unseen,
+        unseen=box.unseen_count,
         highestmodseq=box.highestmodseq,
-        recent=recent,
-        size=size,
-        deleted=deleted,
+        recent=box.recent_count,
+        size=box.total_size,
+        deleted=box.deleted_count,
     )
+
+
+def _counted(mailbox_id: int, **deltas: int) -> Any:
+    """
+    The UPDATE of a mailbox row adding C{deltas} (by column name, among
+    L{COUNTER_COLUMNS}) to its counters; further C{.values()} may be added.
+    """
+    values = {name: mailboxes.c[name] + delta for name, delta in deltas.items() if delta}
+    assert set(deltas) <= set(COUNTER_COLUMNS), deltas
+    return update(mailboxes).where(mailboxes.c.id == mailbox_id).values(**values)
 
 
 def _uids_txn(conn: Connection, mailbox_id: int) -> list[int]:
@@ -290,9 +300,10 @@ def _claim_recent_txn(conn: Connection, mailbox_id: int, claim: bool) -> list[in
         .where(messages.c.mailbox_id == mailbox_id, messages.c.uid >= box.recent_floor)
         .order_by(messages.c.uid)
     ).scalars())
-    if claim and box.recent_floor != box.uidnext:
+    if claim and (box.recent_floor != box.uidnext or box.recent_count):
         conn.execute(
-            update(mailboxes).where(mailboxes.c.id == mailbox_id).values(recent_floor=box.uidnext)
+            update(mailboxes).where(mailboxes.c.id == mailbox_id)
+            .values(recent_floor=box.uidnext, recent_count=0)
         )
     return recent
 
@@ -303,8 +314,11 @@ def _search_txn(conn: Connection, mailbox_id: int, compiled: Any) -> list[int]:
     return list(conn.execute(search_query(mailbox_id, compiled)).scalars())
 
 
-def _prepare(requests: list[AppendRequest]) -> list[tuple[bytes, dict, dict, frozenset, dict]]:
-    """Parse outside the write transaction so the writer lock is held briefly."""
+def _prepare(requests: list[AppendRequest], with_text: bool) -> list[tuple]:
+    """
+    Parse (and decode the text for the full-text index, when C{with_text})
+    outside the write transaction, so the writer lock is held briefly.
+    """
     prepared = []
     for request in requests:
         when = request.internaldate or datetime.now(timezone.utc).replace(microsecond=0)
@@ -316,6 +330,7 @@ def _prepare(requests: list[AppendRequest]) -> list[tuple[bytes, dict, dict, fro
             system,
             kws,
             date_columns(when),
+            fts.index_text(request.content, structure) if with_text else None,
         ))
     return prepared
 
@@ -323,9 +338,12 @@ def _prepare(requests: list[AppendRequest]) -> list[tuple[bytes, dict, dict, fro
 def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[MessageMeta]:
     box = lock_mailbox(conn, mailbox_id)
     uid, modseq = box.uidnext, box.highestmodseq + 1
-    metas = []
-    for data, row, system, kws, dates in prepared:
+    metas, texts = [], []
+    unseen = deleted = size = 0
+    for data, row, system, kws, dates, text in prepared:
         content_id = content_store.insert_content(conn, data, row, refcount=1)
+        if text is not None:
+            texts.append((content_id, *text))
         message_id = conn.execute(
             insert(messages).values(
                 mailbox_id=mailbox_id, uid=uid, content_id=content_id, modseq=modseq,
@@ -342,9 +360,17 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
             size=len(data),
             modseq=modseq,
         ))
+        unseen += not system["seen"]
+        deleted += system["deleted"]
+        size += len(data)
         uid += 1
+    if texts and fts.indexed(conn):
+        fts.insert(conn, texts)
+    # Every new UID is >= recent_floor (which is at most UIDNEXT): all are \Recent.
     conn.execute(
-        update(mailboxes).where(mailboxes.c.id == mailbox_id).values(uidnext=uid, highestmodseq=modseq)
+        _counted(mailbox_id, message_count=len(metas), unseen_count=unseen,
+                 deleted_count=deleted, recent_count=len(metas), total_size=size)
+        .values(uidnext=uid, highestmodseq=modseq)
     )
     return metas
 
@@ -361,6 +387,7 @@ def _store_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
     modseq = box.highestmodseq + 1
     result = FlagUpdate()
     updates, kw_added, kw_removed = [], [], []
+    unseen = deleted = 0
     for row, old_kws in load_rows(conn, mailbox_id, uids):
         if unchangedsince is not None and row.modseq > unchangedsince:
             result.modified.append(row.uid)
@@ -375,6 +402,8 @@ def _store_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
         if new_system == old_system and new_kws == old_kws:
             continue
         values = {column: column in new_system for column in FLAG_COLUMNS.values()}
+        unseen += ("seen" in old_system) - ("seen" in new_system)
+        deleted += ("deleted" in new_system) - ("deleted" in old_system)
         updates.append({"b_id": row.id, **values})
         kw_added += [{"message_id": row.id, "keyword": k} for k in new_kws - old_kws]
         kw_removed += [{"b_id": row.id, "b_kw": k} for k in old_kws - new_kws]
@@ -402,7 +431,10 @@ def _store_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
         )
     if kw_added:
         conn.execute(insert(keywords), kw_added)
-    conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(highestmodseq=modseq))
+    conn.execute(
+        _counted(mailbox_id, unseen_count=unseen, deleted_count=deleted)
+        .values(highestmodseq=modseq)
+    )
     return result
 
 
@@ -418,11 +450,12 @@ def remove_messages(conn: Connection, ids: list[int], content_ids: list[int]) ->
 def _expunge_txn(conn: Connection, mailbox_id: int, uids: list[int] | None,
                  ) -> tuple[list[int], int]:
     box = lock_mailbox(conn, mailbox_id)
-    where = [messages.c.mailbox_id == mailbox_id, messages.c.deleted.is_(True)]
-    conditions = [None] if uids is None else list(uid_conditions(messages.c.uid, uids))
+    m = messages.c
+    where = [m.mailbox_id == mailbox_id, m.deleted.is_(True)]
+    conditions = [None] if uids is None else list(uid_conditions(m.uid, uids))
     doomed = []
     for condition in conditions:
-        query = select(messages.c.id, messages.c.uid, messages.c.content_id).where(*where)
+        query = select(m.id, m.uid, m.content_id, m.seen, m.size).where(*where)
         if condition is not None:
             query = query.where(condition)
         doomed += conn.execute(query).all()
@@ -435,7 +468,16 @@ def _expunge_txn(conn: Connection, mailbox_id: int, uids: list[int] | None,
         insert(expunged),
         [{"mailbox_id": mailbox_id, "uid": row.uid, "modseq": modseq} for row in doomed],
     )
-    conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(highestmodseq=modseq))
+    conn.execute(
+        _counted(
+            mailbox_id,
+            message_count=-len(doomed),
+            unseen_count=-sum(1 for row in doomed if not row.seen),
+            deleted_count=-len(doomed),
+            recent_count=-sum(1 for row in doomed if row.uid >= box.recent_floor),
+            total_size=-sum(row.size for row in doomed),
+        ).values(highestmodseq=modseq)
+    )
     return [row.uid for row in doomed], modseq
 
 
@@ -447,27 +489,46 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
     found = load_rows(conn, source_id, uids)
     if not found:
         return [], []
-    uid, modseq = target.uidnext, target.highestmodseq + 1
-    pairs, metas, refs = [], [], {}
-    for row, kws in found:
+    first, modseq = target.uidnext, target.highestmodseq + 1
+    pairs, metas, rows, refs = [], [], [], {}
+    copied_keywords: dict[int, frozenset[str]] = {}
+    unseen = deleted = size = 0
+    for uid, (row, kws) in enumerate(found, start=first):
         values = {column: row._mapping[column] for column in FLAG_COLUMNS.values()}
-        message_id = conn.execute(
-            insert(messages).values(
-                mailbox_id=target_id, uid=uid, content_id=row.content_id, modseq=modseq,
-                size=row.size, internal_us=row.internal_us, internal_tz=row.internal_tz,
-                internal_day=row.internal_day, **values,
-            )
-        ).inserted_primary_key[0]
+        rows.append(dict(
+            mailbox_id=target_id, uid=uid, content_id=row.content_id, modseq=modseq,
+            size=row.size, internal_us=row.internal_us, internal_tz=row.internal_tz,
+            internal_day=row.internal_day, **values,
+        ))
         if kws:
-            conn.execute(insert(keywords), [{"message_id": message_id, "keyword": k} for k in kws])
+            copied_keywords[uid] = kws
         refs[row.content_id] = refs.get(row.content_id, 0) + 1
         meta = meta_of(row, kws)
         metas.append(MessageMeta(uid, meta.flags, meta.internaldate, meta.size, modseq))
         pairs.append((row.uid, uid))
-        uid += 1
+        unseen += not row.seen
+        deleted += bool(row.deleted)
+        size += row.size
+    last = first + len(found) - 1
+    # One multi-row INSERT per batch; the new rows' ids are then read back
+    # by their (new, consecutive) UIDs for the keywords.
+    for start in range(0, len(rows), BATCH):
+        conn.execute(insert(messages), rows[start:start + BATCH])
+    if copied_keywords:
+        new_ids = dict(conn.execute(
+            select(messages.c.uid, messages.c.id)
+            .where(messages.c.mailbox_id == target_id, messages.c.uid.between(first, last))
+        ).all())
+        conn.execute(insert(keywords), [
+            {"message_id": new_ids[uid], "keyword": k}
+            for uid, kws in copied_keywords.items() for k in sorted(kws)
+        ])
     content_store.add_references(conn, refs)
+    # The new UIDs are >= the target's recent_floor: all are \Recent there.
     conn.execute(
-        update(mailboxes).where(mailboxes.c.id == target_id).values(uidnext=uid, highestmodseq=modseq)
+        _counted(target_id, message_count=len(found), unseen_count=unseen,
+                 deleted_count=deleted, recent_count=len(found), total_size=size)
+        .values(uidnext=last + 1, highestmodseq=modseq)
     )
     return pairs, metas
 

@@ -8,17 +8,35 @@ database.  On open, L{prepare} (in one write transaction):
   - applies the steps of L{MIGRATIONS} in order to an older database, each
     step taking version C{n} to C{n + 1};
   - refuses a database newer than this code with L{SchemaTooNew}, so an
-    older server never writes into a layout it does not understand.
+    older server never writes into a layout it does not understand;
+  - makes sure the full-text index (L{twisted_mailhub.backends.sql.fts})
+    exists where the database can have one, creating and filling it if a
+    database made without one is opened where it can be had, and refuses
+    a database whose index this SQLite cannot read (no FTS5).
+
+Version history:
+
+  1. the first layout;
+  2. the STATUS counters of C{mailboxes} (L{COUNTER_COLUMNS}) and the
+     C{content_text} full-text index.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import case, func, inspect, select, text, update
 from sqlalchemy.engine import Connection
 
-from twisted_mailhub.backends.sql.schema import SCHEMA_VERSION, metadata, schema_version
+from twisted_mailhub.backends.sql import fts
+from twisted_mailhub.backends.sql.schema import (
+    COUNTER_COLUMNS,
+    SCHEMA_VERSION,
+    mailboxes,
+    messages,
+    metadata,
+    schema_version,
+)
 
 
 class SchemaError(Exception):
@@ -31,8 +49,42 @@ class SchemaTooNew(SchemaError):
 
 Migration = Callable[[Connection], None]
 
+
+def _v1_to_v2(conn: Connection) -> None:
+    """
+    Add and compute the STATUS counters.  (The text index is created and
+    filled by L{prepare} after the steps, see L{ensure_text_index}.)
+    """
+    for name in COUNTER_COLUMNS:
+        conn.exec_driver_sql(
+            f"ALTER TABLE mailboxes ADD COLUMN {name} BIGINT NOT NULL DEFAULT 0"
+        )
+    compute_counters(conn)
+
+
 #: MIGRATIONS[n] upgrades a version n database to version n + 1.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+
+
+def compute_counters(conn: Connection) -> None:
+    """Set the counter columns of every mailbox from its messages (one UPDATE)."""
+    m = messages.c
+
+    def total(expression):
+        return (
+            select(func.coalesce(func.sum(expression), 0))
+            .where(m.mailbox_id == mailboxes.c.id)
+            .scalar_subquery()
+        )
+
+    conn.execute(update(mailboxes).values(
+        message_count=total(1),
+        unseen_count=total(case((m.seen, 0), else_=1)),
+        deleted_count=total(case((m.deleted, 1), else_=0)),
+        recent_count=total(case((m.uid >= mailboxes.c.recent_floor, 1), else_=0)),
+        total_size=total(m.size),
+    ))
+
 
 # Any constant works: it names the lock, shared by every process opening the
 # same PostgreSQL database.
@@ -56,6 +108,8 @@ def prepare(
     found = current_version(conn)
     if found is None:
         metadata.create_all(conn)
+        if fts.supported(conn.dialect.name):
+            fts.create(conn)
         conn.execute(schema_version.insert().values(version=target))
         return 0
     if found > target:
@@ -70,7 +124,27 @@ def prepare(
             raise SchemaError(f"No migration from schema version {version} to {version + 1}")
         step(conn)
         conn.execute(schema_version.update().values(version=version + 1))
+    ensure_text_index(conn)
     return found
+
+
+def ensure_text_index(conn: Connection) -> None:
+    """
+    Create and fill the full-text index if the database can have one and
+    has none (a version 1 database, or one made where SQLite lacked FTS5);
+    raise L{SchemaError} if it has one this SQLite cannot read.
+    """
+    if not fts.supported(conn.dialect.name):
+        return
+    if fts.present(conn):
+        if not fts.usable(conn):
+            raise SchemaError(
+                "The mail store has a full-text index this SQLite cannot read (it "
+                "lacks FTS5 with the trigram tokenizer, SQLite 3.34 or later); "
+                "open it with a Python whose sqlite3 module has FTS5."
+            )
+    elif fts.create(conn):
+        fts.fill(conn)
 
 
 def current_version(conn: Connection) -> int | None:

@@ -6,14 +6,18 @@ Layout, in short (docs/backends-sql.md has the long version):
   - C{users}: one row per account, with the opaque password hash and the
     counter UIDVALIDITY values are drawn from;
   - C{mailboxes}: one row per name in a user's tree, holding the counters
-    (UIDNEXT, HIGHESTMODSEQ, the \\Recent floor) so they change in the same
-    transaction as the messages;
+    (UIDNEXT, HIGHESTMODSEQ, the \\Recent floor, and the message, unseen,
+    deleted and \\Recent counts and total size STATUS reports) so they
+    change in the same transaction as the messages;
   - C{messages}: one row per message in a mailbox: flags as booleans,
     MODSEQ, INTERNALDATE, size, and the C{content_id} it shares with its
     copies; C{keywords} holds its non-system flags;
   - C{contents}: the parsed structure and the header fields SEARCH uses,
     reference counted by C{messages}; C{chunks} holds the raw bytes in
     slices of L{CHUNK_SIZE};
+  - C{content_text}: the decoded text of each content for BODY and TEXT,
+    with a substring index (created by L{twisted_mailhub.backends.sql.fts},
+    not part of L{metadata}: its form depends on the database);
   - C{expunged}: UIDs removed from a mailbox with the MODSEQ of their
     expunge (QRESYNC);
   - C{schema_version}: one row, the version of this layout.
@@ -37,7 +41,7 @@ from sqlalchemy import (
 )
 
 #: The layout version this code writes; see L{twisted_mailhub.backends.sql.migrate}.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Bytes per row of C{chunks}.  A read of a range touches only its chunks.
 CHUNK_SIZE = 256 * 1024
@@ -60,6 +64,11 @@ HEADER_COLUMNS = {
     "subject": "h_subject",
     "message-id": "h_message_id",
 }
+
+#: The C{mailboxes} columns counting its messages: all of them, those
+#: without \\Seen, those with \\Deleted, those with uid >= recent_floor, and
+#: the sum of their sizes.
+COUNTER_COLUMNS = ("message_count", "unseen_count", "deleted_count", "recent_count", "total_size")
 
 metadata = MetaData()
 
@@ -96,6 +105,10 @@ mailboxes = Table(
     Column("highestmodseq", BigInteger, nullable=False, default=1),
     # Messages with uid >= recent_floor are \Recent and not yet claimed.
     Column("recent_floor", BigInteger, nullable=False, default=1),
+    # What STATUS reports, kept by every writer in the transaction that
+    # changes the messages (schema version 2).
+    *(Column(column, BigInteger, nullable=False, default=0, server_default="0")
+      for column in COUNTER_COLUMNS),
     UniqueConstraint("user_id", "name", name="uq_mailboxes_user_name"),
 )
 

@@ -3,8 +3,10 @@ SEARCH pushed down to SQL.
 
 L{compile_key} turns the part of a search-key tree that the stored columns
 answer into one SQL condition on C{messages} (joined to C{contents} for
-header fields and SENT* dates).  A tree containing anything else (BODY,
-TEXT, HEADER on a field without a column, ...) compiles to C{None}, and the
+header fields and SENT* dates).  BODY and TEXT become conditions on the
+full-text index (L{twisted_mailhub.backends.sql.fts}) where the database
+has one.  A tree containing anything else (BODY or TEXT without the index,
+HEADER on a field without a column, ...) compiles to C{None}, and the
 generic evaluator of L{twisted_mailhub.imap.search} handles it.
 
 The semantics follow that evaluator exactly: keywords match without regard
@@ -23,6 +25,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
 
+from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.content import fold
 from twisted_mailhub.backends.sql.rows import EPOCH
 from twisted_mailhub.backends.sql.schema import (
@@ -54,13 +57,15 @@ class _Unsupported(Exception):
     """Raised inside the compiler for a key SQL does not answer."""
 
 
-def compile_key(key: sk.SearchKey, context: Any, dialect: str = "") -> Compiled | None:
+def compile_key(key: sk.SearchKey, context: Any, dialect: str = "",
+                text_index: bool = False) -> Compiled | None:
     """
     The SQL form of C{key} under C{context} (a
     L{twisted_mailhub.imap.search.SearchContext}), or C{None} when some
-    part of it must be evaluated generically.
+    part of it must be evaluated generically.  C{text_index} says whether
+    the database (of C{dialect}) has the full-text index BODY and TEXT need.
     """
-    compiler = _Compiler(context)
+    compiler = _Compiler(context, dialect if text_index else None)
     try:
         condition = compiler.compile(key)
     except _Unsupported:
@@ -69,7 +74,8 @@ def compile_key(key: sk.SearchKey, context: Any, dialect: str = "") -> Compiled 
 
 
 class _Compiler:
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, text_dialect: str | None = None) -> None:
+        self.text_dialect = text_dialect
         self.view: Sequence[int] = list(context.uids)
         self.recent = context.recent
         self.saved = context.saved
@@ -197,6 +203,19 @@ class _Compiler:
         if not needle:
             return column.is_not(None)
         return and_(column.is_not(None), column.contains(needle, autoescape=True))
+
+    # -- the full-text index ---------------------------------------------------
+
+    def _body(self, key: sk.Body) -> ColumnElement[bool]:
+        return self._contains("body", key.value)
+
+    def _text(self, key: sk.Text) -> ColumnElement[bool]:
+        return self._contains("text", key.value)
+
+    def _contains(self, field: str, needle: str) -> ColumnElement[bool]:
+        if self.text_dialect is None:
+            raise _Unsupported("no full-text index")
+        return fts.condition(self.text_dialect, field, needle)
 
 
 def _compare(column: Any, op: str, value: int) -> ColumnElement[bool]:

@@ -20,6 +20,7 @@ from zope.interface import implementer
 from twisted_mailhub.backends.base import BaseMailStore
 from twisted_mailhub.backends.sql.mailbox import SQLMailbox, remove_messages
 from twisted_mailhub.backends.sql.schema import (
+    COUNTER_COLUMNS,
     expunged,
     mailboxes,
     messages,
@@ -168,6 +169,10 @@ def clear_mailbox(conn: Connection, mailbox_id: int) -> None:
     ).all()
     remove_messages(conn, [row.id for row in doomed], [row.content_id for row in doomed])
     conn.execute(delete(expunged).where(expunged.c.mailbox_id == mailbox_id))
+    conn.execute(
+        update(mailboxes).where(mailboxes.c.id == mailbox_id)
+        .values(**dict.fromkeys(COUNTER_COLUMNS, 0))
+    )
 
 
 def _delete_txn(conn: Connection, user_id: int, name: str, keep_node: bool) -> int:
@@ -193,11 +198,13 @@ def _rename_txn(conn: Connection, user_id: int, pairs: list[tuple[str, str]]) ->
 def _rename_inbox_txn(conn: Connection, user_id: int, new: str) -> tuple[int, list[int], int]:
     inbox = _find_for_update(conn, user_id, "INBOX")
     # The new mailbox has a new UIDVALIDITY, so the messages keep their UIDs.
+    # The messages move with their counts.
     new_id = create_mailbox(
         conn, user_id, new, frozenset(), True,
         uidnext=inbox.uidnext,
         highestmodseq=inbox.highestmodseq,
         recent_floor=inbox.recent_floor,
+        **{name: inbox._mapping[name] for name in COUNTER_COLUMNS},
     )
     uids = list(conn.execute(
         select(messages.c.uid).where(messages.c.mailbox_id == inbox.id).order_by(messages.c.uid)
@@ -209,7 +216,10 @@ def _rename_inbox_txn(conn: Connection, user_id: int, new: str) -> tuple[int, li
     conn.execute(
         insert(expunged), [{"mailbox_id": inbox.id, "uid": uid, "modseq": modseq} for uid in uids]
     )
-    conn.execute(update(mailboxes).where(mailboxes.c.id == inbox.id).values(highestmodseq=modseq))
+    conn.execute(
+        update(mailboxes).where(mailboxes.c.id == inbox.id)
+        .values(highestmodseq=modseq, **dict.fromkeys(COUNTER_COLUMNS, 0))
+    )
     return inbox.id, uids, modseq
 
 
