@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Hashable
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -46,6 +47,9 @@ CHANNEL = "mailhub_changes"
 #: Seconds the listening thread waits for notifications between checks
 #: of whether it should stop.
 LISTEN_WAKEUP = 0.2
+
+#: Seconds L{PostgresTrigger.stop} waits for the listening thread.
+STOP_TIMEOUT = 2.0
 
 _Row = tuple[Any, ...] | None
 
@@ -187,7 +191,15 @@ class PostgresTrigger:
         self._watcher = None
         self._stopping.set()
         if self._thread_done is not None:
-            await self._thread_done
+            # The thread sees the flag within LISTEN_WAKEUP, unless it is
+            # still connecting to a server that does not answer; it is a
+            # daemon thread and may be left to finish on its own.
+            waiting = self._thread_done
+            waiting.addTimeout(STOP_TIMEOUT, self._reactor)
+            try:
+                await waiting
+            except defer.TimeoutError:
+                log.warn("The change listener did not stop in time; leaving it")
         while self._sending is not None:
             await self._sending
 
@@ -249,7 +261,7 @@ class PostgresTrigger:
     def _listener_stopped(self) -> None:
         self._thread = None
         done, self._thread_done = self._thread_done, None
-        if done is not None:
+        if done is not None and not done.called:
             done.callback(None)
 
     def _connected(self) -> None:
