@@ -82,7 +82,7 @@ CORPUS = [
     _msg("From: =?iso-8859-1?q?Andr=E9_M=FCller?= <andre@example.org>\n"
          "To: bob@example.org\n"
          "Subject: =?utf-8?b?UmVuZGV6LXZvdXMgw6AgQ2Fmw6k=?=\n",
-         b'Meet "quoted" at 100% under_score time.\r\nSee you.\r\n'),
+         b'Meet "quoted" at 100% under_score time.\r\n[urgent] *star* what?\r\nSee you.\r\n'),
     # 2: quoted-printable latin-1 with a soft line break inside a word.
     _msg("From: carol@example.org\nSubject: minutes\nMIME-Version: 1.0\n"
          "Content-Type: text/plain; charset=iso-8859-1\n"
@@ -137,6 +137,7 @@ NEEDLES = [
     "inner sujet déjà", "секретный", "frank@", "see the attached", "日本語", "テキスト",
     "\u201csmart\u201d", "€5", "hello", "<b>world</b>", "subject: ok", "subject:", "from: ivan",
     "needle-at-the-end", "of text\r\nfiller", "not anywhere", "meet \"quoted\" at",
+    "[urgent]", "*star*", "what?", "t?", "*", "[", "a*b", "*star* what",
 ]
 
 

@@ -311,6 +311,8 @@ def _claim_recent_txn(conn: Connection, mailbox_id: int, claim: bool) -> list[in
 def _search_txn(conn: Connection, mailbox_id: int, compiled: Any) -> list[int]:
     from twisted_mailhub.backends.sql.search import search_query
 
+    if compiled.text:
+        fts.before_search(conn)
     return list(conn.execute(search_query(mailbox_id, compiled)).scalars())
 
 

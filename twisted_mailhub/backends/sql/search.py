@@ -47,10 +47,14 @@ MAX_SPANS = 200
 
 @dataclass(frozen=True)
 class Compiled:
-    """A condition on C{messages}; C{join} when it uses C{contents} columns."""
+    """
+    A condition on C{messages}; C{join} when it uses C{contents} columns,
+    C{text} when it uses the full-text index.
+    """
 
     condition: ColumnElement[bool]
     join: bool
+    text: bool = False
 
 
 class _Unsupported(Exception):
@@ -70,12 +74,13 @@ def compile_key(key: sk.SearchKey, context: Any, dialect: str = "",
         condition = compiler.compile(key)
     except _Unsupported:
         return None
-    return Compiled(condition, compiler.join)
+    return Compiled(condition, compiler.join, compiler.text)
 
 
 class _Compiler:
     def __init__(self, context: Any, text_dialect: str | None = None) -> None:
         self.text_dialect = text_dialect
+        self.text = False
         self.view: Sequence[int] = list(context.uids)
         self.recent = context.recent
         self.saved = context.saved
@@ -215,6 +220,7 @@ class _Compiler:
     def _contains(self, field: str, needle: str) -> ColumnElement[bool]:
         if self.text_dialect is None:
             raise _Unsupported("no full-text index")
+        self.text = True
         return fts.condition(self.text_dialect, field, needle)
 
 
