@@ -463,6 +463,9 @@ class MigrationMixin(_Stores):
         finally:
             engine.dispose()
 
+        # Small batches, so that filling the index takes several.
+        self.patch(fts, "FILL_BATCH", 3)
+        self.patch(fts, "FILL_BYTES", 2000)
         backend = open_backend(url)
         self.addCleanup(backend.close)
         await backend.ready()

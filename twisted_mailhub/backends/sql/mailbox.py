@@ -196,9 +196,10 @@ class SQLMailbox(BaseMailbox):
         requests = list(requests)
         if not requests:
             return []
-        prepared = await self._backend.db.call(
-            _prepare, requests, fts.supported(self._backend.db.dialect)
-        )
+        db = self._backend.db
+        # Decode the text unless the database is known to have no index.
+        with_text = fts.supported(db.dialect) and fts.known(db.engine) is not False
+        prepared = await db.call(_prepare, requests, with_text)
         metas = await self._backend.db.write(_append_txn, self.mailbox_id, prepared)
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
