@@ -336,6 +336,8 @@ class Measurer:
 
     def idle_connections(self, batch: int = 200) -> None:
         """Open and log in C{self.idle} connections; the server's memory growth, MiB."""
+        if self.idle <= 0:
+            return
         t = self.target
         before = t.total_memory()
         clients: list[IMAPClient] = []

@@ -147,9 +147,10 @@ def measure_mailhub(url: str, n: int, args) -> tuple[dict[str, float], float | N
         # The idle connections are measured on a fresh server process: the
         # one above has a heap already grown by the bulk figures, into which
         # new connections would fit without growing the process.
-        with mailhub_server(real, "--seed", str(args.seed)) as (proc, info):
-            measurer.target = _target(url, info)
-            measurer.idle_connections()
+        if args.idle > 0:
+            with mailhub_server(real, "--seed", str(args.seed)) as (proc, info):
+                measurer.target = _target(url, info)
+                measurer.idle_connections()
     return measurer.results, rate
 
 
@@ -228,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", "--messages", type=int, action="append", default=[],
                         help="INBOX size (repeatable)  [default: 1000]")
     parser.add_argument("--idle", type=int, default=10_000,
-                        help="idle authenticated connections to open  [default: 10000]")
+                        help="idle authenticated connections to open (0: do not measure)  "
+                        "[default: 10000]")
     parser.add_argument("--seed", type=int, default=1, help="message generator seed")
     parser.add_argument("--no-dovecot", action="store_true",
                         help="do not measure Dovecot even when it is installed")
