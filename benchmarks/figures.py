@@ -260,14 +260,22 @@ class Measurer:
         while len(times) < 3 and sum(times) < 4.0:
             times.append(store_all())
         self._set("STORE +FLAGS 1:*", min(times) * 1000)
-        k = min(100, self.n // 5)
-        folders = extra_mailbox_names()
-        self._set("COPY of 100", _clock(
-            lambda: c.command(b"COPY 1:%d %s" % (k, folders[0].encode()))) * 1000)
-        self._set("MOVE of 100", _clock(
-            lambda: c.command(b"MOVE 1:%d %s" % (k, folders[1].encode()))) * 1000)
-        c.command(b"STORE 1:%d +FLAGS.SILENT (\\Deleted)" % k)
-        self._set("EXPUNGE of 100", _clock(lambda: c.command(b"EXPUNGE")) * 1000)
+        # Three runs each (the best is kept), on the first k messages: COPY
+        # into three mailboxes, MOVE then EXPUNGE each time the k messages
+        # that are now first.
+        k = min(100, self.n // 10)
+        folders = [name.encode() for name in extra_mailbox_names()]
+        self._set("COPY of 100", 1000 * min(
+            _clock(lambda: c.command(b"COPY 1:%d %s" % (k, folders[run]))) for run in range(3)))
+        self._set("MOVE of 100", 1000 * min(
+            _clock(lambda: c.command(b"MOVE 1:%d %s" % (k, folders[3 + run])))
+            for run in range(3)))
+
+        def expunge() -> float:
+            c.command(b"STORE 1:%d +FLAGS.SILENT (\\Deleted)" % k)
+            return _clock(lambda: c.command(b"EXPUNGE"))
+
+        self._set("EXPUNGE of 100", 1000 * min(expunge() for _ in range(3)))
 
     def appends(self, count: int = 100, budget: float = 5.0) -> None:
         """
