@@ -211,12 +211,19 @@ def table(n: int, stores: list[str], results: dict, theirs: dict[str, float] | N
 
 
 def commit() -> str:
+    """The checkout's commit, marked when the server's code has uncommitted changes."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+
     try:
-        return subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
-    except OSError:
+        head = git("rev-parse", "--short", "HEAD") or "?"
+        dirty = git("status", "--porcelain", "--", "twisted_mailhub", "plugins")
+    except (OSError, subprocess.TimeoutExpired):
         return "?"
+    return head + (" with uncommitted changes" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> None:
