@@ -80,6 +80,7 @@ class ServerConnection(Protocol, TimeoutMixin):
         self._drain: defer.Deferred | None = None
         self._line_waiter: defer.Deferred | None = None
         self._counted = False
+        self._registered = False
 
     def setup_connection(self) -> bool:
         """
@@ -96,6 +97,7 @@ class ServerConnection(Protocol, TimeoutMixin):
         self.secure = ISSLTransport.providedBy(self.transport)
         self.tls_available = factory.tls_options is not None and not self.secure
         self.transport.registerProducer(self, True)
+        self._registered = True
         # Responses are written whole per reactor turn; do not let Nagle's
         # algorithm hold the last line back waiting for an ACK.
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
@@ -144,9 +146,21 @@ class ServerConnection(Protocol, TimeoutMixin):
         self.setTimeout(seconds)
 
     def close(self) -> None:
+        """
+        Close after what was written is sent.  Over TLS this sends the
+        close_notify alert and then closes the TCP connection: Twisted's TLS
+        transport waits for its producer to go before it does either, so
+        this connection stops being one first.
+        """
         if not self.closed:
             self.closed = True
+            self._unregister()
             self.transport.loseConnection()
+
+    def _unregister(self) -> None:
+        if self._registered:
+            self._registered = False
+            self.transport.unregisterProducer()
 
     # -- IPushProducer: the transport tells us when the client is slow --------
 
