@@ -5,11 +5,11 @@ from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.defer import succeed
 from twisted.trial.unittest import TestCase
 
-from twisted_mailhub.auth import checkers
 from twisted_mailhub.auth.checkers import ChainedChecker, HashedPasswordChecker, InMemoryChecker
 from twisted_mailhub.auth.credentials import IScramVerified, ScramVerified
 from twisted_mailhub.auth.schemes import hash_password
 from twisted_mailhub.auth.scram import derive_scram_credentials, user_salt
+from twisted_mailhub.auth.verifier import PasswordVerifier, check_password
 
 
 class InMemoryCheckerTests(TestCase):
@@ -74,19 +74,22 @@ class HashedPasswordCheckerTests(TestCase):
                 await checker.requestAvatarId(UsernamePassword("alice", "secret")), "alice")
 
     async def test_unknown_user_costs_a_hash_of_the_same_scheme(self):
-        await self.checker.requestAvatarId(UsernamePassword("alice", "secret"))
         seen = []
-        real = checkers.verify_password
 
         def recording(password, stored):
             seen.append(stored)
-            return real(password, stored)
+            return check_password(password, stored)
 
-        self.patch(checkers, "verify_password", recording)
+        checker = HashedPasswordChecker(self.checker._lookup,
+                                        verifier=PasswordVerifier(check=recording))
+        await checker.requestAvatarId(UsernamePassword("alice", "secret"))
         with self.assertRaises(UnauthorizedLogin):
-            await self.checker.requestAvatarId(UsernamePassword("ghost", "secret"))
-        self.assertEqual(len(seen), 1)
-        self.assertTrue(seen[0].startswith("{BLF-CRYPT}$2"))
+            await checker.requestAvatarId(UsernamePassword("ghost", "secret"))
+        self.assertEqual(len(seen), 2)
+        self.assertEqual(seen[0], self.table["alice"])
+        # Same scheme and the same cost (bcrypt cost 4), not the default 12.
+        self.assertTrue(seen[1].startswith("{BLF-CRYPT}$2b$04$"), seen[1])
+        self.assertNotEqual(seen[1], seen[0])
 
     async def test_scram_credentials_only_where_possible(self):
         self.assertIsNone(await self.checker.scram_credentials("alice"))  # bcrypt

@@ -4,10 +4,13 @@ twisted.cred checkers for user names and passwords.
 Every checker here accepts two kinds of credentials:
 
   - L{IUsernamePassword} (IMAP LOGIN, SASL PLAIN and LOGIN, POP3 USER/PASS),
-    checked against a stored ``{SCHEME}hash`` in a worker thread, since good
-    schemes are slow on purpose.  A user that does not exist costs a
-    check against a dummy hash of the same scheme, so response time does not
-    reveal whether a name exists.
+    checked against a stored ``{SCHEME}hash`` by a L{PasswordVerifier}:
+    good schemes are slow and big on purpose, so slow checks run in the
+    verifier's own threads, a bounded number at a time.  A user that does
+    not exist costs a check against a dummy hash of the same scheme and work
+    factor as the users' (L{StoredPasswordChecker.typical_stored}), through
+    the same verifier, so response time does not reveal whether a name
+    exists.
   - L{IScramVerified}, which SCRAM produces after checking the client's
     proof itself; it is accepted for any user the checker knows.
 
@@ -28,37 +31,18 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from twisted_mailhub.auth.credentials import IScramVerified, ScramCredentials, as_text
 from twisted_mailhub.auth.schemes import (
     DEFAULT_SCHEME,
-    UnknownScheme,
-    dummy_hash,
     scheme_of,
     scram_credentials_from_stored,
-    verify_password,
 )
-
-# Schemes cheap enough to check on the reactor thread.
-_FAST_SCHEMES = frozenset({"PLAIN", "PLAIN.B64", "SHA256", "SHA512", "SSHA256", "SSHA512"})
+from twisted_mailhub.auth.verifier import PasswordVerifier, default_verifier
 
 _log = Logger()
-
-
-def _verify_or_false(password: str, stored: str) -> bool:
-    try:
-        return verify_password(password, stored)
-    except UnknownScheme:
-        _log.warn("stored password of a user has an unknown scheme; login refused")
-        return False
-
-
-def _verify_dummy(password: str, scheme: str) -> bool:
-    verify_password(password, dummy_hash(scheme))
-    return False
 
 
 @implementer(ICredentialsChecker)
@@ -70,8 +54,15 @@ class StoredPasswordChecker:
 
     credentialInterfaces = (IUsernamePassword, IScramVerified)
 
-    def __init__(self) -> None:
+    def __init__(self, verifier: PasswordVerifier | None = None) -> None:
         self._typical_scheme = DEFAULT_SCHEME
+        self._typical_stored: str | None = None
+        self._verifier = verifier
+
+    @property
+    def verifier(self) -> PasswordVerifier:
+        """The verifier that checks passwords: the process's shared one by default."""
+        return self._verifier if self._verifier is not None else default_verifier()
 
     async def lookup_stored(self, username: str) -> str | None:
         """The stored password of C{username}, or C{None} if unknown."""
@@ -80,6 +71,18 @@ class StoredPasswordChecker:
     def typical_scheme(self) -> str:
         """The scheme hashed for unknown users: the one most users have."""
         return self._typical_scheme
+
+    def typical_stored(self) -> str:
+        """
+        What an unknown user's password is checked like: a stored value of
+        a real user (whose scheme and work factor the dummy copies), or the
+        bare ``{SCHEME}`` of L{typical_scheme} (that scheme's defaults, which
+        is what C{mailhub adduser} hashes with).
+        """
+        stored = self._typical_stored
+        if stored is not None and scheme_of(stored) == self.typical_scheme():
+            return stored
+        return "{%s}" % self.typical_scheme()
 
     def requestAvatarId(self, credentials: Any) -> Deferred:
         """Deferred firing the user name (str) or failing L{UnauthorizedLogin}."""
@@ -99,29 +102,22 @@ class StoredPasswordChecker:
             raise UnauthorizedLogin() from None
         stored = await self.lookup_stored(username)
         if stored is None:
-            scheme = self.typical_scheme()
-            if scheme in _FAST_SCHEMES:
-                _verify_dummy(password, scheme)
-            else:
-                await deferToThread(_verify_dummy, password, scheme)
+            await self.verifier.verify_unknown(password, self.typical_stored())
             raise UnauthorizedLogin()
-        if scheme_of(stored) in _FAST_SCHEMES:
-            ok = _verify_or_false(password, stored)
-        else:
-            ok = await deferToThread(_verify_or_false, password, stored)
-        if not ok:
+        if not await self.verifier.verify(password, stored):
             raise UnauthorizedLogin()
         return username
 
     async def scram_credentials(self, username: str) -> ScramCredentials | None:
         """
         The SCRAM-SHA-256 keys of C{username}, or C{None} if the user is
-        unknown or stored with a scheme SCRAM cannot use.
+        unknown or stored with a scheme SCRAM cannot use.  Deriving them is
+        as costly as a password check, and is bounded by the same verifier.
         """
         stored = await self.lookup_stored(username)
         if stored is None:
             return None
-        return await deferToThread(scram_credentials_from_stored, stored, username)
+        return await self.verifier.run(scram_credentials_from_stored, stored, username)
 
 
 class InMemoryChecker(StoredPasswordChecker):
@@ -130,8 +126,8 @@ class InMemoryChecker(StoredPasswordChecker):
     C{InMemoryChecker({"alice": "secret"})}.
     """
 
-    def __init__(self, users: dict[str, str]) -> None:
-        super().__init__()
+    def __init__(self, users: dict[str, str], verifier: PasswordVerifier | None = None) -> None:
+        super().__init__(verifier)
         self._users = dict(users)
         self._typical_scheme = "PLAIN"
 
@@ -148,8 +144,9 @@ class HashedPasswordChecker(StoredPasswordChecker):
     such source.
     """
 
-    def __init__(self, lookup: Callable[[str], Awaitable[str | None] | str | None]) -> None:
-        super().__init__()
+    def __init__(self, lookup: Callable[[str], Awaitable[str | None] | str | None],
+                 verifier: PasswordVerifier | None = None) -> None:
+        super().__init__(verifier)
         self._lookup = lookup
 
     async def lookup_stored(self, username: str) -> str | None:
@@ -159,7 +156,10 @@ class HashedPasswordChecker(StoredPasswordChecker):
         if result is not None:
             scheme = scheme_of(result)
             if scheme is not None:
+                # The users' own hashing, parameters and all, is what an
+                # unknown user's check must cost.
                 self._typical_scheme = scheme
+                self._typical_stored = result
         return result
 
 

@@ -29,7 +29,8 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from twisted_mailhub.auth.checkers import StoredPasswordChecker
-from twisted_mailhub.auth.schemes import DEFAULT_SCHEME, UnknownScheme, split_stored
+from twisted_mailhub.auth.schemes import DEFAULT_SCHEME, UnknownScheme, split_stored, work_factor
+from twisted_mailhub.auth.verifier import PasswordVerifier
 
 _log = Logger()
 
@@ -81,8 +82,8 @@ class PasswdFileChecker(StoredPasswordChecker):
     last good contents stay in use and the error is logged.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
+    def __init__(self, path: str | os.PathLike[str], verifier: PasswordVerifier | None = None) -> None:
+        super().__init__(verifier)
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self._signature: tuple[int, int, int] | None = None
@@ -109,8 +110,16 @@ class PasswdFileChecker(StoredPasswordChecker):
                     "{path} line {line} skipped: {reason}",
                     path=self.path, line=problem.line, reason=problem.reason,
                 )
-            schemes = Counter(split_stored(p)[0] for p in users.values())
-            self._typical_scheme = schemes.most_common(1)[0][0] if schemes else DEFAULT_SCHEME
+            # Unknown users are checked like the most common kind of entry,
+            # scheme and work factor both.
+            kinds = Counter(work_factor(p) or (split_stored(p)[0],) for p in users.values())
+            if kinds:
+                kind = kinds.most_common(1)[0][0]
+                self._typical_scheme = kind[0]
+                self._typical_stored = next(
+                    p for p in users.values() if (work_factor(p) or (split_stored(p)[0],)) == kind)
+            else:
+                self._typical_scheme, self._typical_stored = DEFAULT_SCHEME, None
             self._users = users
             self._signature = signature
 

@@ -273,6 +273,80 @@ def dummy_hash(scheme: str = DEFAULT_SCHEME) -> str:
         return _dummies[scheme]
 
 
+# Dummies mirroring a stored hash's work factor, by (scheme, parameters).
+# A store holds few distinct parameter sets; the bound keeps a hostile or
+# odd one from growing the table.
+_DUMMIES_LIKE_MAX = 32
+_dummies_like: dict[tuple, str] = {}
+
+
+def work_factor(stored: str) -> tuple[str, tuple] | None:
+    """
+    The scheme of C{stored} and the parameters that set its cost (Argon2
+    memory, time and lanes; bcrypt cost; PBKDF2, SHA-crypt and SCRAM
+    iterations), or C{None} if it has none or cannot be read.
+    """
+    try:
+        scheme, value = split_stored(stored)
+        if scheme in ("ARGON2ID", "ARGON2I"):
+            import argon2
+
+            p = argon2.extract_parameters(value)
+            return scheme, (p.time_cost, p.memory_cost, p.parallelism, p.hash_len, p.salt_len)
+        if scheme == "BLF-CRYPT":
+            return scheme, (int(value.split("$")[2]),)
+        if scheme == "PBKDF2-SHA256":
+            return scheme, (int(value.split("$")[2]),)
+        if scheme in ("SHA256-CRYPT", "SHA512-CRYPT"):
+            field = value.split("$")[2]
+            if field.startswith("rounds="):
+                return scheme, (int(field[len("rounds="):]),)
+            return scheme, (shacrypt.DEFAULT_ROUNDS,)
+        if scheme == "SCRAM-SHA-256":
+            return scheme, (parse_scram(value).iterations,)
+    except (ValueError, IndexError):  # UnknownScheme and argon2's InvalidHashError too
+        return None
+    return None
+
+
+def dummy_like(stored: str) -> str:
+    """
+    A stored value that no password matches and that costs as much to
+    check as C{stored}: same scheme, same work factor.  Checking an unknown
+    user's password against it takes as long, and as much memory, as
+    checking a known user's.  Falls back to L{dummy_hash} of the scheme
+    (or of L{DEFAULT_SCHEME}) when C{stored} cannot be read.  Slow the first
+    time for each work factor: do not call on the reactor thread.
+    """
+    factor = work_factor(stored)
+    if factor is None:
+        scheme = scheme_of(stored)
+        return dummy_hash(scheme if scheme is not None else DEFAULT_SCHEME)
+    with _dummy_lock:
+        found = _dummies_like.get(factor)
+    if found is not None:
+        return found
+    scheme, params = factor
+    secret = base64.b64encode(os.urandom(24)).decode()
+    if scheme in ("ARGON2ID", "ARGON2I"):
+        import argon2
+
+        time_cost, memory_cost, parallelism, hash_len, salt_len = params
+        hasher = argon2.PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism,
+            hash_len=hash_len, salt_len=salt_len,
+            type=argon2.Type.ID if scheme == "ARGON2ID" else argon2.Type.I,
+        )
+        made = f"{{{scheme}}}" + hasher.hash(secret)
+    else:
+        made = hash_password(secret, scheme, rounds=params[0])
+    with _dummy_lock:
+        if len(_dummies_like) >= _DUMMIES_LIKE_MAX:
+            _dummies_like.pop(next(iter(_dummies_like)))
+        _dummies_like[factor] = made
+    return made
+
+
 def scheme_of(stored: str) -> str | None:
     """The canonical scheme of C{stored}, or C{None} if unknown."""
     try:

@@ -5,8 +5,12 @@ Slowing down password guessing, and logging failures for fail2ban.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from twisted.internet.defer import DeferredLock
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 _log = Logger(namespace="twisted_mailhub.auth")
@@ -20,6 +24,13 @@ class FailureThrottle:
     each further failure, capped at C{max_delay}.  A success clears the
     address.  An address's record is forgotten C{forget_after} seconds after
     its last failure, so the table does not grow without bound.
+
+    Protocols run each attempt inside L{attempt}, which takes the attempts
+    of one address one at a time, in arrival order, each after the delay
+    its predecessors' failures earned.  Thirty attempts sent at once are so
+    answered as slowly as thirty sent one after another, and an address
+    never has more than one password check running: a flood from one
+    address cannot crowd out the logins from other addresses.
     """
 
     def __init__(
@@ -35,6 +46,9 @@ class FailureThrottle:
         self.forget_after = forget_after
         self._failures: dict[str, tuple[int, float]] = {}
         self._next_sweep = clock.seconds() + forget_after
+        # One lock per address with an attempt running or waiting; dropped
+        # when the last one is done.
+        self._turns: dict[str, DeferredLock] = {}
 
     def _count(self, address: str) -> int:
         entry = self._failures.get(address)
@@ -62,6 +76,38 @@ class FailureThrottle:
             return 0.0
         # Cap the exponent too, so a long streak cannot overflow the float.
         return min(self.base_delay * 2.0 ** min(count - 1, 64), self.max_delay)
+
+    @asynccontextmanager
+    async def attempt(self, address: str) -> AsyncIterator[None]:
+        """
+        Wait for the turn of one authentication attempt from C{address}:
+        until the attempts from there that came before are done, then
+        L{delay_for} the address.  The body checks the credentials and calls
+        L{record_failure} or L{record_success}; the next attempt from the
+        address starts when it exits.  Cancelling the wait gives up the place.
+        """
+        turn = self._turns.get(address)
+        if turn is None:
+            turn = self._turns[address] = DeferredLock()
+        try:
+            await turn.acquire()
+            try:
+                delay = self.delay_for(address)
+                if delay > 0:
+                    await deferLater(self.clock, delay, lambda: None)
+                yield
+            finally:
+                turn.release()
+        finally:
+            if not turn.locked and not turn.waiting and self._turns.get(address) is turn:
+                del self._turns[address]
+
+    def pending(self, address: str) -> int:
+        """Attempts from C{address} running or waiting in L{attempt}."""
+        turn = self._turns.get(address)
+        if turn is None:
+            return 0
+        return int(turn.locked) + len(turn.waiting)
 
     def record_failure(self, address: str) -> None:
         """Count a failed attempt from C{address}."""

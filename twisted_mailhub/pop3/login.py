@@ -4,19 +4,23 @@ and STLS (RFC 2595 section 4).
 
 The plaintext policy is IMAP's: USER/PASS and the SASL mechanisms that send
 the password as is are refused on an unprotected connection unless the
-policy allows it.  Failures are delayed by the shared throttle and logged
-in the fail2ban-friendly form of L{log_auth_failure}.
+policy allows it.  Each attempt runs inside the shared failure throttle's
+turn for the client's address (L{FailureThrottle.attempt}: one at a time per
+address, delayed after failures), and failures are logged in the
+fail2ban-friendly form of L{log_auth_failure}.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.task import deferLater
 
+from twisted_mailhub.connection import ClientGone
 from twisted_mailhub.interfaces import IMailStore
 from twisted_mailhub.pop3 import wire
 from twisted_mailhub.pop3.session import POP3Session, Reply
@@ -52,14 +56,14 @@ async def pass_(session: POP3Session, command: wire.Command) -> None:
     username, session.pending_user = session.pending_user, None
     if username is None:
         raise Reply("USER first", bad=True)
-    await _throttle(session)
-    try:
-        _, avatar, logout = await session.portal.login(
-            UsernamePassword(username.encode("utf-8"), command.rest.encode("utf-8")),
-            None, IMailStore)
-    except UnauthorizedLogin:
-        _failed(session, username, "USER")
-    _succeeded(session)
+    async with _attempt(session):
+        try:
+            _, avatar, logout = await session.portal.login(
+                UsernamePassword(username.encode("utf-8"), command.rest.encode("utf-8")),
+                None, IMailStore)
+        except UnauthorizedLogin:
+            _failed(session, username, "USER")
+        _succeeded(session)
     await session.enter_transaction(username, avatar, logout)
 
 
@@ -100,18 +104,18 @@ async def auth(session: POP3Session, command: wire.Command) -> None:
             raise SASLCancelled()
         return _decode(line.decode("ascii", "replace"))
 
-    await _throttle(session)
-    try:
-        avatar_id, avatar, logout = await run_sasl(
-            mechanism, initial, session.portal, send_challenge, receive_response, IMailStore,
-            allow_plaintext=session.plaintext_allowed)
-    except SASLCancelled:
-        raise Reply("Authentication cancelled")
-    except (SASLFailure, UnauthorizedLogin):
-        _failed(session, "", mechanism)
+    async with _attempt(session):
+        try:
+            avatar_id, avatar, logout = await run_sasl(
+                mechanism, initial, session.portal, send_challenge, receive_response,
+                IMailStore, allow_plaintext=session.plaintext_allowed)
+        except SASLCancelled:
+            raise Reply("Authentication cancelled")
+        except (SASLFailure, UnauthorizedLogin):
+            _failed(session, "", mechanism)
+        _succeeded(session)
     if isinstance(avatar_id, bytes):
         avatar_id = avatar_id.decode("utf-8", "replace")
-    _succeeded(session)
     await session.enter_transaction(str(avatar_id), avatar, logout)
 
 
@@ -123,12 +127,16 @@ def _decode(text: str) -> bytes:
         raise Reply("Invalid base64 data", bad=True)
 
 
-async def _throttle(session: POP3Session) -> None:
+@asynccontextmanager
+async def _attempt(session: POP3Session) -> AsyncIterator[None]:
     if session.throttle is None:
+        yield
         return
-    delay = session.throttle.delay_for(session.io.peer_host)
-    if delay > 0:
-        await deferLater(session.factory.clock, delay, lambda: None)
+    async with session.throttle.attempt(session.io.peer_host):
+        # A client that left while waiting for its turn costs no check.
+        if session.io.closed:
+            raise ClientGone()
+        yield
 
 
 def _failed(session: POP3Session, username: str, mechanism: str):

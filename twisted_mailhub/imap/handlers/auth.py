@@ -1,14 +1,22 @@
-"""STARTTLS, LOGIN and AUTHENTICATE (RFC 3501 6.2, RFC 9051 6.2, RFC 4959)."""
+"""
+STARTTLS, LOGIN and AUTHENTICATE (RFC 3501 6.2, RFC 9051 6.2, RFC 4959).
+
+Each login attempt runs inside the failure throttle's turn for the client's
+address (L{FailureThrottle.attempt}): attempts from one address are checked
+one at a time, each after the delay earned by the failures before it.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.task import deferLater
 
+from twisted_mailhub.connection import ClientGone
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap.session import SILENT, CommandFailed, Session
@@ -38,14 +46,14 @@ async def login(session: Session, cmd: C.Login):
     if not session.plaintext_allowed:
         raise CommandFailed("Use STARTTLS or a TLS port before logging in", "PRIVACYREQUIRED")
     username = cmd.username.decode("utf-8", "replace")
-    await _throttle(session)
-    try:
-        iface, avatar, logout = await session.portal.login(
-            UsernamePassword(cmd.username, cmd.password), None, IMailStore)
-    except UnauthorizedLogin:
-        await _failed(session, username, "LOGIN")
+    async with _attempt(session):
+        try:
+            iface, avatar, logout = await session.portal.login(
+                UsernamePassword(cmd.username, cmd.password), None, IMailStore)
+        except UnauthorizedLogin:
+            await _failed(session, username, "LOGIN")
+        _succeeded(session)
     session.authenticated(username, avatar, logout)
-    _succeeded(session)
     return ("LOGIN completed", responses.capability_code(session.capabilities()))
 
 
@@ -72,29 +80,34 @@ async def authenticate(session: Session, cmd: C.Authenticate):
         except (binascii.Error, ValueError):
             raise CommandFailed("Invalid base64 in authentication response", condition="BAD")
 
-    await _throttle(session)
-    try:
-        avatar_id, avatar, logout = await run_sasl(
-            mechanism, cmd.initial, session.portal, send_challenge, receive_response, IMailStore)
-    except SASLCancelled:
-        raise CommandFailed("Authentication cancelled", condition="BAD")
-    except SASLFailure as e:
-        await _failed(session, getattr(e, "username", None) or "", mechanism)
-    except UnauthorizedLogin:
-        await _failed(session, "", mechanism)
+    async with _attempt(session):
+        try:
+            avatar_id, avatar, logout = await run_sasl(
+                mechanism, cmd.initial, session.portal, send_challenge, receive_response,
+                IMailStore)
+        except SASLCancelled:
+            raise CommandFailed("Authentication cancelled", condition="BAD")
+        except SASLFailure as e:
+            await _failed(session, getattr(e, "username", None) or "", mechanism)
+        except UnauthorizedLogin:
+            await _failed(session, "", mechanism)
+        _succeeded(session)
     if isinstance(avatar_id, bytes):
         avatar_id = avatar_id.decode("utf-8", "replace")
     session.authenticated(avatar_id, avatar, logout)
-    _succeeded(session)
     return ("AUTHENTICATE completed", responses.capability_code(session.capabilities()))
 
 
-async def _throttle(session: Session) -> None:
+@asynccontextmanager
+async def _attempt(session: Session) -> AsyncIterator[None]:
     if session.throttle is None:
+        yield
         return
-    delay = session.throttle.delay_for(session.io.peer_host)
-    if delay > 0:
-        await deferLater(session.clock, delay, lambda: None)
+    async with session.throttle.attempt(session.io.peer_host):
+        # A client that left while waiting for its turn costs no check.
+        if session.io.closed:
+            raise ClientGone()
+        yield
 
 
 async def _failed(session: Session, username: str, mechanism: str):
