@@ -70,6 +70,37 @@ def test_policy_options():
     assert policy.max_literal_size == 65536
 
 
+def test_timeout_and_keepalive_options():
+    policy = parse("--idle-timeout", "45m", "--autologout", "1h", "--no-keepalive").policy()
+    assert policy.idle_command_timeout == 45 * 60
+    assert policy.idle_timeout == 3600
+    assert policy.tcp_keepalive is False
+    defaults = parse().policy()
+    assert defaults.idle_command_timeout == defaults.idle_timeout == 30 * 60
+    assert defaults.tcp_keepalive is True
+
+
+def test_timeouts_in_the_config_file(tmp_path):
+    config = write_config(tmp_path, 'idle-timeout = 1800\nautologout = "2h"\nkeepalive = false\n')
+    policy = parse("--config", config).policy()
+    assert (policy.idle_command_timeout, policy.idle_timeout) == (1800, 7200)
+    assert policy.tcp_keepalive is False
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--idle-timeout", "28m"], "--idle-timeout: 1680 seconds is too short; the least allowed is 29 minutes"),
+        (["--autologout", "1740"], "--autologout: .*least allowed is 30 minutes"),
+        (["--idle-timeout", "soon"], "--idle-timeout: not a duration"),
+        (["--autologout", "0"], "--autologout: duration must be positive"),
+    ],
+)
+def test_timeout_usage_errors(args, message):
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*args)
+
+
 @pytest.mark.parametrize(
     "text, size",
     [("8192", 8192), ("512K", 512 * 1024), ("64M", 64 * 2**20), ("1GiB", 2**30), (10, 10)],

@@ -46,7 +46,15 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "tls-key": str,
     "allow-plaintext": bool,
     "max-literal": (int, str),
+    "idle-timeout": (int, str),
+    "autologout": (int, str),
+    "keepalive": bool,
 }
+
+#: The least values RFC 2177 (IDLE) and RFC 9051 section 5.4 (autologout
+#: once logged in) allow, in seconds.
+MIN_IDLE_TIMEOUT = 29 * 60
+MIN_AUTOLOGOUT = 30 * 60
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
@@ -68,6 +76,27 @@ def parse_size(text: str | int) -> int:
     if size <= 0:
         raise ValueError(f"size must be positive, not {text!r}")
     return size
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str | int) -> int:
+    """
+    Parse a number of seconds such as C{"1800"}, C{"30m"} or C{"1h"}.
+    Raises C{ValueError} for anything else.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        seconds = text
+    else:
+        match = _DURATION.match(str(text))
+        if match is None:
+            raise ValueError(f"not a duration: {text!r} (use seconds, or e.g. 30m or 1h)")
+        seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, not {text!r}")
+    return seconds
 
 
 def parse_user(text: str) -> tuple[str, str]:
@@ -102,6 +131,9 @@ class MailhubSettings:
     tls_key: str | None = None
     allow_plaintext: bool = False
     max_literal: int | None = None
+    idle_timeout: int | None = None
+    autologout: int | None = None
+    keepalive: bool = True
 
     @property
     def tls_enabled(self) -> bool:
@@ -115,6 +147,12 @@ class MailhubSettings:
             changes["allow_plaintext_auth"] = True
         if self.max_literal is not None:
             changes["max_literal_size"] = self.max_literal
+        if self.idle_timeout is not None:
+            changes["idle_command_timeout"] = float(self.idle_timeout)
+        if self.autologout is not None:
+            changes["idle_timeout"] = float(self.autologout)
+        if not self.keepalive:
+            changes["tcp_keepalive"] = False
         return replace(base, **changes) if changes else base
 
 
@@ -187,6 +225,12 @@ class MailhubOptions(usage.Options):
             "Accept passwords over unencrypted connections from any address "
             "(by default only loopback connections may log in without TLS).",
         ],
+        [
+            "no-keepalive",
+            None,
+            "Do not set TCP keepalive (SO_KEEPALIVE) on client connections; by default "
+            "it is set, so that connections of vanished clients are eventually closed.",
+        ],
     ]
     optParameters = [
         [
@@ -211,6 +255,20 @@ class MailhubOptions(usage.Options):
             "Largest literal (e.g. an APPENDed message) a logged-in client may "
             f"send, in bytes or with a K/M/G suffix.  [default: "
             f"{ServerPolicy().max_literal_size // 2**20}M]",
+        ],
+        [
+            "idle-timeout",
+            None,
+            None,
+            "Log out an IMAP client that stays in IDLE this long without a word, in "
+            "seconds or with an m/h suffix; at least 29m (RFC 2177).  [default: 30m]",
+        ],
+        [
+            "autologout",
+            None,
+            None,
+            "Log out a logged-in client silent this long outside IDLE, in seconds or "
+            "with an m/h suffix; at least 30m (RFC 9051 section 5.4).  [default: 30m]",
         ],
         [
             "config",
@@ -259,7 +317,8 @@ class MailhubOptions(usage.Options):
         merged: dict[str, Any] = {}
         if self["config"]:
             merged.update(load_config_file(self["config"]))
-        for key in ("store", "passwd", "tls-cert", "tls-key", "max-literal"):
+        for key in ("store", "passwd", "tls-cert", "tls-key", "max-literal", "idle-timeout",
+                    "autologout"):
             if self[key] is not None:
                 merged[key] = self[key]
         for key in (*LISTENER_KEYS, "user"):
@@ -269,6 +328,8 @@ class MailhubOptions(usage.Options):
             merged["allow-plaintext"] = True
         if self["pop3-retr-seen"]:
             merged["pop3-retr-seen"] = True
+        if self["no-keepalive"]:
+            merged["keepalive"] = False
         self.settings = settings_from_mapping(merged)
 
 
@@ -316,6 +377,20 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         except ValueError as e:
             raise usage.UsageError(f"--max-literal: {e}")
 
+    timeouts: dict[str, int | None] = {}
+    for name, least in (("idle-timeout", MIN_IDLE_TIMEOUT), ("autologout", MIN_AUTOLOGOUT)):
+        value = values.get(name)
+        if value is not None:
+            try:
+                value = parse_duration(value)
+            except ValueError as e:
+                raise usage.UsageError(f"--{name}: {e}")
+            if value < least:
+                raise usage.UsageError(
+                    f"--{name}: {value} seconds is too short; the least allowed is "
+                    f"{least // 60} minutes")
+        timeouts[name] = value
+
     for option, endpoints in (("--imap", imap), ("--imaps", imaps), ("--pop3", pop3),
                               ("--pop3s", pop3s)):
         for description in endpoints:
@@ -334,6 +409,9 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         tls_key=key,
         allow_plaintext=bool(values.get("allow-plaintext", False)),
         max_literal=max_literal,
+        idle_timeout=timeouts["idle-timeout"],
+        autologout=timeouts["autologout"],
+        keepalive=bool(values.get("keepalive", True)),
     )
 
 

@@ -100,13 +100,23 @@ class ServerConnection(Protocol, TimeoutMixin):
         self._registered = True
         # Responses are written whole per reactor turn; do not let Nagle's
         # algorithm hold the last line back waiting for an ACK.
-        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
+        self._set_tcp_option("setTcpNoDelay", True)
+        # A client that vanished without a FIN (suspended laptop, dropped
+        # NAT mapping) is found dead by the kernel's keepalive probes, and
+        # its connection slots are given back.
+        if factory.policy.tcp_keepalive:
+            self._set_tcp_option("setTcpKeepAlive", True)
+        return factory.connection_opened(self)
+
+    def _set_tcp_option(self, name: str, value: bool) -> None:
+        # TCP transports only (TLS wrappers pass the call through); a UNIX
+        # socket has neither option.
+        setter = getattr(self.transport, name, None)
+        if setter is not None:
             try:
-                set_no_delay(True)
+                setter(value)
             except OSError:
                 pass
-        return factory.connection_opened(self)
 
     def teardown_connection(self) -> None:
         """Forget this connection and fail whatever waited on the client."""

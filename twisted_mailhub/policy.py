@@ -21,9 +21,18 @@ class ServerPolicy:
     max_literal_size: int = 64 * 2**20
     max_literal_size_unauthenticated: int = 8192
     allow_plaintext_auth: bool | str = "loopback"
+    # The autologout timers (RFC 9051 section 5.4): seconds a connection may
+    # stay silent before logging in, and once logged in (at least 30
+    # minutes there).
     login_timeout: float = 60.0
-    # RFC 9051 section 5.4: an autologout timer of at least 30 minutes.
     idle_timeout: float = 30 * 60.0
+    # RFC 2177: how long a client may stay in IMAP IDLE without a word
+    # before it is logged out; the server must allow at least 29 minutes
+    # (None: no limit).
+    idle_command_timeout: float | None = 30 * 60.0
+    # SO_KEEPALIVE on accepted TCP connections, so that the connections of
+    # clients that vanished (a laptop closed while idling) are found dead.
+    tcp_keepalive: bool = True
     max_bad_commands: int = 20
     max_connections_per_address: int = 50
     max_connections_per_user: int = 50

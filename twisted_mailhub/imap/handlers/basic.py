@@ -58,9 +58,14 @@ async def check(session: Session, cmd: C.Check):
 
 
 async def idle(session: Session, cmd: C.Idle):
-    """RFC 2177: push updates at once until the client says DONE."""
+    """
+    RFC 2177: push updates at once until the client says DONE.  A client
+    silent for longer than the policy's IDLE timeout (at least 29 minutes,
+    as RFC 2177 requires) gets the autologout: BYE, then the connection
+    closes.
+    """
     session.io.write(responses.continuation("idling"))
-    session.io.set_timeout(None)
+    session.io.set_timeout(session.policy.idle_command_timeout)
     selected = session.selected
     pushing = []
 
