@@ -360,3 +360,113 @@ def test_listening_addresses_are_described():
     assert describe_address(IPv4Address("TCP", "127.0.0.1", 1143)) == "127.0.0.1:1143"
     assert describe_address(IPv6Address("TCP", "::1", 993)) == "[::1]:993"
     assert describe_address(UNIXAddress(b"/run/mailhub.sock")) == "/run/mailhub.sock"
+
+
+# The start-up check of the store, with a real twistd
+
+
+def _run_twistd_expecting_failure(tmp_path, store: str):
+    import subprocess
+
+    from test_plugin import DEADLINE, subprocess_env, twistd_command
+
+    return subprocess.run(
+        twistd_command("--pidfile=", "--logfile=twistd.log", "-n", "mailhub", "--store", store,
+                       "--imap", "tcp:0:interface=127.0.0.1", "--user", "a:b"),
+        cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True,
+        timeout=DEADLINE,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_twistd_fails_at_start_when_the_database_is_unreachable(tmp_path):
+    port = _free_port()
+    result = _run_twistd_expecting_failure(
+        tmp_path, f"postgresql://mailhub:secret@127.0.0.1:{port}/mailhub")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"mailhub: the mail store postgresql://mailhub:***@127.0.0.1:{port}"
+                               "/mailhub is unusable: ")
+    assert "secret" not in result.stderr
+    assert "Connection refused" in lines[0]
+    assert "is unusable" in (tmp_path / "twistd.log").read_text()
+
+
+def test_twistd_fails_at_start_on_a_newer_schema(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from twisted_mailhub.backends.sql.migrate import SCHEMA_VERSION, prepare
+
+    path = tmp_path / "mail.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        prepare(conn)
+        conn.execute(text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
+    engine.dispose()
+    result = _run_twistd_expecting_failure(tmp_path, f"sqlite:{path}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"mailhub: the mail store sqlite:{path} is unusable: The mail store has "
+                     f"schema version {SCHEMA_VERSION + 1}, newer than the version "
+                     f"{SCHEMA_VERSION} this twisted_mailhub understands; upgrade "
+                     "twisted_mailhub (or restore a backup made before the upgrade)."]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+class _UnreadyBackend(FakeBackend):
+    def __init__(self, ready) -> None:
+        super().__init__()
+        self._ready = ready
+
+    def ready(self):
+        return self._ready
+
+
+def test_embedded_service_raises_when_the_store_is_known_unusable():
+    from twisted.internet import defer
+
+    from twisted_mailhub.backends.sql.migrate import SchemaTooNew
+    from twisted_mailhub.service import StoreUnusable, make_service
+
+    reactor = MemoryReactorClock()
+    backend = _UnreadyBackend(defer.fail(SchemaTooNew("schema version 9 is too new")))
+    server = make_service(parse("--store", "memory:", "--user", "a:b", "--imap", "tcp:1143"),
+                          reactor=reactor, backend=backend)
+    with pytest.raises(StoreUnusable, match="memory: is unusable: schema version 9 is too new"):
+        server.startService()
+    assert reactor.tcpServers == []
+
+
+def test_embedded_service_listens_once_the_store_is_ready():
+    from twisted.internet import defer
+
+    from twisted_mailhub.service import StoreUnusable, make_service
+
+    reactor = MemoryReactorClock()
+    ready, failing = defer.Deferred(), defer.Deferred()
+    server = make_service(parse("--store", "memory:", "--user", "a:b", "--imap", "tcp:1143"),
+                          reactor=reactor, backend=_UnreadyBackend(ready))
+    server.startService()
+    assert reactor.tcpServers == []
+    ready.callback(None)
+    assert [port for port, *_ in reactor.tcpServers] == [1143]
+    assert server.started.called
+
+    other = make_service(parse("--store", "memory:", "--user", "a:b", "--imap", "tcp:1144"),
+                         reactor=reactor, backend=_UnreadyBackend(failing))
+    other.startService()
+    failing.errback(ConnectionRefusedError("refused"))
+    errors = []
+    other.started.addErrback(errors.append)
+    assert errors[0].check(StoreUnusable)
+    assert [port for port, *_ in reactor.tcpServers] == [1143]
+    server.stopService()
+    other.stopService()

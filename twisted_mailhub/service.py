@@ -14,12 +14,13 @@ import re
 from typing import Any, Callable
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_mailhub.backends.registry import open_backend
@@ -83,13 +84,88 @@ class MailhubService(MultiService):
     listeners, then closes the backend.
     """
 
-    def __init__(self, backend: IBackend, portal: Portal) -> None:
+    def __init__(self, backend: IBackend, portal: Portal, *, store: str = "",
+                 exit_if_unusable: bool = False) -> None:
         super().__init__()
         self.backend = backend
         self.portal = portal
         self.ports: list[tuple[str, IListeningPort]] = []
         # Protocol factories whose clients get a BYE when the server stops.
         self.factories: list[Any] = []
+        self.store = store
+        self.exit_if_unusable = exit_if_unusable
+        #: Fires once the store proved usable and the listeners started; fails
+        #: with L{StoreUnusable} otherwise.  Set by L{startService}.
+        self.started: defer.Deferred | None = None
+        self._listening = False
+
+    def startService(self) -> None:
+        """
+        Check the store (a backend's C{ready()}, when it has one: the database
+        is reachable and its schema one this code understands), then start
+        the listeners, so an unusable store shows at start-up rather than at
+        the first login.  A store whose answer is already known is checked
+        synchronously, and L{StoreUnusable} (or a listener's error) raised.
+        """
+        Service.startService(self)
+        check = getattr(self.backend, "ready", None)
+        outcome: list[Any] = []
+        ready = _as_deferred(check()) if check is not None else defer.succeed(None)
+        ready.addBoth(outcome.append)
+        if outcome:
+            if isinstance(outcome[0], Failure):
+                self._unusable(outcome[0])
+            self._start_listeners()
+            self.started = defer.succeed(None)
+            return
+        ready.addCallback(lambda _: self._checked_later(outcome[-1]))
+        self.started = ready.addErrback(self._failed_later)
+
+    def privilegedStartService(self) -> None:
+        """
+        twistd binds the ports here, before dropping privileges (ports below
+        1024); the store is checked in L{startService}, which follows.
+        """
+        super().privilegedStartService()
+        self._listening = True
+
+    def _checked_later(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            self._unusable(result)
+        self._start_listeners()
+
+    def _failed_later(self, failure: Failure) -> Failure:
+        if self.exit_if_unusable:
+            message = str(failure.value)
+            if not failure.check(StoreUnusable):
+                message = f"mailhub: cannot start: {message}"
+                log.failure("Cannot start", failure)
+            _exit_with_error(message)
+        return failure
+
+    def _unusable(self, failure: Failure) -> None:
+        reason = _first_line(failure.value)
+        cause = failure.value.__cause__ or failure.value.__context__
+        if cause is not None and _first_line(cause) not in reason:
+            # The store's own error says why (connection refused, ...).
+            reason += f" ({_first_line(cause)})"
+        store = f" {hide_password(self.store)}" if self.store else ""
+        message = f"mailhub: the mail store{store} is unusable: {reason}"
+        log.critical(message)
+        if self.exit_if_unusable and not self._reactor_running():
+            raise SystemExit(message)
+        raise StoreUnusable(message)
+
+    def _start_listeners(self) -> None:
+        self._listening = True
+        for child in self:
+            child.startService()
+
+    @staticmethod
+    def _reactor_running() -> bool:
+        from twisted.internet import reactor
+
+        return bool(getattr(reactor, "running", False))
 
     def listen(self, description: str, factory: Any, label: str, reactor: Any = None) -> None:
         """
@@ -107,7 +183,10 @@ class MailhubService(MultiService):
 
     def stopService(self) -> defer.Deferred:
         """Stop every listener, then close the backend."""
-        d = defer.maybeDeferred(super().stopService)
+        if self._listening:
+            d = defer.maybeDeferred(super().stopService)
+        else:
+            d = defer.maybeDeferred(Service.stopService, self)
         for factory in self.factories:
             factory.disconnect_all("Server shutting down")
 
@@ -120,6 +199,41 @@ class MailhubService(MultiService):
 
         d.addBoth(close)
         return d
+
+
+class StoreUnusable(Exception):
+    """The mail store cannot be used (unreachable, or a schema too new)."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _exit_with_error(message: str) -> None:
+    """
+    For twistd, once the reactor runs: print C{message} as the one line on
+    standard error, stop, and make the process exit with status 1.
+    """
+    import atexit
+    import os
+    import sys
+
+    from twisted.internet import reactor
+
+    print(message, file=sys.__stderr__, flush=True)
+
+    def exit_status() -> None:
+        # twistd has removed its pid file and closed its log by now, and
+        # has no exit status of its own to give.
+        for stream in (sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+        os._exit(1)
+
+    atexit.register(exit_status)
+    if reactor.running:
+        reactor.stop()
 
 
 def hide_password(url: str) -> str:
@@ -176,7 +290,10 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
         # Other processes may share the store: announce their changes too.
         backend.watch_changes()
     portal = make_portal(backend, settings)
-    server = MailhubService(backend, portal)
+    # As a twistd plugin (given MailhubOptions), an unusable store ends the
+    # process with a one-line message; embedders get StoreUnusable.
+    server = MailhubService(backend, portal, store=settings.store,
+                            exit_if_unusable=isinstance(options, MailhubOptions))
 
     tls_options = None
     if settings.tls_enabled:
