@@ -5,9 +5,13 @@ Writers and readers of one mbox file take, in this order:
 
   1. a lock inside this process (POSIX record locks do not exclude the
      threads of one process);
-  2. the dotlock C{<file>.lock}, created with C{O_EXCL}; one older than
-     C{stale_after} seconds is left over from a crashed program and is
-     removed (procmail and Postfix do the same);
+  2. the dotlock C{<file>.lock}, created with C{O_EXCL}, holding our
+     process id and host name (``<pid>\\n<host>\\n``).  A dotlock left over
+     from a program that crashed is broken at once when it names this host
+     and a process that no longer exists (or a zombie); any dotlock older
+     than C{stale_after} seconds is broken too (procmail and Postfix do the
+     same), which is all that can be done for one naming no process (some
+     programs leave it empty) or another host on a shared spool;
   3. an exclusive C{fcntl} record lock on the file itself.
 
 Every wait is bounded: after C{timeout} seconds L{LockTimeout} is raised.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -128,7 +133,7 @@ def _dotlock(path: str, deadline: float, stale_after: float, waiter: _Waiter) ->
         except FileNotFoundError:
             raise MailboxNotFound(f"Mailbox does not exist: {os.path.basename(path)}")
         try:
-            os.write(fd, b"%d\n" % os.getpid())
+            os.write(fd, lock_contents())
         finally:
             os.close(fd)
         break
@@ -141,17 +146,118 @@ def _dotlock(path: str, deadline: float, stale_after: float, waiter: _Waiter) ->
             pass
 
 
-def _remove_if_stale(name: str, stale_after: float) -> bool:
+def lock_contents(pid: int | None = None, host: str | None = None) -> bytes:
+    """What a dotlock of ours holds: the process id, then the host name."""
+    pid = os.getpid() if pid is None else pid
+    host = socket.gethostname() if host is None else host
+    return b"%d\n%s\n" % (pid, host.encode("utf-8", "replace"))
+
+
+def parse_lock(data: bytes) -> tuple[int | None, str | None]:
+    """
+    The process id and host name a dotlock names, either as ours (pid and
+    host on two lines), as ``pid:host`` on one line, or a bare pid; C{None}
+    for what is missing or unreadable (an empty lock, a binary pid).
+    """
+    lines = data.decode("utf-8", "replace").split("\n")
+    first = lines[0].strip()
+    host: str | None = None
+    if ":" in first:
+        first, _, host = first.partition(":")
+    elif len(lines) > 1 and lines[1].strip():
+        host = lines[1].strip()
+    pid = int(first) if first.isdigit() and 0 < int(first) < 2**31 else None
+    return pid, (host.strip() or None) if host is not None else None
+
+
+def process_gone(pid: int) -> bool:
+    """
+    True if no process C{pid} runs on this host: C{kill(pid, 0)} says ESRCH,
+    or it is a zombie, dead but not yet reaped by its parent.  A process of
+    another user (EPERM) is alive.
+    """
+    if pid <= 0:
+        return False  # 0 and negative numbers name process groups, not a process
     try:
-        age = time.time() - os.stat(name).st_mtime
-    except FileNotFoundError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return True
-    if age <= stale_after:
+    except PermissionError:
         return False
     try:
-        os.unlink(name)
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": comm may hold spaces and parentheses.
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
+
+
+def _lock_is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
+    pid, host = parse_lock(data)
+    if pid is not None and host == socket.gethostname():
+        # Our own pid is a process before us that had it (pids repeat, in a
+        # container at every start): this process takes its dotlocks under
+        # the process lock of the file, which the caller holds.
+        if pid == os.getpid() or process_gone(pid):
+            return True
+    # A live owner, or none to ask (an empty lock, another host on a shared
+    # spool): the age rule.  It also ends a lock whose pid was reused.
+    return time.time() - mtime > stale_after
+
+
+def _remove_if_stale(name: str, stale_after: float) -> bool:
+    """
+    Break the dotlock C{name} if it is stale; True if the caller should try
+    to take it again (broken, or gone meanwhile).
+
+    Another program may break the same lock at the same moment and a third
+    take a fresh one: the lock judged stale is moved aside by C{rename},
+    which is atomic, and removed only if what was moved is the very file
+    judged (same inode, same contents).  If the rename caught a fresh lock
+    instead, it is linked back where it was.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY)
     except FileNotFoundError:
-        pass
+        return True
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, 256)
+    finally:
+        os.close(fd)
+    if not _lock_is_stale(data, st.st_mtime, stale_after):
+        return False
+    # A dot name in the same directory: the backend's own, never a mailbox.
+    aside = os.path.join(os.path.dirname(name), ".%s.broken.%d.%d" % (
+        os.path.basename(name), os.getpid(), threading.get_ident()))
+    try:
+        os.rename(name, aside)
+    except FileNotFoundError:
+        return True  # someone else broke it first
+    try:
+        try:
+            moved_fd = os.open(aside, os.O_RDONLY)
+        except FileNotFoundError:
+            return True
+        try:
+            moved = os.fstat(moved_fd)
+            moved_data = os.read(moved_fd, 256)
+        finally:
+            os.close(moved_fd)
+        same = (moved.st_ino, moved.st_dev, moved.st_mtime_ns, moved_data) == (
+            st.st_ino, st.st_dev, st.st_mtime_ns, data)
+        if not same:
+            # A fresh lock taken after the stale one was broken by another:
+            # put it back (unless yet another lock already took the name).
+            try:
+                os.link(aside, name)
+            except FileExistsError:
+                pass
+    finally:
+        try:
+            os.unlink(aside)
+        except FileNotFoundError:
+            pass
     return True
 
 
