@@ -78,3 +78,68 @@ class MbsyncTests(IMAPServerTestCase):
         uploaded = await (await work.open_message(uids[1])).read()
         self.assertIn(b"\r\nSubject: from laptop\r\n", uploaded)
         self.assertTrue(uploaded.endswith(b"\r\n\r\nHello.\r\n"))
+
+
+class MbsyncTLSTests(IMAPServerTestCase):
+    """
+    mbsync over STARTTLS and over implicit TLS, checking the certificate:
+    a finished sync ends by itself (the server closes TLS after LOGOUT).
+    """
+
+    if not MBSYNC:
+        skip = "mbsync is needed (the CI script installs isync)"
+
+    def tls_options(self):
+        from twisted_mailhub.auth.tls import generate_self_signed, make_tls_options
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        self.cert = os.path.join(directory, "cert.pem")
+        key = os.path.join(directory, "key.pem")
+        generate_self_signed(self.cert, key, hostnames=("localhost", "127.0.0.1"))
+        return make_tls_options(self.cert, key)
+
+    async def setUp(self) -> None:
+        await super().setUp()
+        from twisted.internet import reactor
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        wrapped = TLSMemoryBIOFactory(self.factory.tls_options, False, self.factory)
+        self.tls_port = reactor.listenTCP(0, wrapped, interface="127.0.0.1")
+        self.addCleanup(self.tls_port.stopListening)
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([AppendRequest(simple_message(f"secret {i}")) for i in range(2)])
+
+    def config(self, home: Path, port: int, tls_type: str) -> Path:
+        rc = home / "mbsyncrc"
+        rc.write_text(
+            f"IMAPAccount hub\nHost 127.0.0.1\nPort {port}\nUser alice\n"
+            f"Pass wonderland\nSSLType {tls_type}\nCertificateFile {self.cert}\n"
+            "AuthMechs LOGIN\n\n"
+            "IMAPStore remote\nAccount hub\n\n"
+            f"MaildirStore local\nPath {home}/Mail/\nInbox {home}/Mail/INBOX\n\n"
+            "Channel hub\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\n"
+            "SyncState *\n"
+        )
+        return rc
+
+    async def sync_over(self, port: int, tls_type: str) -> None:
+        home = Path(os.path.abspath(self.mktemp()))
+        (home / "Mail").mkdir(parents=True)
+        rc = self.config(home, port, tls_type)
+
+        def run():
+            # Bounded: before the fix mbsync waited for the server's close.
+            return subprocess.run([MBSYNC, "-c", str(rc), "hub"], capture_output=True,
+                                  text=True, env=dict(os.environ, HOME=str(home)), timeout=30)
+
+        result = await self.in_thread(run)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(len(list((home / "Mail" / "INBOX" / "new").iterdir())), 2)
+
+    async def test_sync_over_starttls_ends_by_itself(self) -> None:
+        await self.sync_over(self.port, "STARTTLS")
+
+    async def test_sync_over_imaps_ends_by_itself(self) -> None:
+        await self.sync_over(self.tls_port.getHost().port, "IMAPS")
