@@ -90,7 +90,8 @@ def test_timeouts_in_the_config_file(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--idle-timeout", "28m"], "--idle-timeout: 1680 seconds is too short; the least allowed is 29 minutes"),
+        (["--idle-timeout", "28m"],
+         "--idle-timeout: 1680 seconds is too short; the least allowed is 29 minutes"),
         (["--autologout", "1740"], "--autologout: .*least allowed is 30 minutes"),
         (["--idle-timeout", "soon"], "--idle-timeout: not a duration"),
         (["--autologout", "0"], "--autologout: duration must be positive"),

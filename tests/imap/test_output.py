@@ -7,7 +7,6 @@ unfinished one.
 from __future__ import annotations
 
 import imaplib
-import re
 
 import pytest
 
