@@ -140,3 +140,33 @@ def test_status_text_never_announces_a_literal() -> None:
     out = ResponseOutput()
     out.response(line)
     assert out.between_responses
+
+
+def _protocol():
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from twisted_mailhub.imap.protocol import IMAPServerFactory
+
+    protocol = IMAPServerFactory(None, clock=Clock()).buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    transport.clear()
+    return protocol, transport
+
+
+def test_goodbye_inside_a_small_literal_pads_it_first() -> None:
+    protocol, transport = _protocol()
+    protocol.write_part(b"* 1 FETCH (BODY[] {6}\r\nab")
+    protocol.goodbye("Server shutting down")
+    assert transport.value() == (b"* 1 FETCH (BODY[] {6}\r\nab    )\r\n"
+                                 b"* BYE Server shutting down\r\n")
+
+
+def test_goodbye_inside_a_large_literal_just_closes() -> None:
+    protocol, transport = _protocol()
+    protocol.write_part(b"* 1 FETCH (BODY[] {%d}\r\nab" % (64 * 2**20))
+    protocol.goodbye("Server shutting down")
+    protocol.close()
+    assert transport.value() == b"* 1 FETCH (BODY[] {67108864}\r\nab"
+    assert transport.disconnecting

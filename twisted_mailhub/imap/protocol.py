@@ -31,6 +31,9 @@ from twisted_mailhub.policy import ServerPolicy
 
 __all__ = ["IMAPServerFactory", "IMAPServerProtocol"]
 
+# The most padding written to finish an open literal before a goodbye.
+GOODBYE_PADDING_LIMIT = 2**20
+
 
 class IMAPServerProtocol(ServerConnection):
     """One IMAP connection: the L{SessionIO} of its L{Session}."""
@@ -76,6 +79,11 @@ class IMAPServerProtocol(ServerConnection):
         self.close()
 
     def goodbye(self, message: str) -> None:
+        if self.output.literal_remaining > GOODBYE_PADDING_LIMIT:
+            # Closing in the middle of a large literal (shutdown, autologout
+            # during a slow FETCH): megabytes of padding only to say BYE
+            # would delay the close; the client sees the stream end instead.
+            return
         self.write(responses.status(None, "BYE", message))
 
     # -- input -----------------------------------------------------------------
