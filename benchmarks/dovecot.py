@@ -169,14 +169,20 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _wait_listening(port: int, deadline: float) -> None:
+def _wait_listening(proc: subprocess.Popen, port: int, logfile: str, deadline: float) -> None:
+    """Wait until Dovecot accepts connections; raise with its log if it exits or hangs."""
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("Dovecot did not start listening")
+            if proc.poll() is not None or time.monotonic() > deadline:
+                try:
+                    with open(logfile, errors="replace") as f:
+                        tail = f.read()[-2000:]
+                except OSError:
+                    tail = ""
+                raise RuntimeError(f"Dovecot did not start listening:\n{tail}")
             time.sleep(0.05)
 
 
@@ -212,9 +218,11 @@ def running(n: int, seed: int, user: str, password: str, log: Callable[[str], No
                          account.pw_uid, account.pw_gid)
             open(os.path.join(folder, "maildirfolder"), "w").close()
         os.chown(os.path.join(root, "mail"), account.pw_uid, account.pw_gid)
-        proc = subprocess.Popen(["dovecot", "-F", "-c", config], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        _wait_listening(imap, time.monotonic() + 60)
+        logfile = os.path.join(root, "dovecot.log")
+        with open(logfile, "ab") as errors:
+            proc = subprocess.Popen(["dovecot", "-F", "-c", config], stdout=subprocess.DEVNULL,
+                                    stderr=errors)
+        _wait_listening(proc, imap, logfile, time.monotonic() + 60)
         master = proc.pid
 
         def session_pid() -> int:

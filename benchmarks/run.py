@@ -160,9 +160,14 @@ def _target(url: str, info: dict) -> Target:
                   session_pid=lambda: pid, total_memory=lambda: pss(pid))
 
 
-def measure_dovecot(n: int, args) -> dict[str, float]:
-    with dovecot.running(n, args.seed, USER, PASSWORD, log, args.idle) as target:
-        return Measurer(target, n, args.seed, args.idle, log).run()
+def measure_dovecot(n: int, args) -> dict[str, float] | None:
+    """Dovecot's figures at N, or C{None} (and the reason on stderr) if it could not run."""
+    try:
+        with dovecot.running(n, args.seed, USER, PASSWORD, log, args.idle) as target:
+            return Measurer(target, n, args.seed, args.idle, log).run()
+    except Exception as e:
+        log(f"Dovecot N={n}: not measured: {e}")
+        return None
 
 
 # -- the table -----------------------------------------------------------------------
@@ -265,7 +270,10 @@ def main(argv: list[str] | None = None) -> None:
         if version:
             started = time.perf_counter()
             theirs = measure_dovecot(n, args)
-            notes.append(f"Dovecot measured in {time.perf_counter() - started:.0f} s")
+            if theirs is None:
+                notes.append("Dovecot failed, see stderr")
+            else:
+                notes.append(f"Dovecot measured in {time.perf_counter() - started:.0f} s")
         print(f"\nN = {n:,} messages, {size / MB:,.0f} MB ({'; '.join(notes)})\n")
         print(table(n, stores, results, theirs), flush=True)
 

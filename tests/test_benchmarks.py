@@ -75,3 +75,42 @@ def test_numbers_are_printed_readably():
     assert number(986_000.4) == "986,000"
     assert number(42.31) == "42.3"
     assert number(0.8) == "0.80"
+
+
+def test_the_client_skips_literals_by_their_count():
+    """A literal holding what looks like the tagged reply does not end the reply early."""
+    import socket
+    import threading
+
+    from benchmarks.client import IMAPClient
+
+    body = b"b2 OK not the end\r\n* 9 FETCH (FLAGS ())\r\n"
+    reply = (b"* 1 FETCH (BODY[] {%d}\r\n%s)\r\n* 2 FETCH (FLAGS (\\Seen))\r\n"
+             b"b2 OK FETCH done\r\n" % (len(body), body))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.sendall(b"* OK ready\r\n")
+        conn.recv(100)  # b1 CAPABILITY
+        conn.sendall(b"* CAPABILITY IMAP4rev1 LITERAL+\r\nb1 OK\r\n")
+        conn.recv(100)  # b2 FETCH
+        conn.sendall(reply[:30])
+        conn.sendall(reply[30:])
+        conn.recv(100)
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        c = IMAPClient(*listener.getsockname())
+        assert c.command(b"CAPABILITY", keep=True).ok
+        result = c.command(b"FETCH 1:2 (BODY[] FLAGS)")
+        assert (result.text, result.fetches, result.literal_bytes) == (
+            b"FETCH done", 2, len(body))
+        c.stream.close()
+    finally:
+        thread.join(10)
+        listener.close()
