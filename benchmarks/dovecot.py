@@ -109,7 +109,7 @@ service imap {{
   process_limit = {limit}
 }}
 service anvil {{
-  client_limit = {limit * 3}
+  client_limit = {limit * 4}
 }}
 service auth {{
   client_limit = {limit * 3}
