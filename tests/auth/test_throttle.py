@@ -203,3 +203,25 @@ def test_an_error_in_an_attempt_passes_the_turn_on():
     failed.addErrback(lambda f: errors.append(f.check(ConnectionError)))
     admitted, [d] = _burst(throttle, clock, "a", 1)
     assert errors == [ConnectionError] and admitted == [(0, 0.0)] and d.called
+
+
+def test_attempts_from_an_address_that_failed_are_marked_suspect():
+    from twisted.internet.defer import ensureDeferred
+
+    from twisted_mailhub.auth.verifier import SUSPECT
+
+    clock = Clock()
+    throttle = FailureThrottle(clock)
+    marks = []
+
+    async def attempt(address):
+        async with throttle.attempt(address):
+            marks.append((address, SUSPECT.get()))
+            throttle.record_failure(address)
+
+    ensureDeferred(attempt("a"))
+    ensureDeferred(attempt("a"))
+    clock.advance(1)
+    ensureDeferred(attempt("b"))
+    assert marks == [("a", False), ("a", True), ("b", False)]
+    assert SUSPECT.get() is False

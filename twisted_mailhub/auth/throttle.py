@@ -13,6 +13,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from twisted_mailhub.auth.verifier import SUSPECT
+
 _log = Logger(namespace="twisted_mailhub.auth")
 
 
@@ -30,7 +32,9 @@ class FailureThrottle:
     its predecessors' failures earned.  Thirty attempts sent at once are so
     answered as slowly as thirty sent one after another, and an address
     never has more than one password check running: a flood from one
-    address cannot crowd out the logins from other addresses.
+    address cannot crowd out the logins from other addresses.  Attempts
+    from an address with recent failures are marked L{SUSPECT}, and the
+    password verifier serves them after all others.
     """
 
     def __init__(
@@ -95,7 +99,13 @@ class FailureThrottle:
                 delay = self.delay_for(address)
                 if delay > 0:
                     await deferLater(self.clock, delay, lambda: None)
-                yield
+                # Checks for an address that has failed lately queue behind
+                # everyone else's (see the verifier).
+                marked = SUSPECT.set(self._count(address) > 0)
+                try:
+                    yield
+                finally:
+                    SUSPECT.reset(marked)
             finally:
                 turn.release()
         finally:

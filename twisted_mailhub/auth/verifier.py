@@ -17,15 +17,22 @@ a name exists.
 
 One verifier is shared by every checker of the process (L{default_verifier}),
 so IMAP, POP3 and SASL logins count against the same bound.
+
+The queue has two classes: checks for an attempt marked L{SUSPECT} (the
+failure throttle marks attempts from an address with recent failures) wait
+behind every unmarked one.  A user logging in from a clean address thus
+waits for at most the checks already running, not for a flood's backlog.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -41,6 +48,10 @@ DEFAULT_CONCURRENCY = 2
 
 _log = Logger()
 _T = TypeVar("_T")
+
+#: True while the current login attempt comes from an address with recent
+#: failures (set by L{FailureThrottle.attempt}); its checks queue last.
+SUSPECT: ContextVar[bool] = ContextVar("mailhub_suspect_attempt", default=False)
 
 
 def check_password(password: str, stored: str) -> bool:
@@ -74,7 +85,8 @@ class PasswordVerifier:
     C{check(password, stored) -> bool} does one check (in a worker thread
     for slow schemes, on the reactor thread for the cheap ones); it is
     L{check_password} unless a test puts in a counting one.  C{reactor}
-    defaults to the global reactor.
+    defaults to the global reactor.  Checks of attempts marked L{SUSPECT}
+    wait behind all others.
     """
 
     def __init__(
@@ -89,19 +101,45 @@ class PasswordVerifier:
         self.concurrency = concurrency
         self.check = check
         self._reactor = reactor
-        self._semaphore = DeferredSemaphore(concurrency)
+        self._free = concurrency
+        # Waiting checks: unmarked attempts first, then suspect ones.
+        self._queues: tuple[deque[Deferred], deque[Deferred]] = (deque(), deque())
         self._pool = _new_pool(concurrency)
         self._shutdown_trigger: Any = None
 
     @property
     def running(self) -> int:
         """Slow checks running now."""
-        return self.concurrency - self._semaphore.tokens
+        return self.concurrency - self._free
 
     @property
     def waiting(self) -> int:
         """Slow checks waiting for a thread."""
-        return len(self._semaphore.waiting)
+        return sum(len(queue) for queue in self._queues)
+
+    async def _acquire(self) -> None:
+        if self._free > 0 and not self.waiting:
+            self._free -= 1
+            return
+        queue = self._queues[1 if SUSPECT.get() else 0]
+
+        def cancel(d: Deferred) -> None:
+            # A cancelled wait leaves the queue; the Deferred then fails
+            # with CancelledError.
+            if d in queue:
+                queue.remove(d)
+
+        turn: Deferred = Deferred(cancel)
+        queue.append(turn)
+        # _release hands its slot over: _free is not given back in between.
+        await turn
+
+    def _release(self) -> None:
+        for queue in self._queues:
+            if queue:
+                queue.popleft().callback(None)
+                return
+        self._free += 1
 
     async def verify(self, password: str, stored: str) -> bool:
         """True if C{password} matches the stored ``{SCHEME}hash`` C{stored}."""
@@ -134,11 +172,11 @@ class PasswordVerifier:
         Run the blocking C{function(*args)} as one of the bounded jobs (a
         password check, or deriving SCRAM keys, which is as costly).
         """
-        await self._semaphore.acquire()
+        await self._acquire()
         try:
             return await deferToThreadPool(self._get_reactor(), self._start(), function, *args)
         finally:
-            self._semaphore.release()
+            self._release()
 
     def _get_reactor(self) -> Any:
         if self._reactor is None:
