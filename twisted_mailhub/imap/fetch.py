@@ -11,7 +11,8 @@ memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from functools import lru_cache
+from typing import Iterable, Protocol, Sequence
 
 from twisted_mailhub.imap import responses, wire
 from twisted_mailhub.imap.commands import FetchAttr, Section
@@ -90,11 +91,14 @@ async def render(
     uid: bool,
     recent: bool,
     modseq: bool,
+    memo: Memo | None = None,
 ) -> list[Piece]:
     """
     The pieces of the FETCH response for one message.  C{uid} adds the UID
     item (UID FETCH), C{modseq} the MODSEQ item (CONDSTORE), C{recent} adds
     \\Recent to FLAGS.  C{message} may be None when only metadata is asked.
+    What is worth keeping of the message (see L{render_memoised}) is kept
+    in C{memo}.
     """
     items: list[list[Piece]] = []
     names = {a.name for a in attrs}
@@ -103,8 +107,11 @@ async def render(
     structure = None
     if message is not None and needs_structure(attrs):
         structure = await message.structure()
+    first = len(items)
     for attr in attrs:
         items.append(await _item(attr, meta, message, structure, recent))
+    if memo is not None and structure is not None:
+        await _remember(memo, meta.uid, attrs, items[first:], message, structure)
     if modseq and "MODSEQ" not in names:
         items.append([b"MODSEQ (%d)" % meta.modseq])
     pieces: list[Piece] = [b"* %d FETCH (" % seq]
@@ -117,10 +124,139 @@ async def render(
 
 
 def flags_item(meta: MessageMeta, recent: bool) -> bytes:
-    flags = set(meta.flags)
+    return _flags_item(meta.flags, recent)
+
+
+@lru_cache(maxsize=1024)
+def _flags_item(flags: frozenset[str], recent: bool) -> bytes:
+    # Most messages of a mailbox share a few flag sets: render each once.
     if recent:
-        flags.add("\\Recent")
+        flags = flags | {"\\Recent"}
     return b"FLAGS " + wire.flag_list(flags)
+
+
+class Memo(Protocol):
+    """Where rendered parts of a message are kept (a L{MailboxIndex})."""
+
+    def memo(self, uid: int, name: str) -> bytes | None: ...
+
+    def remember(self, uid: int, name: str, value: bytes) -> None: ...
+
+
+# What is kept per message: the items as rendered, and the raw top-level
+# header (what BODY[HEADER], RFC822.HEADER and HEADER.FIELDS are cut from).
+_MEMO_ITEMS = {"ENVELOPE": b"ENVELOPE ", "BODYSTRUCTURE": b"BODYSTRUCTURE ", "BODY": b"BODY "}
+_HEADER_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+#: A top-level header larger than this is not kept.
+MAX_MEMO_HEADER = 64 * 1024
+
+
+def _memo_name(attr: FetchAttr) -> str | None:
+    if attr.name in _MEMO_ITEMS:
+        return attr.name
+    if attr.name == "RFC822.HEADER":
+        return "header"
+    if (attr.name == "BODY[]" and not attr.section.part
+            and attr.section.text in _HEADER_TEXTS):
+        return "header"
+    return None
+
+
+def can_memoise(attrs: Sequence[FetchAttr]) -> bool:
+    """Whether L{render_memoised} may answer C{attrs} (given the values)."""
+    return all(a.name in _META_ONLY or _memo_name(a) is not None for a in attrs)
+
+
+def render_memoised(seq: int, meta: MessageMeta, attrs: Sequence[FetchAttr], memo: Memo, *,
+                    uid: bool, recent: bool, modseq: bool) -> bytes | None:
+    """
+    The FETCH response for one message from metadata and the values kept in
+    C{memo} by an earlier L{render}, without touching the message; C{None}
+    when something is not kept.  Setting \\Seen for BODY[HEADER] is the
+    caller's part, as for L{render}.
+    """
+    from twisted_mailhub.mime import sections
+
+    items = []
+    if uid and not any(a.name == "UID" for a in attrs):
+        items.append(b"UID %d" % meta.uid)
+    for attr in attrs:
+        name = _memo_name(attr)
+        if name is None:
+            items.append(_meta_item(attr.name, meta, recent))
+            continue
+        value = memo.memo(meta.uid, name)
+        if value is None:
+            return None
+        if name != "header":
+            items.append(_MEMO_ITEMS[name] + value)
+            continue
+        if attr.name == "RFC822.HEADER":
+            items.append(b"RFC822.HEADER " + wire.literal(value))
+            continue
+        if attr.section.text != "HEADER":
+            value = sections.filter_header(value, tuple(f.lower() for f in attr.section.fields),
+                                           attr.section.text == "HEADER.FIELDS.NOT")
+        label = b"BODY[" + section_spec(attr.section) + b"]"
+        if attr.partial is not None:
+            label += b"<%d>" % attr.partial[0]
+        items.append(label + b" " + _partial_literal(value, attr.partial))
+    if modseq and not any(a.name == "MODSEQ" for a in attrs):
+        items.append(b"MODSEQ (%d)" % meta.modseq)
+    return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
+
+
+async def _remember(memo: Memo, uid: int, attrs: Sequence[FetchAttr], items: list[list[Piece]],
+                    message: IMessage, structure) -> None:
+    from twisted_mailhub.mime import sections
+
+    for attr, item in zip(attrs, items):
+        name = _memo_name(attr)
+        if name in _MEMO_ITEMS and len(item) == 1 and isinstance(item[0], bytes):
+            prefix = _MEMO_ITEMS[name]
+            memo.remember(uid, name, item[0][len(prefix):])
+        elif name == "header" and memo.memo(uid, "header") is None:
+            plan = sections.resolve(structure, Section(text="HEADER"))
+            if plan.length <= MAX_MEMO_HEADER:
+                memo.remember(uid, "header",
+                              await message.read(plan.offset, plan.length) if plan.length else b"")
+
+
+def _meta_item(name: str, meta: MessageMeta, recent: bool) -> bytes:
+    if name == "FLAGS":
+        return _flags_item(meta.flags, recent)
+    if name == "UID":
+        return b"UID %d" % meta.uid
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + responses.internaldate(meta.internaldate)
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % meta.size
+    if name == "MODSEQ":
+        return b"MODSEQ (%d)" % meta.modseq
+    raise ValueError(f"not a metadata item: {name}")
+
+
+def is_metadata_only(attrs: Sequence[FetchAttr]) -> bool:
+    """Whether L{render_meta} can answer C{attrs}."""
+    return not needs_message(attrs)
+
+
+def render_meta(seq: int, meta: MessageMeta, attrs: Sequence[FetchAttr], *,
+                uid: bool, recent: bool, modseq: bool) -> bytes:
+    """
+    The whole FETCH response for one message when only metadata is asked
+    (see L{is_metadata_only}): the same bytes as L{render}, without awaiting
+    anything, for the FETCH 1:* (UID FLAGS) that clients send on every
+    open.
+    """
+    items = []
+    if uid and not any(a.name == "UID" for a in attrs):
+        items.append(b"UID %d" % meta.uid)
+    for attr in attrs:
+        items.append(_meta_item(attr.name, meta, recent))
+    if modseq and not any(a.name == "MODSEQ" for a in attrs):
+        items.append(b"MODSEQ (%d)" % meta.modseq)
+    return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
 
 
 async def _item(attr, meta, message, structure, recent) -> list[Piece]:

@@ -72,6 +72,10 @@ async def search(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> lis
     generically.  Messages expunged while the search runs do not match.
     """
     searchable = ISearchableMailbox(mailbox, None)
+    shared = getattr(mailbox, "index", None)
+    if shared is not None and shared.complete and is_metadata_only(key):
+        # The in-process index answers flag and UID keys without the store.
+        searchable = None
     if searchable is not None:
         found = searchable.search(key, context)
         if inspect.isawaitable(found):

@@ -17,6 +17,7 @@ from typing import Hashable
 
 from zope.interface import implementer
 
+from twisted_mailhub import index
 from twisted_mailhub.imap import responses, wire
 from twisted_mailhub.interfaces import IMailbox, IMailboxListener
 from twisted_mailhub.model import (
@@ -35,7 +36,9 @@ class SelectedMailbox:
 
     def __init__(self, mailbox: IMailbox, origin: Hashable, *, condstore: bool = False,
                  rev2: bool = False) -> None:
-        self.mailbox = mailbox
+        # The mailbox behind this process's shared index of it (see
+        # twisted_mailhub.index), so metadata reads are served from memory.
+        self.mailbox, self._release_index = index.wrap(mailbox)
         self.origin = origin
         self.read_only: bool = bool(mailbox.read_only)
         self.condstore = condstore
@@ -53,6 +56,8 @@ class SelectedMailbox:
     async def open(self) -> None:
         """Subscribe, then take the snapshot, so no change falls in between."""
         self.mailbox.subscribe(self)
+        if isinstance(self.mailbox, index.IndexedMailbox):
+            await self.mailbox.validate()
         self.uids = array("I", await self.mailbox.uids())
         self.recent = set(await self.mailbox.claim_recent(not self.read_only))
         known_max = self.uids[-1] if self.uids else 0
@@ -62,6 +67,16 @@ class SelectedMailbox:
 
     def close(self) -> None:
         self.mailbox.unsubscribe(self)
+        self._release_index()
+
+    async def prepare(self, uids: list[int]) -> None:
+        """
+        A command will read the metadata of C{uids}: let the index load the
+        whole mailbox at once when that is most of it.
+        """
+        shared = getattr(self.mailbox, "index", None)
+        if shared is not None:
+            await shared.prepare(len(uids), len(self.uids))
 
     # -- sequence numbers ----------------------------------------------------
 

@@ -62,7 +62,12 @@ async def fetch(session: Session, cmd: C.Fetch):
     else:
         flags_attr = None
     uids = resolve(session, cmd.set, cmd.uid)
+    await selected.prepare(uids)
     bulk = IBulkMessageAccess(mailbox, None) if want_content else None
+    # This process's index of the mailbox keeps rendered ENVELOPE,
+    # BODYSTRUCTURE and headers: a FETCH of those alone may need no message.
+    memo = getattr(mailbox, "index", None)
+    memoised = memo is not None and F.can_memoise(attrs)
     missing = False
     truncated: list[int] = []
     for start in range(0, len(uids), BATCH):
@@ -78,12 +83,36 @@ async def fetch(session: Session, cmd: C.Fetch):
                 for meta in update.changed:
                     metas[meta.uid] = meta
                     newly_seen.add(meta.uid)
+        if not want_content:
+            # Metadata only (FETCH 1:* (UID FLAGS) and the like): rendered
+            # without a round trip per message.
+            if cmd.changedsince is None and len(metas) < len(batch):
+                missing = True
+            seq_of, is_recent = selected.seq_of, selected.is_recent
+            io.write(b"".join(
+                F.render_meta(seq_of(uid), metas[uid], attrs, uid=cmd.uid,
+                              recent=is_recent(uid), modseq=modseq)
+                for uid in batch if uid in metas))
+            await io.drain()
+            continue
         opened: dict[int, object] = {}
         for uid in batch:
             meta = metas.get(uid)
             if meta is None:
                 missing = missing or cmd.changedsince is None
                 continue
+            item_attrs = attrs
+            if flags_attr is not None and uid in newly_seen:
+                # RFC 3501 6.4.5: the client learns of the implicit \\Seen.
+                item_attrs = attrs + [flags_attr]
+            if memoised:
+                cached = F.render_memoised(
+                    selected.seq_of(uid), meta, item_attrs, memo,
+                    uid=cmd.uid, recent=selected.is_recent(uid), modseq=modseq)
+                if cached is not None:
+                    io.write(cached)
+                    await io.drain()
+                    continue
             message = None
             if want_content:
                 if bulk is not None and uid not in opened:
@@ -95,14 +124,10 @@ async def fetch(session: Session, cmd: C.Fetch):
                 except (KeyError, MessageExpunged):
                     missing = True
                     continue
-            item_attrs = attrs
-            if flags_attr is not None and uid in newly_seen:
-                # RFC 3501 6.4.5: the client learns of the implicit \\Seen.
-                item_attrs = attrs + [flags_attr]
             try:
                 pieces = await F.render(selected.seq_of(uid), meta, message, item_attrs,
                                         uid=cmd.uid, recent=selected.is_recent(uid),
-                                        modseq=modseq)
+                                        modseq=modseq, memo=memo)
             except F.UnknownTransferEncoding as e:
                 raise CommandFailed(f"Unknown Content-Transfer-Encoding: {e}", "UNKNOWN-CTE")
             except MessageExpunged:
@@ -201,10 +226,13 @@ async def store(session: Session, cmd: C.Store):
 
 
 async def search(session: Session, cmd: C.Search):
-    from twisted_mailhub.imap.search import SearchContext
+    from twisted_mailhub.imap.search import SearchContext, is_metadata_only
     from twisted_mailhub.imap.search import search as run_search
 
     selected = session.selected
+    if is_metadata_only(cmd.key):
+        # Flag and UID keys are answered from the index: fill it if need be.
+        await selected.prepare(list(selected.uids))
     context = SearchContext(selected.uids, selected.recent, session.saved_search,
                             datetime.now(timezone.utc))
     found = await run_search(selected.mailbox, cmd.key, context)

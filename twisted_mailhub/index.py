@@ -1,0 +1,391 @@
+"""
+The in-process index of a mailbox: what every session of this process that
+has the mailbox selected shares.
+
+A L{MailboxIndex} holds the L{MessageMeta} of a mailbox's messages (UIDs,
+flags, MODSEQs, sizes, dates) and small per-message values derived from
+their content (the protocol layer keeps pre-rendered ENVELOPE and
+BODYSTRUCTURE there, see L{MailboxIndex.memo}).  It is filled lazily from
+the store and kept current by the store's change events, which it listens
+to like a session does; so a FETCH of flags, or a flag-only SEARCH, reads
+no row of the store once the index is warm.
+
+The index is a cache and never the record: it is checked against the
+store's L{MailboxStatus} (HIGHESTMODSEQ, message count, UIDNEXT) whenever a
+session opens the mailbox, and dropped when they disagree.  Two rules keep
+it exact while loads from the store are in flight:
+
+  - a loaded meta never replaces one with a higher MODSEQ (the event that
+    brought the newer one came after the read);
+  - an expunged UID is remembered, so a load that was in flight, or an
+    event that was late, cannot bring it back (UIDs are never reused).
+
+L{IndexedMailbox} puts an index in front of any L{IMailbox}: it provides
+what the wrapped mailbox provides and answers C{uids}, C{metadata} and
+C{open_message}'s metadata from the index.  L{acquire} and L{release}
+share one index per mailbox among the sessions of a process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Iterable
+from weakref import WeakKeyDictionary
+
+from zope.interface import implementer, providedBy
+from zope.interface.declarations import directlyProvides
+
+from twisted_mailhub.interfaces import IMailbox, IMailboxListener, INotifier
+from twisted_mailhub.model import (
+    FlagsChanged,
+    MailboxEvent,
+    MailboxRemoved,
+    MailboxStatus,
+    MessageMeta,
+    MessagesAdded,
+    MessagesExpunged,
+)
+
+#: Loading more than this fraction of a mailbox's messages loads all of them.
+FULL_LOAD_FRACTION = 0.25
+
+#: Bytes of memoised values one index keeps at most (older ones are dropped).
+MEMO_BUDGET = 32 * 1024 * 1024
+
+#: Expunged UIDs an index remembers before it starts afresh.
+MAX_TOMBSTONES = 100_000
+
+#: Unused indexes a process keeps warm (and subscribed) for a later SELECT.
+KEEP_UNUSED = 16
+
+
+@implementer(IMailboxListener)
+class MailboxIndex:
+    """
+    The shared metadata of one mailbox (identified by its C{key}) in this
+    process.  Create it through L{acquire}.
+    """
+
+    def __init__(self, mailbox: IMailbox) -> None:
+        self.key: Hashable = mailbox.key
+        self._mailbox = mailbox
+        self._metas: dict[int, MessageMeta] = {}
+        # Whether _metas holds every message of the mailbox.
+        self._complete = False
+        # The store's HIGHESTMODSEQ that the index is known to be current
+        # with: read at the first validate() or full load, then advanced by
+        # events only (a load does not prove that no change was missed).
+        # None until the index is first checked against the store.
+        self.highestmodseq: int | None = None
+        self._max_uid = 0
+        # Expunged UIDs, which a load in flight or a late event may still name.
+        self._gone: set[int] = set()
+        # Interned flag sets: most messages share a handful of them.
+        self._flagsets: dict[frozenset[str], frozenset[str]] = {}
+        self._memo: OrderedDict[tuple[int, str], bytes] = OrderedDict()
+        self._memo_bytes = 0
+        self.users = 0
+        self.removed = False
+
+    def __repr__(self) -> str:
+        state = "complete" if self._complete else "partial"
+        return f"<MailboxIndex {self.key!r} {len(self._metas)} messages, {state}>"
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    @property
+    def count(self) -> int:
+        """How many messages the index holds."""
+        return len(self._metas)
+
+    # -- keeping current ---------------------------------------------------------
+
+    def mailbox_event(self, event: MailboxEvent) -> None:
+        if isinstance(event, (MessagesAdded, FlagsChanged)):
+            for meta in event.messages:
+                self._merge(meta)
+                self._advance(meta.modseq)
+        elif isinstance(event, MessagesExpunged):
+            for uid in event.uids:
+                self._forget(uid)
+            self._advance(event.modseq)
+        elif isinstance(event, MailboxRemoved):
+            self.removed = True
+            self.reset()
+
+    def _merge(self, meta: MessageMeta) -> None:
+        if meta.uid in self._gone:
+            return
+        known = self._metas.get(meta.uid)
+        if known is not None and known.modseq > meta.modseq:
+            return
+        flags = self._flagsets.setdefault(meta.flags, meta.flags)
+        if flags is not meta.flags:
+            meta = MessageMeta(meta.uid, flags, meta.internaldate, meta.size, meta.modseq)
+        self._metas[meta.uid] = meta
+        if meta.uid > self._max_uid:
+            self._max_uid = meta.uid
+
+    def _advance(self, modseq: int) -> None:
+        if self.highestmodseq is not None and modseq > self.highestmodseq:
+            self.highestmodseq = modseq
+
+    def _forget(self, uid: int) -> None:
+        self._metas.pop(uid, None)
+        # UIDs are never reused, so a late event or load naming this UID
+        # must not bring it back.
+        self._gone.add(uid)
+        if len(self._gone) > MAX_TOMBSTONES:
+            self.reset()
+        for name in ("envelope", "bodystructure", "body"):
+            value = self._memo.pop((uid, name), None)
+            if value is not None:
+                self._memo_bytes -= len(value)
+
+    def reset(self) -> None:
+        """Forget everything; the next reads load from the store again."""
+        self._metas = {}
+        self._complete = False
+        self.highestmodseq = None
+        self._max_uid = 0
+        self._flagsets = {}
+        self._gone = set()
+        self._memo.clear()
+        self._memo_bytes = 0
+
+    def matches(self, status: MailboxStatus) -> bool:
+        """
+        Whether the index agrees with the store's C{status}: it has heard of
+        every change up to the store's HIGHESTMODSEQ, and when complete it
+        holds as many messages as the store.
+        """
+        if self.highestmodseq != status.highestmodseq or self._max_uid >= status.uidnext:
+            return False
+        return not self._complete or len(self._metas) == status.messages
+
+    def check(self, status: MailboxStatus) -> None:
+        """
+        Compare with the store's C{status} (read now): an index that missed a
+        change (another process, another program, a restart) starts afresh.
+        """
+        if self.highestmodseq is not None and not self.matches(status):
+            self.reset()
+        if self.highestmodseq is None:
+            self.highestmodseq = status.highestmodseq
+
+    # -- reading -----------------------------------------------------------------
+
+    async def load_all(self) -> None:
+        """Make the index complete: one pass over the store's metadata."""
+        if self._complete:
+            return
+        mailbox = self._mailbox
+        status = await mailbox.status()
+        uids = await mailbox.uids()
+        metas = await mailbox.metadata(uids) if uids else []
+        listed = {m.uid for m in metas}
+        for uid in [u for u in self._metas if u not in listed and u <= (uids[-1] if uids else 0)]:
+            # Gone in the store but announced before our read: an expunge
+            # whose event this index will still receive, or missed.
+            self._metas.pop(uid, None)
+        for meta in metas:
+            self._merge(meta)
+        # What is held now is at least as new as the status read first.
+        self.highestmodseq = max(self.highestmodseq or 0, status.highestmodseq)
+        self._complete = True
+
+    async def uids(self) -> list[int]:
+        """Every UID, ascending (from the index when it is complete)."""
+        if self._complete:
+            return sorted(self._metas)
+        return list(await self._mailbox.uids())
+
+    async def metadata(self, uids: Iterable[int]) -> list[MessageMeta]:
+        """L{IMailbox.metadata}, served from the index where it can be."""
+        wanted = sorted(set(uids))
+        if not wanted:
+            return []
+        metas = self._metas
+        if not self._complete:
+            missing = [u for u in wanted if u not in metas]
+            if missing:
+                await self._load(missing)
+        return [metas[u] for u in wanted if u in metas]
+
+    def known(self, uid: int) -> MessageMeta | None:
+        """The meta of C{uid} if the index holds it (no store access)."""
+        return self._metas.get(uid)
+
+    async def prepare(self, count: int, messages: int) -> None:
+        """
+        A command is about to read C{count} of the mailbox's C{messages}
+        messages: when that is a large share, load them all in one pass.
+        """
+        if not self._complete and count > 64 and count >= FULL_LOAD_FRACTION * messages:
+            await self.load_all()
+
+    async def _load(self, uids: list[int]) -> None:
+        for meta in await self._mailbox.metadata(uids):
+            self._merge(meta)
+
+    # -- memoised values ---------------------------------------------------------
+
+    def memo(self, uid: int, name: str) -> bytes | None:
+        """A value stored with L{remember} for C{uid}, or C{None}."""
+        return self._memo.get((uid, name))
+
+    def remember(self, uid: int, name: str, value: bytes) -> None:
+        """
+        Keep C{value} (e.g. a rendered BODYSTRUCTURE) for C{uid} until the
+        message is expunged; the oldest values go when L{MEMO_BUDGET} is
+        exceeded.  Only immutable facts of a message belong here.
+        """
+        if uid not in self._metas:
+            return
+        key = (uid, name)
+        old = self._memo.pop(key, None)
+        if old is not None:
+            self._memo_bytes -= len(old)
+        self._memo[key] = value
+        self._memo_bytes += len(value)
+        while self._memo_bytes > MEMO_BUDGET and self._memo:
+            _, dropped = self._memo.popitem(last=False)
+            self._memo_bytes -= len(dropped)
+
+    def size_estimate(self) -> int:
+        """Approximate bytes the index holds (metas, their dict, memoised values)."""
+        per_meta = sys.getsizeof(MessageMeta(0, frozenset(), None, 0, 0)) + 3 * 32  # type: ignore[arg-type]
+        return (sys.getsizeof(self._metas) + len(self._metas) * per_meta
+                + self._memo_bytes + len(self._memo) * 100)
+
+
+# -- sharing one index per mailbox ---------------------------------------------------
+
+
+class _Registry:
+    """The indexes of one notifier (one backend), in use and kept warm."""
+
+    def __init__(self) -> None:
+        self.active: dict[Hashable, MailboxIndex] = {}
+        self.unused: OrderedDict[Hashable, MailboxIndex] = OrderedDict()
+
+
+_registries: WeakKeyDictionary[Any, _Registry] = WeakKeyDictionary()
+
+
+def _registry(notifier: INotifier) -> _Registry:
+    registry = _registries.get(notifier)
+    if registry is None:
+        registry = _registries[notifier] = _Registry()
+    return registry
+
+
+def acquire(mailbox: IMailbox) -> MailboxIndex | None:
+    """
+    The shared index of C{mailbox}, subscribed to its events; C{None} if
+    the mailbox has no notifier to keep an index current.  Pair with
+    L{release}.
+    """
+    notifier = getattr(mailbox, "notifier", None)
+    if notifier is None:
+        return None
+    registry = _registry(notifier)
+    index = registry.active.get(mailbox.key)
+    if index is None:
+        index = registry.unused.pop(mailbox.key, None)
+    if index is None or index.removed:
+        index = MailboxIndex(mailbox)
+        mailbox.subscribe(index)
+    registry.active[mailbox.key] = index
+    index.users += 1
+    return index
+
+
+def release(mailbox: IMailbox, index: MailboxIndex) -> None:
+    """A session no longer uses C{index}; it stays warm for a while."""
+    index.users -= 1
+    if index.users > 0:
+        return
+    notifier = getattr(mailbox, "notifier", None)
+    registry = _registry(notifier)
+    if registry.active.get(index.key) is index:
+        del registry.active[index.key]
+    if index.removed:
+        mailbox.unsubscribe(index)
+        return
+    registry.unused[index.key] = index
+    while len(registry.unused) > KEEP_UNUSED:
+        _, old = registry.unused.popitem(last=False)
+        old._mailbox.unsubscribe(old)
+
+
+def forget_all(notifier: INotifier) -> None:
+    """Drop every index of C{notifier}'s backend (when it is closed)."""
+    registry = _registries.pop(notifier, None)
+    if registry is None:
+        return
+    for index in [*registry.active.values(), *registry.unused.values()]:
+        index._mailbox.unsubscribe(index)
+
+
+class IndexedMailbox:
+    """
+    An L{IMailbox} (and whatever optional interfaces the wrapped one
+    provides) whose reads of metadata go through a L{MailboxIndex}.
+    Everything else is the wrapped mailbox's.
+    """
+
+    def __init__(self, mailbox: IMailbox, index: MailboxIndex) -> None:
+        self._inner = mailbox
+        self.index = index
+        directlyProvides(self, providedBy(mailbox))
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what this class does not define itself.
+        return getattr(self._inner, name)
+
+    def __repr__(self) -> str:
+        return f"<IndexedMailbox {self._inner!r}>"
+
+    @property
+    def wrapped(self) -> IMailbox:
+        return self._inner
+
+    async def validate(self) -> MailboxStatus:
+        """
+        Check the index against the store (at SELECT): a complete index that
+        disagrees is dropped.  Returns the status read.
+        """
+        status = await self._inner.status()
+        self.index.check(status)
+        return status
+
+    async def uids(self) -> list[int]:
+        return await self.index.uids()
+
+    async def metadata(self, uids: Iterable[int]) -> list[MessageMeta]:
+        return await self.index.metadata(uids)
+
+
+def wrap(mailbox: IMailbox) -> tuple[IMailbox, Callable[[], None]]:
+    """
+    C{(mailbox, close)}: C{mailbox} behind its shared index, and the
+    function that releases the index; the mailbox itself when no index can
+    be kept for it.
+    """
+    if isinstance(mailbox, IndexedMailbox):
+        return mailbox, lambda: None
+    index = acquire(mailbox)
+    if index is None:
+        return mailbox, lambda: None
+    released = []
+
+    def close() -> None:
+        if not released:
+            released.append(True)
+            release(mailbox, index)
+
+    return IndexedMailbox(mailbox, index), close
