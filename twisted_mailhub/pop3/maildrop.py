@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Hashable
 
+from twisted_mailhub import index
 from twisted_mailhub.interfaces import IMailbox, IMessage
 
 DELETED = "\\Deleted"
@@ -61,9 +62,19 @@ class Maildrop:
 
     @classmethod
     async def snapshot(cls, mailbox: IMailbox) -> "Maildrop":
-        """Read the UIDs and sizes of C{mailbox} as they are now."""
-        uids = await mailbox.uids()
-        metas = await mailbox.metadata(uids) if uids else []
+        """
+        Read the UIDs and sizes of C{mailbox} as they are now, from this
+        process's index of it (kept warm for the next login) when it has one.
+        """
+        view, release = index.wrap(mailbox)
+        try:
+            if isinstance(view, index.IndexedMailbox):
+                await view.validate()
+                await view.index.load_all()
+            uids = await view.uids()
+            metas = await view.metadata(uids) if uids else []
+        finally:
+            release()
         return cls(mailbox, [Entry(m.uid, m.size) for m in metas])
 
     # -- reading ---------------------------------------------------------------
