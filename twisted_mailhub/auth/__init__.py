@@ -9,6 +9,8 @@ The modules, by what they hold:
     L{ChainedChecker}; L{passwd}: L{PasswdFileChecker}.
   - L{schemes}: L{hash_password}, L{verify_password} (``{SCHEME}hash``);
     L{shacrypt}: ``$5$``/``$6$`` crypt.
+  - L{verifier}: L{PasswordVerifier}, which every checker hands its
+    password checks to, a bounded number at a time.
   - L{sasl}: L{run_sasl}, L{sasl_mechanisms}; L{steps}: what mechanisms
     return; L{plain}: PLAIN and LOGIN; L{scram}: SCRAM-SHA-256.
   - L{credentials}: L{ScramVerified}, L{ScramCredentials}.

@@ -82,7 +82,8 @@ class PasswdFileChecker(StoredPasswordChecker):
     last good contents stay in use and the error is logged.
     """
 
-    def __init__(self, path: str | os.PathLike[str], verifier: PasswordVerifier | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str],
+                 verifier: PasswordVerifier | None = None) -> None:
         super().__init__(verifier)
         self.path = os.fspath(path)
         self._lock = threading.Lock()
