@@ -82,6 +82,10 @@ class DeadHolderTests(unittest.TestCase):
         holder.send_signal(signal.SIGKILL)
         if reap:
             self.assertEqual(holder.wait(), -signal.SIGKILL)
+        else:
+            # Wait until it has died, but leave it unreaped: a zombie.
+            info = os.waitid(os.P_PID, holder.pid, os.WEXITED | os.WNOWAIT)
+            self.assertEqual(info.si_status, signal.SIGKILL)
 
     def lock_owner(self):
         with open(self.lock_path(), "rb") as f:
