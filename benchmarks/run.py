@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     version = None if args.no_dovecot else dovecot.version()
     print(f"twisted_mailhub {commit()}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, Dovecot {version or 'not measured'}, "
-          f"{args.idle} idle connections", flush=True)
+          f"{args.idle} idle connections, load average {os.getloadavg()[1]:.1f}", flush=True)
     for n in sizes:
         size = sum(len(generate(i, args.seed).content) for i in range(n))
         results: dict[str, dict[str, float]] = {}
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                 notes.append("Dovecot failed, see stderr")
             else:
                 notes.append(f"Dovecot measured in {time.perf_counter() - started:.0f} s")
+        notes.append(f"load average {os.getloadavg()[1]:.1f}")
         print(f"\nN = {n:,} messages, {size / MB:,.0f} MB ({'; '.join(notes)})\n")
         print(table(n, stores, results, theirs), flush=True)
 
