@@ -49,6 +49,7 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    inspect,
     literal_column,
     or_,
     select,
@@ -137,8 +138,6 @@ def present(conn: Connection) -> bool:
         return conn.execute(
             text("SELECT 1 FROM sqlite_master WHERE name = :name"), {"name": TABLE}
         ).first() is not None
-    from sqlalchemy import inspect
-
     return inspect(conn).has_table(TABLE)
 
 
@@ -184,8 +183,9 @@ def create(conn: Connection) -> bool:
 
 def fill(conn: Connection) -> int:
     """
-    Index every content that has no row yet, a batch at a time (the raw
-    bytes of at most L{FILL_BYTES} in memory); return how many.
+    Index every content that has no row yet, a batch at a time (holding
+    the raw bytes of at most L{FILL_BATCH} messages, and no more than
+    L{FILL_BYTES} unless one message is larger); return how many.
     """
     from twisted_mailhub.mime.structure import MessageStructure
 

@@ -269,8 +269,8 @@ def _counted(mailbox_id: int, **deltas: int) -> Any:
     The UPDATE of a mailbox row adding C{deltas} (by column name, among
     L{COUNTER_COLUMNS}) to its counters; further C{.values()} may be added.
     """
-    values = {name: mailboxes.c[name] + delta for name, delta in deltas.items() if delta}
     assert set(deltas) <= set(COUNTER_COLUMNS), deltas
+    values = {name: mailboxes.c[name] + delta for name, delta in deltas.items() if delta}
     return update(mailboxes).where(mailboxes.c.id == mailbox_id).values(**values)
 
 
