@@ -104,10 +104,16 @@ async def _evaluate(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> 
     else:
         candidates = sorted(node.subset)
     matched: list[int] = []
+    test = node.test
     for start in range(0, len(candidates), BATCH_SIZE):
         metas = await mailbox.metadata(candidates[start : start + BATCH_SIZE])
         for meta in metas:
-            if await _decide(mailbox, node, _Candidate(meta)):
+            candidate = _Candidate(meta)
+            # Most messages are decided by their metadata: no await for them.
+            outcome = test(candidate)
+            if outcome is None:
+                outcome = await _decide(mailbox, node, candidate)
+            if outcome:
                 matched.append(meta.uid)
     return matched
 
