@@ -281,36 +281,48 @@ class Measurer:
         """
         APPEND C{count} generated messages on one connection, then twice as
         many over eight connections at once, one APPEND at a time on each;
-        each stops early once C{budget} seconds have passed.
+        each stops early once C{budget} seconds have passed.  Connections
+        are logged in and messages generated before the clock starts.
         """
         first = self.n + 10_000
+        errors: list[Exception] = []
 
-        def append_many(offset: int, limit: int, done: list[int], deadline: float) -> None:
-            client = self.target.imap()
+        def append_many(client: IMAPClient, messages: list, done: list[int],
+                        go: threading.Barrier, deadline: list[float]) -> None:
+            go.wait()
             try:
-                for j in range(limit):
-                    m = generate(first + offset + j, self.seed, self.target.user)
+                for m in messages:
                     client.append("INBOX", m.content, " ".join(sorted(m.flags)))
                     done.append(1)
-                    if time.perf_counter() > deadline:
+                    if time.perf_counter() > deadline[0]:
                         break
-            finally:
-                client.close()
+            except Exception as e:
+                errors.append(e)
 
         for name, connections in (("APPEND, 1 connection (durable)", 1),
                                   ("APPEND, 8 connections (durable)", 8)):
-            done: list[int] = []
             per = count if connections == 1 else 2 * count // connections
-            start = time.perf_counter()
-            threads = [threading.Thread(target=append_many, args=(
-                k * 1000 + connections * 100_000, per, done,
-                start + budget))
-                for k in range(connections)]
+            base = first + connections * 100_000
+            batches = [[generate(base + k * 1000 + j, self.seed, self.target.user)
+                        for j in range(per)] for k in range(connections)]
+            clients = [self.target.imap() for _ in range(connections)]
+            done: list[int] = []
+            go = threading.Barrier(connections + 1)
+            deadline = [0.0]
+            threads = [threading.Thread(target=append_many, args=(c, b, done, go, deadline))
+                       for c, b in zip(clients, batches)]
             for t in threads:
                 t.start()
+            start = time.perf_counter()
+            deadline[0] = start + budget
+            go.wait()
             for t in threads:
                 t.join()
+            if errors:
+                raise errors[0]
             self._set(name, len(done) / (time.perf_counter() - start))
+            for c in clients:
+                c.close()
 
     # -- POP3 ----------------------------------------------------------------------
 
