@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections import Counter
 
-from benchmarks.run import HOST, PASSWORD, USER, fill, mailhub_server, store_location
+from benchmarks.run import PASSWORD, USER, fill, mailhub_server, store_location
 from benchmarks.server import raise_fd_limit
 
 
