@@ -11,7 +11,7 @@ created with a few messages each.  With C{--fill-only} the process exits
 after the fill (prints C{{"filled": N, "seconds": ...}}); otherwise it
 serves IMAP and POP3 on ephemeral loopback ports, printing one JSON line
 C{{"imap": PORT, "pop3": PORT, "pid": PID}} once it listens, and runs until
-it receives SIGTERM.
+it receives SIGTERM or its parent process exits.
 
 The server is the one C{twistd mailhub} runs (L{make_service}), with one
 change of policy: the per-address and per-user connection limits are raised
@@ -105,6 +105,10 @@ async def _run(reactor, args) -> None:
     stopped = defer.Deferred()
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(
         _stop(service, stopped)))
+    # Stop with the benchmark, even when it is killed without stopping us.
+    parent = os.getppid()
+    watch = task.LoopingCall(lambda: os.getppid() != parent and reactor.stop())
+    watch.start(1.0, now=False)
     await stopped
 
 
