@@ -70,6 +70,20 @@ def test_policy_options():
     assert policy.max_literal_size == 65536
 
 
+def test_connection_limit_options():
+    policy = parse("--max-connections-per-ip", "20000", "--max-connections-per-user", "7").policy()
+    assert policy.max_connections_per_address == 20000
+    assert policy.max_connections_per_user == 7
+    defaults = parse().policy()
+    assert defaults.max_connections_per_address == defaults.max_connections_per_user == 50
+
+
+def test_connection_limits_from_the_config_file(tmp_path):
+    config = tmp_path / "mailhub.toml"
+    config.write_text("max-connections-per-ip = 300\n")
+    assert parse("--config", str(config)).policy().max_connections_per_address == 300
+
+
 def test_timeout_and_keepalive_options():
     policy = parse("--idle-timeout", "45m", "--autologout", "1h", "--no-keepalive").policy()
     assert policy.idle_command_timeout == 45 * 60
@@ -127,6 +141,8 @@ def test_parse_size_rejects(text):
         (["--imap", "nonsense:1143"], "--imap"),
         (["--imap", "tcp:notaport"], "--imap"),
         (["--max-literal", "lots"], "--max-literal"),
+        (["--max-connections-per-ip", "many"], "--max-connections-per-ip"),
+        (["--max-connections-per-user", "0"], "at least 1"),
         (["--passwd", "/nonexistent/passwd"], "no such file"),
         (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"],
          "no such file"),

@@ -49,6 +49,8 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "idle-timeout": (int, str),
     "autologout": (int, str),
     "keepalive": bool,
+    "max-connections-per-ip": int,
+    "max-connections-per-user": int,
 }
 
 #: The least values RFC 2177 (IDLE) and RFC 9051 section 5.4 (autologout
@@ -134,6 +136,8 @@ class MailhubSettings:
     idle_timeout: int | None = None
     autologout: int | None = None
     keepalive: bool = True
+    max_connections_per_ip: int | None = None
+    max_connections_per_user: int | None = None
 
     @property
     def tls_enabled(self) -> bool:
@@ -153,6 +157,10 @@ class MailhubSettings:
             changes["idle_timeout"] = float(self.autologout)
         if not self.keepalive:
             changes["tcp_keepalive"] = False
+        if self.max_connections_per_ip is not None:
+            changes["max_connections_per_address"] = self.max_connections_per_ip
+        if self.max_connections_per_user is not None:
+            changes["max_connections_per_user"] = self.max_connections_per_user
         return replace(base, **changes) if changes else base
 
 
@@ -271,6 +279,20 @@ class MailhubOptions(usage.Options):
             "with an m/h suffix; at least 30m (RFC 9051 section 5.4).  [default: 30m]",
         ],
         [
+            "max-connections-per-ip",
+            None,
+            None,
+            "Connections one client address may hold at once on each listener.  "
+            f"[default: {ServerPolicy().max_connections_per_address}]",
+        ],
+        [
+            "max-connections-per-user",
+            None,
+            None,
+            "Logged-in IMAP connections one user may hold at once on each listener.  "
+            f"[default: {ServerPolicy().max_connections_per_user}]",
+        ],
+        [
             "config",
             "c",
             None,
@@ -318,7 +340,7 @@ class MailhubOptions(usage.Options):
         if self["config"]:
             merged.update(load_config_file(self["config"]))
         for key in ("store", "passwd", "tls-cert", "tls-key", "max-literal", "idle-timeout",
-                    "autologout"):
+                    "autologout", "max-connections-per-ip", "max-connections-per-user"):
             if self[key] is not None:
                 merged[key] = self[key]
         for key in (*LISTENER_KEYS, "user"):
@@ -391,6 +413,18 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
                     f"{least // 60} minutes")
         timeouts[name] = value
 
+    limits: dict[str, int | None] = {}
+    for name in ("max-connections-per-ip", "max-connections-per-user"):
+        value = values.get(name)
+        if value is not None:
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise usage.UsageError(f"--{name}: not a whole number: {value!r}")
+            if value < 1:
+                raise usage.UsageError(f"--{name}: must be at least 1, not {value}")
+        limits[name] = value
+
     for option, endpoints in (("--imap", imap), ("--imaps", imaps), ("--pop3", pop3),
                               ("--pop3s", pop3s)):
         for description in endpoints:
@@ -412,6 +446,8 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         idle_timeout=timeouts["idle-timeout"],
         autologout=timeouts["autologout"],
         keepalive=bool(values.get("keepalive", True)),
+        max_connections_per_ip=limits["max-connections-per-ip"],
+        max_connections_per_user=limits["max-connections-per-user"],
     )
 
 
