@@ -47,6 +47,16 @@ def version() -> str | None:
     return out.stdout.strip() or None
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux for SIGTERM when the benchmark exits (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -221,7 +231,7 @@ def running(n: int, seed: int, user: str, password: str, log: Callable[[str], No
         logfile = os.path.join(root, "dovecot.log")
         with open(logfile, "ab") as errors:
             proc = subprocess.Popen(["dovecot", "-F", "-c", config], stdout=subprocess.DEVNULL,
-                                    stderr=errors)
+                                    stderr=errors, preexec_fn=_die_with_parent)
         _wait_listening(proc, imap, logfile, time.monotonic() + 60)
         master = proc.pid
 
