@@ -18,7 +18,7 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from zope.interface import implementer
 
@@ -27,6 +27,7 @@ from twisted_mailhub.backends.sql import content as content_store
 from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.rows import (
     BATCH,
+    META_COLUMNS,
     date_columns,
     internaldate,
     flags_of,
@@ -542,40 +543,56 @@ PREFETCH_SIZE = 64 * 1024
 
 
 def _open_txn(conn, mailbox_id: int, uid: int):
-    found = load_rows(conn, mailbox_id, [uid])
+    found = _open_many_txn(conn, mailbox_id, [uid])
     if not found:
         return None
-    row, kws = found[0]
-    structure = content_store.load_structure(conn, row.content_id)
-    content = None
-    if row.size <= PREFETCH_SIZE:
-        content = content_store.read_range(conn, row.content_id, row.size, 0, None)
-        if len(content) != row.size:
-            return None  # the content went with a concurrent expunge
+    row, kws, structure, content = found[0]
+    if content is None and row.size <= PREFETCH_SIZE:
+        return None  # the content went with a concurrent expunge
     return row, kws, structure, content
 
 
+# Opening messages is what every FETCH of content does, one round trip per
+# few messages: one statement (built once, so SQLAlchemy only looks up its
+# compiled form) reads the rows, their structures and the bytes of the small
+# ones, and a second their keywords.
+_OPEN = (
+    select(*META_COLUMNS, messages.c.content_id, contents.c.structure, chunks.c.data)
+    .select_from(
+        messages.join(contents, contents.c.id == messages.c.content_id).outerjoin(
+            chunks,
+            and_(chunks.c.content_id == messages.c.content_id, chunks.c.seq == 0,
+                 messages.c.size <= min(PREFETCH_SIZE, CHUNK_SIZE)),
+        )
+    )
+    .where(messages.c.mailbox_id == bindparam("mailbox_id"),
+           messages.c.uid.in_(bindparam("uids", expanding=True)))
+)
+_OPEN_KEYWORDS = (
+    select(messages.c.uid, keywords.c.keyword)
+    .join(keywords, keywords.c.message_id == messages.c.id)
+    .where(messages.c.mailbox_id == bindparam("mailbox_id"),
+           messages.c.uid.in_(bindparam("uids", expanding=True)))
+)
+
+
 def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
-    found = load_rows(conn, mailbox_id, uids)
-    if not found:
-        return []
-    ids = sorted({row.content_id for row, _ in found})
-    structures = dict(conn.execute(
-        select(contents.c.id, contents.c.structure).where(contents.c.id.in_(ids))).all())
-    small = sorted({row.content_id for row, _ in found if row.size <= min(PREFETCH_SIZE, CHUNK_SIZE)})
-    bodies: dict[int, bytes] = {}
-    if small:
-        for content_id, data in conn.execute(
-                select(chunks.c.content_id, chunks.c.data)
-                .where(chunks.c.content_id.in_(small), chunks.c.seq == 0)):
-            bodies[content_id] = bytes(data)
     out = []
-    for row, kws in found:
-        raw = structures.get(row.content_id)
-        if raw is None:
-            continue  # the content went with a concurrent expunge
-        content = bodies.get(row.content_id)
-        if content is not None and len(content) != row.size:
-            content = None
-        out.append((row, kws, json.loads(raw), content))
+    wanted = sorted(set(uids))
+    for start in range(0, len(wanted), BATCH):
+        params = {"mailbox_id": mailbox_id, "uids": wanted[start:start + BATCH]}
+        rows = sorted(conn.execute(_OPEN, params).all(), key=lambda r: r.uid)
+        if not rows:
+            continue
+        found: dict[int, set[str]] = {}
+        for uid, keyword in conn.execute(_OPEN_KEYWORDS, params):
+            found.setdefault(uid, set()).add(keyword)
+        for row in rows:
+            content = row.data
+            if content is not None:
+                content = bytes(content)
+                if len(content) != row.size:
+                    content = None
+            out.append((row, frozenset(found.get(row.uid, ())), json.loads(row.structure),
+                        content))
     return out
