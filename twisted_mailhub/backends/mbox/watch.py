@@ -3,7 +3,8 @@ Noticing what other programs did to watched mbox files (see
 L{twisted_mailhub.watch}).
 
 L{SignatureProbe} compares the size, mtime (ns) and inode of each watched
-mailbox's mbox file and index file with the previous poll.  A local
+mailbox's mbox file and index file with the previous poll, and reports a
+change once the files stayed the same for one poll interval.  A local
 delivery program changes the mbox file; another server process changes the
 index too (flag changes only touch the index).  The watcher then reads the
 mailbox's status, which takes the mailbox's locks and brings the index up
@@ -31,14 +32,30 @@ class SignatureProbe:
     def __init__(self, backend: "MboxBackend") -> None:
         self.backend = backend
         self._seen: dict[Hashable, _Seen] = {}
+        # The signatures of the last check asked for.
+        self._reported: dict[Hashable, _Seen] = {}
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
         paths = {key: self.backend.watched_path(key) for key in keys}
         seen = await self.backend.run(_signatures, paths)
         previous, self._seen = self._seen, seen
-        # A newly watched key is checked once too: a change between the
-        # watcher's first read and this poll must not be missed.
-        return [key for key in keys if key not in previous or previous[key] != seen[key]]
+        reported, self._reported = self._reported, {}
+        changed = []
+        for key in keys:
+            now = seen[key]
+            if key not in previous:
+                # Newly watched: checked once, so that a change between the
+                # watcher's first read and this poll is not missed.
+                changed.append(key)
+            elif now == previous[key] and reported.get(key) != now:
+                # Changed, and the same for a whole interval since: a
+                # program writing without the locks is probably done.
+                changed.append(key)
+            else:
+                self._reported[key] = reported.get(key)
+                continue
+            self._reported[key] = now
+        return changed
 
 
 def _signatures(paths: dict[Hashable, str | None]) -> dict[Hashable, _Seen]:
