@@ -18,8 +18,8 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox
@@ -385,8 +385,12 @@ def _date_of(dates: dict[str, int]) -> datetime:
 
 def _store_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
                flags: frozenset[str], unchangedsince: int | None) -> FlagUpdate:
-    box = lock_mailbox(conn, mailbox_id)
     system, kws = split_flags(flags)
+    if (mode != "set" and not kws and unchangedsince is None and any(system.values())
+            and conn.dialect.update_returning):
+        return _store_system_txn(conn, mailbox_id, uids, mode,
+                                 {column for column, on in system.items() if on})
+    box = lock_mailbox(conn, mailbox_id)
     wanted_system = {column for column, on in system.items() if on}
     modseq = box.highestmodseq + 1
     result = FlagUpdate()
@@ -439,6 +443,48 @@ def _store_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
         _counted(mailbox_id, unseen_count=unseen, deleted_count=deleted)
         .values(highestmodseq=modseq)
     )
+    return result
+
+
+def _store_system_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
+                      columns: set[str]) -> FlagUpdate:
+    """
+    STORE +FLAGS / -FLAGS of system flags only, as set operations: one
+    UPDATE ... RETURNING per run of UIDs changes exactly the rows whose
+    flags differ, instead of reading every row and writing it back.
+    """
+    box = lock_mailbox(conn, mailbox_id)
+    value = mode == "add"
+    modseq = box.highestmodseq + 1
+    result = FlagUpdate()
+    counts = {"unseen_count": 0, "deleted_count": 0}
+    changed: list[Row] = []
+    for condition in uid_conditions(messages.c.uid, uids):
+        where = [messages.c.mailbox_id == mailbox_id, condition,
+                 or_(*(messages.c[column] != value for column in columns))]
+        # The counters move by the rows whose \Seen / \Deleted will flip.
+        for column, counter, sign in (("seen", "unseen_count", -1), ("deleted", "deleted_count", 1)):
+            if column in columns:
+                flips = conn.execute(select(func.count()).select_from(messages).where(
+                    *where, messages.c[column] != value)).scalar_one()
+                counts[counter] += flips * (sign if value else -sign)
+        changed.extend(conn.execute(
+            update(messages).where(*where)
+            .values(modseq=modseq, **{column: value for column in columns})
+            .returning(*META_COLUMNS)
+        ).all())
+    if not changed:
+        return result
+    changed.sort(key=lambda row: row.uid)
+    kws: dict[int, set[str]] = {}
+    for condition in uid_conditions(messages.c.uid, [row.uid for row in changed]):
+        for uid, keyword in conn.execute(
+                select(messages.c.uid, keywords.c.keyword)
+                .join(keywords, keywords.c.message_id == messages.c.id)
+                .where(messages.c.mailbox_id == mailbox_id, condition)):
+            kws.setdefault(uid, set()).add(keyword)
+    result.changed = [meta_of(row, kws.get(row.uid, ())) for row in changed]
+    conn.execute(_counted(mailbox_id, **counts).values(highestmodseq=modseq))
     return result
 
 
