@@ -190,6 +190,15 @@ class SQLiteWatchTests(WatchMixin, unittest.TestCase):
         box_a.unsubscribe(listener)
         self.assertIsNone(trigger._loop)
 
+    @defer.inlineCallbacks
+    def test_close_stops_polling(self):
+        (a, _, _), _, _ = yield defer.ensureDeferred(self.inbox_pair())
+        trigger, probe = a.notifier._trigger, a.notifier._trigger._probe
+        self.assertIsNotNone(probe._connection)
+        yield defer.ensureDeferred(a.close())
+        self.assertIsNone(trigger._loop)
+        self.assertIsNone(probe._connection)
+
     def test_poll_interval_must_be_positive(self):
         with self.assertRaises(ValueError):
             PollingTrigger(lambda keys: [], 0)
@@ -202,6 +211,16 @@ class MboxWatchTests(WatchMixin, unittest.TestCase):
 class PostgreSQLWatchTests(WatchMixin, unittest.TestCase):
     kind = "postgresql"
     skip = None if PG_URL else "set MAILHUB_TEST_POSTGRESQL_URL to run these tests"
+
+    @defer.inlineCallbacks
+    def test_close_ends_the_listening_thread(self):
+        import threading
+
+        (a, _, _), _, _ = yield defer.ensureDeferred(self.inbox_pair())
+        names = lambda: [t.name for t in threading.enumerate() if t.is_alive()]  # noqa: E731
+        self.assertIn("mailhub-pg-listen", names())
+        yield defer.ensureDeferred(a.close())
+        self.assertNotIn("mailhub-pg-listen", names())
 
     @defer.inlineCallbacks
     def test_listener_reconnects(self):

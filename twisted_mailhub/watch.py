@@ -157,7 +157,11 @@ class ChangeWatcher:
     async def stop(self) -> None:
         """Stop the trigger and wait for the checks under way."""
         trigger, self._trigger = self._trigger, None
-        self._watched.clear()
+        watched, self._watched = self._watched, {}
+        for key, state in watched.items():
+            # Nothing will look again: what was held back goes out as it is.
+            for event in state.held:
+                self.inner.publish(key, event)
         if trigger is not None:
             await _awaited(trigger.stop())
         while self._running:

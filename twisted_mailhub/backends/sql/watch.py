@@ -194,12 +194,17 @@ class PostgresTrigger:
             # The thread sees the flag within LISTEN_WAKEUP, unless it is
             # still connecting to a server that does not answer; it is a
             # daemon thread and may be left to finish on its own.
-            waiting = self._thread_done
+            waiting, thread = self._thread_done, self._thread
             waiting.addTimeout(STOP_TIMEOUT, self._reactor)
             try:
                 await waiting
             except defer.TimeoutError:
                 log.warn("The change listener did not stop in time; leaving it")
+            else:
+                if thread is not None:
+                    # It has said its last word; wait (in a pool thread)
+                    # until it has really ended.
+                    await self.backend.db.call(thread.join, STOP_TIMEOUT)
         while self._sending is not None:
             await self._sending
 
@@ -245,7 +250,7 @@ class PostgresTrigger:
                         while not self._stopping.is_set():
                             for notify in conn.notifies(timeout=LISTEN_WAKEUP):
                                 self._reactor.callFromThread(self._notified, notify.payload)
-                except psycopg.Error as e:
+                except Exception as e:  # noqa: BLE001 - any failure: reconnect
                     if self._stopping.is_set():
                         break
                     self._reactor.callFromThread(
@@ -259,7 +264,6 @@ class PostgresTrigger:
     # -- on the reactor thread -----------------------------------------------
 
     def _listener_stopped(self) -> None:
-        self._thread = None
         done, self._thread_done = self._thread_done, None
         if done is not None and not done.called:
             done.callback(None)
