@@ -129,7 +129,8 @@ def test_idle_sees_append_flags_and_expunge_of_other_process(servers: Servers) -
         watcher.idle()
 
         writer.append(box, message("second"))
-        idle_until(watcher, has(b"EXISTS", 2), "EXISTS 2 after an APPEND through the other process")
+        idle_until(watcher, has(b"EXISTS", 2),
+                   "EXISTS 2 after an APPEND through the other process")
 
         writer.select_folder(box)
         writer.add_flags([2], [b"\\Flagged"])
@@ -139,7 +140,8 @@ def test_idle_sees_append_flags_and_expunge_of_other_process(servers: Servers) -
 
         writer.add_flags([1], [b"\\Deleted"])
         writer.expunge()
-        idle_until(watcher, has(b"EXPUNGE", 1), "EXPUNGE 1 after an expunge through the other process")
+        idle_until(watcher, has(b"EXPUNGE", 1),
+                   "EXPUNGE 1 after an expunge through the other process")
         watcher.idle_done()
 
         # What the session now shows is what the store holds.

@@ -107,7 +107,8 @@ class WatchMixin:
         (_, _, box_a), (_, _, box_b), listener = yield defer.ensureDeferred(self.inbox_pair())
         [local] = yield defer.ensureDeferred(box_a.append([message(1)], origin="me"))
         yield defer.ensureDeferred(box_a.store_flags([local.uid], "add", {"\\Seen"}, origin="me"))
-        yield defer.ensureDeferred(box_a.store_flags([local.uid], "add", {"\\Deleted"}, origin="me"))
+        yield defer.ensureDeferred(
+            box_a.store_flags([local.uid], "add", {"\\Deleted"}, origin="me"))
         yield defer.ensureDeferred(box_a.expunge(origin="me"))
         # A foreign change afterwards: by the time it arrives, the checks
         # that might have repeated the local ones are done.
