@@ -195,6 +195,21 @@ class IBulkMessageAccess(IMailbox):
         """
 
 
+class IStatusQuery(Interface):
+    """
+    Optional, on an L{IMailStore}: the STATUS of a mailbox by name in one
+    step, without opening it (STATUS of every folder is what many clients
+    send on each sync).
+    """
+
+    def mailbox_status(name):
+        """
+        Asynchronous.  The L{MailboxStatus} of the mailbox C{name}, as
+        C{get_mailbox(name)} then C{status()} would give.  Raises
+        L{MailboxNotFound}, or L{NotSelectable} for a hierarchy-only name.
+        """
+
+
 class IMailStore(Interface):
     """
     One user's tree of mailboxes (the avatar that authentication yields).

@@ -336,6 +336,29 @@ class SQLBackendTestsMixin:
         self.assertEqual(touching, [])
         self.assertLess(len(statements), 40)
 
+    async def test_status_by_name_in_one_statement(self) -> None:
+        from zope.interface.verify import verifyObject
+
+        from twisted_mailhub.errors import MailboxNotFound, NotSelectable
+        from twisted_mailhub.interfaces import IStatusQuery
+
+        backend, store, inbox, metas = await self.inbox_with(5)
+        verifyObject(IStatusQuery, store)
+        await inbox.store_flags([metas[0].uid], "add", {"\\Seen", "\\Deleted"})
+        await store.create_mailbox("a/b")
+        statements = self.record_statements(backend)
+        by_name = await store.mailbox_status("INBOX")
+        self.assertEqual(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]), 1)
+        self.assertEqual(by_name, await (await store.get_mailbox("inbox")).status())
+        self.assertEqual((by_name.messages, by_name.unseen, by_name.deleted), (5, 4, 1))
+        await store.delete_mailbox("a")  # has an inferior: stays as a hierarchy name
+        with self.assertRaises(NotSelectable):
+            await store.mailbox_status("a")
+        with self.assertRaises(MailboxNotFound):
+            await store.mailbox_status("nowhere")
+        with self.assertRaises(NotSelectable):
+            await store.get_mailbox("a")
+
     # -- SEARCH -------------------------------------------------------------------------
 
     async def searchable_inbox(self):

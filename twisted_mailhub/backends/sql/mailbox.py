@@ -252,7 +252,11 @@ class SQLMailbox(BaseMailbox):
 
 
 def _status_txn(conn: Connection, mailbox_id: int) -> MailboxStatus:
-    box = conn.execute(select(mailboxes).where(mailboxes.c.id == mailbox_id)).one()
+    return status_of_row(conn.execute(select(mailboxes).where(mailboxes.c.id == mailbox_id)).one())
+
+
+def status_of_row(box: Row) -> MailboxStatus:
+    """The L{MailboxStatus} a C{mailboxes} row holds (its counters)."""
     return MailboxStatus(
         messages=box.message_count,
         uidnext=box.uidnext,

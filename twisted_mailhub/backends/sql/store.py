@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from zope.interface import implementer
 
-from twisted_mailhub.backends.base import BaseMailStore
-from twisted_mailhub.backends.sql.mailbox import SQLMailbox, remove_messages
+from twisted_mailhub.backends.base import BaseMailStore, validate_name
+from twisted_mailhub.backends.sql.mailbox import SQLMailbox, remove_messages, status_of_row
 from twisted_mailhub.backends.sql.schema import (
     COUNTER_COLUMNS,
     expunged,
@@ -27,9 +27,9 @@ from twisted_mailhub.backends.sql.schema import (
     subscriptions,
     users,
 )
-from twisted_mailhub.errors import MailboxExists, MailboxNotFound
-from twisted_mailhub.interfaces import IMailStore
-from twisted_mailhub.model import MailboxInfo, MailboxRemoved, MessagesExpunged
+from twisted_mailhub.errors import MailboxExists, MailboxNotFound, NotSelectable
+from twisted_mailhub.interfaces import IMailStore, IStatusQuery
+from twisted_mailhub.model import MailboxInfo, MailboxRemoved, MailboxStatus, MessagesExpunged
 
 if TYPE_CHECKING:
     from twisted_mailhub.backends.sql.backend import SQLBackend
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 _MAX_UIDVALIDITY = 2**32 - 1
 
 
-@implementer(IMailStore)
+@implementer(IMailStore, IStatusQuery)
 class SQLMailStore(BaseMailStore):
     """The mailboxes and subscriptions of one C{users} row."""
 
@@ -48,6 +48,19 @@ class SQLMailStore(BaseMailStore):
 
     def __repr__(self) -> str:
         return f"<SQLMailStore {self.username}>"
+
+    async def get_mailbox(self, name: str, read_only: bool = False) -> SQLMailbox:
+        # One indexed lookup, rather than the generic listing of the tree.
+        name = validate_name(name, self.delimiter)
+        row = await self.backend.db.read(_find_txn, self.user_id, name)
+        return _selectable(row, name, lambda: SQLMailbox(
+            self.backend, row.id, row.name, row.uidvalidity, read_only))
+
+    async def mailbox_status(self, name: str) -> MailboxStatus:
+        """L{IStatusQuery}: the counters of the mailbox row, in one transaction."""
+        name = validate_name(name, self.delimiter)
+        row = await self.backend.db.read(_find_txn, self.user_id, name)
+        return _selectable(row, name, lambda: status_of_row(row))
 
     def _publish_removed(self, mailbox_ids: list[int]) -> None:
         for mailbox_id in mailbox_ids:
@@ -118,6 +131,14 @@ def _list_txn(conn: Connection, user_id: int) -> list[MailboxInfo]:
         MailboxInfo(row.name, bool(row.selectable), frozenset(row.special_use.split()))
         for row in rows
     ]
+
+
+def _selectable(row, name: str, make):
+    if row is None:
+        raise MailboxNotFound(f"Mailbox does not exist: {name}")
+    if not row.selectable:
+        raise NotSelectable(f"Mailbox is not selectable: {name}")
+    return make()
 
 
 def _find_txn(conn: Connection, user_id: int, name: str):

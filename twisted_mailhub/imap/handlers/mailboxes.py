@@ -12,7 +12,8 @@ from twisted_mailhub.imap.listing import canonical_pattern, list_entries, lsub_e
 from twisted_mailhub.imap.selected import SelectedMailbox
 from twisted_mailhub.imap.sequence import format_numbers
 from twisted_mailhub.imap.session import CommandFailed, Session, State
-from twisted_mailhub.model import SYSTEM_FLAGS, AppendRequest
+from twisted_mailhub.interfaces import IStatusQuery
+from twisted_mailhub.model import SYSTEM_FLAGS, AppendRequest, MailboxStatus
 
 
 def encode_name(session: Session, name: str) -> bytes:
@@ -129,17 +130,21 @@ async def list_(session: Session, cmd: C.List):
         write(responses.untagged(line))
         if cmd.return_status and entry.name in selectable:
             mailbox = await store.get_mailbox(entry.name, read_only=True)
-            await _write_status(session, mailbox, entry.name, cmd.return_status)
+            _write_status(session, await mailbox.status(), entry.name, cmd.return_status)
     return f"{kind.decode()} completed"
 
 
 async def status(session: Session, cmd: C.Status):
-    mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=True)
-    await _write_status(session, mailbox, cmd.mailbox, cmd.items)
+    query = IStatusQuery(session.store, None)
+    if query is not None:
+        st = await query.mailbox_status(cmd.mailbox)
+    else:
+        mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=True)
+        st = await mailbox.status()
+    _write_status(session, st, cmd.mailbox, cmd.items)
 
 
-async def _write_status(session: Session, mailbox, name: str, items) -> None:
-    st = await mailbox.status()
+def _write_status(session: Session, st: MailboxStatus, name: str, items) -> None:
     values = {
         "MESSAGES": st.messages,
         "RECENT": st.recent,
