@@ -185,6 +185,32 @@ class IndexOverIMAPTests(IMAPServerTestCase):
         self.assertIn(b"Subject: part 2\r\n", joined)
         self.assertEqual(joined.count(b" FETCH ("), 3)
 
+    async def test_first_unseen_at_select_from_a_complete_index(self) -> None:
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([
+            AppendRequest(simple_message(f"m{i}"), frozenset({"\\Seen"}) if i < 40 else frozenset(),
+                          WHEN) for i in range(70)])
+
+        def run():
+            a = self.imaplib_client()
+            a.select("INBOX")
+            a.fetch("1:*", "(FLAGS)")  # most of the mailbox: the index loads it all
+            a.store("41:50", "+FLAGS", "(\\Seen)")
+            a.logout()
+            b = self.imaplib_client()
+            b.select("INBOX")
+            second = b.response("UNSEEN")[1]
+            b.store("1:70", "+FLAGS", "(\\Seen)")
+            b.select("INBOX")
+            third = b.response("UNSEEN")[1]
+            b.logout()
+            return second, third
+
+        second, third = await self.in_thread(run)
+        self.assertEqual(second, [b"51"])
+        self.assertEqual(third, [None])
+
     async def test_other_sessions_changes_reach_a_warm_index(self) -> None:
         store = await self.backend.open_store("alice")
         inbox = await store.get_mailbox("INBOX")

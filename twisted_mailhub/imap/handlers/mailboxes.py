@@ -69,6 +69,14 @@ async def _first_unseen(selected: SelectedMailbox) -> int | None:
 
     if not selected.uids:
         return None
+    shared = getattr(selected.mailbox, "index", None)
+    if shared is not None and shared.complete:
+        # Walk the index in sequence order: no SEARCH over the whole mailbox.
+        for seq, uid in enumerate(selected.uids, 1):
+            meta = shared.known(uid)
+            if meta is not None and "\\Seen" not in meta.flags:
+                return seq
+        return None
     found = await search(selected.mailbox, K.Flag("\\Seen", False),
                          SearchContext(selected.uids, selected.recent))
     return selected.seq_of(found[0]) if found else None
