@@ -85,3 +85,13 @@ def test_extended_parameter_wins_over_plain_one():
     assert ct == ("text", "plain", [("name", "é.txt")])
     broken = parse_content_type(b"text/plain; name=ok.txt; name*1=tail")
     assert broken == ("text", "plain", [("name", "ok.txt")])
+
+
+def test_nul_in_charset_name_degrades_to_raw_bytes():
+    # The codec registry rejects a name with NUL (ValueError, not
+    # LookupError); such a charset is unknown, the bytes decode as UTF-8.
+    from twisted_mailhub.mime.headers import charset_decode, parse_params
+
+    assert charset_decode(b"caf\xc3\xa9", "ut\0f-8") == "café"
+    assert decode_header_value(b"=?ut\0f-8?Q?caf=C3=A9?=") == "café"
+    assert parse_params(b"; title*=ut\0f-8''caf%C3%A9") == [("title", "café")]

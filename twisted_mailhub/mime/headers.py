@@ -64,14 +64,15 @@ def to_text(raw: bytes) -> str:
 
 
 def charset_decode(raw: bytes, charset: str) -> str:
-    """Decode with a declared charset; unknown charsets fall back to UTF-8
-    then latin-1."""
+    """Decode with a declared charset; unknown or malformed charset names
+    (a NUL byte, say, which the codec registry rejects with ValueError) fall
+    back to UTF-8 then latin-1."""
     charset = charset.strip().lower()
     if charset in ("", "us-ascii", "ascii"):
         return to_text(raw)
     try:
         codecs.lookup(charset)
-    except LookupError:
+    except (LookupError, ValueError, TypeError):
         return to_text(raw)
     try:
         return raw.decode(charset, errors="replace")

@@ -1,0 +1,44 @@
+"""
+Conformance fixes found by imaptest, each as a transcript over a real
+socket: what a client sends, what the RFC says the server answers.
+"""
+
+from __future__ import annotations
+
+from harness import IMAPServerTestCase
+
+
+def literal(data: bytes) -> bytes:
+    return b"{%d+}\r\n" % len(data) + data
+
+
+class ConformanceTests(IMAPServerTestCase):
+    def session(self):
+        c = self.raw()
+        c.line()
+        c.command(b"t0 LOGIN alice wonderland")
+        return c
+
+    def append(self, c, message: bytes, mailbox: bytes = b"INBOX") -> list[bytes]:
+        return c.command(b"ap APPEND " + mailbox + b" " + literal(message))
+
+    async def test_nul_in_charset_name_is_an_unknown_charset(self) -> None:
+        # A NUL in a charset name must not turn APPEND or SEARCH into an
+        # internal error: the charset is unknown, the bytes are searched raw.
+        message = (b"From: a@example.org\r\nSubject: =?ut\0f-8?Q?caf=C3=A9?=\r\n"
+                   b"Content-Type: text/plain; charset=\"ut\0f-8\"; name*=ut\0f-8''x%41\r\n"
+                   b"\r\nhello world\r\n")
+
+        def run():
+            c = self.session()
+            r = [self.append(c, message)[-1]]
+            c.command(b"t1 SELECT INBOX")
+            r.append(c.command(b"t2 SEARCH BODY hello"))
+            r.append(c.command(b"t3 SEARCH TEXT world"))
+            c.close()
+            return r
+
+        r = await self.in_thread(run)
+        self.assertTrue(r[0].startswith(b"ap OK "), r[0])
+        self.assertEqual(r[1], [b"* SEARCH 1\r\n", b"t2 OK SEARCH completed\r\n"])
+        self.assertEqual(r[2], [b"* SEARCH 1\r\n", b"t3 OK SEARCH completed\r\n"])
