@@ -17,6 +17,11 @@ _ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0x00, 0x20)) | {0x7F
 
 NIL = b"NIL"
 
+# The same sets as bytes, for bytes.translate(None, delete): what is left
+# over is what does not belong (a C loop, not a Python one per byte).
+_QUOTABLE = bytes(range(0x20, 0x7F))
+_ATOM_CHARS = bytes(b for b in range(0x21, 0x7F) if b not in _ATOM_SPECIALS)
+
 
 def literal(value: bytes) -> bytes:
     """``{n}\\r\\n`` followed by the bytes."""
@@ -25,9 +30,7 @@ def literal(value: bytes) -> bytes:
 
 def quoted_or_literal(value: bytes) -> bytes:
     """A quoted string when possible, else a literal (8-bit, CR, LF, long)."""
-    if len(value) <= 1024 and all(
-        b in _QUOTED_SAFE or b in (0x22, 0x5C) for b in value
-    ):
+    if len(value) <= 1024 and not value.translate(None, _QUOTABLE):
         return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return literal(value)
 
@@ -50,7 +53,7 @@ def astring(value: bytes | str) -> bytes:
     """An atom when the value is a valid atom, else a string."""
     if isinstance(value, str):
         value = value.encode("utf-8")
-    if value and not any(b in _ATOM_SPECIALS or b > 0x7E for b in value):
+    if value and not value.translate(None, _ATOM_CHARS):
         return value
     return quoted_or_literal(value)
 
