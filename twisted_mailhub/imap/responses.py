@@ -87,9 +87,7 @@ def fetch(seq: int, items: Iterable[bytes]) -> bytes:
 
 
 def search(numbers: Iterable[int], modseq: int | None = None) -> bytes:
-    body = b"SEARCH"
-    for n in numbers:
-        body += b" %d" % n
+    body = b" ".join([b"SEARCH", *(b"%d" % n for n in numbers)])
     if modseq is not None:
         body += b" (MODSEQ %d)" % modseq
     return untagged(body)

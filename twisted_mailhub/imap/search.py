@@ -105,14 +105,16 @@ async def _evaluate(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> 
         candidates = sorted(node.subset)
     matched: list[int] = []
     test = node.test
+    # Most messages are decided by their metadata alone: one candidate
+    # object serves them all, and only the undecided await anything.
+    probe = _Candidate(None)
     for start in range(0, len(candidates), BATCH_SIZE):
         metas = await mailbox.metadata(candidates[start : start + BATCH_SIZE])
         for meta in metas:
-            candidate = _Candidate(meta)
-            # Most messages are decided by their metadata: no await for them.
-            outcome = test(candidate)
+            probe.meta, probe.uid = meta, meta.uid
+            outcome = test(probe)
             if outcome is None:
-                outcome = await _decide(mailbox, node, candidate)
+                outcome = await _decide(mailbox, node, _Candidate(meta))
             if outcome:
                 matched.append(meta.uid)
     return matched
@@ -139,9 +141,9 @@ class _Candidate:
 
     __slots__ = ("meta", "uid", "structure", "header_text", "body_text", "_sent")
 
-    def __init__(self, meta: MessageMeta) -> None:
+    def __init__(self, meta: MessageMeta | None) -> None:
         self.meta = meta
-        self.uid = meta.uid
+        self.uid = meta.uid if meta is not None else 0
         self.structure: Any = None
         self.header_text: str | None = None
         self.body_text: str | None = None
