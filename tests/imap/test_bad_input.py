@@ -156,3 +156,39 @@ class BadInputTests(IMAPServerTestCase):
         first, ok = await self.in_thread(run)
         self.assertIn(b"BAD", first)
         self.assertEqual(ok[-1], b"t2 OK NOOP completed\r\n")
+
+    async def test_unadvertised_fetch_items_and_odd_ranges(self) -> None:
+        # Found by fuzzing: these once answered NO [SERVERBUG].  SAVEDATE,
+        # EMAILID and THREADID are extensions the server does not announce.
+        message = b"From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n"
+
+        def run():
+            c = self.session()
+            for _ in range(2):
+                c.command(b"t1 APPEND INBOX {%d+}\r\n" % len(message) + message)
+            c.command(b"t2 SELECT INBOX")
+            r = {}
+            for tag, line in [
+                (b"f1", b"UID FETCH 3:1 (SAVEDATE BODY[]<4294967295.1>)"),
+                (b"f2", b"FETCH 1 (EMAILID THREADID)"),
+                (b"f3", b"FETCH 1 SAVEDATE"),
+                (b"f4", b"UID FETCH 3:1 (BODY[]<4294967295.1>)"),
+                (b"f5", b"SEARCH " + b"(" * 200 + b"ALL" + b")" * 200),
+                (b"f6", b"UID STORE 1,1,1,1,1,1,1,2 +FLAGS.SILENT \\Draft"),
+                (b"f7", b"UID FETCH 1:* (FLAGS)"),
+            ]:
+                r[tag] = c.command(tag + b" " + line)
+            c.close()
+            return r
+
+        r = await self.in_thread(run)
+        for tag in (b"f1", b"f2", b"f3"):
+            self.assertTrue(r[tag][-1].startswith(tag + b" BAD Unknown FETCH attribute"), r[tag])
+        self.assertEqual(r[b"f4"], [
+            b'* 1 FETCH (UID 1 BODY[]<4294967295> "" FLAGS (\\Seen \\Recent))\r\n',
+            b'* 2 FETCH (UID 2 BODY[]<4294967295> "" FLAGS (\\Seen \\Recent))\r\n',
+            b"f4 OK FETCH completed\r\n"])
+        self.assertTrue(r[b"f5"][-1].startswith(b"f5 BAD "), r[b"f5"])
+        self.assertEqual(r[b"f6"], [b"f6 OK STORE completed\r\n"])
+        self.assertEqual(r[b"f7"][:2], [b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Draft \\Recent))\r\n",
+                                        b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Draft \\Recent))\r\n"])

@@ -148,10 +148,10 @@ FETCH_CASES = [
     (b"FULL", (c.FetchAttr("FLAGS"), c.FetchAttr("INTERNALDATE"), c.FetchAttr("RFC822.SIZE"),
                c.FetchAttr("ENVELOPE"), c.FetchAttr("BODY"))),
     (b"(uid rfc822.size envelope body bodystructure rfc822 rfc822.header rfc822.text modseq"
-     b" savedate internaldate)",
+     b" internaldate)",
      tuple(c.FetchAttr(n) for n in (
          "UID", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822", "RFC822.HEADER",
-         "RFC822.TEXT", "MODSEQ", "SAVEDATE", "INTERNALDATE"))),
+         "RFC822.TEXT", "MODSEQ", "INTERNALDATE"))),
     (b"BODY[]", (c.FetchAttr("BODY[]", c.Section()),)),
     (b"body.peek[]<0.1024>", (c.FetchAttr("BODY[]", c.Section(), (0, 1024), peek=True),)),
     (b"BODY[1.2.3]", (c.FetchAttr("BODY[]", c.Section((1, 2, 3))),)),

@@ -30,6 +30,8 @@ VALID = [
     b"m COPY 1 INBOX", b"n IDLE", b"DONE", b"o CLOSE", b"p EXAMINE INBOX",
     b"q FETCH 1 BODY[1.2.HEADER.FIELDS (FROM)]<0.10>", b"r UID SEARCH RETURN (MIN) ALL",
     b"s AUTHENTICATE PLAIN", b"*", b"t ENABLE CONDSTORE", b"u DELETE baz", b"v LSUB \"\" %",
+    b"w UID FETCH 3:1 (SAVEDATE BODY[]<4294967295.1>)", b"x FETCH 1 (EMAILID THREADID)",
+    b"y UID STORE 1,1,1,2 +FLAGS.SILENT \\Draft", b"z SEARCH ((((NOT (ALL)))))",
 ]
 
 MESSAGE = (b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n"
@@ -141,6 +143,42 @@ def _response_lines(out: bytes):
 
 class TestSessionFuzz(SessionFuzzTests):
     pass
+
+
+# Inputs that once got NO [SERVERBUG] and a logged traceback; each must get
+# a plain OK, NO or BAD.
+FOUND = [
+    b"a UID FETCH 3:1 (SAVEDATE BODY[]<4294967295.1>)",
+    b"a UID FETCH 3:1 (BODY[]<4294967295.1>)",
+    b"a FETCH 1 (BINARY.PEEK[1]<4294967295.4294967295> BODY[1]<9223372036854775807.1>)",
+    b"a FETCH 1 EMAILID", b"a FETCH 1 THREADID", b"a FETCH 1 SAVEDATE",
+    b"a FETCH 1:* (EMAILID THREADID SAVEDATE)",
+    b"a SEARCH " + b"(" * 40 + b"ALL" + b")" * 40,
+    b"a SEARCH " + b"NOT " * 300 + b"ALL",
+    b"a SEARCH " + b"OR ALL " * 300 + b"ALL",
+    b"a UID STORE 1,1,1,1,1,1,1,1,1,1,2 +FLAGS.SILENT \\Draft\r\nb UID FETCH 1:* (SAVEDATE)",
+]
+
+
+def test_found_inputs_get_a_clear_answer() -> None:
+    for data in FOUND:
+        failures = []
+
+        def observer(event):
+            if event.get("log_failure") is not None:
+                failures.append(event)
+
+        globalLogPublisher.addObserver(observer)
+        try:
+            s = Session()
+            s.feed(b"b SELECT INBOX\r\n")
+            s.feed(data + b"\r\nzz NOOP\r\n")
+        finally:
+            globalLogPublisher.removeObserver(observer)
+        out = s.transport.value()
+        assert not failures, data
+        assert b"SERVERBUG" not in out, (data, out)
+        assert out.endswith(b"zz OK NOOP completed\r\n"), (data, out)
 
 
 def test_fuzzed_sessions_start_with_messages() -> None:

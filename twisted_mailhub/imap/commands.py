@@ -244,7 +244,7 @@ class FetchAttr:
     RFC822.SIZE, ENVELOPE, BODY (no section: the non-extensible
     BODYSTRUCTURE), BODYSTRUCTURE, UID, RFC822, RFC822.HEADER, RFC822.TEXT,
     BODY[] (``section`` set; ``peek`` for BODY.PEEK), BINARY[], BINARY.SIZE,
-    MODSEQ, SAVEDATE, EMAILID, THREADID.  ``partial`` is ``(origin, count)``.
+    MODSEQ.  ``partial`` is ``(origin, count)``.
     """
 
     name: str

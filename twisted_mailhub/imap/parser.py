@@ -385,8 +385,7 @@ class _SearchReader:
 _FETCH_NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
 _FETCH_SIMPLE = frozenset({
     "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "SAVEDATE", "EMAILID",
-    "THREADID",
+    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ",
 })
 _FAST = (c.FetchAttr("FLAGS"), c.FetchAttr("INTERNALDATE"), c.FetchAttr("RFC822.SIZE"))
 # RFC 3501 section 6.4.5
