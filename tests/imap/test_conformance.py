@@ -42,3 +42,15 @@ class ConformanceTests(IMAPServerTestCase):
         self.assertTrue(r[0].startswith(b"ap OK "), r[0])
         self.assertEqual(r[1], [b"* SEARCH 1\r\n", b"t2 OK SEARCH completed\r\n"])
         self.assertEqual(r[2], [b"* SEARCH 1\r\n", b"t3 OK SEARCH completed\r\n"])
+
+    async def test_select_of_name_not_in_modified_utf7_is_no(self) -> None:
+        def run():
+            c = self.session()
+            r = c.command(b"t1 SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}")
+            ok = c.command(b"t2 NOOP")
+            c.close()
+            return r, ok
+
+        r, ok = await self.in_thread(run)
+        self.assertEqual(r, [b"t1 NO [CANNOT] Invalid modified UTF-7 mailbox name\r\n"])
+        self.assertEqual(ok, [b"t2 OK NOOP completed\r\n"])

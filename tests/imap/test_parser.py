@@ -294,7 +294,8 @@ def test_utf8_mailbox_names_after_enable():
 def test_utf8_can_be_switched_on_later():
     parser = CommandParser()
     parser.receive_data('a1 SELECT "Entwürfe"\r\n'.encode())
-    assert parser.next_event() == CommandError("a1", "Invalid modified UTF-7 mailbox name")
+    assert parser.next_event() == CommandError("a1", "Invalid modified UTF-7 mailbox name",
+                                               "CANNOT", "NO")
     parser.utf8 = True
     parser.receive_data('a2 SELECT "Entwürfe"\r\n'.encode())
     assert parser.next_event() == CommandReceived(c.Select("a2", "Entwürfe"))
@@ -397,6 +398,18 @@ ERRORS = [
 @pytest.mark.parametrize("data, message", ERRORS, ids=[str(d[:40]) for d, _ in ERRORS])
 def test_error_message(data, message):
     assert error(data) == message
+
+
+def test_name_not_in_modified_utf7_is_no_unless_the_line_is_bad():
+    # A valid atom that is not modified UTF-7 (RFC 3501 5.1.3): the command
+    # is well formed, the mailbox cannot exist: NO, not BAD.
+    name = b"!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    assert parse(b"a SELECT " + name) == CommandError(
+        "a", "Invalid modified UTF-7 mailbox name", "CANNOT", "NO")
+    assert parse(b"a RENAME x &Jjo") == CommandError(
+        "a", "Invalid modified UTF-7 mailbox name", "CANNOT", "NO")
+    # A syntax error later in the command still makes it BAD.
+    assert parse(b"a SELECT &Jjo (FOO)") == CommandError("a", "Unknown SELECT parameter: FOO")
 
 
 def test_error_keeps_the_tag_and_has_no_code():

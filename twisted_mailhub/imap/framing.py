@@ -296,13 +296,16 @@ _MORE = object()  # _next_line consumed a line without producing a frame
 class ParseError(Exception):
     """
     The command does not match the grammar; C{code} is a response code and
-    C{tag} the command's tag once known.
+    C{tag} the command's tag once known.  C{condition} is C{"NO"} for a
+    command that is well formed but refused by what it names (an argument
+    the server cannot take), C{"BAD"} otherwise.
     """
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, condition: str = "BAD") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.condition = condition
         self.tag: str | None = None
 
 

@@ -47,11 +47,22 @@ _BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]
 
 
 class Context:
-    """What the grammar needs to know of the session: UTF8=ACCEPT (RFC 6855)."""
+    """
+    What the grammar needs to know of the session: UTF8=ACCEPT (RFC 6855).
+    C{refusal} is a NO found while parsing (a well-formed argument the
+    server cannot take), raised once the whole command proved well formed,
+    so that a syntax error later in the line still gets BAD.
+    """
 
     def __init__(self, cursor: Cursor, utf8: bool) -> None:
         self.c = cursor
         self.utf8 = utf8
+        self.refusal: ParseError | None = None
+
+    def refuse(self, message: str, code: str | None = None) -> None:
+        """Answer NO once the command is parsed (the first refusal wins)."""
+        if self.refusal is None:
+            self.refusal = ParseError(message, code, "NO")
 
 
 def parse_tag(cursor: Cursor) -> str:
@@ -105,7 +116,11 @@ def _decode_name(ctx: Context, raw: bytes) -> str:
         try:
             name = mutf7.decode(raw)
         except ValueError:
-            raise ParseError("Invalid modified UTF-7 mailbox name") from None
+            # A valid astring, so the command is well formed: it names a
+            # mailbox that cannot exist, which is NO (as Dovecot and Cyrus
+            # answer), not BAD.
+            ctx.refuse("Invalid modified UTF-7 mailbox name", "CANNOT")
+            name = raw.decode("latin-1")
     # RFC 3501 section 5.1: INBOX is case-insensitive, and so is the INBOX
     # of its children's names.
     head = name[:6].upper()

@@ -66,13 +66,14 @@ class ContinuationRequest:
 class CommandError:
     """
     A command was malformed or refused: answer ``tag BAD [code] message``
-    (``* BAD`` when C{tag} is None).  The parser has already skipped the
-    rest of the command.
+    (``* BAD`` when C{tag} is None), or C{tag NO ...} when C{condition} says
+    so.  The parser has already skipped the rest of the command.
     """
 
     tag: str | None
     message: str
     code: str | None = None
+    condition: str = "BAD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +170,7 @@ class CommandParser:
         try:
             return CommandReceived(parse_command(frame.parts, utf8=self.utf8))
         except ParseError as e:
-            return CommandError(e.tag, e.message, e.code)
+            return CommandError(e.tag, e.message, e.code, e.condition)
 
 
 # -- the command table -----------------------------------------------------------
@@ -188,8 +189,11 @@ def parse_command(parts: tuple[Part, ...], *, utf8: bool = False) -> c.Command:
         parser = _COMMANDS.get(name)
         if parser is None:
             raise ParseError(f"Unknown command: {name}")
-        command = parser(Context(cursor, utf8), tag, name)
+        ctx = Context(cursor, utf8)
+        command = parser(ctx, tag, name)
         cursor.finish()
+        if ctx.refusal is not None:
+            raise ctx.refusal
         return command
     except ParseError as e:
         e.tag = tag

@@ -130,9 +130,10 @@ class IMAPServerProtocol(ServerConnection):
             waiter.errback(CommandFailed(event.message, event.code, "BAD"))
         elif isinstance(event, CommandError):
             # RFC 3501 6.4.4: an unsupported CHARSET is NO, not BAD.
-            condition = "NO" if (event.code or "").startswith("BADCHARSET") else "BAD"
+            condition = "NO" if (event.code or "").startswith("BADCHARSET") else event.condition
             self.write(responses.status(event.tag, condition, event.message, event.code))
-            self._count_bad()
+            if condition == "BAD":
+                self._count_bad()
         elif isinstance(event, FatalError):
             self.goodbye(event.message)
             self.close()
