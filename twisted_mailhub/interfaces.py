@@ -184,6 +184,45 @@ class ICopyableMailbox(IMailbox):
         """
 
 
+class IMoveableMailbox(IMailbox):
+    """
+    Optional: a mailbox that can move messages into another of the same
+    store as one change (RFC 6851 section 3.3: the intermediate states of
+    copy, flag and expunge never occur).
+    """
+
+    def move_to(uids, destination, origin=None):
+        """
+        Asynchronous.  Move the existing messages among C{uids} into
+        C{destination} atomically: they leave this mailbox and arrive in
+        C{destination} together, with new UIDs and MODSEQs there, keeping
+        their flags (a \\Deleted they had stays; none is added), keywords
+        and INTERNALDATE.  This mailbox remembers the removed UIDs as
+        expunged (QRESYNC) and publishes only L{MessagesExpunged};
+        C{destination} publishes L{MessagesAdded}.  C{destination} may be
+        this very mailbox.
+
+        Returns C{[(source_uid, new_uid), ...]} in ascending source order,
+        or C{None} if C{destination} is not one this mailbox can move into
+        directly (the caller then copies and uses L{IRemovableMailbox}).
+        """
+
+
+class IRemovableMailbox(IMailbox):
+    """
+    Optional: a mailbox that can remove messages whatever their flags, as
+    the second half of a MOVE that could not be done by L{IMoveableMailbox}.
+    """
+
+    def remove(uids, origin=None):
+        """
+        Asynchronous.  Remove the existing messages among C{uids} as
+        L{IMailbox.expunge} would if they were flagged \\Deleted, without
+        changing or announcing their flags first: the only event published
+        is L{MessagesExpunged}.  Returns the removed UIDs, ascending.
+        """
+
+
 class IBulkMessageAccess(IMailbox):
     """Optional: a mailbox that opens many messages in one round trip."""
 

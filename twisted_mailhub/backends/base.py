@@ -9,7 +9,11 @@ that a backend provides.  L{BaseMailbox} holds the listener plumbing.
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+import weakref
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Hashable, Iterable
+
+from twisted.internet.defer import DeferredLock
 
 from twisted_mailhub.errors import (
     InvalidMailboxName,
@@ -19,7 +23,14 @@ from twisted_mailhub.errors import (
     MessageExpunged,
     NotSelectable,
 )
-from twisted_mailhub.interfaces import ICopyableMailbox, IMailbox, IMailboxListener, INotifier
+from twisted_mailhub.interfaces import (
+    ICopyableMailbox,
+    IMailbox,
+    IMailboxListener,
+    IMoveableMailbox,
+    INotifier,
+    IRemovableMailbox,
+)
 from twisted_mailhub.model import (
     RECENT,
     AppendRequest,
@@ -94,7 +105,10 @@ class BaseMailStore:
       - C{_subscriptions()}, C{_subscribe(name)}, C{_unsubscribe(name)}.
 
     A backend may override L{_rename_inbox} to move INBOX's messages more
-    cheaply than copy-then-expunge.
+    cheaply than copy-then-expunge, and L{_create_tree}, L{_rename_tree}
+    or L{_delete_tree} (check and change, run while this process holds the
+    user's tree lock) to do a whole CREATE, RENAME or DELETE in one step
+    that other processes cannot interleave with.
     """
 
     delimiter = "/"
@@ -123,18 +137,17 @@ class BaseMailStore:
         if name.endswith(self.delimiter) and len(name) > 1:
             name = name[:-1]
         name = validate_name(name, self.delimiter)
-        existing = {info.name: info for info in await self._list()}
-        if name in existing:
-            raise MailboxExists(f"Mailbox already exists: {name}")
-        for parent in superiors(name, self.delimiter):
-            if parent not in existing:
-                await self._create(parent, frozenset(), True)
-        await self._create(name, frozenset(special_use), True)
+        async with self._tree_changing():
+            await self._create_tree(name, frozenset(special_use))
 
     async def delete_mailbox(self, name: str) -> None:
         name = validate_name(name, self.delimiter)
         if name == "INBOX":
             raise InvalidMailboxName("INBOX cannot be deleted")
+        async with self._tree_changing():
+            await self._delete_tree(name)
+
+    async def _delete_tree(self, name: str) -> None:
         infos = {info.name: info for info in await self._list()}
         info = infos.get(name)
         if info is None:
@@ -153,6 +166,10 @@ class BaseMailStore:
     async def rename_mailbox(self, old: str, new: str) -> None:
         old = validate_name(old, self.delimiter)
         new = validate_name(new, self.delimiter)
+        async with self._tree_changing():
+            await self._rename_tree(old, new)
+
+    async def _rename_tree(self, old: str, new: str) -> None:
         infos = {info.name: info for info in await self._list()}
         if old not in infos:
             raise MailboxNotFound(f"Mailbox does not exist: {old}")
@@ -183,6 +200,37 @@ class BaseMailStore:
 
     # -- generic helpers ---------------------------------------------------
 
+    async def _create_tree(self, name: str, special_use: frozenset[str]) -> None:
+        """
+        Create C{name} (already validated) and its missing superiors, or
+        raise L{MailboxExists}.  Runs under L{_tree_changing}; a backend
+        whose storage can check and create in one step overrides it.
+        """
+        existing = {info.name for info in await self._list()}
+        if name in existing:
+            raise MailboxExists(f"Mailbox already exists: {name}")
+        for parent in superiors(name, self.delimiter):
+            if parent not in existing:
+                await self._create(parent, frozenset(), True)
+        await self._create(name, special_use, True)
+
+    @asynccontextmanager
+    async def _tree_changing(self) -> AsyncIterator[None]:
+        """
+        Hold the lock of this user's tree in this process: CREATE, DELETE
+        and RENAME check the tree and then change it across several
+        awaits, and two of them interleaving could both pass the check
+        (two RENAMEs to one name).  Other processes sharing the storage
+        are the backend's to exclude (the SQL store does each change in one
+        transaction).
+        """
+        lock = _tree_lock(self.notifier, self.username)
+        await lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
     async def _info(self, name: str) -> MailboxInfo | None:
         for info in await self._list():
             if info.name == name:
@@ -199,9 +247,21 @@ class BaseMailStore:
         target = await self._open(new, False)
         uids = await inbox.uids()
         if uids:
-            await copy_messages(inbox, target, uids)
-            await inbox.store_flags(uids, "add", {"\\Deleted"})
-            await inbox.expunge(uids)
+            await move_messages(inbox, target, uids)
+
+
+# One lock per user tree and notifier (that is, per backend, or per group of
+# backends sharing a notifier), whichever store object of it is used.
+_TREE_LOCKS: "weakref.WeakKeyDictionary[Any, dict[str, DeferredLock]]" = (
+    weakref.WeakKeyDictionary())
+
+
+def _tree_lock(notifier: Any, username: str) -> DeferredLock:
+    locks = _TREE_LOCKS.setdefault(notifier, {})
+    lock = locks.get(username)
+    if lock is None:
+        lock = locks[username] = DeferredLock()
+    return lock
 
 
 class BaseMailbox:
@@ -292,3 +352,48 @@ async def copy_messages(
         return []
     added = await destination.append(requests, origin=origin)
     return [(uid, meta.uid) for uid, meta in zip(copied, added)]
+
+
+async def move_messages(
+    source: IMailbox, destination: IMailbox, uids: Iterable[int], origin: Hashable | None = None
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """
+    Move the existing messages among C{uids} from C{source} into
+    C{destination} (RFC 6851 section 3.3); return C{(pairs, removed)}: the
+    C{[(source_uid, new_uid), ...]} of the messages now in C{destination}
+    and the source UIDs removed, both ascending.
+
+    With L{IMoveableMailbox} this is one atomic change of the store.
+    Otherwise the messages are copied (L{copy_messages}) and then removed
+    from C{source}: by L{IRemovableMailbox.remove} when provided, so other
+    sessions are told only of the expunge; else by the last resort of
+    flagging them \\Deleted and expunging those UIDs, where other sessions
+    may see the flag change first.  A failure between the two steps leaves
+    the messages in both mailboxes, never in neither.
+    """
+    uids = sorted_unique(uids)
+    if not uids:
+        return [], []
+    moveable = IMoveableMailbox(source, None)
+    if moveable is not None:
+        pairs = await moveable.move_to(uids, _unwrapped(destination), origin=origin)
+        if pairs is not None:
+            pairs = list(pairs)
+            return pairs, [old for old, _ in pairs]
+    pairs = await copy_messages(source, destination, uids, origin=origin)
+    moved = [old for old, _ in pairs]
+    if not moved:
+        return [], []
+    removable = IRemovableMailbox(source, None)
+    if removable is not None:
+        removed = await removable.remove(moved, origin=origin)
+    else:
+        await source.store_flags(moved, "add", {"\\Deleted"}, origin=origin)
+        removed = await source.expunge(moved, origin=origin)
+    return pairs, list(removed)
+
+
+def _unwrapped(mailbox: IMailbox) -> IMailbox:
+    # A session's view of a mailbox (twisted_mailhub.index) wraps the
+    # backend's object, which is what a backend recognises as its own.
+    return getattr(mailbox, "wrapped", mailbox)

@@ -32,7 +32,9 @@ from twisted_mailhub.interfaces import (
     IMailbox,
     IMailStore,
     IMessage,
+    IMoveableMailbox,
     INotifier,
+    IRemovableMailbox,
 )
 from twisted_mailhub.model import (
     AppendRequest,
@@ -150,7 +152,7 @@ class MemoryMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(IMailbox, ICopyableMailbox)
+@implementer(IMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox)
 class MemoryMailbox(BaseMailbox):
     """One session's view of a mailbox; the state behind it is shared."""
 
@@ -310,6 +312,20 @@ class MemoryMailbox(BaseMailbox):
             for uid in candidates
             if uid in state.messages and "\\Deleted" in state.messages[uid].meta.flags
         ]
+        return self._expunge_now(state, gone, origin)
+
+    async def remove(
+        self, uids: Iterable[int], origin: Hashable | None = None
+    ) -> list[int]:
+        """L{IRemovableMailbox}: expunge the existing C{uids} whatever their flags."""
+        state = self._writable()
+        return self._expunge_now(
+            state, [uid for uid in sorted_unique(uids) if uid in state.messages], origin
+        )
+
+    def _expunge_now(
+        self, state: _MailboxState, gone: list[int], origin: Hashable | None
+    ) -> list[int]:
         if not gone:
             return []
         gone.sort()
@@ -321,6 +337,35 @@ class MemoryMailbox(BaseMailbox):
             state.expunged[uid] = modseq
         self._publish(MessagesExpunged(tuple(gone), modseq, origin))
         return gone
+
+    async def move_to(
+        self, uids: Iterable[int], destination: IMailbox, origin: Hashable | None = None
+    ) -> list[tuple[int, int]] | None:
+        """
+        L{IMoveableMailbox}: move into another mailbox of the same backend
+        (or this one) with no await in between; C{None} for others.
+        """
+        if not isinstance(destination, MemoryMailbox) or (
+            destination._store.backend is not self._store.backend
+        ):
+            return None
+        source = self._writable()
+        target = destination._writable()
+        moving = [source.messages[uid] for uid in sorted_unique(uids) if uid in source.messages]
+        if not moving:
+            return []
+        self._expunge_now(source, [stored.meta.uid for stored in moving], origin)
+        # Taken after the expunge's: into this same mailbox, the arrivals
+        # are the later change.
+        modseq = target.next_modseq()
+        pairs, metas = [], []
+        for stored in moving:
+            meta = target.add(stored.content, stored.meta.flags, stored.meta.internaldate,
+                              stored.structure, modseq)
+            pairs.append((stored.meta.uid, meta.uid))
+            metas.append(meta)
+        destination._publish(MessagesAdded(tuple(metas), origin))
+        return pairs
 
     async def copy_to(
         self, uids: Iterable[int], destination: IMailbox, origin: Hashable | None = None

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from twisted_mailhub.backends.base import BaseMailbox, sorted_unique
 from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
 from twisted_mailhub.errors import MailboxNotFound, ReadOnlyMailbox
-from twisted_mailhub.interfaces import IMailbox, IMessage
+from twisted_mailhub.interfaces import IMailbox, IMessage, IRemovableMailbox
 from twisted_mailhub.model import (
     AppendRequest,
     FlagUpdate,
@@ -60,7 +60,7 @@ class MboxMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(IMailbox)
+@implementer(IMailbox, IRemovableMailbox)
 class MboxMailbox(BaseMailbox):
     """One session's handle on an mbox mailbox."""
 
@@ -182,6 +182,28 @@ class MboxMailbox(BaseMailbox):
         uids = None if uids is None else sorted_unique(uids)
         return await self._run(
             lambda folder: _with_origin(folder, origin, lambda: folder.expunge(uids)),
+            write=True,
+        )
+
+    async def remove(
+        self, uids: Iterable[int], origin: Hashable | None = None
+    ) -> list[int]:
+        """
+        L{IRemovableMailbox}: expunge the existing C{uids} whatever their
+        flags.  The folder expunges by \\Deleted, so the flag is set first
+        in the same locked operation, but its event is dropped: others are
+        told only of the expunge (RFC 6851 section 3.3, for MOVE).
+        """
+        uids = sorted_unique(uids)
+
+        def remove_now(folder: MboxFolder) -> list[int]:
+            before = len(folder.events)
+            folder.store_flags(uids, "add", {"\\Deleted"})
+            del folder.events[before:]
+            return folder.expunge(uids)
+
+        return await self._run(
+            lambda folder: _with_origin(folder, origin, lambda: remove_now(folder)),
             write=True,
         )
 

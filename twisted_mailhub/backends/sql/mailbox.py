@@ -54,6 +54,8 @@ from twisted_mailhub.interfaces import (
     IBulkMessageAccess,
     ICopyableMailbox,
     IMessage,
+    IMoveableMailbox,
+    IRemovableMailbox,
     ISearchableMailbox,
 )
 from twisted_mailhub.model import (
@@ -110,7 +112,8 @@ class SQLMessage:
         return data
 
 
-@implementer(ISearchableMailbox, ICopyableMailbox, IBulkMessageAccess)
+@implementer(ISearchableMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox,
+             IBulkMessageAccess)
 class SQLMailbox(BaseMailbox):
     """One selectable C{mailboxes} row as an L{IMailbox}."""
 
@@ -246,6 +249,35 @@ class SQLMailbox(BaseMailbox):
         if metas:
             destination._publish(MessagesAdded(tuple(metas), origin))
         return pairs
+
+    async def move_to(self, uids: Iterable[int], destination: Any, origin: Hashable | None = None,
+                      ) -> list[tuple[int, int]] | None:
+        """L{IMoveableMailbox}: one transaction (L{_move_txn}) within this database."""
+        if not isinstance(destination, SQLMailbox) or destination._backend is not self._backend:
+            return None
+        self._check_writable()
+        destination._check_writable()
+        uids = sorted(set(uids))
+        if not uids:
+            return []
+        pairs, metas, modseq = await self._backend.db.write(
+            _move_txn, self.mailbox_id, destination.mailbox_id, uids
+        )
+        if pairs:
+            self._publish(MessagesExpunged(tuple(old for old, _ in pairs), modseq, origin))
+            destination._publish(MessagesAdded(tuple(metas), origin))
+        return pairs
+
+    async def remove(self, uids: Iterable[int], origin: Hashable | None = None) -> list[int]:
+        """L{IRemovableMailbox}: expunge the existing C{uids} whatever their flags."""
+        self._check_writable()
+        wanted = sorted(set(uids))
+        if not wanted:
+            return []
+        removed, modseq = await self._backend.db.write(_expunge_txn, self.mailbox_id, wanted, True)
+        if removed:
+            self._publish(MessagesExpunged(tuple(removed), modseq, origin))
+        return removed
 
 
 # -- transactions (run in a pool thread) -------------------------------------
@@ -502,14 +534,21 @@ def remove_messages(conn: Connection, ids: list[int], content_ids: list[int]) ->
 
 
 def _expunge_txn(conn: Connection, mailbox_id: int, uids: list[int] | None,
-                 ) -> tuple[list[int], int]:
+                 any_flags: bool = False) -> tuple[list[int], int]:
+    """
+    Remove the messages among C{uids} (all when C{None}) flagged \\Deleted,
+    or whatever their flags with C{any_flags}; return their UIDs and the
+    MODSEQ of the expunge.
+    """
     box = lock_mailbox(conn, mailbox_id)
     m = messages.c
-    where = [m.mailbox_id == mailbox_id, m.deleted.is_(True)]
+    where = [m.mailbox_id == mailbox_id]
+    if not any_flags:
+        where.append(m.deleted.is_(True))
     conditions = [None] if uids is None else list(uid_conditions(m.uid, uids))
     doomed = []
     for condition in conditions:
-        query = select(m.id, m.uid, m.content_id, m.seen, m.size).where(*where)
+        query = select(m.id, m.uid, m.content_id, m.seen, m.deleted, m.size).where(*where)
         if condition is not None:
             query = query.where(condition)
         doomed += conn.execute(query).all()
@@ -527,7 +566,7 @@ def _expunge_txn(conn: Connection, mailbox_id: int, uids: list[int] | None,
             mailbox_id,
             message_count=-len(doomed),
             unseen_count=-sum(1 for row in doomed if not row.seen),
-            deleted_count=-len(doomed),
+            deleted_count=-sum(1 for row in doomed if row.deleted),
             recent_count=-sum(1 for row in doomed if row.uid >= box.recent_floor),
             total_size=-sum(row.size for row in doomed),
         ).values(highestmodseq=modseq)
@@ -586,6 +625,59 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
     )
     return pairs, metas
 
+
+def _move_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
+              ) -> tuple[list[tuple[int, int]], list[MessageMeta], int]:
+    """
+    RFC 6851 MOVE as one transaction: the message rows are re-pointed to
+    the target (new UID and MODSEQ there; flags, keywords, INTERNALDATE and
+    content stay, so no reference count changes), their old UIDs recorded
+    in C{expunged}, and both rows' counters moved by what left and came.
+    Returns the UID pairs, the new metas and the source's expunge MODSEQ.
+    """
+    # Lock in id order, as _copy_txn does, so opposite MOVEs cannot deadlock.
+    locked = {mid: lock_mailbox(conn, mid) for mid in sorted({source_id, target_id})}
+    source, target = locked[source_id], locked[target_id]
+    found = load_rows(conn, source_id, uids)
+    if not found:
+        return [], [], source.highestmodseq
+    gone_modseq = source.highestmodseq + 1
+    # Into the same mailbox, one change: the expunge and the arrivals share it.
+    modseq = gone_modseq if source_id == target_id else target.highestmodseq + 1
+    first = target.uidnext
+    pairs, metas, moves = [], [], []
+    unseen = deleted = recent = size = 0
+    for uid, (row, kws) in enumerate(found, start=first):
+        moves.append({"b_id": row.id, "b_uid": uid})
+        meta = meta_of(row, kws)
+        metas.append(MessageMeta(uid, meta.flags, meta.internaldate, meta.size, modseq))
+        pairs.append((row.uid, uid))
+        unseen += not row.seen
+        deleted += bool(row.deleted)
+        recent += row.uid >= source.recent_floor
+        size += row.size
+    count = len(found)
+    conn.execute(
+        update(messages).where(messages.c.id == bindparam("b_id"))
+        .values(mailbox_id=target_id, uid=bindparam("b_uid"), modseq=modseq),
+        moves,
+    )
+    conn.execute(
+        insert(expunged),
+        [{"mailbox_id": source_id, "uid": old, "modseq": gone_modseq} for old, _ in pairs],
+    )
+    conn.execute(
+        _counted(source_id, message_count=-count, unseen_count=-unseen,
+                 deleted_count=-deleted, recent_count=-recent, total_size=-size)
+        .values(highestmodseq=gone_modseq)
+    )
+    # The new UIDs are >= the target's recent_floor: all are \Recent there.
+    conn.execute(
+        _counted(target_id, message_count=count, unseen_count=unseen,
+                 deleted_count=deleted, recent_count=count, total_size=size)
+        .values(uidnext=first + count, highestmodseq=modseq)
+    )
+    return pairs, metas, gone_modseq
 
 
 # Messages up to this size are read whole when opened.

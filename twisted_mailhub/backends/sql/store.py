@@ -3,9 +3,10 @@ L{SQLMailStore}: one user's tree as rows of C{mailboxes}.
 
 The RFC 3501 rules (implicit superiors, DELETE with children, hierarchy
 RENAME) come from L{BaseMailStore}; this module provides its core, each
-operation one transaction.  The unique (user, name) constraint backs the
-checks the base class makes, so two servers racing to create one name
-cannot both succeed.
+operation one transaction.  CREATE and RENAME are each one transaction
+that locks the user's row, checks the tree and changes it, so two sessions
+or servers racing to one name get one success and one L{MailboxExists};
+the unique (user, name) constraint backs that up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from zope.interface import implementer
 
-from twisted_mailhub.backends.base import BaseMailStore, validate_name
+from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
 from twisted_mailhub.backends.sql.mailbox import SQLMailbox, remove_messages, status_of_row
 from twisted_mailhub.backends.sql.schema import (
     COUNTER_COLUMNS,
@@ -27,7 +28,12 @@ from twisted_mailhub.backends.sql.schema import (
     subscriptions,
     users,
 )
-from twisted_mailhub.errors import MailboxExists, MailboxNotFound, NotSelectable
+from twisted_mailhub.errors import (
+    InvalidMailboxName,
+    MailboxExists,
+    MailboxNotFound,
+    NotSelectable,
+)
 from twisted_mailhub.interfaces import IMailStore, IStatusQuery
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved, MailboxStatus, MessagesExpunged
 
@@ -96,18 +102,35 @@ class SQLMailStore(BaseMailStore):
             raise MailboxExists("A mailbox of the new name already exists") from None
         self._publish_removed(moved)
 
-    async def _rename_inbox(self, new: str) -> None:
-        """Move INBOX's message rows to C{new} in one transaction (no copying)."""
-        try:
-            inbox_id, uids, modseq = await self.backend.db.write(
-                _rename_inbox_txn, self.user_id, new
-            )
-        except IntegrityError:
-            raise MailboxExists(f"Mailbox already exists: {new}") from None
-        if uids:
+    async def _create_tree(self, name: str, special_use: frozenset[str]) -> None:
+        """CREATE of C{name} and its missing superiors as one transaction."""
+        await self._tree_write(_create_tree_txn, self.user_id, name, special_use, self.delimiter)
+
+    async def _rename_tree(self, old: str, new: str) -> None:
+        """RENAME (checks, superiors, inferiors or INBOX's messages) as one transaction."""
+        removed, inbox = await self._tree_write(
+            _rename_tree_txn, self.user_id, old, new, self.delimiter)
+        self._publish_removed(removed)
+        if inbox is not None and inbox[1]:
+            # INBOX's message rows moved to the new mailbox (no copying).
+            inbox_id, uids, modseq = inbox
             self.notifier.publish(
                 self.backend.mailbox_key(inbox_id), MessagesExpunged(tuple(uids), modseq)
             )
+
+    async def _tree_write(self, fn, *args):
+        # Each transaction first locks the user's row, so changes of one
+        # tree are serialised in the database and each sees the others'
+        # results.  The unique (user, name) constraint backs that up
+        # against writers that do not: a violation is retried, when the
+        # check then answers cleanly.
+        for attempt in range(3):
+            try:
+                return await self.backend.db.write(fn, *args)
+            except IntegrityError:
+                if attempt == 2:
+                    raise MailboxExists("A mailbox of that name already exists") from None
+        raise AssertionError("unreachable")
 
     async def _subscriptions(self) -> set[str]:
         return await self.backend.db.read(_subscriptions_txn, self.user_id)
@@ -242,6 +265,54 @@ def _rename_inbox_txn(conn: Connection, user_id: int, new: str) -> tuple[int, li
         .values(highestmodseq=modseq, **dict.fromkeys(COUNTER_COLUMNS, 0))
     )
     return inbox.id, uids, modseq
+
+
+def _lock_user(conn: Connection, user_id: int) -> None:
+    conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update()).one()
+
+
+def _names(conn: Connection, user_id: int) -> set[str]:
+    return set(conn.execute(
+        select(mailboxes.c.name).where(mailboxes.c.user_id == user_id)).scalars())
+
+
+def _create_tree_txn(conn: Connection, user_id: int, name: str, special_use: frozenset[str],
+                     delimiter: str) -> None:
+    _lock_user(conn, user_id)
+    existing = _names(conn, user_id)
+    if name in existing:
+        raise MailboxExists(f"Mailbox already exists: {name}")
+    for parent in superiors(name, delimiter):
+        if parent not in existing:
+            create_mailbox(conn, user_id, parent, frozenset(), True)
+    create_mailbox(conn, user_id, name, special_use, True)
+
+
+def _rename_tree_txn(conn: Connection, user_id: int, old: str, new: str, delimiter: str,
+                     ) -> tuple[list[int], tuple[int, list[int], int] | None]:
+    """
+    RFC 3501 section 6.3.5 in one transaction; returns the ids of the rows
+    renamed away, and for a RENAME of INBOX its id, the UIDs moved out and
+    the MODSEQ of their expunge.
+    """
+    _lock_user(conn, user_id)
+    existing = _names(conn, user_id)
+    if old not in existing:
+        raise MailboxNotFound(f"Mailbox does not exist: {old}")
+    if new in existing:
+        raise MailboxExists(f"Mailbox already exists: {new}")
+    if new.startswith(old + delimiter):
+        raise InvalidMailboxName("Cannot rename a mailbox into its own inferior")
+    for parent in superiors(new, delimiter):
+        if parent not in existing:
+            create_mailbox(conn, user_id, parent, frozenset(), True)
+    if old == "INBOX":
+        return [], _rename_inbox_txn(conn, user_id, new)
+    prefix = old + delimiter
+    pairs = [(old, new)] + [
+        (name, new + name[len(old):]) for name in sorted(existing) if name.startswith(prefix)
+    ]
+    return _rename_txn(conn, user_id, pairs), None
 
 
 def _subscriptions_txn(conn: Connection, user_id: int) -> set[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from twisted_mailhub.backends.base import copy_messages
+from twisted_mailhub.backends.base import copy_messages, move_messages
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import fetch as F
@@ -292,7 +292,12 @@ async def copy(session: Session, cmd: C.Copy):
         target = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:
         raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
-    pairs = await copy_messages(selected.mailbox, target, uids, origin=session)
+    if cmd.move:
+        # RFC 6851 section 3.3: one change where the store can (no \\Deleted
+        # is ever set, other sessions see only the EXPUNGEs).
+        pairs, gone = await move_messages(selected.mailbox, target, uids, origin=session)
+    else:
+        pairs = await copy_messages(selected.mailbox, target, uids, origin=session)
     verb = "MOVE" if cmd.move else "COPY"
     code = None
     if pairs:
@@ -303,12 +308,9 @@ async def copy(session: Session, cmd: C.Copy):
     if code:
         # RFC 6851 section 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
         session.io.write(responses.status(None, "OK", "Moved", code))
-    moved = [p[0] for p in pairs]
-    if moved:
-        await selected.mailbox.store_flags(moved, "add", {"\\Deleted"}, origin=session)
-        gone = await selected.mailbox.expunge(moved, origin=session)
-        for seq in selected.forget_expunged(gone):
-            session.io.write(responses.expunge(seq))
+    # Without QRESYNC (not offered) these are EXPUNGEs, not VANISHED (4.4).
+    for seq in selected.forget_expunged(gone):
+        session.io.write(responses.expunge(seq))
     return f"{verb} completed"
 
 
