@@ -156,6 +156,31 @@ def test_idle_sees_append_flags_and_expunge_of_other_process(servers: Servers) -
         writer.logout()
 
 
+def test_a_warm_index_shows_the_other_process_changes(servers: Servers) -> None:
+    # Process 1 keeps its index of a mailbox after the session that read it
+    # left; the next session there must see what process 2 did meanwhile.
+    reader, writer = connect(servers.ports[0]), connect(servers.ports[1])
+    try:
+        box = fresh_mailbox(writer)
+        for n in range(3):
+            writer.append(box, message(f"warm {n}"))
+        reader.select_folder(box)
+        first = reader.fetch(reader.search(), ["FLAGS"]).values()
+        assert all(set(d[b"FLAGS"]) <= {b"\\Recent"} for d in first)
+        reader.unselect_folder()
+        writer.select_folder(box)
+        writer.add_flags([1], [b"\\Flagged"])
+        writer.add_flags([2], [b"\\Deleted"])
+        writer.expunge()
+        reader.select_folder(box)
+        fetched = reader.fetch(reader.search(), ["FLAGS"])
+        assert len(fetched) == 2
+        assert [b"\\Flagged" in d[b"FLAGS"] for _, d in sorted(fetched.items())] == [True, False]
+    finally:
+        reader.logout()
+        writer.logout()
+
+
 def test_noop_sees_changes_of_other_process(servers: Servers) -> None:
     # The same without IDLE: imaplib, the standard library client, on NOOP.
     writer = connect(servers.ports[1])
