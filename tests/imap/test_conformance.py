@@ -54,3 +54,21 @@ class ConformanceTests(IMAPServerTestCase):
         r, ok = await self.in_thread(run)
         self.assertEqual(r, [b"t1 NO [CANNOT] Invalid modified UTF-7 mailbox name\r\n"])
         self.assertEqual(ok, [b"t2 OK NOOP completed\r\n"])
+
+    async def test_envelope_gives_a_quoted_local_part_without_quotes(self) -> None:
+        message = (b'From: John <"john doe"@example.org>\r\nTo: "a\\"b"@example.org\r\n'
+                   b"Subject: s\r\n\r\nbody\r\n")
+
+        def run():
+            c = self.session()
+            self.append(c, message)
+            c.command(b"t1 SELECT INBOX")
+            r = c.command(b"t2 FETCH 1 ENVELOPE")
+            c.close()
+            return r
+
+        r = await self.in_thread(run)
+        self.assertEqual(r[0], b'* 1 FETCH (ENVELOPE (NIL "s" (("John" NIL "john doe" "example.org"))'
+                               b' (("John" NIL "john doe" "example.org"))'
+                               b' (("John" NIL "john doe" "example.org"))'
+                               b' ((NIL NIL "a\\"b" "example.org")) NIL NIL NIL NIL))\r\n')

@@ -20,7 +20,10 @@ from twisted_mailhub.mime.headers import (
         (b"Ann <ann@x>", [(b"Ann", None, b"ann", b"x")]),
         (b'"Lee, Ann" <ann@x>, bob@y', [(b"Lee, Ann", None, b"ann", b"x"), (None, None, b"bob", b"y")]),
         (b"ann@x (Ann (the) Lee)", [(b"Ann (the) Lee", None, b"ann", b"x")]),
-        (b'"a b"@x', [(None, None, b'"a b"', b"x")]),
+        # a quoted local part is given without its quotes (RFC 3501 addr-mailbox)
+        (b'"a b"@x', [(None, None, b"a b", b"x")]),
+        (b'John <"john doe"@x>', [(b"John", None, b"john doe", b"x")]),
+        (b'"a\\"b"@x', [(None, None, b'a"b', b"x")]),
         (b"a@[192.0.2.1]", [(None, None, b"a", b"[192.0.2.1]")]),
         (b"=?utf-8?Q?J=C3=B6rg?= <j@x>", [(b"=?utf-8?Q?J=C3=B6rg?=", None, b"j", b"x")]),
         (b"J\xc3\xb6rg <j@x>", [(b"J\xc3\xb6rg", None, b"j", b"x")]),

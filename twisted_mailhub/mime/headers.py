@@ -367,6 +367,14 @@ def _raw_join(words: list[tuple[str, bytes]]) -> bytes:
     return b"".join(raw for kind, raw in words if kind != "c")
 
 
+def _local_join(words: list[tuple[str, bytes]]) -> bytes:
+    """A local-part as ENVELOPE gives it: quoted strings without their
+    quotes and escapes (RFC 3501 section 7.4.2 addr-mailbox is the
+    local-part's value, which the response quotes again as needed)."""
+    return b"".join(_qs_content(raw) if kind == "q" else raw
+                    for kind, raw in words if kind != "c")
+
+
 GROUP_END: Address = (None, None, None, None)
 
 
@@ -427,10 +435,10 @@ class _AddressParser:
         if kind == "@":
             self.i += 1
             host, c2 = self._domain()
-            self._mailbox(comment or c2, None, _raw_join(words), host)
+            self._mailbox(comment or c2, None, _local_join(words), host)
             return in_group
         if words:  # a local part without a domain
-            self._mailbox(comment, None, _raw_join(words), b"")
+            self._mailbox(comment, None, _local_join(words), b"")
         return in_group
 
     def _domain(self) -> tuple[bytes, bytes | None]:
@@ -481,7 +489,7 @@ class _AddressParser:
         self.i = depth_end
         if self.peek() == ">":
             self.i += 1
-        return adl, _raw_join(local), host, comment
+        return adl, _local_join(local), host, comment
 
     def _mailbox(self, name: bytes | None, adl: bytes | None, local: bytes, host: bytes) -> None:
         if not local and not host:
