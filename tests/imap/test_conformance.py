@@ -72,3 +72,23 @@ class ConformanceTests(IMAPServerTestCase):
                                b' (("John" NIL "john doe" "example.org"))'
                                b' (("John" NIL "john doe" "example.org"))'
                                b' ((NIL NIL "a\\"b" "example.org")) NIL NIL NIL NIL))\r\n')
+
+    async def test_binary_of_quoted_printable_drops_padding_and_soft_breaks(self) -> None:
+        # RFC 2045 6.7 rules 3 and 5, as BINARY (RFC 3516) decodes them.
+        body = b"line one   \r\nsoft= \t\r\nbreak=\r\ns caf=C3=A9\t\r\nend=20\r\n"
+        message = (b"From: a@example.org\r\nSubject: qp\r\nMIME-Version: 1.0\r\n"
+                   b"Content-Type: text/plain; charset=utf-8\r\n"
+                   b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body)
+        decoded = b"line one\r\nsoftbreaks caf\xc3\xa9\r\nend \r\n"
+
+        def run():
+            c = self.session()
+            self.append(c, message)
+            c.command(b"t1 SELECT INBOX")
+            r = c.command(b"t2 FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
+            c.close()
+            return r
+
+        r = await self.in_thread(run)
+        self.assertEqual(b"".join(r), b"* 1 FETCH (BINARY.SIZE[1] %d BINARY[1] {%d}\r\n%s)\r\n"
+                         b"t2 OK FETCH completed\r\n" % (len(decoded), len(decoded), decoded))

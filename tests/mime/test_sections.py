@@ -210,3 +210,13 @@ def test_binary_decode():
     # damaged base64 decodes as far as it goes instead of failing
     assert binary_decode(b"aGVsbG8", "base64") == b"hello"
     assert binary_decode(b"aGVsbG8gd", "base64") == b"hello "
+
+
+def test_quoted_printable_trailing_space_and_soft_breaks():
+    # RFC 2045 6.7 rule 3: trailing white space is padding, deleted.
+    assert binary_decode(b"a  \r\nb\t\r\nlast  ", "quoted-printable") == b"a\r\nb\r\nlast"
+    # rule 5: "=" ends the line even when white space follows it
+    assert binary_decode(b"one= \t\r\ntwo=\r\nthree=  ", "quoted-printable") == b"onetwothree"
+    # escaped white space survives; a broken escape is kept as it is
+    assert binary_decode(b"a=20\r\n=3d=3D=zz", "quoted-printable") == b"a \r\n==" + b"=zz"
+    assert binary_decode(b"x\ny\n", "quoted-printable") == b"x\ny\n"

@@ -156,5 +156,31 @@ def binary_decode(body: bytes, encoding: str) -> bytes | None:
         except binascii.Error:
             return b""
     if enc == "quoted-printable":
-        return binascii.a2b_qp(body)
+        return qp_decode(body)
     return None
+
+
+# One encoded line: its text and its line break (empty on the last line).
+_QP_LINE_RE = re.compile(rb"([^\r\n]*)(\r\n|\n|\r|$)")
+_QP_ESCAPE_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def qp_decode(body: bytes) -> bytes:
+    """
+    Decode quoted-printable (RFC 2045 section 6.7).  Trailing white space
+    on each line is transport padding and is deleted (rule 3); a line that
+    then ends in "=" is a soft line break, the "=" and the line break are
+    dropped (rule 5, "=" followed by white space included).  Hard line
+    breaks are kept as they are.  An "=" not followed by two hex digits is
+    kept literally, as the RFC advises robust decoders to do.
+    """
+    out = []
+    for m in _QP_LINE_RE.finditer(body):
+        text, eol = m.group(1).rstrip(b" \t"), m.group(2)
+        if not text and not eol:  # the empty match at the end
+            break
+        if text.endswith(b"="):
+            text, eol = text[:-1], b""
+        out.append(_QP_ESCAPE_RE.sub(lambda e: bytes((int(e.group(1), 16),)), text))
+        out.append(eol)
+    return b"".join(out)
