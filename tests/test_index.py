@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from twisted.internet import reactor, task
 from twisted.trial import unittest
 
 from harness import IMAPServerTestCase, on_every_store
@@ -299,3 +300,67 @@ for _kind in store_kinds():
     _name = f"ChangedBehindTheServersBack_{_kind}"
     globals()[_name] = type(_name, (_ChangedBehindTheServersBack, IMAPServerTestCase),
                             {"store": _kind})
+
+
+class SummariesKeptByTheStore(IMAPServerTestCase):
+    """
+    What a FETCH rendered (ENVELOPE, BODYSTRUCTURE) is kept by an SQL store,
+    so another process, or this one after a restart, serves it without
+    reading a message.
+    """
+
+    store = "sqlite"
+
+    async def test_rendered_items_outlive_the_process(self) -> None:
+        from sqlalchemy import event, func, select
+
+        from twisted_mailhub.backends.sql.schema import summaries
+        from twisted_mailhub.imap import commands as C
+        from twisted_mailhub.imap import fetch as F
+
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([AppendRequest(multipart(i), internaldate=WHEN) for i in range(4)])
+
+        def run():
+            c = self.raw()
+            c.line()
+            c.command(b"a1 LOGIN alice wonderland")
+            c.command(b"a2 SELECT INBOX")
+            lines = c.command(b"a3 UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)")
+            c.command(b"a4 LOGOUT")
+            c.close()
+            return lines
+
+        lines = await self.in_thread(run)
+        self.assertEqual(len(lines), 5)
+
+        async def kept() -> int:
+            return await self.backend.db.read(lambda conn: conn.execute(
+                select(func.count()).select_from(summaries)).scalar_one())
+
+        # Kept after the answer, by a write the client does not wait for.
+        for _ in range(200):
+            if await kept() == 8:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(await kept(), 8)
+
+        other = twin(self.backend)
+        self.addCleanup(other.close)
+        box = await (await other.open_store("alice")).get_mailbox("INBOX")
+        view, close = index.wrap(box)
+        self.addCleanup(close)
+        await view.validate()
+        uids = await view.uids()
+        metas = await view.metadata(uids)
+        read: list[str] = []
+        event.listen(other.db.engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *args: read.append(statement))
+        await view.index.recall(uids, ["BODYSTRUCTURE", "ENVELOPE"])
+        attrs = [C.FetchAttr("ENVELOPE"), C.FetchAttr("BODYSTRUCTURE")]
+        again = [F.render_memoised(n, meta, attrs, view.index, uid=True, recent=False,
+                                   modseq=False)
+                 for n, meta in enumerate(metas, 1)]
+        self.assertEqual(again, lines[:-1])
+        self.assertFalse([s for s in read if "chunks" in s or "contents" in s])

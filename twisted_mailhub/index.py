@@ -36,7 +36,7 @@ from weakref import WeakKeyDictionary
 from zope.interface import implementer, providedBy
 from zope.interface.declarations import directlyProvides
 
-from twisted_mailhub.interfaces import IMailbox, IMailboxListener, INotifier
+from twisted_mailhub.interfaces import IMailbox, IMailboxListener, INotifier, ISummaryStore
 from twisted_mailhub.model import (
     FlagsChanged,
     MailboxEvent,
@@ -83,8 +83,13 @@ class MailboxIndex:
         self._gone: set[int] = set()
         # Interned flag sets: most messages share a handful of them.
         self._flagsets: dict[frozenset[str], frozenset[str]] = {}
-        self._memo: OrderedDict[tuple[int, str], bytes] = OrderedDict()
+        # Memoised values per message, least recently used first.
+        self._memo: OrderedDict[int, dict[str, bytes]] = OrderedDict()
         self._memo_bytes = 0
+        # Memoised values the store keeps but does not have yet.
+        self._unsaved: dict[int, dict[str, bytes]] = {}
+        # Messages the store was asked for kept values of and had none.
+        self._not_kept: set[int] = set()
         self.users = 0
         self.removed = False
 
@@ -140,10 +145,9 @@ class MailboxIndex:
         self._gone.add(uid)
         if len(self._gone) > MAX_TOMBSTONES:
             self.reset()
-        for name in ("envelope", "bodystructure", "body"):
-            value = self._memo.pop((uid, name), None)
-            if value is not None:
-                self._memo_bytes -= len(value)
+        self._drop_memo(uid)
+        self._unsaved.pop(uid, None)
+        self._not_kept.discard(uid)
 
     def reset(self) -> None:
         """Forget everything; the next reads load from the store again."""
@@ -155,6 +159,8 @@ class MailboxIndex:
         self._gone = set()
         self._memo.clear()
         self._memo_bytes = 0
+        self._unsaved = {}
+        self._not_kept = set()
 
     def matches(self, status: MailboxStatus) -> bool:
         """
@@ -235,31 +241,76 @@ class MailboxIndex:
 
     def memo(self, uid: int, name: str) -> bytes | None:
         """A value stored with L{remember} for C{uid}, or C{None}."""
-        return self._memo.get((uid, name))
+        values = self._memo.get(uid)
+        return None if values is None else values.get(name)
 
-    def remember(self, uid: int, name: str, value: bytes) -> None:
+    def remember(self, uid: int, name: str, value: bytes, *, keep: bool = False) -> None:
         """
         Keep C{value} (e.g. a rendered BODYSTRUCTURE) for C{uid} until the
-        message is expunged; the oldest values go when L{MEMO_BUDGET} is
-        exceeded.  Only immutable facts of a message belong here.
+        message is expunged; the least recently used go when L{MEMO_BUDGET}
+        is exceeded.  Only immutable facts of a message belong here.  With
+        C{keep}, the store is also given it at the next L{save}, when it
+        keeps summaries (L{ISummaryStore}).
         """
         if uid not in self._metas:
             return
-        key = (uid, name)
-        old = self._memo.pop(key, None)
+        values = self._memo.get(uid)
+        if values is None:
+            values = self._memo[uid] = {}
+        else:
+            self._memo.move_to_end(uid)
+        old = values.get(name)
         if old is not None:
             self._memo_bytes -= len(old)
-        self._memo[key] = value
+        values[name] = value
         self._memo_bytes += len(value)
-        while self._memo_bytes > MEMO_BUDGET and self._memo:
-            _, dropped = self._memo.popitem(last=False)
-            self._memo_bytes -= len(dropped)
+        if keep and ISummaryStore.providedBy(self._mailbox):
+            self._unsaved.setdefault(uid, {})[name] = value
+        while self._memo_bytes > MEMO_BUDGET and len(self._memo) > 1:
+            self._drop_memo(next(iter(self._memo)))
+
+    def _drop_memo(self, uid: int) -> None:
+        values = self._memo.pop(uid, None)
+        if values:
+            self._memo_bytes -= sum(len(v) for v in values.values())
+
+    async def recall(self, uids: Iterable[int], names: Iterable[str]) -> None:
+        """
+        Bring into memory the values the store keeps (L{ISummaryStore})
+        under C{names} for those of C{uids} that lack one, in one request.
+        Asked once per message: what the store does not have is computed and
+        given to it (L{remember} with C{keep}, then L{save}).
+        """
+        store = ISummaryStore(self._mailbox, None)
+        if store is None:
+            return
+        names = list(names)
+        wanted = [u for u in uids if u in self._metas and u not in self._not_kept
+                  and any(self.memo(u, n) is None for n in names)]
+        if not wanted:
+            return
+        found = await store.summaries(wanted, names)
+        for uid in wanted:
+            values = found.get(uid)
+            if not values:
+                self._not_kept.add(uid)
+                continue
+            for name, value in values.items():
+                self.remember(uid, name, value)
+
+    async def save(self) -> None:
+        """Give the store the kept values it does not have yet."""
+        store = ISummaryStore(self._mailbox, None)
+        unsaved, self._unsaved = self._unsaved, {}
+        if store is not None and unsaved:
+            await store.keep_summaries(unsaved)
+            self._not_kept.difference_update(unsaved)
 
     def size_estimate(self) -> int:
         """Approximate bytes the index holds (metas, their dict, memoised values)."""
         per_meta = sys.getsizeof(MessageMeta(0, frozenset(), None, 0, 0)) + 3 * 32  # type: ignore[arg-type]
         return (sys.getsizeof(self._metas) + len(self._metas) * per_meta
-                + self._memo_bytes + len(self._memo) * 100)
+                + self._memo_bytes + len(self._memo) * 250)
 
 
 # -- sharing one index per mailbox ---------------------------------------------------

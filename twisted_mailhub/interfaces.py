@@ -234,6 +234,30 @@ class IBulkMessageAccess(IMailbox):
         """
 
 
+class ISummaryStore(IMailbox):
+    """
+    Optional: a mailbox that keeps I{summaries} with its messages: small
+    values the server derives once from a message's content (the protocol
+    layer's rendered ENVELOPE and BODYSTRUCTURE, say), opaque to the store:
+    names are short ``str``, values ``bytes``.  A message's summaries live
+    and die with its content, and a COPY shares them.
+    """
+
+    def summaries(uids, names):
+        """
+        Asynchronous.  C{{uid: {name: value}}} of the kept summaries among
+        C{names} of the existing messages among C{uids}; a message or a name
+        with none kept is simply absent.
+        """
+
+    def keep_summaries(values):
+        """
+        Asynchronous.  Keep C{values}, C{{uid: {name: value}}}; a value
+        already kept under that name is left as it is (summaries of one
+        content never change), and messages gone meanwhile are ignored.
+        """
+
+
 class IStatusQuery(Interface):
     """
     Optional, on an L{IMailStore}: the STATUS of a mailbox by name in one

@@ -140,7 +140,7 @@ class Memo(Protocol):
 
     def memo(self, uid: int, name: str) -> bytes | None: ...
 
-    def remember(self, uid: int, name: str, value: bytes) -> None: ...
+    def remember(self, uid: int, name: str, value: bytes, *, keep: bool = False) -> None: ...
 
 
 # What is kept per message: the items as rendered, and the raw top-level
@@ -160,6 +160,11 @@ def _memo_name(attr: FetchAttr) -> str | None:
             and attr.section.text in _HEADER_TEXTS):
         return "header"
     return None
+
+
+def kept_names(attrs: Sequence[FetchAttr]) -> list[str]:
+    """The memo names of C{attrs} that a store may keep (see L{Memo.remember})."""
+    return sorted({a.name for a in attrs if a.name in _MEMO_ITEMS})
 
 
 def can_memoise(attrs: Sequence[FetchAttr]) -> bool:
@@ -214,7 +219,8 @@ async def _remember(memo: Memo, uid: int, attrs: Sequence[FetchAttr], items: lis
         name = _memo_name(attr)
         if name in _MEMO_ITEMS and len(item) == 1 and isinstance(item[0], bytes):
             prefix = _MEMO_ITEMS[name]
-            memo.remember(uid, name, item[0][len(prefix):])
+            # The rendered items are worth keeping in the store too.
+            memo.remember(uid, name, item[0][len(prefix):], keep=True)
         elif name == "header" and memo.memo(uid, "header") is None:
             plan = sections.resolve(structure, Section(text="HEADER"))
             if plan.length <= MAX_MEMO_HEADER:

@@ -19,7 +19,13 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from twisted_mailhub.backends.sql import fts
-from twisted_mailhub.backends.sql.schema import CHUNK_SIZE, HEADER_COLUMNS, chunks, contents
+from twisted_mailhub.backends.sql.schema import (
+    CHUNK_SIZE,
+    HEADER_COLUMNS,
+    chunks,
+    contents,
+    summaries,
+)
 
 
 def fold(value: str) -> str:
@@ -135,6 +141,7 @@ def release(conn: Connection, content_ids: Iterable[int]) -> None:
         if dead:
             if fts.indexed(conn):
                 fts.delete(conn, list(dead))
+            conn.execute(delete(summaries).where(summaries.c.content_id.in_(dead)))
             conn.execute(delete(chunks).where(chunks.c.content_id.in_(dead)))
             conn.execute(delete(contents).where(contents.c.id.in_(dead)))
 

@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox
 from twisted_mailhub.backends.sql import content as content_store
+from twisted_mailhub.backends.sql import summaries as summary_store
 from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.rows import (
     BATCH,
@@ -57,6 +58,7 @@ from twisted_mailhub.interfaces import (
     IMoveableMailbox,
     IRemovableMailbox,
     ISearchableMailbox,
+    ISummaryStore,
 )
 from twisted_mailhub.model import (
     AppendRequest,
@@ -113,7 +115,7 @@ class SQLMessage:
 
 
 @implementer(ISearchableMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox,
-             IBulkMessageAccess)
+             IBulkMessageAccess, ISummaryStore)
 class SQLMailbox(BaseMailbox):
     """One selectable C{mailboxes} row as an L{IMailbox}."""
 
@@ -171,6 +173,19 @@ class SQLMailbox(BaseMailbox):
                        MessageStructure.from_json(structure) if structure else None, content)
             for row, kws, structure, content in opened
         ]
+
+    async def summaries(self, uids: Iterable[int], names: Iterable[str],
+                        ) -> dict[int, dict[str, bytes]]:
+        """L{ISummaryStore}: kept summaries, one statement per batch of messages."""
+        wanted, names = sorted(set(uids)), sorted(set(names))
+        if not wanted or not names:
+            return {}
+        return await self._backend.db.read(summary_store.read, self.mailbox_id, wanted, names)
+
+    async def keep_summaries(self, values: dict[int, dict[str, bytes]]) -> None:
+        """L{ISummaryStore}: add the summaries not kept yet."""
+        if values:
+            await self._backend.db.write(summary_store.keep, self.mailbox_id, values)
 
     async def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
         return await self._backend.db.read(_changes_txn, self.mailbox_id, modseq)

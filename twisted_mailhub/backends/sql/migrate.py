@@ -18,7 +18,8 @@ Version history:
 
   1. the first layout;
   2. the STATUS counters of C{mailboxes} (L{COUNTER_COLUMNS}) and the
-     C{content_text} full-text index.
+     C{content_text} full-text index;
+  3. C{summaries}, values derived from a content once and kept with it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from twisted_mailhub.backends.sql.schema import (
     messages,
     metadata,
     schema_version,
+    summaries,
 )
 
 
@@ -62,8 +64,13 @@ def _v1_to_v2(conn: Connection) -> None:
     compute_counters(conn)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """Add the C{summaries} table; it fills as messages are first fetched."""
+    summaries.create(conn)
+
+
 #: MIGRATIONS[n] upgrades a version n database to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def compute_counters(conn: Connection) -> None:

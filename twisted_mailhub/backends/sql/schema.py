@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 
 #: The layout version this code writes; see L{twisted_mailhub.backends.sql.migrate}.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Bytes per row of C{chunks}.  A read of a range touches only its chunks.
 CHUNK_SIZE = 256 * 1024
@@ -181,6 +181,17 @@ expunged = Table(
     Column("modseq", BigInteger, nullable=False),
 )
 Index("ix_expunged_mailbox_modseq", expunged.c.mailbox_id, expunged.c.modseq)
+
+# Values the server derives once from a content and keeps with it (the
+# protocol layer's rendered ENVELOPE and BODYSTRUCTURE, for instance):
+# opaque named bytes, shared by the content's copies and deleted with it.
+summaries = Table(
+    "summaries",
+    metadata,
+    Column("content_id", ForeignKey("contents.id"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
 
 #: Tables holding message content; status/uids/flags never touch these.
 CONTENT_TABLES = ("contents", "chunks")

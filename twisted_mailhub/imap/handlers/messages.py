@@ -7,15 +7,21 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
 from twisted_mailhub.backends.base import copy_messages, move_messages
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import fetch as F
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap import searchkeys as K
+from twisted_mailhub.imap import wire
 from twisted_mailhub.imap.sequence import SequenceSet, format_numbers
 from twisted_mailhub.interfaces import IBulkMessageAccess
 from twisted_mailhub.imap.session import CommandFailed, Session
+
+log = Logger()
 
 # Messages whose metadata is read at once by FETCH/STORE: bounds a session's
 # memory however large the mailbox.
@@ -95,6 +101,9 @@ async def fetch(session: Session, cmd: C.Fetch):
                 for uid in batch if uid in metas))
             await io.drain()
             continue
+        if memoised:
+            # What the store kept of these messages at an earlier FETCH.
+            await memo.recall([u for u in batch if u in metas], F.kept_names(attrs))
         opened: dict[int, object] = {}
         for uid in batch:
             meta = metas.get(uid)
@@ -140,6 +149,8 @@ async def fetch(session: Session, cmd: C.Fetch):
                 elif not await _stream(io, piece):
                     truncated.append(uid)
             await io.drain()
+    if memo is not None:
+        _save_summaries(memo)
     if truncated:
         # The padded data must not be taken for the message: say NO.
         raise CommandFailed(
@@ -148,6 +159,16 @@ async def fetch(session: Session, cmd: C.Fetch):
     if missing:
         return ("Some messages were expunged and could not be fetched", "EXPUNGEISSUED")
     return None
+
+
+def _save_summaries(memo) -> None:
+    """
+    Give the store what this FETCH rendered for it to keep, after the
+    answer: the client does not wait for that write, and a failure only
+    means it is rendered again another time.
+    """
+    Deferred.fromCoroutine(memo.save()).addErrback(
+        lambda failure: log.failure("Keeping rendered summaries failed", failure))
 
 
 async def _stream(io, piece: F.Stream) -> bool:
@@ -174,7 +195,7 @@ async def _stream(io, piece: F.Stream) -> bool:
                 await io.drain()
             break
         chunk = chunk[:remaining]
-        io.write_part(chunk)
+        io.write_part(wire.without_nul(chunk))
         offset += len(chunk)
         remaining -= len(chunk)
         await io.drain()
