@@ -92,3 +92,61 @@ class ConformanceTests(IMAPServerTestCase):
         r = await self.in_thread(run)
         self.assertEqual(b"".join(r), b"* 1 FETCH (BINARY.SIZE[1] %d BINARY[1] {%d}\r\n%s)\r\n"
                          b"t2 OK FETCH completed\r\n" % (len(decoded), len(decoded), decoded))
+
+    async def test_no_nul_in_an_ordinary_literal(self) -> None:
+        # RFC 3501 section 9: a {n} literal holds no NUL; only BINARY may
+        # answer with ~{n} (RFC 3516).  APPEND takes NUL in a literal8.
+        part = b"a\0b\0c"
+        message = (b"From: a@example.org\r\nSubject: x\0y\r\nMIME-Version: 1.0\r\n"
+                   b"Content-Type: multipart/mixed; boundary=xx\r\n\r\n"
+                   b"--xx\r\nContent-Type: application/octet-stream\r\n"
+                   b"Content-Transfer-Encoding: binary\r\n\r\n" + part + b"\r\n--xx--\r\n")
+
+        def run():
+            c = self.session()
+            r = [c.command(b"ap APPEND INBOX ~{%d+}\r\n" % len(message) + message)]
+            c.command(b"t1 SELECT INBOX")
+            for tag, items in [(b"t2", b"BODY.PEEK[1]"), (b"t3", b"ENVELOPE"),
+                               (b"t4", b"BINARY.PEEK[1]"), (b"t5", b"BODY.PEEK[]")]:
+                c.send(tag + b" FETCH 1 " + items + b"\r\n")
+                head = c.line()
+                size = int(head[head.rindex(b"{") + 1:head.rindex(b"}")])
+                data = c.read_exact(size)
+                r.append((head, data, c.until_tagged(tag)))
+            c.close()
+            return r
+
+        r = await self.in_thread(run)
+        self.assertTrue(r[0][-1].startswith(b"ap OK "), r[0])
+        body, envelope, binary, whole = r[1:]
+        self.assertEqual(body[0], b"* 1 FETCH (BODY[1] {5}\r\n")
+        self.assertEqual(body[1], b"a\x80b\x80c")
+        self.assertIn(b"ENVELOPE (NIL {3}\r\n", envelope[0])
+        self.assertEqual(envelope[1], b"x\x80y")
+        # BINARY gives the octets exactly, in a literal8.
+        self.assertEqual(binary[0], b"* 1 FETCH (BINARY[1] ~{5}\r\n")
+        self.assertEqual(binary[1], part)
+        self.assertEqual(whole[0], b"* 1 FETCH (BODY[] {%d}\r\n" % len(message))
+        self.assertEqual(whole[1], message.replace(b"\0", b"\x80"))
+        for _, _, rest in r[1:]:
+            self.assertTrue(rest[-1].endswith(b" OK FETCH completed\r\n"), rest)
+
+    async def test_no_nul_in_a_streamed_literal(self) -> None:
+        # Large sections are streamed from the store in chunks.
+        from twisted_mailhub.imap.fetch import STREAM_THRESHOLD
+
+        message = b"Subject: big\r\n\r\n" + b"ab\0" * (STREAM_THRESHOLD // 3 + 10)
+
+        def run():
+            c = self.session()
+            c.command(b"ap APPEND INBOX ~{%d+}\r\n" % len(message) + message)
+            c.command(b"t1 SELECT INBOX")
+            c.send(b"t2 FETCH 1 BODY.PEEK[]\r\n")
+            head = c.line()
+            data = c.read_exact(len(message))
+            return head, data, c.until_tagged(b"t2")
+
+        head, data, rest = await self.in_thread(run)
+        self.assertEqual(head, b"* 1 FETCH (BODY[] {%d}\r\n" % len(message))
+        self.assertEqual(data, message.replace(b"\0", b"\x80"))
+        self.assertEqual(rest[-1], b"t2 OK FETCH completed\r\n")

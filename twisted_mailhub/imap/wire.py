@@ -23,9 +23,25 @@ _QUOTABLE = bytes(range(0x20, 0x7F))
 _ATOM_CHARS = bytes(b for b in range(0x21, 0x7F) if b not in _ATOM_SPECIALS)
 
 
+#: What a NUL is sent as inside a ``{n}`` literal.
+NUL_SUBSTITUTE = b"\x80"
+
+
+def without_nul(data: bytes) -> bytes:
+    """
+    C{data} fit for a ``{n}`` literal, which must not hold NUL (RFC 3501
+    section 9: literal is CHAR8, any octet but NUL; only a BINARY response
+    may use ``~{n}``, RFC 3516 section 4.3).  Each NUL becomes 0x80, as in
+    Dovecot: one octet for one, so an announced length stays right and a
+    streamed literal can be translated chunk by chunk.  The stored message
+    is untouched; BINARY[] still gives the exact octets.
+    """
+    return data.replace(b"\0", NUL_SUBSTITUTE)
+
+
 def literal(value: bytes) -> bytes:
-    """``{n}\\r\\n`` followed by the bytes."""
-    return b"{%d}\r\n" % len(value) + value
+    """``{n}\\r\\n`` followed by the bytes (a NUL sent as 0x80, see L{without_nul})."""
+    return b"{%d}\r\n" % len(value) + without_nul(value)
 
 
 def quoted_or_literal(value: bytes) -> bytes:
