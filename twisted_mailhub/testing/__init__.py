@@ -19,13 +19,15 @@ through the public interfaces only.  They make no assumption about timing:
 events are awaited, never expected to have arrived already, so a backend
 that notifies across processes or works in threads passes as well.  The
 groups of tests are also available one by one (L{TreeConformance},
-L{MessageConformance}, L{ChangeConformance}, L{RestartConformance}).
+L{MessageConformance}, L{ChangeConformance}, L{MoveConformance},
+L{RestartConformance}).
 """
 
 from __future__ import annotations
 
 from twisted_mailhub.testing.changes import ChangeConformance
 from twisted_mailhub.testing.messages import MessageConformance
+from twisted_mailhub.testing.moves import MoveConformance
 from twisted_mailhub.testing.restart import RestartConformance
 from twisted_mailhub.testing.support import (
     ConformanceBase,
@@ -43,6 +45,7 @@ __all__ = [
     "ChangeConformance",
     "ConformanceBase",
     "MessageConformance",
+    "MoveConformance",
     "RecordingListener",
     "RestartConformance",
     "TreeConformance",
@@ -55,11 +58,12 @@ __all__ = [
 
 
 class BackendConformanceMixin(
-    TreeConformance, MessageConformance, ChangeConformance, RestartConformance
+    TreeConformance, MessageConformance, ChangeConformance, MoveConformance, RestartConformance
 ):
     """
     Every conformance test: the documented semantics of L{IBackend},
-    L{IMailStore}, L{IMailbox}, L{ICopyableMailbox} and L{IMessage}.
+    L{IMailStore}, L{IMailbox}, L{ICopyableMailbox}, L{IMoveableMailbox},
+    L{IRemovableMailbox} and L{IMessage}.
 
     Subclasses provide L{make_backend}; persistent backends set
     L{persistent} and provide L{restart_backend}.

@@ -18,7 +18,9 @@ from twisted_mailhub.interfaces import (
     IMailbox,
     IMailStore,
     IMessage,
+    IMoveableMailbox,
     INotifier,
+    IRemovableMailbox,
 )
 from twisted_mailhub.model import AppendRequest, MailboxRemoved, MessagesAdded
 from twisted_mailhub.testing.support import (
@@ -40,8 +42,9 @@ class TreeConformance(ConformanceBase):
         verifyObject(IMailStore, store)
         inbox = await store.get_mailbox("INBOX")
         verifyObject(IMailbox, inbox)
-        if ICopyableMailbox.providedBy(inbox):
-            verifyObject(ICopyableMailbox, inbox)
+        for optional in (ICopyableMailbox, IMoveableMailbox, IRemovableMailbox):
+            if optional.providedBy(inbox):
+                verifyObject(optional, inbox)
         [meta] = await inbox.append([AppendRequest(make_message())])
         message = await inbox.open_message(meta.uid)
         verifyObject(IMessage, message)
