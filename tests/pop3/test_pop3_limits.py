@@ -18,6 +18,7 @@ from twisted_mailhub.backends.memory import MemoryBackend, MemoryMessage
 from twisted_mailhub.policy import ServerPolicy
 from twisted_mailhub.pop3 import POP3ServerFactory
 from twisted_mailhub.pop3.maildrop import MaildropLocks
+from twisted_mailhub.pop3.session import READ_CHUNK
 
 
 def big_message(lines: int) -> bytes:
@@ -50,7 +51,7 @@ class LargeMessageTests(POP3ServerTestCase):
         self.assertEqual(b"\r\n".join(lines) + b"\r\n", content)
         self.assertEqual(status, b"+OK %d octets" % len(content))
         self.assertGreater(len(reads), 10)
-        self.assertTrue(all(length is not None and length <= 65536 for _, length in reads))
+        self.assertTrue(all(length is not None and length <= READ_CHUNK for _, length in reads))
 
     async def test_top_reads_only_the_start(self) -> None:
         content = big_message(60000)

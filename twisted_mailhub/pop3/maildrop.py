@@ -14,13 +14,21 @@ flags exactly the marked UIDs ``\\Deleted`` and expunges exactly those.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Hashable, Iterable
 
 from twisted_mailhub import index
-from twisted_mailhub.interfaces import IMailbox, IMessage
+from twisted_mailhub.errors import MessageExpunged
+from twisted_mailhub.interfaces import IBulkMessageAccess, IMailbox, IMessage
 
 DELETED = "\\Deleted"
 SEEN = "\\Seen"
+
+# At most this many messages are opened in one round trip for pipelined
+# RETR and TOP commands...
+OPEN_AHEAD = 50
+# ... and no more than this many octets of them (a backend may read small
+# messages whole when it opens them).
+OPEN_AHEAD_OCTETS = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,8 @@ class Maildrop:
         self.entries = entries
         self.deleted: set[int] = set()
         self.retrieved: set[int] = set()
+        # Messages opened ahead of the RETR or TOP asking for them, by number.
+        self._opened: dict[int, IMessage] = {}
 
     @classmethod
     async def snapshot(cls, mailbox: IMailbox) -> "Maildrop":
@@ -103,13 +113,51 @@ class Maildrop:
         """The UIDL value of C{entry}."""
         return unique_id(self.mailbox.uidvalidity, entry.uid)
 
-    async def open(self, number: int) -> IMessage:
+    async def open(self, number: int, ahead: Iterable[int] = ()) -> IMessage:
         """
         The message numbered C{number}, for RETR and TOP.  Raises
         L{NoSuchMessage}, L{MarkedDeleted}, or L{MessageExpunged} when
         another client removed it since the snapshot.
+
+        C{ahead} are the numbers the client will ask for next (pipelined
+        commands): when the mailbox provides L{IBulkMessageAccess} they are
+        opened in the same round trip, and a later C{open} of one of them
+        takes it from there.  A message opened ahead and removed before it is
+        read is served as it was when opened, as if the removal came after.
         """
-        return await self.mailbox.open_message(self.entry(number).uid)
+        entry = self.entry(number)
+        message = self._opened.pop(number, None)
+        if message is not None:
+            return message
+        bulk = IBulkMessageAccess(self.mailbox, None)
+        numbers = self._ahead(number, ahead) if bulk is not None else []
+        if not numbers:
+            # Nothing known ahead: forget what was opened for commands that
+            # never came.
+            self._opened.clear()
+            return await self.mailbox.open_message(entry.uid)
+        by_uid = {self.entries[n - 1].uid: n for n in numbers}
+        by_uid[entry.uid] = number
+        opened = await bulk.open_messages(sorted(by_uid))
+        self._opened = {by_uid[m.meta.uid]: m for m in opened if m.meta.uid in by_uid}
+        message = self._opened.pop(number, None)
+        if message is None:
+            raise MessageExpunged(f"Message {entry.uid} has been expunged")
+        return message
+
+    def _ahead(self, number: int, ahead: Iterable[int]) -> list[int]:
+        """The numbers of C{ahead} worth opening with C{number}, in order."""
+        numbers: list[int] = []
+        octets = 0
+        for n in ahead:
+            if (n == number or n in numbers or n in self.deleted
+                    or not 1 <= n <= len(self.entries)):
+                continue
+            octets += self.entries[n - 1].size
+            if len(numbers) + 1 >= OPEN_AHEAD or octets > OPEN_AHEAD_OCTETS:
+                break
+            numbers.append(n)
+        return numbers
 
     # -- marks -------------------------------------------------------------------
 
@@ -117,6 +165,7 @@ class Maildrop:
         """Mark C{number} deleted (L{NoSuchMessage}, L{MarkedDeleted})."""
         self.entry(number)
         self.deleted.add(number)
+        self._opened.pop(number, None)
 
     def reset(self) -> None:
         """RSET: unmark every message."""

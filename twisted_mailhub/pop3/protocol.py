@@ -14,6 +14,8 @@ Twisted's general machinery, used here directly.
 
 from __future__ import annotations
 
+from collections import deque
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -33,8 +35,10 @@ class POP3ServerProtocol(ServerConnection):
         super().__init__()
         self._buffer = b""
         self._discarding = False
-        self._lines: list[bytes] = []
+        # Complete lines not yet run (None: a line that was too long).
+        self._lines: deque[bytes | None] = deque()
         self._busy = False
+        self._pumping = False
         self._reading_paused = False
 
     # -- connection lifecycle ------------------------------------------------
@@ -65,25 +69,25 @@ class POP3ServerProtocol(ServerConnection):
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
-        self._buffer += data
+        if self.closed:
+            return
         limit = self.factory.policy.max_line_length
-        while not self.closed:
-            end = self._buffer.find(b"\n")
-            if end == -1:
-                if len(self._buffer) > limit:
-                    # Drop the overlong line's bytes as they come, answer once.
-                    if not self._discarding:
-                        self._discarding = True
-                        self._lines.append(None)  # type: ignore[arg-type]
-                    self._buffer = b""
-                break
-            line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
+        # One split per read, not one slice of the buffer per line: a
+        # pipelining client sends thousands of lines in one segment.
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        for line in lines:
             if self._discarding:
+                # The end of an overlong line already answered.
                 self._discarding = False
                 continue
-            if len(line) > limit:
-                line = None  # type: ignore[assignment]
-            self._lines.append(line.rstrip(b"\r") if line is not None else None)
+            self._lines.append(line.rstrip(b"\r") if len(line) <= limit else None)
+        if len(self._buffer) > limit:
+            # Drop the overlong line's bytes as they come, answer once.
+            if not self._discarding:
+                self._discarding = True
+                self._lines.append(None)
+            self._buffer = b""
         if len(self._lines) > 64 and not self._reading_paused:
             # A client pipelining faster than we answer: stop reading.
             self._reading_paused = True
@@ -91,18 +95,28 @@ class POP3ServerProtocol(ServerConnection):
         self._pump()
 
     def _pump(self) -> None:
-        while self._lines and not self.closed:
-            if self._line_waiter is not None:
-                waiter, self._line_waiter = self._line_waiter, None
-                line = self._lines.pop(0)
-                waiter.callback(line if line is not None else b"")
-                continue
-            if self._busy:
-                return
-            line = self._lines.pop(0)
-            self._busy = True
-            d = defer.Deferred.fromCoroutine(self._execute(line))
-            d.addErrback(self._crashed)
+        # A command that completes without waiting (its data at hand, the
+        # client keeping up) calls back here from inside this loop: the loop
+        # then goes on with the next line, instead of nesting one call per
+        # pipelined command.
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._lines and not self.closed:
+                if self._line_waiter is not None:
+                    waiter, self._line_waiter = self._line_waiter, None
+                    line = self._lines.popleft()
+                    waiter.callback(line if line is not None else b"")
+                    continue
+                if self._busy:
+                    break
+                line = self._lines.popleft()
+                self._busy = True
+                d = defer.Deferred.fromCoroutine(self._execute(line))
+                d.addErrback(self._crashed)
+        finally:
+            self._pumping = False
         if self._reading_paused and len(self._lines) < 16 and not self.closed:
             self._reading_paused = False
             self.transport.resumeProducing()
@@ -137,6 +151,10 @@ class POP3ServerProtocol(ServerConnection):
             self.close()
 
     # -- POP3IO --------------------------------------------------------------------
+
+    def pending_lines(self) -> deque[bytes | None]:
+        """The lines received and not yet run, oldest first (do not change)."""
+        return self._lines
 
     def read_line(self) -> defer.Deferred:
         if self.closed:

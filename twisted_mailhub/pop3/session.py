@@ -10,8 +10,10 @@ storage call.  Authentication lives in L{twisted_mailhub.pop3.login}.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Awaitable, Callable
+from itertools import islice
+from typing import Any, Awaitable, Callable, Iterator
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from twisted_mailhub.connection import ClientGone, ConnectionIO
@@ -20,11 +22,14 @@ from twisted_mailhub.policy import ServerPolicy
 from twisted_mailhub.pop3 import wire
 from twisted_mailhub.pop3.maildrop import Maildrop, MarkedDeleted, NoSuchMessage
 
-# RETR reads the message in ranges of this size and waits for the client to
-# keep up between them.
-READ_CHUNK = 64 * 1024
+# RETR reads a large message in ranges of this size (the SQL store's chunk
+# size), reading the next range while the client takes the last one.
+READ_CHUNK = 256 * 1024
 # TOP usually needs only the header: start small.
 TOP_CHUNK = 8 * 1024
+# How many pipelined commands RETR and TOP look at to open the messages they
+# will ask for next in the same store round trip.
+LOOKAHEAD = 64
 
 
 class State(Enum):
@@ -33,7 +38,9 @@ class State(Enum):
     UPDATE = "UPDATE"
 
 
-#: What a POP3 session needs from its connection.
+#: What a POP3 session needs from its connection.  It may also have
+#: C{pending_lines()}: the lines the client pipelined that are not yet run,
+#: oldest first, which the session only looks at (L{pipelined_numbers}).
 POP3IO = ConnectionIO
 
 
@@ -156,45 +163,91 @@ class POP3Session:
         except MarkedDeleted:
             raise Reply(f"message {number} already deleted")
 
+    def pipelined_numbers(self) -> Iterator[int]:
+        """
+        The message numbers of the RETR and TOP commands the client has
+        already sent behind the current one (RFC 2449 PIPELINING), so that
+        their messages are opened together with this one.  Lazy: only a
+        message not opened yet makes the maildrop look.  A hint, not a
+        parse: the commands themselves are checked when they run.
+        """
+        pending = getattr(self.io, "pending_lines", None)
+        if pending is None:
+            return
+        for line in islice(pending(), LOOKAHEAD):
+            if line is None:
+                continue
+            keyword, _, rest = line.partition(b" ")
+            if keyword.upper() not in (b"RETR", b"TOP"):
+                continue
+            arg = rest.lstrip(b" ").partition(b" ")[0]
+            if arg.isdigit() and len(arg) <= 10:
+                yield int(arg)
+
     async def send_message(self, number: int, top_lines: int | None = None) -> None:
         """
         RETR (C{top_lines} None) or TOP: the status line, then the message
-        read in ranges, dot-stuffed, waiting for the client between ranges.
+        dot-stuffed (RFC 1939 section 3), then the terminating ``.`` line.
+
+        A message that arrives whole with its opening (a small one) goes out
+        in one write.  A large one is read in ranges of L{READ_CHUNK}, the
+        next range read while the client takes the last, and writing waits
+        for the client between ranges, so no more than two ranges of it are
+        ever held.
         """
         assert self.maildrop is not None
         entry = self.entry(number)
-        message = await self.maildrop.open(number)
+        # Gone before anything is written: an ordinary -ERR.
+        message = await self.maildrop.open(number, ahead=self.pipelined_numbers())
         if top_lines is None:
-            self.io.write(wire.ok(f"{entry.size} octets"))
+            out = wire.ok(f"{entry.size} octets")
             top = None
             chunk = READ_CHUNK
         else:
-            self.io.write(wire.ok("top of message follows"))
+            out = wire.ok("top of message follows")
             top = wire.TopFilter(top_lines)
             chunk = TOP_CHUNK
+        size = message.meta.size
         stuffer = wire.DotStuffer()
         offset = 0
+        reading: defer.Deferred | None = None
         try:
+            data = await message.read(0, chunk)
             while True:
-                data = await message.read(offset, chunk)
-                if not data:
-                    break
                 offset += len(data)
+                # The end: the store returned less than asked at the size it
+                # gave, or nothing at all (RFC 1939 has no way to announce a
+                # length, so an early end is only the terminator coming
+                # sooner).
+                last = not data or (len(data) < chunk and offset >= size)
                 if top is not None:
                     data = top.feed(data)
+                    last = last or top.done
                     chunk = READ_CHUNK
-                self.io.write(stuffer.feed(data))
-                await self.io.drain()
-                if top is not None and top.done:
+                if last:
+                    self.io.write(out + stuffer.feed(data) + stuffer.finish())
                     break
+                reading = defer.ensureDeferred(message.read(offset, chunk))
+                self.io.write(out + stuffer.feed(data))
+                out = b""
+                await self.io.drain()
+                data = await reading
+                reading = None
         except MessageExpunged:
-            # Removed half-way through: the +OK is out, so the only honest
-            # ending is to drop the connection (the client sees a truncated
-            # response, not a wrong message).
-            self.log.warn("POP3 message {uid} vanished during RETR", uid=entry.uid)
-            self.io.close()
-            raise ClientGone()
-        self.io.write(stuffer.finish())
+            if not out:
+                # Removed half-way through: the +OK is out, and a multi-line
+                # response cannot be taken back or end in -ERR; ending it
+                # with the terminator would pass a truncated message off as
+                # complete.  The only honest ending is to drop the
+                # connection: the client sees a response without its end.
+                self.log.warn("POP3 message {uid} vanished during RETR", uid=entry.uid)
+                self.io.close()
+                raise ClientGone()
+            raise
+        finally:
+            if reading is not None:
+                # The client went away while the next range was read.
+                reading.addErrback(lambda _: None)
         if top is None:
             self.maildrop.note_retrieved(number)
 

@@ -108,8 +108,12 @@ class DotStuffer:
             self._pending_cr = True
         if not data:
             return b""
-        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        data = data.replace(b"\n.", b"\n..")
+        # Whole-chunk passes in C, not a loop over lines; a message whose
+        # lines all end in CRLF (nearly every one) needs no rewriting.
+        if data.count(b"\n") != data.count(b"\r\n"):
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if b"\n." in data:
+            data = data.replace(b"\n.", b"\n..")
         if self._at_line_start and data.startswith(b"."):
             data = b"." + data
         self._at_line_start = data.endswith(b"\n")
