@@ -150,3 +150,18 @@ class ConformanceTests(IMAPServerTestCase):
         self.assertEqual(head, b"* 1 FETCH (BODY[] {%d}\r\n" % len(message))
         self.assertEqual(data, message.replace(b"\0", b"\x80"))
         self.assertEqual(rest[-1], b"t2 OK FETCH completed\r\n")
+
+    async def test_status_size_is_advertised_and_answered(self) -> None:
+        message = b"Subject: s\r\n\r\nbody\r\n"
+
+        def run():
+            c = self.session()
+            caps = c.command(b"t1 CAPABILITY")
+            self.append(c, message)
+            status = c.command(b"t2 STATUS INBOX (MESSAGES SIZE)")
+            c.close()
+            return caps, status
+
+        caps, status = await self.in_thread(run)
+        self.assertIn(b"STATUS=SIZE", caps[0].split())
+        self.assertEqual(status[0], b"* STATUS INBOX (MESSAGES 1 SIZE %d)\r\n" % len(message))

@@ -122,6 +122,8 @@ class Session:
             "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
             "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
             "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY",
+            # RFC 8438: STATUS (SIZE) is answered, so say so.
+            "STATUS=SIZE",
         ]
         return caps
 
