@@ -79,11 +79,13 @@ def test_bad_arguments_get_a_clear_error():
 class ScriptedServer:
     """
     A loopback IMAP server enough for the benchmark's client: it answers
-    LOGIN, SELECT, IDLE and APPEND, and tells of an APPEND only the idlers
-    whose connection number is even.
+    LOGIN, SELECT, IDLE and APPEND, and tells of an APPEND at once only the
+    idlers whose connection number is even; the others C{late} seconds
+    later, or never when C{late} is C{None}.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, late: float | None) -> None:
+        self.late = late
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
@@ -127,8 +129,11 @@ class ScriptedServer:
                     with self.lock:
                         self.exists += 1
                         for k, idler in self.idlers:
+                            told = b"* %d EXISTS\r\n" % self.exists
                             if k % 2 == 0:
-                                idler.sendall(b"* %d EXISTS\r\n" % self.exists)
+                                idler.sendall(told)
+                            elif self.late is not None:
+                                threading.Timer(self.late, idler.sendall, (told,)).start()
                     conn.sendall(tag + b" OK appended\r\n")
         except OSError:
             pass
@@ -137,9 +142,11 @@ class ScriptedServer:
         self.listener.close()
 
 
-def test_an_idler_never_told_is_counted_as_missed(monkeypatch):
-    monkeypatch.setattr(idle_push, "ANNOUNCE_DEADLINE", 0.5)
-    server = ScriptedServer()
+@pytest.mark.parametrize("late, behind", [(None, 4), (0.8, 0)])
+def test_an_idler_told_late_or_never_is_counted_as_missed(monkeypatch, late, behind):
+    monkeypatch.setattr(idle_push, "ANNOUNCE_DEADLINE", 0.4)
+    monkeypatch.setattr(idle_push, "CATCH_UP_DEADLINE", 3.0 if late else 0.5)
+    server = ScriptedServer(late)
     try:
         results = idle_push.measure((server.port, server.port), idlers=8, rounds=2,
                                     setup_deadline=idle_push.time.monotonic() + 20)
@@ -150,6 +157,8 @@ def test_an_idler_never_told_is_counted_as_missed(monkeypatch):
     assert results.expected == {"same": 8, "other": 8}
     assert len(results.after_ok["same"]) + len(results.after_ok["other"]) == 8
     assert results.missed == 8
+    # Told late, they caught up after the last round; never told, they did not.
+    assert results.behind == behind
     table = idle_push.table(results)
     assert "4/8" in table
 
