@@ -165,3 +165,25 @@ class ConformanceTests(IMAPServerTestCase):
         caps, status = await self.in_thread(run)
         self.assertIn(b"STATUS=SIZE", caps[0].split())
         self.assertEqual(status[0], b"* STATUS INBOX (MESSAGES 1 SIZE %d)\r\n" % len(message))
+
+    async def test_qresync_parameters_without_qresync_are_bad(self) -> None:
+        # RFC 7162 3.2.5 / 3.2.6: QRESYNC is not offered, so never enabled.
+        def run():
+            c = self.session()
+            caps = c.command(b"t0 CAPABILITY")
+            self.append(c, b"Subject: s\r\n\r\nbody\r\n")
+            r = [c.command(b"t1 ENABLE QRESYNC"),
+                 c.command(b"t2 SELECT INBOX (QRESYNC (1 1))"),
+                 c.command(b"t3 SELECT INBOX"),
+                 c.command(b"t4 UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)"),
+                 c.command(b"t5 UID FETCH 1:* UID (CHANGEDSINCE 0)")]
+            c.close()
+            return caps, r
+
+        caps, r = await self.in_thread(run)
+        self.assertNotIn(b"QRESYNC", caps[0])
+        self.assertEqual(r[0], [b"* ENABLED\r\n", b"t1 OK ENABLE completed\r\n"])
+        self.assertEqual(r[1], [b"t2 BAD QRESYNC is not enabled\r\n"])
+        self.assertEqual(r[2][-1], b"t3 OK [READ-WRITE] SELECT completed\r\n")
+        self.assertEqual(r[3], [b"t4 BAD VANISHED needs QRESYNC, which is not enabled\r\n"])
+        self.assertEqual(r[4][-1], b"t5 OK FETCH completed\r\n")

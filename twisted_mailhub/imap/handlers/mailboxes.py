@@ -26,6 +26,10 @@ def encode_name(session: Session, name: str) -> bytes:
 
 
 async def select(session: Session, cmd: C.Select):
+    if cmd.qresync is not None and "QRESYNC" not in session.enabled:
+        # RFC 7162 section 3.2.5: QRESYNC before ENABLE QRESYNC is BAD (and
+        # QRESYNC is not offered, so it is never enabled).
+        raise CommandFailed("QRESYNC is not enabled", condition="BAD")
     was_selected = session.selected is not None
     session.deselect()
     if was_selected and session.condstore:

@@ -53,6 +53,10 @@ def _writable(session: Session) -> None:
 
 
 async def fetch(session: Session, cmd: C.Fetch):
+    if cmd.vanished and "QRESYNC" not in session.enabled:
+        # RFC 7162 section 3.2.6: VANISHED needs QRESYNC enabled (never, as
+        # it is not offered): a parameter of an extension not enabled is BAD.
+        raise CommandFailed("VANISHED needs QRESYNC, which is not enabled", condition="BAD")
     selected = session.selected
     mailbox = selected.mailbox
     io = session.io
