@@ -12,7 +12,8 @@ PostgreSQL database, dropped afterwards, for a C{postgresql://} URL; a new
 SQLite file for C{sqlite:}), listening on ephemeral loopback ports, with the
 per-address and per-user connection caps raised for the idlers.  The idlers
 (half on each process) are non-blocking sockets driven by one selector in
-this one thread: each does LOGIN, SELECT INBOX and IDLE.  Then, for each
+this one thread: each does LOGIN, SELECT INBOX (EXAMINE with C{--examine})
+and IDLE.  Then, for each
 round, one message is appended through a separate connection, to the first
 process in odd rounds and the second in even ones, and the arrival of every
 idler's C{EXISTS} is recorded.  The latency is the arrival time less the
@@ -309,8 +310,9 @@ def _status(line: bytes, tag: bytes) -> bytes | None:
 class Session:
     """The conversation of every connection: LOGIN, then SELECT and IDLE or APPENDs."""
 
-    def __init__(self, pump: Pump) -> None:
+    def __init__(self, pump: Pump, select: bytes = b"SELECT") -> None:
         self.pump = pump
+        self.select = select
         self.idling = 0
         self.in_setup = 0
         #: The round being measured, for idlers' EXISTS (see L{on_idler_line}).
@@ -352,12 +354,12 @@ class Session:
             return
         if conn.state in ("greeting", "login"):
             if self._login(conn, line, "select"):
-                self.pump.send(conn, b"s SELECT INBOX\r\n")
+                self.pump.send(conn, b"s %s INBOX\r\n" % self.select)
         elif conn.state == "select":
             status = _status(line, b"s")
             if status is not None:
                 if status != b"OK":
-                    conn.fail(f"SELECT INBOX: {line!r}")
+                    conn.fail(f"{self.select.decode()} INBOX: {line!r}")
                 conn.state = "idle"
                 self.pump.send(conn, b"i IDLE\r\n")
         elif conn.state == "idle":
@@ -417,10 +419,15 @@ class Results:
         return sum(self.expected[g] - len(self.after_ok[g]) for g in self.expected)
 
 
-def measure(ports: tuple[int, int], idlers: int, rounds: int, setup_deadline: float) -> Results:
-    """Set up the writers and idlers on C{ports}, then run the rounds."""
+def measure(ports: tuple[int, int], idlers: int, rounds: int, setup_deadline: float,
+            examine: bool = False) -> Results:
+    """
+    Set up the writers and idlers on C{ports}, then run the rounds.  With
+    C{examine} the idlers open the INBOX read-only (EXAMINE), so that their
+    sessions do not claim \\Recent (RFC 3501 section 6.3.2).
+    """
     pump = Pump()
-    session = Session(pump)
+    session = Session(pump, b"EXAMINE" if examine else b"SELECT")
     try:
         writers = [pump.open(f"writer {i + 1}", i, ports[i], session.on_writer_line)
                    for i in (0, 1)]
@@ -535,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
                         "which a fresh database is created and dropped  [default: sqlite:]")
     parser.add_argument("--idlers", type=int, default=1000,
                         help="idling connections, half on each process  [default: 1000]")
+    parser.add_argument("--examine", action="store_true",
+                        help="idle in the INBOX opened with EXAMINE (read-only) instead of SELECT")
     parser.add_argument("--rounds", type=int, default=20,
                         help="messages appended, alternately through each process  "
                         "[default: 20]")
@@ -579,7 +588,8 @@ def run(args) -> int:
         second = stack.enter_context(twistd_server(store, workdir / "process2", limit))
         log(f"servers listening on {HOST}:{first.port} and {HOST}:{second.port}")
         started = time.perf_counter()
-        results = measure((first.port, second.port), args.idlers, args.rounds, setup_deadline)
+        results = measure((first.port, second.port), args.idlers, args.rounds, setup_deadline,
+                          args.examine)
         for server in (first, second):
             if server.process.poll() is not None:
                 raise BenchError(f"a server exited during the run:\n{server.output()}")
@@ -588,7 +598,8 @@ def run(args) -> int:
         log(f"this process used {own.ru_utime + own.ru_stime:.1f} s of CPU in {elapsed:.1f} s")
     print(f"twisted_mailhub {commit()}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs ({cpu_model()}), load average {os.getloadavg()[1]:.1f}")
-    print(f"\nIDLE push on {label(args.store)}: {args.idlers} idlers over 2 processes, "
+    print(f"\nIDLE push on {label(args.store)}: {args.idlers} idlers "
+          f"({'EXAMINE' if args.examine else 'SELECT'} INBOX) over 2 processes, "
           f"{args.rounds} APPENDs alternately through each, measured in {elapsed:.0f} s; "
           f"APPEND round trip median {ms(percentile(results.append_round_trips, 50))} ms\n")
     print(table(results))

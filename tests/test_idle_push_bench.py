@@ -47,8 +47,10 @@ def refused(port: int) -> bool:
     return False
 
 
-def test_every_idler_of_both_processes_is_told_of_every_append():
-    result = run_benchmark("--store", "sqlite:", "--idlers", "10", "--rounds", "2")
+@pytest.mark.parametrize("opening", ["SELECT", "EXAMINE"])
+def test_every_idler_of_both_processes_is_told_of_every_append(opening):
+    options = ["--examine"] if opening == "EXAMINE" else []
+    result = run_benchmark("--store", "sqlite:", "--idlers", "10", "--rounds", "2", *options)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     rows = table_rows(result.stdout)
     header = rows.pop("idlers on")
@@ -60,7 +62,7 @@ def test_every_idler_of_both_processes_is_told_of_every_append():
         for cell in cells[2:]:
             float(cell)
     assert "missed announcements: 0" in result.stdout
-    assert "10 idlers over 2 processes" in result.stdout
+    assert f"10 idlers ({opening} INBOX) over 2 processes" in result.stdout
     ports = re.search(r"servers listening on 127\.0\.0\.1:(\d+) and 127\.0\.0\.1:(\d+)",
                       result.stderr)
     assert ports, result.stderr
