@@ -224,7 +224,11 @@ class BaseMailStore:
         are the backend's to exclude (the SQL store does each change in one
         transaction).
         """
-        lock = _tree_lock(self.notifier, self.username)
+        try:
+            lock = _tree_lock(self.notifier, self.username)
+        except TypeError:
+            # A notifier that cannot be weakly referenced: a lock per store.
+            lock = self.__dict__.setdefault("_own_tree_lock", DeferredLock())
         await lock.acquire()
         try:
             yield
