@@ -536,7 +536,7 @@ def cpu_model() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
     parser.add_argument("--store", default="sqlite:",
                         help="'sqlite:' (a fresh file) or a postgresql:// URL of a server on "
                         "which a fresh database is created and dropped  [default: sqlite:]")
@@ -593,6 +593,9 @@ def run(args) -> int:
         for server in (first, second):
             if server.process.poll() is not None:
                 raise BenchError(f"a server exited during the run:\n{server.output()}")
+            if "Traceback" in server.output(tail=1 << 30):
+                log(f"warning: the server on port {server.port} logged an error:\n"
+                    + server.output())
         elapsed = time.perf_counter() - started
         own = resource.getrusage(resource.RUSAGE_SELF)
         log(f"this process used {own.ru_utime + own.ru_stime:.1f} s of CPU in {elapsed:.1f} s")
