@@ -154,6 +154,30 @@ class MoveTests(IMAPServerTestCase):
         self.assertEqual(status_of(inbox), {"MESSAGES": 0, "UNSEEN": 0})
         self.assertEqual(status_of(archive), {"MESSAGES": 100, "UNSEEN": 50, "UIDNEXT": 101})
 
+    async def test_move_into_the_selected_mailbox(self) -> None:
+        # RFC 6851 section 3.3 allows it: new UIDs, the old ones expunged.
+        metas = await self.four_messages()
+
+        def run():
+            client = self.raw()
+            login(client)
+            client.command(b"a1 SELECT INBOX")
+            moved = client.command(b"a2 UID MOVE 1 INBOX")
+            fetched = client.command(b"a3 UID FETCH 1:* (FLAGS)")
+            client.command(b"a9 LOGOUT")
+            client.close()
+            return moved, fetched
+
+        moved, fetched = await self.in_thread(run)
+        self.assertEqual(COPYUID.match(moved[0]).group(2, 3), (b"1", b"5"))
+        self.assertEqual(moved[1], b"* 1 EXPUNGE\r\n")
+        self.assertEqual(moved[-1], b"a2 OK MOVE completed\r\n")
+        self.assertIn(b"* 4 EXISTS\r\n", moved)
+        self.assertEqual([line.split(b" FLAGS")[0] for line in fetched[:-1]],
+                         [b"* %d FETCH (UID %d" % (n + 1, uid) for n, uid in
+                          enumerate([m.uid for m in metas[1:]] + [5])])
+        self.assertIn(b"$Label1", fetched[3])
+
     async def test_move_to_missing_mailbox_moves_nothing(self) -> None:
         await self.four_messages()
 
