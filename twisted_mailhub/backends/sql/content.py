@@ -57,8 +57,11 @@ def content_row(content: bytes, structure: Any) -> dict[str, Any]:
     }
     for field, column in HEADER_COLUMNS.items():
         values = structure.headers.get(field)
-        # Values are unfolded, so "\n" cannot occur inside one of them.
-        row[column] = "\n".join(fold(v) for v in values) if values else None
+        # Values are unfolded, so "\n" cannot occur inside one of them.  A
+        # NUL, which PostgreSQL text refuses and no search string holds,
+        # is kept as U+FFFD.
+        row[column] = ("\n".join(fold(v) for v in values).replace("\0", "\ufffd")
+                       if values else None)
     return row
 
 
