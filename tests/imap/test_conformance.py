@@ -5,13 +5,14 @@ socket: what a client sends, what the RFC says the server answers.
 
 from __future__ import annotations
 
-from harness import IMAPServerTestCase
+from harness import IMAPServerTestCase, on_every_store
 
 
 def literal(data: bytes) -> bytes:
     return b"{%d+}\r\n" % len(data) + data
 
 
+@on_every_store
 class ConformanceTests(IMAPServerTestCase):
     def session(self):
         c = self.raw()
@@ -187,3 +188,72 @@ class ConformanceTests(IMAPServerTestCase):
         self.assertEqual(r[2][-1], b"t3 OK [READ-WRITE] SELECT completed\r\n")
         self.assertEqual(r[3], [b"t4 BAD VANISHED needs QRESYNC, which is not enabled\r\n"])
         self.assertEqual(r[4][-1], b"t5 OK FETCH completed\r\n")
+
+    def modseq_session(self):
+        """Three messages; the second one's flags changed last."""
+        c = self.session()
+        for n in range(3):
+            self.append(c, b"Subject: %d\r\n\r\nbody\r\n" % n)
+        c.command(b"s1 SELECT INBOX")
+        c.command(b"s2 STORE 2 +FLAGS.SILENT (\\Flagged)")
+        return c
+
+    async def test_fetch_modseq_enables_condstore(self) -> None:
+        # RFC 7162 3.1: FETCH naming MODSEQ is a CONDSTORE enabling command.
+        def run():
+            c = self.modseq_session()
+            r = [c.command(b"t1 FETCH 1 MODSEQ"), c.command(b"t2 STORE 3 +FLAGS (\\Seen)"),
+                 c.command(b"t3 FETCH 1 FLAGS"), c.command(b"t4 SELECT INBOX")]
+            c.close()
+            return r
+
+        fetch, store, flags, select = await self.in_thread(run)
+        # The first enabling command with a mailbox selected tells HIGHESTMODSEQ.
+        self.assertTrue(fetch[0].startswith(b"* OK [HIGHESTMODSEQ "), fetch)
+        highest = int(fetch[0].split()[3].rstrip(b"]"))
+        m1 = int(fetch[1].split(b"(")[-1].rstrip(b")\r\n"))
+        self.assertEqual(fetch[1:], [b"* 1 FETCH (MODSEQ (%d))\r\n" % m1,
+                                     b"t1 OK FETCH completed\r\n"])
+        self.assertTrue(m1 < highest)
+        # Afterwards every untagged FETCH carries MODSEQ, and so does SELECT.
+        self.assertEqual(store[0], b"* 3 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (%d))\r\n"
+                         % (highest + 1))
+        self.assertEqual(flags[0], b"* 1 FETCH (FLAGS (\\Recent) MODSEQ (%d))\r\n" % m1)
+        self.assertIn(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % (highest + 1), select)
+
+    async def test_esearch_min_max_give_the_modseq_of_their_message(self) -> None:
+        # RFC 4731 3.2: MIN (or MAX) alone: the mod-sequence of that message.
+        def run():
+            c = self.modseq_session()
+            r = [c.command(b"t%d SEARCH RETURN (%s) MODSEQ 1" % (i, ret))
+                 for i, ret in enumerate([b"MIN", b"MAX", b"MIN MAX", b"MIN COUNT", b"ALL"])]
+            modseqs = c.command(b"t9 FETCH 1:* MODSEQ")[:-1]
+            c.close()
+            return r, modseqs
+
+        r, lines = await self.in_thread(run)
+        m1, m2, m3 = (int(line.split(b"(")[-1].rstrip(b")\r\n")) for line in lines)
+        self.assertTrue(m1 < m3 < m2, lines)  # message 2 was flagged last
+        self.assertEqual(r[0][-2:], [b'* ESEARCH (TAG "t0") MIN 1 MODSEQ %d\r\n' % m1,
+                                     b"t0 OK SEARCH completed\r\n"])
+        self.assertEqual(r[1][-2], b'* ESEARCH (TAG "t1") MAX 3 MODSEQ %d\r\n' % m3)
+        self.assertEqual(r[2][-2], b'* ESEARCH (TAG "t2") MIN 1 MAX 3 MODSEQ %d\r\n' % m3)
+        self.assertEqual(r[3][-2], b'* ESEARCH (TAG "t3") MIN 1 COUNT 3 MODSEQ %d\r\n' % m2)
+        self.assertEqual(r[4][-2], b'* ESEARCH (TAG "t4") ALL 1:3 MODSEQ %d\r\n' % m2)
+
+    async def test_nul_in_a_text_body_is_stored_and_searched(self) -> None:
+        message = b"Subject: s\0t\r\nContent-Type: text/plain\r\n\r\nfind\0me here\r\n"
+
+        def run():
+            c = self.session()
+            r = [c.command(b"ap APPEND INBOX ~{%d+}\r\n" % len(message) + message)]
+            c.command(b"t1 SELECT INBOX")
+            r.append(c.command(b"t2 SEARCH BODY here"))
+            r.append(c.command(b"t3 SEARCH SUBJECT t"))
+            c.close()
+            return r
+
+        r = await self.in_thread(run)
+        self.assertTrue(r[0][-1].startswith(b"ap OK "), r[0])
+        self.assertEqual(r[1], [b"* SEARCH 1\r\n", b"t2 OK SEARCH completed\r\n"])
+        self.assertEqual(r[2], [b"* SEARCH 1\r\n", b"t3 OK SEARCH completed\r\n"])

@@ -131,6 +131,24 @@ class Session:
     def condstore(self) -> bool:
         return "CONDSTORE" in self.enabled
 
+    async def enable_condstore(self) -> None:
+        """
+        A CONDSTORE enabling command (RFC 7162 section 3.1: ENABLE, SELECT
+        (CONDSTORE), STATUS (HIGHESTMODSEQ), FETCH or SEARCH naming MODSEQ,
+        CHANGEDSINCE, UNCHANGEDSINCE) is running.  From now on every untagged
+        FETCH carries MODSEQ; the first such command with a mailbox selected
+        tells the client its HIGHESTMODSEQ, here, before the command's own
+        responses.
+        """
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            self.selected.condstore = True
+            status = await self.selected.mailbox.status()
+            self.io.write(responses.status(None, "OK", "Highest",
+                                           f"HIGHESTMODSEQ {status.highestmodseq}"))
+
     @property
     def rev2(self) -> bool:
         """The client enabled IMAP4rev2 (RFC 9051 section 6.3.1)."""

@@ -39,12 +39,14 @@ async def enable(session: Session, cmd: C.Enable):
     newly = []
     for cap in cmd.capabilities:
         cap = cap.upper()
-        if cap in _ENABLEABLE and cap not in session.enabled:
-            session.enabled.add(cap)
+        if cap in _ENABLEABLE and cap not in session.enabled and _ENABLEABLE[cap] not in newly:
+            if cap != "CONDSTORE":
+                session.enabled.add(cap)
             newly.append(_ENABLEABLE[cap])
-    if "CONDSTORE" in newly and session.selected is not None:
-        session.selected.condstore = True
     session.io.write(responses.untagged(" ".join(["ENABLED"] + newly).encode("ascii")))
+    if "CONDSTORE" in newly:
+        # With a mailbox selected, this also tells its HIGHESTMODSEQ (RFC 7162 3.1).
+        await session.enable_condstore()
 
 
 async def namespace(session: Session, cmd: C.Namespace):

@@ -147,6 +147,8 @@ async def list_(session: Session, cmd: C.List):
 
 
 async def status(session: Session, cmd: C.Status):
+    if "HIGHESTMODSEQ" in cmd.items:
+        await session.enable_condstore()
     query = IStatusQuery(session.store, None)
     if query is not None:
         st = await query.mailbox_status(cmd.mailbox)

@@ -60,11 +60,10 @@ async def fetch(session: Session, cmd: C.Fetch):
     selected = session.selected
     mailbox = selected.mailbox
     io = session.io
-    if cmd.changedsince is not None:
-        session.enabled.add("CONDSTORE")
-        selected.condstore = True
-    modseq = session.condstore
     attrs = list(cmd.attrs)
+    if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in attrs):
+        await session.enable_condstore()
+    modseq = session.condstore
     want_content = F.needs_message(attrs)
     mark_seen = F.sets_seen(attrs) and not selected.read_only
     if mark_seen and not any(a.name == "FLAGS" for a in attrs):
@@ -211,8 +210,7 @@ async def store(session: Session, cmd: C.Store):
     selected = session.selected
     mailbox = selected.mailbox
     if cmd.unchangedsince is not None:
-        session.enabled.add("CONDSTORE")
-        selected.condstore = True
+        await session.enable_condstore()
     uids = resolve(session, cmd.set, cmd.uid)
     modified: list[int] = []
     changed_uids: set[int] = set()
@@ -262,12 +260,12 @@ async def search(session: Session, cmd: C.Search):
                             datetime.now(timezone.utc))
     found = await run_search(selected.mailbox, cmd.key, context)
     numbers = found if cmd.uid else [selected.seq_of(u) for u in found]
-    uses_modseq = _mentions_modseq(cmd.key)
-    highest = None
-    if uses_modseq and found:
-        session.enabled.add("CONDSTORE")
-        metas = await selected.mailbox.metadata(found)
-        highest = max(m.modseq for m in metas) if metas else None
+    modseqs: dict[int, int] = {}
+    if _mentions_modseq(cmd.key):
+        await session.enable_condstore()
+        if found:
+            modseqs = {m.uid: m.modseq for m in await selected.mailbox.metadata(found)}
+    highest = max(modseqs.values()) if modseqs else None
     if cmd.returns is None and not session.rev2:
         session.io.write(responses.search(numbers, highest))
         return None
@@ -291,6 +289,12 @@ async def search(session: Session, cmd: C.Search):
     if "COUNT" in returns:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:
+        if returns <= {"MIN", "MAX"}:
+            # RFC 4731 section 3.2: with only MIN and/or MAX, the highest
+            # mod-sequence of the message(s) returned, not of all found.
+            picked = ([min(found)] if "MIN" in returns else []) + (
+                [max(found)] if "MAX" in returns else [])
+            highest = max(modseqs.get(u, 0) for u in picked)
         parts.append(b"MODSEQ %d" % highest)
     session.io.write(responses.untagged(b" ".join(parts)))
     return None
