@@ -17,8 +17,12 @@ import os
 import random
 import re
 import socket
+import time
+
+from twisted.internet import reactor, task
 
 from pop3_harness import POP3ServerTestCase
+from twisted_mailhub.backends.memory import MemoryMessage
 
 CHUNK = 256 * 1024
 
@@ -337,3 +341,45 @@ class SQLiteStreamingTests(MemoryStreamingTests):
         self.assertEqual(stat, b"+OK %d %d\r\n" % (len(self.contents),
                                                     sum(map(len, self.contents))))
         self.assertTrue(bye.startswith(b"+OK"))
+
+
+class FlowControlTests(POP3ServerTestCase):
+    """A client that pipelines RETRs and then does not read holds the server back."""
+
+    async def test_pipelined_retr_waits_for_a_slow_client(self) -> None:
+        contents = [b"Subject: %d\r\n\r\n" % i + b"x" * 20000 + b"\r\n" for i in range(1000)]
+        await self.deliver(*contents)
+        reads = []
+        original = MemoryMessage.read
+
+        async def recording_read(message, offset=0, length=None):
+            reads.append(message.meta.uid)
+            return await original(message, offset, length)
+
+        self.patch(MemoryMessage, "read", recording_read)
+        client = Reader(self.port, rcvbuf=32 * 1024)
+
+        def start():
+            client.login()
+            client.sock.sendall(b"".join(b"RETR %d\r\n" % n for n in range(1, 1001)))
+
+        await self.in_thread(start)
+        # Wait (bounded) until the server has had to stop for the client.
+        deadline = time.monotonic() + 10
+        while not any(p._drain is not None for p in self.factory.connections):
+            self.assertLess(time.monotonic(), deadline, "the server never paused")
+            await task.deferLater(reactor, 0.01, lambda: None)
+        # 20 MB were asked for; no more than the socket buffers hold was read.
+        self.assertLess(len(set(reads)), 500)
+
+        def finish():
+            out = []
+            for content in contents:
+                out.append((client.line(), client.body()))
+            client.close()
+            return out
+
+        replies = await self.in_thread(finish)
+        for content, (status, body) in zip(contents, replies):
+            self.assertEqual(status, b"+OK %d octets\r\n" % len(content))
+            self.assertEqual(body, content + b".\r\n")

@@ -215,10 +215,8 @@ class POP3Session:
             data = await message.read(0, chunk)
             while True:
                 offset += len(data)
-                # The end: the store returned less than asked at the size it
-                # gave, or nothing at all (RFC 1939 has no way to announce a
-                # length, so an early end is only the terminator coming
-                # sooner).
+                # The end: nothing more, or less than asked once the size
+                # the store gave is reached (no read just to learn that).
                 last = not data or (len(data) < chunk and offset >= size)
                 if top is not None:
                     data = top.feed(data)
@@ -226,6 +224,8 @@ class POP3Session:
                     chunk = READ_CHUNK
                 if last:
                     self.io.write(out + stuffer.feed(data) + stuffer.finish())
+                    # Pipelined commands wait for a slow client too.
+                    await self.io.drain()
                     break
                 reading = defer.ensureDeferred(message.read(offset, chunk))
                 self.io.write(out + stuffer.feed(data))
