@@ -257,3 +257,27 @@ class ConformanceTests(IMAPServerTestCase):
         self.assertTrue(r[0][-1].startswith(b"ap OK "), r[0])
         self.assertEqual(r[1], [b"* SEARCH 1\r\n", b"t2 OK SEARCH completed\r\n"])
         self.assertEqual(r[2], [b"* SEARCH 1\r\n", b"t3 OK SEARCH completed\r\n"])
+
+    async def test_recursivematch_suppresses_childinfo_of_returned_children(self) -> None:
+        # RFC 5258 3.5: CHILDINFO only when a matching child is not returned.
+        def run():
+            c = self.session()
+            for name in (b"Fruit/Apple", b"Fruit/Banana", b"Veg/Leek"):
+                c.command(b"c CREATE " + name)
+            for name in (b"Fruit", b"Fruit/Apple", b"Veg/Leek"):
+                c.command(b"s SUBSCRIBE " + name)
+            r = [c.command(b't1 LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"'),
+                 c.command(b't2 LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')]
+            c.close()
+            return r
+
+        every, top = await self.in_thread(run)
+        self.assertEqual(every, [
+            b'* LIST (\\HasChildren \\Subscribed) "/" Fruit\r\n',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" Fruit/Apple\r\n',
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" Veg/Leek\r\n',
+            b"t1 OK LIST completed\r\n"])
+        self.assertEqual(top, [
+            b'* LIST (\\HasChildren \\Subscribed) "/" Fruit ("CHILDINFO" ("SUBSCRIBED"))\r\n',
+            b'* LIST (\\HasChildren) "/" Veg ("CHILDINFO" ("SUBSCRIBED"))\r\n',
+            b"t2 OK LIST completed\r\n"])

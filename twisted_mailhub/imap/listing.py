@@ -86,6 +86,14 @@ def list_entries(
         prefix = name + delimiter
         return any(n.startswith(prefix) for n in names)
 
+    def childinfo(name: str) -> bool:
+        # RFC 5258 section 3.5: CHILDINFO says a descendant meets the
+        # selection criteria; it is suppressed when every such descendant
+        # is returned itself (they all match the patterns).
+        prefix = name + delimiter
+        return any(s.startswith(prefix) and not any(r.fullmatch(s) for r in regexes)
+                   for s in subscribed)
+
     entries: list[ListEntry] = []
     if select_subscribed:
         candidates = sorted(set(subscribed) | set(names))
@@ -100,9 +108,9 @@ def list_entries(
         if select_subscribed and name not in subscribed:
             if not recursive:
                 continue
-            # RECURSIVEMATCH: a non-subscribed parent of a subscribed child.
-            prefix = name + delimiter
-            if not any(s.startswith(prefix) for s in subscribed):
+            # RECURSIVEMATCH: a non-subscribed parent of a subscribed child
+            # that is not returned itself.
+            if not childinfo(name):
                 continue
             entry = ListEntry(name, [], childinfo=True)
             _fill(entry, info, name, has_children, children, special_use, return_subscribed,
@@ -112,7 +120,8 @@ def list_entries(
             continue
         if info is None:
             attrs.append("\\NonExistent")
-        entry = ListEntry(name, attrs)
+        entry = ListEntry(name, attrs, childinfo=select_subscribed and recursive
+                          and childinfo(name))
         _fill(entry, info, name, has_children, children, special_use,
               return_subscribed or select_subscribed, subscribed)
         if select_special_use and (info is None or not info.special_use):
