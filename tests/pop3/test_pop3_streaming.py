@@ -5,10 +5,10 @@ response: every line ends in CRLF, a line starting with "." gets another
 
 The expected bytes are written out here, or built by the small reference
 L{rfc1939_body} below, never by the server's own code.  Each case runs over
-a real socket against the memory store and an SQLite store (whose content
-is kept in 256 KiB chunks, so the large message crosses chunk boundaries at
-the places chosen below), including a pipelined burst of commands and a
-message removed while RETR is sending it.
+a real socket against the memory store and each persistent store (the SQL
+stores keep content in 256 KiB chunks, so the large message crosses chunk
+boundaries at the places chosen below), including a pipelined burst of
+commands and, on the SQL stores, a message removed while RETR is sending it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from twisted.internet import reactor, task
 
 from pop3_harness import POP3ServerTestCase
+from stores import make_store, store_kinds
 from twisted_mailhub.backends.memory import MemoryMessage
 
 CHUNK = 256 * 1024
@@ -287,13 +288,23 @@ class MemoryStreamingTests(POP3ServerTestCase):
                          len(self.contents) + len(small) - 3)
 
 
-class SQLiteStreamingTests(MemoryStreamingTests):
-    """The same over an SQLite store: content in chunks, opened in batches."""
+class _StreamingOnStore(MemoryStreamingTests):
+    """The same over a persistent store (C{store}: a kind of L{make_store})."""
+
+    store = ""
+    # Collected only as the per-store classes defined below.
+    __test__ = False
+
+    async def setUp(self) -> None:
+        self._store = await make_store(self.store, self)
+        await super().setUp()
 
     def make_backend(self):
-        from twisted_mailhub.backends.sql import open_backend
+        return self._store
 
-        return open_backend("sqlite:" + os.path.abspath(self.mktemp() + ".sqlite"))
+
+class _RemovedDuringRetr:
+    """For the SQL stores, whose content is read chunk by chunk as it is sent."""
 
     async def test_message_removed_during_retr_ends_the_connection(self) -> None:
         # Several times more than the socket buffers between server and
@@ -341,6 +352,15 @@ class SQLiteStreamingTests(MemoryStreamingTests):
         self.assertEqual(stat, b"+OK %d %d\r\n" % (len(self.contents),
                                                     sum(map(len, self.contents))))
         self.assertTrue(bye.startswith(b"+OK"))
+
+
+
+for _kind in store_kinds():
+    _bases = ((_RemovedDuringRetr, _StreamingOnStore) if _kind in ("sqlite", "postgresql")
+              else (_StreamingOnStore,))
+    _name = f"StreamingTests_{_kind}"
+    globals()[_name] = type(_name, _bases,
+                            {"store": _kind, "__test__": True, "__module__": __name__})
 
 
 class FlowControlTests(POP3ServerTestCase):
