@@ -13,7 +13,6 @@ commands and, on the SQL stores, a message removed while RETR is sending it.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import socket
