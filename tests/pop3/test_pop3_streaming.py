@@ -23,6 +23,7 @@ from twisted.internet import reactor, task
 from pop3_harness import POP3ServerTestCase
 from stores import make_store, store_kinds
 from twisted_mailhub.backends.memory import MemoryMessage
+from twisted_mailhub.errors import MailhubError
 
 CHUNK = 256 * 1024
 
@@ -402,3 +403,38 @@ class FlowControlTests(POP3ServerTestCase):
         for content, (status, body) in zip(contents, replies):
             self.assertEqual(status, b"+OK %d octets\r\n" % len(content))
             self.assertEqual(body, content + b".\r\n")
+
+
+class StoreFailureTests(POP3ServerTestCase):
+    """A store that fails half-way through a message: no -ERR inside the response."""
+
+    async def test_failure_after_the_status_line_ends_the_connection(self) -> None:
+        await self.deliver(LARGE, DOTS)
+        original = MemoryMessage.read
+
+        async def failing_read(message, offset=0, length=None):
+            if offset >= 2 * CHUNK:
+                raise MailhubError("the disk is on fire")
+            return await original(message, offset, length)
+
+        self.patch(MemoryMessage, "read", failing_read)
+
+        def run():
+            c = Reader(self.port)
+            c.login()
+            c.sock.sendall(b"RETR 1\r\nRETR 2\r\n")
+            status = c.line()
+            received = c.rest()
+            c.close()
+            return status, received
+
+        status, received = await self.in_thread(run)
+        self.assertEqual(status, b"+OK %d octets\r\n" % len(LARGE))
+        expected = rfc1939_body(LARGE)
+        # Two ranges of the message were sent, then the connection ended.
+        self.assertGreaterEqual(len(received), 2 * CHUNK)
+        self.assertLess(len(received), len(expected))
+        self.assertEqual(received, expected[: len(received)])
+        self.assertNotIn(b"-ERR", received)
+        self.assertNotIn(b"disk", received)
+        self.flushLoggedErrors(MailhubError)

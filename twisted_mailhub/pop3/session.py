@@ -233,17 +233,23 @@ class POP3Session:
                 await self.io.drain()
                 data = await reading
                 reading = None
-        except MessageExpunged:
-            if not out:
-                # Removed half-way through: the +OK is out, and a multi-line
-                # response cannot be taken back or end in -ERR; ending it
-                # with the terminator would pass a truncated message off as
-                # complete.  The only honest ending is to drop the
-                # connection: the client sees a response without its end.
-                self.log.warn("POP3 message {uid} vanished during RETR", uid=entry.uid)
-                self.io.close()
-                raise ClientGone()
+        except ClientGone:
             raise
+        except Exception as e:
+            if out:
+                # Nothing written yet: an ordinary -ERR (L{execute}).
+                raise
+            # Removed (or the store failed) half-way through: the +OK is
+            # out, and a multi-line response cannot be taken back or end in
+            # -ERR; ending it with the terminator would pass a truncated
+            # message off as complete.  The only honest ending is to drop
+            # the connection: the client sees a response without its end.
+            if isinstance(e, MessageExpunged):
+                self.log.warn("POP3 message {uid} vanished during RETR", uid=entry.uid)
+            else:
+                self.log.failure("POP3 reading message {uid} failed half-way", uid=entry.uid)
+            self.io.close()
+            raise ClientGone()
         finally:
             if reading is not None:
                 # The client went away while the next range was read.
