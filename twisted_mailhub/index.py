@@ -221,6 +221,19 @@ class MailboxIndex:
                 await self._load(missing)
         return [metas[u] for u in wanted if u in metas]
 
+    def keywords(self) -> set[str] | None:
+        """
+        The keywords (flags not starting with a backslash) of the mailbox's
+        messages, or None unless the index is complete.  Read from the
+        interned flag sets, so the cost is that of the few distinct sets,
+        not of the messages; a keyword whose last message lost it may still
+        be named until the next reset, which RFC 3501 7.2.6 allows (FLAGS
+        lists the flags applicable in the mailbox).
+        """
+        if not self._complete:
+            return None
+        return {f for flags in self._flagsets for f in flags if not f.startswith("\\")}
+
     def known(self, uid: int) -> MessageMeta | None:
         """The meta of C{uid} if the index holds it (no store access)."""
         return self._metas.get(uid)

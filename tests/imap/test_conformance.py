@@ -281,3 +281,38 @@ class ConformanceTests(IMAPServerTestCase):
             b'* LIST (\\HasChildren \\Subscribed) "/" Fruit ("CHILDINFO" ("SUBSCRIBED"))\r\n',
             b'* LIST (\\HasChildren) "/" Veg ("CHILDINFO" ("SUBSCRIBED"))\r\n',
             b"t2 OK LIST completed\r\n"])
+
+    async def test_flags_list_the_keywords_in_use(self) -> None:
+        # RFC 3501 7.2.6: FLAGS names the applicable flags, keywords in use
+        # included, and is sent again when a new one appears.
+        system = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+
+        def run():
+            c = self.session()
+            c.command(b"a1 APPEND INBOX ($Forwarded Custom) " + literal(b"Subject: 1\r\n\r\nx\r\n"))
+            c.command(b"a2 APPEND INBOX (\\Seen) " + literal(b"Subject: 2\r\n\r\nx\r\n"))
+            other = self.session()
+            r = [c.command(b"t1 SELECT INBOX"), other.command(b"o1 SELECT INBOX"),
+                 c.command(b"t2 STORE 2 +FLAGS (Fresh)"),
+                 other.command(b"o2 NOOP"), other.command(b"o3 EXAMINE INBOX")]
+            c.close()
+            other.close()
+            return r
+
+        select, _, store, noop, examine = await self.in_thread(run)
+        self.assertEqual(select[:2], [
+            b"* FLAGS (" + system + b" $Forwarded Custom)\r\n",
+            b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft"
+            b" $Forwarded Custom \\*)] Flags permitted\r\n"])
+        flags = b"* FLAGS (" + system + b" $Forwarded Custom Fresh)\r\n"
+        self.assertEqual(store, [
+            flags,
+            b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft"
+            b" $Forwarded Custom Fresh \\*)] Flags permitted\r\n",
+            b"* 2 FETCH (FLAGS (\\Seen \\Recent Fresh))\r\n",
+            b"t2 OK STORE completed\r\n"])
+        # Another session is told before the FETCH that shows the keyword.
+        self.assertEqual(noop[0], flags)
+        self.assertEqual(noop[2], b"* 2 FETCH (FLAGS (\\Seen Fresh))\r\n")
+        self.assertEqual(examine[:2], [
+            flags, b"* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n"])

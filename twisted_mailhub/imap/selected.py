@@ -21,6 +21,7 @@ from twisted_mailhub import index
 from twisted_mailhub.imap import responses, wire
 from twisted_mailhub.interfaces import IMailbox, IMailboxListener
 from twisted_mailhub.model import (
+    SYSTEM_FLAGS,
     FlagsChanged,
     MailboxEvent,
     MailboxRemoved,
@@ -52,6 +53,8 @@ class SelectedMailbox:
         self._expunged: set[int] = set()
         self._flags: dict[int, MessageMeta] = {}
         self._snapshot_done = False
+        #: The keywords the client was told of in FLAGS (RFC 3501 7.2.6).
+        self.keywords: set[str] = set()
 
     async def open(self) -> None:
         """Subscribe, then take the snapshot, so no change falls in between."""
@@ -68,6 +71,40 @@ class SelectedMailbox:
     def close(self) -> None:
         self.mailbox.unsubscribe(self)
         self._release_index()
+
+    async def load_keywords(self) -> set[str]:
+        """
+        The keywords in use, for SELECT's FLAGS and PERMANENTFLAGS: from the
+        shared index when it is complete; a mailbox of at most
+        L{KEYWORDS_LOAD_LIMIT} messages is loaded into the index for it (one
+        metadata read, which the usual FETCH 1:* FLAGS after SELECT reuses).
+        A larger one is not read: its keywords are told as they show up
+        (L{keyword_responses}).
+        """
+        shared = getattr(self.mailbox, "index", None)
+        keywords = None
+        if shared is not None:
+            if not shared.complete and len(self.uids) <= KEYWORDS_LOAD_LIMIT:
+                await shared.load_all()
+            keywords = shared.keywords()
+        elif len(self.uids) <= KEYWORDS_LOAD_LIMIT:
+            metas = await self.mailbox.metadata(list(self.uids)) if self.uids else []
+            keywords = {f for m in metas for f in m.flags if not f.startswith("\\")}
+        self.keywords = set(keywords or ())
+        return self.keywords
+
+    def keyword_responses(self, metas) -> list[bytes]:
+        """
+        ``* FLAGS`` (and PERMANENTFLAGS) when C{metas} carry a keyword the
+        client was not told of yet (RFC 3501 section 7.2.6: an untagged FLAGS
+        whenever the applicable flags change); else nothing.
+        """
+        new = {f for m in metas for f in m.flags
+               if not f.startswith("\\") and f not in self.keywords}
+        if not new:
+            return []
+        self.keywords |= new
+        return flags_responses(self.keywords, self.read_only)
 
     async def prepare(self, uids: list[int]) -> None:
         """
@@ -155,6 +192,9 @@ class SelectedMailbox:
             self._expunged = set()
             for seq in self.forget_expunged(sorted(gone)):
                 out.append(responses.expunge(seq))
+        if self._flags or self._added:
+            out.extend(self.keyword_responses(list(self._flags.values())
+                                              + list(self._added.values())))
         if self._flags:
             changed = self._flags
             self._flags = {}
@@ -184,3 +224,23 @@ class SelectedMailbox:
                 if not self.rev2:
                     out.append(responses.recent(len(self.recent)))
         return out
+
+
+#: The largest mailbox SELECT reads in full to list its keywords.
+KEYWORDS_LOAD_LIMIT = 20_000
+
+
+def flags_responses(keywords: set[str], read_only: bool) -> list[bytes]:
+    """``* FLAGS`` and ``* OK [PERMANENTFLAGS ...]`` with C{keywords}."""
+    kws = sorted(keywords)
+    # RFC 3501's own order of the system flags, as its section 8 sample shows.
+    out = [responses.flags(("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft",
+                            *kws))]
+    if read_only:
+        out.append(responses.status(None, "OK", "No permanent flags permitted",
+                                    "PERMANENTFLAGS ()"))
+    else:
+        permanent = " ".join(SYSTEM_FLAGS + tuple(kws) + ("\\*",))
+        out.append(responses.status(None, "OK", "Flags permitted",
+                                    f"PERMANENTFLAGS ({permanent})"))
+    return out

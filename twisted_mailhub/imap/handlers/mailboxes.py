@@ -9,11 +9,11 @@ from twisted_mailhub.errors import MailboxNotFound
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses, wire
 from twisted_mailhub.imap.listing import canonical_pattern, list_entries, lsub_entries
-from twisted_mailhub.imap.selected import SelectedMailbox
+from twisted_mailhub.imap.selected import SelectedMailbox, flags_responses
 from twisted_mailhub.imap.sequence import format_numbers
 from twisted_mailhub.imap.session import CommandFailed, Session, State
 from twisted_mailhub.interfaces import IStatusQuery
-from twisted_mailhub.model import SYSTEM_FLAGS, AppendRequest, MailboxStatus
+from twisted_mailhub.model import AppendRequest, MailboxStatus
 
 
 def encode_name(session: Session, name: str) -> bytes:
@@ -42,13 +42,9 @@ async def select(session: Session, cmd: C.Select):
     await selected.open()
     status = await mailbox.status()
     write = session.io.write
-    # RFC 3501's own order, as its section 8 sample shows.
-    write(responses.flags(("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")))
-    if selected.read_only:
-        write(responses.status(None, "OK", "No permanent flags permitted", "PERMANENTFLAGS ()"))
-    else:
-        permanent = " ".join(SYSTEM_FLAGS + ("\\*",))
-        write(responses.status(None, "OK", "Flags permitted", f"PERMANENTFLAGS ({permanent})"))
+    # The keywords in use are applicable flags too (RFC 3501 7.2.6).
+    for line in flags_responses(await selected.load_keywords(), selected.read_only):
+        write(line)
     write(responses.exists(selected.exists))
     if not session.rev2:
         # RFC 9051 dropped RECENT and the UNSEEN code from SELECT.

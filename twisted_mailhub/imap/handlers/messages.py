@@ -220,6 +220,8 @@ async def store(session: Session, cmd: C.Store):
                                            unchangedsince=cmd.unchangedsince, origin=session)
         modified.extend(update.modified)
         changed_uids.update(m.uid for m in update.changed)
+        for line in selected.keyword_responses(update.changed):
+            session.io.write(line)
         if cmd.silent and not session.condstore:
             continue
         if cmd.silent:
