@@ -316,3 +316,31 @@ class ConformanceTests(IMAPServerTestCase):
         self.assertEqual(noop[2], b"* 2 FETCH (FLAGS (\\Seen Fresh))\r\n")
         self.assertEqual(examine[:2], [
             flags, b"* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n"])
+
+    async def test_address_keys_match_the_parsed_address(self) -> None:
+        # RFC 3501 6.4.4: FROM matches the envelope's FROM field, so the
+        # addr-spec counts without comments, quotes or spaces; the SQL
+        # pushdown and the generic evaluator must agree.
+        message = (b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+                   b'To: "john doe"@example.org\r\n'
+                   b"Cc: =?utf-8?Q?J=C3=B6rg?= <jorg@example.org>\r\n"
+                   b"Subject: s\r\n\r\nbody\r\n")
+        other = b"From: someone@else.org\r\nSubject: t\r\n\r\nbody\r\n"
+
+        def run():
+            c = self.session()
+            self.append(c, message)
+            self.append(c, other)
+            c.command(b"t0 SELECT INBOX")
+            r = [c.command(b"t%d SEARCH %s" % (i, key)) for i, key in enumerate([
+                b"FROM user-from@domain.org", b"FROM USER-FROM@DOMAIN.ORG",
+                b'FROM "(comment)"', b'TO "john doe@example.org"',
+                b"CHARSET UTF-8 CC {5+}\r\nj\xc3\xb6rg", b"CC jorg@example.org", b"OR FROM domain.org FROM else.org",
+                b"BCC x", b"FROM nobody@domain.org"], 1)]
+            c.close()
+            return r
+
+        r = await self.in_thread(run)
+        found = [lines[0] for lines in r]
+        self.assertEqual(found, [b"* SEARCH 1\r\n"] * 6 + [b"* SEARCH 1 2\r\n", b"* SEARCH\r\n",
+                                                              b"* SEARCH\r\n"])

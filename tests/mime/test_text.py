@@ -69,3 +69,18 @@ def test_sent_date_is_tolerant():
 
 def test_decode_header_value_is_exported_here():
     assert decode_header_value(b"=?utf-8?B?w6k=?=") == "é"
+
+
+def test_header_search_values_add_the_parsed_addresses():
+    from twisted_mailhub.mime.parse import parse_message
+    from twisted_mailhub.mime.text import header_search_values
+
+    s = parse_message(b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+                      b"To: =?utf-8?Q?J=C3=B6rg?= <\"j g\"@x.org>, Team: a@b.org;\r\n"
+                      b"Subject: s\r\n\r\n")
+    # (a comment stands for the missing display name, as in ENVELOPE)
+    assert header_search_values(s, "from") == [
+        "<user-from (comment)@ (comment) domain.org>", "user-from@domain.org", "comment"]
+    assert header_search_values(s, "to")[1:] == ["j g@x.org", "Jörg", "a@b.org"]
+    assert header_search_values(s, "subject") == ["s"]
+    assert header_search_values(s, "cc") == []

@@ -340,8 +340,11 @@ class _Compiler:
         def test(c: _Candidate) -> Outcome:
             if c.structure is None:
                 return None
-            values = c.structure.headers.get(name)
-            # An empty needle is a substring of anything: it tests presence.
+            from twisted_mailhub.mime.text import header_search_values
+
+            # Address fields also match their parsed addresses.  An empty
+            # needle is a substring of anything: it tests presence.
+            values = header_search_values(c.structure, name)
             return bool(values) and any(needle in v.casefold() for v in values)
 
         return _Node(test, _STRUCTURE)

@@ -20,7 +20,45 @@ from twisted_mailhub.mime.headers import (
 from twisted_mailhub.mime.sections import binary_decode
 from twisted_mailhub.mime.structure import BodyPart, MessageStructure
 
-__all__ = ["decode_header_value", "search_text", "sent_date", "text_parts"]
+__all__ = ["decode_header_value", "header_search_values", "search_text", "sent_date",
+           "text_parts"]
+
+# The address keys of SEARCH and the ENVELOPE fields they are matched with.
+_ADDRESS_FIELDS = {"from": "from_", "to": "to", "cc": "cc", "bcc": "bcc"}
+
+
+def header_search_values(structure: MessageStructure, name: str) -> list[str]:
+    """
+    The texts a SEARCH HEADER (or FROM, TO, CC, BCC, SUBJECT) needle is
+    looked for in: each C{name} field's decoded value, and for the address
+    fields also each address of the ENVELOPE as addr-spec (``local@domain``
+    without comments, quotes or folding) and its decoded display name, since
+    RFC 3501 6.4.4 matches FROM against "the envelope structure's FROM
+    field".  Empty when the message has no such field.  The SQL store keeps
+    these joined by newlines, so both searches agree.
+    """
+    values = structure.headers.get(name)
+    if not values:
+        return []
+    out = list(values)
+    attr = _ADDRESS_FIELDS.get(name)
+    addresses = getattr(structure.envelope, attr, None) if attr else None
+    for display, _adl, mailbox, host in addresses or ():
+        if host is None:  # a group marker
+            continue
+        if mailbox:
+            spec = mailbox + b"@" + host if host else mailbox
+            out.append(_to_text(spec))
+        if display:
+            out.append(decode_header_value(display))
+    return out
+
+
+def _to_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def text_parts(structure: MessageStructure) -> Iterator[BodyPart]:

@@ -55,8 +55,13 @@ def content_row(content: bytes, structure: Any) -> dict[str, Any]:
         "structure": json.dumps(structure.to_json(), separators=(",", ":")),
         "sent_day": sent_day(structure),
     }
+    from twisted_mailhub.mime.text import header_search_values
+
     for field, column in HEADER_COLUMNS.items():
-        values = structure.headers.get(field)
+        # What the generic evaluator matches too: the values and, for the
+        # address fields, their parsed addresses.  Rows stored before keep
+        # the values alone (no migration: the column keeps its meaning).
+        values = header_search_values(structure, field)
         # Values are unfolded, so "\n" cannot occur inside one of them.  A
         # NUL, which PostgreSQL text refuses and no search string holds,
         # is kept as U+FFFD.
