@@ -69,7 +69,8 @@ class ConformanceTests(IMAPServerTestCase):
             return r
 
         r = await self.in_thread(run)
-        self.assertEqual(r[0], b'* 1 FETCH (ENVELOPE (NIL "s" (("John" NIL "john doe" "example.org"))'
+        self.assertEqual(r[0], b'* 1 FETCH (ENVELOPE (NIL "s"'
+                               b' (("John" NIL "john doe" "example.org"))'
                                b' (("John" NIL "john doe" "example.org"))'
                                b' (("John" NIL "john doe" "example.org"))'
                                b' ((NIL NIL "a\\"b" "example.org")) NIL NIL NIL NIL))\r\n')
@@ -289,7 +290,8 @@ class ConformanceTests(IMAPServerTestCase):
 
         def run():
             c = self.session()
-            c.command(b"a1 APPEND INBOX ($Forwarded Custom) " + literal(b"Subject: 1\r\n\r\nx\r\n"))
+            c.command(b"a1 APPEND INBOX ($Forwarded Custom) "
+                      + literal(b"Subject: 1\r\n\r\nx\r\n"))
             c.command(b"a2 APPEND INBOX (\\Seen) " + literal(b"Subject: 2\r\n\r\nx\r\n"))
             other = self.session()
             r = [c.command(b"t1 SELECT INBOX"), other.command(b"o1 SELECT INBOX"),
@@ -335,7 +337,8 @@ class ConformanceTests(IMAPServerTestCase):
             r = [c.command(b"t%d SEARCH %s" % (i, key)) for i, key in enumerate([
                 b"FROM user-from@domain.org", b"FROM USER-FROM@DOMAIN.ORG",
                 b'FROM "(comment)"', b'TO "john doe@example.org"',
-                b"CHARSET UTF-8 CC {5+}\r\nj\xc3\xb6rg", b"CC jorg@example.org", b"OR FROM domain.org FROM else.org",
+                b"CHARSET UTF-8 CC {5+}\r\nj\xc3\xb6rg", b"CC jorg@example.org",
+                b"OR FROM domain.org FROM else.org",
                 b"BCC x", b"FROM nobody@domain.org"], 1)]
             c.close()
             return r
