@@ -83,12 +83,18 @@ class SQLMessage:
         self.meta = meta
         self._backend = backend
         self._content_id = content_id
+        # A MessageStructure, or the JSON text stored at APPEND until asked
+        # for: a FETCH of BODY[] or a POP3 RETR never needs it parsed.
         self._structure: Any = structure
         # The whole content of a small message, read with its row.
         self._content = content
 
     async def structure(self) -> Any:
         """The L{MessageStructure} stored at APPEND (never re-parsed)."""
+        if isinstance(self._structure, str):
+            from twisted_mailhub.mime.structure import MessageStructure
+
+            self._structure = MessageStructure.from_json(json.loads(self._structure))
         if self._structure is None:
             data = await self._backend.db.read(content_store.load_structure, self._content_id)
             if data is None:
@@ -158,19 +164,12 @@ class SQLMailbox(BaseMailbox):
         if found is None:
             raise MessageExpunged(f"Message {uid} has been expunged")
         row, kws, structure, content = found
-        if structure is not None:
-            from twisted_mailhub.mime.structure import MessageStructure
-
-            structure = MessageStructure.from_json(structure)
         return SQLMessage(self._backend, meta_of(row, kws), row.content_id, structure, content)
 
     async def open_messages(self, uids: Iterable[int]) -> list[SQLMessage]:
-        from twisted_mailhub.mime.structure import MessageStructure
-
         opened = await self._backend.db.read(_open_many_txn, self.mailbox_id, list(uids))
         return [
-            SQLMessage(self._backend, meta_of(row, kws), row.content_id,
-                       MessageStructure.from_json(structure) if structure else None, content)
+            SQLMessage(self._backend, meta_of(row, kws), row.content_id, structure, content)
             for row, kws, structure, content in opened
         ]
 
@@ -750,6 +749,5 @@ def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
                 content = bytes(content)
                 if len(content) != row.size:
                     content = None
-            out.append((row, frozenset(found.get(row.uid, ())), json.loads(row.structure),
-                        content))
+            out.append((row, frozenset(found.get(row.uid, ())), row.structure, content))
     return out
