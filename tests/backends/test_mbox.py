@@ -436,3 +436,27 @@ class NameTests(MboxTestCase):
         self.assertEqual(await self.names(store),
                          ["Archive", "Archive/2020", "Archive/2020/Projects", "INBOX"])
         self.assertTrue(os.path.isfile(self.path("Archive.d", "2020.d", "Projects")))
+
+    async def test_rename_never_replaces_a_mailbox_another_process_made(self) -> None:
+        # Two servers on one directory: the other one creates the target
+        # between this one's check and its rename.  Nothing may be lost.
+        from twisted_mailhub.backends.mbox import store as mbox_store
+        from twisted_mailhub.errors import MailboxExists
+
+        store = await self.backend.open_store("alice")
+        await store.create_mailbox("Old")
+        await (await store.get_mailbox("Old")).append([AppendRequest(message(1))])
+        other = MboxBackend(self.backend.root)
+        self.addCleanup(other.close)
+        other_store = await other.open_store("alice")
+        await other_store.create_mailbox("New")
+        await (await other_store.get_mailbox("New")).append([AppendRequest(message(2))])
+        real_lexists = os.path.lexists
+        self.patch(mbox_store.os.path, "lexists",
+                   lambda path: False if "New" in os.path.basename(path) else real_lexists(path))
+        with self.assertRaises(MailboxExists):
+            # The core step itself, past the tree's own existence check.
+            store._rename_sync("Old", "New", ["Old"])
+        self.patch(mbox_store.os.path, "lexists", real_lexists)
+        self.assertEqual(len(await (await store.get_mailbox("Old")).uids()), 1)
+        self.assertEqual(len(await (await other_store.get_mailbox("New")).uids()), 1)

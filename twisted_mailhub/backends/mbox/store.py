@@ -232,9 +232,9 @@ class MboxMailStore(BaseMailStore):
         if os.path.exists(source):
             with locked_mbox(source, self.settings.lock_timeout,
                              self.settings.stale_lock_after, self.settings.on_lock_wait):
-                os.rename(source, target)
+                _rename_file_no_replace(source, target, new)
                 if os.path.exists(index_file(source)):
-                    os.rename(index_file(source), index_file(target))
+                    _rename_file_no_replace(index_file(source), index_file(target), new)
         if os.path.isdir(children_directory(source)):
             os.rename(children_directory(source), children_directory(target))
         for name in names:
@@ -421,3 +421,16 @@ def _unlink_quietly(path: str) -> None:
 
 
 __all__ = ["MboxBackend", "MboxMailStore"]
+
+
+def _rename_file_no_replace(source: str, target: str, name: str) -> None:
+    """
+    Rename a file, failing rather than replacing one that another process
+    created at C{target} meanwhile (os.rename would silently replace it):
+    a hard link cannot be made over an existing name.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise MailboxExists(f"Mailbox already exists: {name}")
+    os.unlink(source)
