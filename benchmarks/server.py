@@ -13,10 +13,10 @@ serves IMAP and POP3 on ephemeral loopback ports, printing one JSON line
 C{{"imap": PORT, "pop3": PORT, "pid": PID}} once it listens, and runs until
 it receives SIGTERM or its parent process exits.
 
-The server is the one C{twistd mailhub} runs (L{make_service}), with one
-change of policy: the per-address and per-user connection limits are raised
-so that the benchmark can hold 10,000 idle connections.  The command-line
-options and configuration file have no key for these limits.
+The server is the one C{twistd mailhub} runs (L{make_service}), with the
+per-address and per-user connection limits raised (what
+C{--max-connections-per-ip} and C{--max-connections-per-user} set) so that
+the benchmark can hold 10,000 idle connections.
 """
 
 from __future__ import annotations
@@ -33,24 +33,12 @@ from twisted.internet import defer, task
 from twisted_mailhub.backends.registry import open_backend
 from twisted_mailhub.config import MailhubSettings
 from twisted_mailhub.model import AppendRequest
-from twisted_mailhub.policy import ServerPolicy
 
 from benchmarks.messages import EXTRA_MESSAGES, extra_mailbox_names, generate
 
 USER, PASSWORD = "bench", "bench"
 FILL_BATCH = 250
 CONNECTION_LIMIT = 50_000
-
-
-class BenchmarkSettings(MailhubSettings):
-    """L{MailhubSettings} whose policy allows many connections from one address and user."""
-
-    def policy(self, base: ServerPolicy = ServerPolicy()) -> ServerPolicy:
-        from dataclasses import replace
-
-        base = replace(base, max_connections_per_address=CONNECTION_LIMIT,
-                       max_connections_per_user=CONNECTION_LIMIT)
-        return super().policy(base)
 
 
 def raise_fd_limit() -> None:
@@ -92,10 +80,11 @@ async def _run(reactor, args) -> None:
             await defer.ensureDeferred(backend.close())
             print(json.dumps({"filled": args.fill, "seconds": seconds}), flush=True)
             return
-    settings = BenchmarkSettings(
+    settings = MailhubSettings(
         imap=("tcp:0:interface=127.0.0.1:backlog=4096",),
         pop3=("tcp:0:interface=127.0.0.1:backlog=1024",),
-        store=args.store, users={USER: PASSWORD})
+        store=args.store, users={USER: PASSWORD},
+        max_connections_per_ip=CONNECTION_LIMIT, max_connections_per_user=CONNECTION_LIMIT)
     service = make_service(settings, backend=backend)
     service.startService()
     while len(service.ports) < 2:
