@@ -137,6 +137,26 @@ class IndexUnitTests(unittest.TestCase):
         self.assertIs(again.index, view.index)
         self.assertTrue(again.index.complete)
 
+    async def test_memoised_values_stay_within_the_budget(self) -> None:
+        _, _, inbox = await self.open_inbox()
+        metas = await inbox.append([AppendRequest(simple_message(f"m{i}"), internaldate=WHEN)
+                                    for i in range(10)])
+        view, close = index.wrap(inbox)
+        await view.index.load_all()
+        self.patch(index, "MEMO_BUDGET", 350)
+        before = index._MemoUse.used
+        for meta in metas:
+            view.index.remember(meta.uid, "ENVELOPE", b"x" * 100)
+        # The first three fit; later ones are not kept (none evicted).
+        kept = [m.uid for m in metas if view.index.memo(m.uid, "ENVELOPE") is not None]
+        self.assertEqual(kept, [m.uid for m in metas[:3]])
+        self.assertEqual(index._MemoUse.used - before, 300)
+        # An unused index keeps its metadata, not its memoised values.
+        close()
+        self.assertEqual(index._MemoUse.used, before)
+        self.assertIsNone(view.index.memo(metas[0].uid, "ENVELOPE"))
+        self.assertEqual(len(await view.index.metadata([m.uid for m in metas])), 10)
+
     async def test_flag_sets_are_shared(self) -> None:
         _, _, inbox = await self.open_inbox()
         await inbox.append([AppendRequest(simple_message(f"m{i}"), frozenset({"\\Seen"}),

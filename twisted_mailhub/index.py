@@ -50,8 +50,18 @@ from twisted_mailhub.model import (
 #: Loading more than this fraction of a mailbox's messages loads all of them.
 FULL_LOAD_FRACTION = 0.25
 
-#: Bytes of memoised values one index keeps at most (older ones are dropped).
-MEMO_BUDGET = 32 * 1024 * 1024
+#: Bytes of memoised values one index keeps at most, and all indexes of the
+#: process together.  Past them new values are not kept (rather than older
+#: ones dropped: a FETCH 1:* of a mailbox larger than the budget would
+#: otherwise evict each value before it is asked for again).
+MEMO_BUDGET = 64 * 1024 * 1024
+PROCESS_MEMO_BUDGET = 256 * 1024 * 1024
+
+
+class _MemoUse:
+    """The bytes of memoised values held by all indexes of the process."""
+
+    used = 0
 
 #: Expunged UIDs an index remembers before it starts afresh.
 MAX_TOMBSTONES = 100_000
@@ -83,8 +93,8 @@ class MailboxIndex:
         self._gone: set[int] = set()
         # Interned flag sets: most messages share a handful of them.
         self._flagsets: dict[frozenset[str], frozenset[str]] = {}
-        # Memoised values per message, least recently used first.
-        self._memo: OrderedDict[int, dict[str, bytes]] = OrderedDict()
+        # Memoised values per message.
+        self._memo: dict[int, dict[str, bytes]] = {}
         self._memo_bytes = 0
         # Memoised values the store keeps but does not have yet.
         self._unsaved: dict[int, dict[str, bytes]] = {}
@@ -92,6 +102,9 @@ class MailboxIndex:
         self._not_kept: set[int] = set()
         self.users = 0
         self.removed = False
+
+    def __del__(self) -> None:
+        _MemoUse.used -= self._memo_bytes
 
     def __repr__(self) -> str:
         state = "complete" if self._complete else "partial"
@@ -157,8 +170,7 @@ class MailboxIndex:
         self._max_uid = 0
         self._flagsets = {}
         self._gone = set()
-        self._memo.clear()
-        self._memo_bytes = 0
+        self.drop_memos()
         self._unsaved = {}
         self._not_kept = set()
 
@@ -259,33 +271,40 @@ class MailboxIndex:
 
     def remember(self, uid: int, name: str, value: bytes, *, keep: bool = False) -> None:
         """
-        Keep C{value} (e.g. a rendered BODYSTRUCTURE) for C{uid} until the
-        message is expunged; the least recently used go when L{MEMO_BUDGET}
-        is exceeded.  Only immutable facts of a message belong here.  With
-        C{keep}, the store is also given it at the next L{save}, when it
-        keeps summaries (L{ISummaryStore}).
+        Keep C{value} (e.g. a rendered BODYSTRUCTURE) for C{uid} while the
+        index is in use and the message exists, within L{MEMO_BUDGET} and
+        L{PROCESS_MEMO_BUDGET}.  Only immutable facts of a message belong
+        here.  With C{keep}, the store is also given it at the next L{save},
+        when it keeps summaries (L{ISummaryStore}), budget or not.
         """
         if uid not in self._metas:
             return
-        values = self._memo.get(uid)
-        if values is None:
-            values = self._memo[uid] = {}
-        else:
-            self._memo.move_to_end(uid)
-        old = values.get(name)
-        if old is not None:
-            self._memo_bytes -= len(old)
-        values[name] = value
-        self._memo_bytes += len(value)
         if keep and ISummaryStore.providedBy(self._mailbox):
             self._unsaved.setdefault(uid, {})[name] = value
-        while self._memo_bytes > MEMO_BUDGET and len(self._memo) > 1:
-            self._drop_memo(next(iter(self._memo)))
+        values = self._memo.get(uid)
+        old = len(values.get(name, b"")) if values else 0
+        grow = len(value) - old
+        if grow > 0 and (self._memo_bytes + grow > MEMO_BUDGET
+                         or _MemoUse.used + grow > PROCESS_MEMO_BUDGET):
+            return
+        if values is None:
+            values = self._memo[uid] = {}
+        values[name] = value
+        self._memo_bytes += grow
+        _MemoUse.used += grow
 
     def _drop_memo(self, uid: int) -> None:
         values = self._memo.pop(uid, None)
         if values:
-            self._memo_bytes -= sum(len(v) for v in values.values())
+            size = sum(len(v) for v in values.values())
+            self._memo_bytes -= size
+            _MemoUse.used -= size
+
+    def drop_memos(self) -> None:
+        """Forget every memoised value (the metadata stays)."""
+        _MemoUse.used -= self._memo_bytes
+        self._memo = {}
+        self._memo_bytes = 0
 
     async def recall(self, uids: Iterable[int], names: Iterable[str]) -> None:
         """
@@ -380,19 +399,13 @@ def release(mailbox: IMailbox, index: MailboxIndex) -> None:
     if index.removed:
         mailbox.unsubscribe(index)
         return
+    # Kept warm with its metadata; the memoised values go (what a store
+    # keeps of them comes back in one request at the next FETCH).
+    index.drop_memos()
     registry.unused[index.key] = index
     while len(registry.unused) > KEEP_UNUSED:
         _, old = registry.unused.popitem(last=False)
         old._mailbox.unsubscribe(old)
-
-
-def forget_all(notifier: INotifier) -> None:
-    """Drop every index of C{notifier}'s backend (when it is closed)."""
-    registry = _registries.pop(notifier, None)
-    if registry is None:
-        return
-    for index in [*registry.active.values(), *registry.unused.values()]:
-        index._mailbox.unsubscribe(index)
 
 
 class IndexedMailbox:
