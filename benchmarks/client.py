@@ -145,13 +145,16 @@ class IMAPClient:
         fetches = literal = 0
         while True:
             buf, pos = s.buf, s.pos
+            lit = buf.find(b"}\r\n", pos)
+            # The tagged line is looked for only up to the next literal: a
+            # search to the end of a large buffer for every literal would
+            # make reading N literals cost N times the buffer.
             if buf.startswith(prefix, pos):
                 tagged = pos
             else:
-                tagged = buf.find(marker, pos)
+                tagged = buf.find(marker, pos, lit + 3 if lit >= 0 else len(buf))
                 if tagged >= 0:
                     tagged += 2
-            lit = buf.find(b"}\r\n", pos)
             if lit >= 0 and (tagged < 0 or lit < tagged):
                 fetches += buf.count(b" FETCH (", pos, lit)
                 s.pos = lit + 3
