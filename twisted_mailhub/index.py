@@ -33,6 +33,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Hashable, Iterable
 from weakref import WeakKeyDictionary
 
+from twisted.internet.defer import Deferred
 from zope.interface import implementer, providedBy
 from zope.interface.declarations import directlyProvides
 
@@ -102,6 +103,11 @@ class MailboxIndex:
         self._not_kept: set[int] = set()
         self.users = 0
         self.removed = False
+        # Every UID up to this was claimed by a session of this process.
+        self._claimed_upto = 0
+        self._claiming: bool | None = None
+        self._claiming_upto = 0
+        self._claim_waiters: list[Deferred] = []
 
     def __del__(self) -> None:
         _MemoUse.used -= self._memo_bytes
@@ -261,6 +267,37 @@ class MailboxIndex:
     async def _load(self, uids: list[int]) -> None:
         for meta in await self._mailbox.metadata(uids):
             self._merge(meta)
+
+    # -- \\Recent ----------------------------------------------------------------
+
+    async def claim_recent(self, upto: int, claim: bool = True) -> list[int]:
+        """
+        L{IMailbox.claim_recent} for a session whose view ends at UID
+        C{upto}, shared by the sessions of this process: new messages are
+        \\Recent for one session only (RFC 3501 2.3.2), so once a claim of
+        this process covered C{upto} (or is under way and will), the others
+        are told none without asking the store.  Telling 1,000 idling
+        sessions of one new message thus costs one transaction, not 1,000.
+        """
+        if upto <= self._claimed_upto:
+            return []
+        if self._claiming is not None and self._claiming_upto >= upto:
+            waiting: Deferred = Deferred()
+            self._claim_waiters.append(waiting)
+            await waiting
+            return []
+        if not claim:
+            return list(await self._mailbox.claim_recent(False))
+        self._claiming, self._claiming_upto = True, upto
+        try:
+            claimed = list(await self._mailbox.claim_recent(True))
+        finally:
+            self._claimed_upto = max(self._claimed_upto, upto)
+            self._claiming = None
+            waiters, self._claim_waiters = self._claim_waiters, []
+            for waiting in waiters:
+                waiting.callback(None)
+        return claimed
 
     # -- memoised values ---------------------------------------------------------
 

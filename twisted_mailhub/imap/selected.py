@@ -218,7 +218,12 @@ class SelectedMailbox:
             self._added = {}
             if new:
                 self.uids.extend(new)
-                claimed = await self.mailbox.claim_recent(not self.read_only)
+                shared = getattr(self.mailbox, "index", None)
+                if shared is not None:
+                    # One claim per process for the sessions told together.
+                    claimed = await shared.claim_recent(self.uids[-1], not self.read_only)
+                else:
+                    claimed = await self.mailbox.claim_recent(not self.read_only)
                 self.recent.update(u for u in claimed if self.seq_of(u) is not None)
                 out.append(responses.exists(len(self.uids)))
                 if not self.rev2:
