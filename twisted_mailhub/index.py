@@ -109,9 +109,6 @@ class MailboxIndex:
         self._claiming_upto = 0
         self._claim_waiters: list[Deferred] = []
 
-    def __del__(self) -> None:
-        _MemoUse.used -= self._memo_bytes
-
     def __repr__(self) -> str:
         state = "complete" if self._complete else "partial"
         return f"<MailboxIndex {self.key!r} {len(self._metas)} messages, {state}>"
