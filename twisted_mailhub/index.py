@@ -21,9 +21,11 @@ it exact while loads from the store are in flight:
     event that was late, cannot bring it back (UIDs are never reused).
 
 L{IndexedMailbox} puts an index in front of any L{IMailbox}: it provides
-what the wrapped mailbox provides and answers C{uids}, C{metadata} and
-C{open_message}'s metadata from the index.  L{acquire} and L{release}
-share one index per mailbox among the sessions of a process.
+what the wrapped mailbox provides and answers C{uids} and C{metadata} from
+the index.  L{acquire} and L{release} share one index per mailbox among the
+sessions of a process, which also share one \\Recent claim per new message
+(L{MailboxIndex.claim_recent}); memoised values a store can keep
+(L{ISummaryStore}) are handed to it and asked back in bulk.
 """
 
 from __future__ import annotations
