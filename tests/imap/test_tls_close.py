@@ -11,33 +11,10 @@ import socket
 import ssl
 
 from harness import IMAPServerTestCase
+from stream_reading import read_line, read_to_eof
 from test_imap_tls import TLSMixin
 from twisted.internet import reactor
 from twisted.protocols.tls import TLSMemoryBIOFactory
-
-
-def read_to_eof(sock: ssl.SSLSocket) -> bytes:
-    """
-    Everything until the end of the stream.  The socket does not suppress
-    ragged EOFs: a TCP close without close_notify raises C{SSLEOFError}, and
-    a server that closes nothing makes the socket time out.
-    """
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-
-
-def read_line(sock) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            raise ConnectionError(f"closed after {data!r}")
-        data += chunk
-    return data
 
 
 class TLSCloseMixin(TLSMixin):

@@ -9,6 +9,7 @@ import socket
 import ssl
 
 from pop3_harness import message
+from stream_reading import read_line, read_to_eof
 from test_pop3_auth import TLSCase, client_context
 
 
@@ -16,25 +17,6 @@ def wrap(sock: socket.socket) -> ssl.SSLSocket:
     # Ragged EOFs are not suppressed: a TCP close without close_notify fails.
     return client_context().wrap_socket(sock, server_hostname="127.0.0.1",
                                         suppress_ragged_eofs=False)
-
-
-def read_line(sock) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            raise ConnectionError(f"closed after {data!r}")
-        data += chunk
-    return data
-
-
-def read_to_eof(sock) -> bytes:
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 class POP3SCloseTests(TLSCase):
