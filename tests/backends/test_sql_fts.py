@@ -38,32 +38,17 @@ from twisted.trial import unittest
 
 from harness import IMAPServerTestCase
 from stores import PG_URL, make_store
+from test_sql import _GenericOnly
 
 from twisted_mailhub.backends.sql import fts, open_backend
 from twisted_mailhub.backends.sql import content as content_store
 from twisted_mailhub.backends.sql.schema import SCHEMA_VERSION, mailboxes, messages, schema_version
 from twisted_mailhub.imap import searchkeys as sk
 from twisted_mailhub.imap.search import SearchContext, search
-from twisted_mailhub.interfaces import IMailbox
 from twisted_mailhub.model import AppendRequest
-from zope.interface import implementer
 
 PG_SKIP = None if PG_URL else "set MAILHUB_TEST_POSTGRESQL_URL to a PostgreSQL server URL to run these tests"
 DATE = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
-
-
-@implementer(IMailbox)
-class _GenericOnly:
-    """A mailbox seen through IMailbox only, so SEARCH is evaluated generically."""
-
-    def __init__(self, mailbox) -> None:
-        self._mailbox = mailbox
-
-    def metadata(self, uids):
-        return self._mailbox.metadata(uids)
-
-    def open_message(self, uid):
-        return self._mailbox.open_message(uid)
 
 
 # -- the corpus -------------------------------------------------------------------------
