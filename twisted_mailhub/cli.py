@@ -28,6 +28,16 @@ from twisted_mailhub.config import DEFAULT_STORE
 
 PROG = "mailhub"
 
+#: Subcommands that parse their own arguments: name -> ("module:function",
+#: one-line summary).  The function takes the arguments after the name and
+#: returns the exit status.  Their modules are imported only when used.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "compare": (
+        "twisted_mailhub.compare:main",
+        "run the same tasks over IMAP and POP3 and compare the cost",
+    ),
+}
+
 
 class CommandError(Exception):
     """A failure to report as one line on standard error (exit status 1)."""
@@ -90,12 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     gencert.add_argument(
         "--days", type=int, default=365, metavar="N", help="validity in days (default: 365)"
     )
-    compare = commands.add_parser(
-        "compare", add_help=False,
-        help="run the same tasks over IMAP and POP3 and compare the cost "
-        "('mailhub compare --help' for its options)",
-    )
-    compare.add_argument("rest", nargs=argparse.REMAINDER)
+    for name, (_, summary) in SUBCOMMANDS.items():
+        sub = commands.add_parser(
+            name, add_help=False, help=f"{summary} ('mailhub {name} --help' for its options)"
+        )
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -165,10 +174,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``mailhub`` console script; exits the process."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["compare"]:
-        from twisted_mailhub.compare import main as compare
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        import importlib
 
-        sys.exit(compare(argv[1:]))
+        module, _, function = SUBCOMMANDS[argv[0]][0].partition(":")
+        sys.exit(getattr(importlib.import_module(module), function)(argv[1:]))
     args = parser.parse_args(argv)
 
     if args.command == "gencert":
