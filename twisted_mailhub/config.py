@@ -451,6 +451,19 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
     )
 
 
+def settings_for_command(config: str | None = None, store: str | None = None
+                         ) -> MailhubSettings:
+    """
+    The settings a ``mailhub`` subcommand works on: the TOML file C{config}
+    (the server's own configuration file) if given, with C{store} replacing
+    its ``store`` key.  Raises L{usage.UsageError} as L{settings_from_mapping}.
+    """
+    values: dict[str, Any] = load_config_file(config) if config else {}
+    if store is not None:
+        values["store"] = store
+    return settings_from_mapping(values)
+
+
 def _check_endpoint(option: str, description: str) -> None:
     """Reject endpoint strings Twisted cannot parse, before any reactor runs."""
     from twisted.internet.endpoints import serverFromString

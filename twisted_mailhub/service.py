@@ -241,6 +241,16 @@ def hide_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
+def open_configured_backend(settings: MailhubSettings) -> IBackend:
+    """
+    Open the backend C{settings} name, as the server uses it: the store of
+    C{settings.store} with what the settings add around it.  The server, the
+    LMTP listener and the ``mailhub`` subcommands all open their store here,
+    so that each applies the same rules to it.
+    """
+    return open_backend(settings.store)
+
+
 def make_portal(backend: IBackend, settings: MailhubSettings) -> Portal:
     """
     The L{Portal} for C{settings}: L{MailhubRealm} over C{backend} and one
@@ -285,7 +295,7 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
 
     settings = options.settings if isinstance(options, MailhubOptions) else options
     if backend is None:
-        backend = open_backend(settings.store)
+        backend = open_configured_backend(settings)
     if IWatchableBackend.providedBy(backend):
         # Other processes may share the store: announce their changes too.
         backend.watch_changes()
