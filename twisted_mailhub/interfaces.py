@@ -165,7 +165,7 @@ class ISearchableMailbox(IMailbox):
     def search(key, context):
         """
         Asynchronous.  Return the ascending list of UIDs matching the search
-        key (L{twisted_mailhub.imap.searchkeys}), or C{None} to let the
+        key (L{twisted_mailhub.criteria}), or C{None} to let the
         generic evaluator handle it.  C{context} is a
         L{twisted_mailhub.imap.search.SearchContext} (sequence map, recent
         UIDs).

@@ -27,9 +27,9 @@ from twisted_mailhub.backends.sql import SchemaTooNew, SQLBackend, UnknownUser, 
 from twisted_mailhub.backends.sql.engine import parse_url
 from twisted_mailhub.backends.sql.migrate import SchemaError, prepare
 from twisted_mailhub.backends.sql.schema import CHUNK_SIZE, SCHEMA_VERSION, chunks, contents, schema_version
-from twisted_mailhub.imap import searchkeys as sk
+from twisted_mailhub import criteria as sk
 from twisted_mailhub.imap.search import SearchContext, search
-from twisted_mailhub.imap.sequence import SequenceSet
+from twisted_mailhub.ranges import SequenceSet
 from twisted_mailhub.interfaces import IMailbox
 from twisted_mailhub.model import AppendRequest
 from twisted_mailhub.testing import BackendConformanceMixin, make_message

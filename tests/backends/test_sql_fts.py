@@ -43,7 +43,7 @@ from test_sql import _GenericOnly
 from twisted_mailhub.backends.sql import fts, open_backend
 from twisted_mailhub.backends.sql import content as content_store
 from twisted_mailhub.backends.sql.schema import SCHEMA_VERSION, mailboxes, messages, schema_version
-from twisted_mailhub.imap import searchkeys as sk
+from twisted_mailhub import criteria as sk
 from twisted_mailhub.imap.search import SearchContext, search
 from twisted_mailhub.model import AppendRequest
 

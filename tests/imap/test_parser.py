@@ -5,9 +5,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from twisted_mailhub.imap import commands as c
-from twisted_mailhub.imap import searchkeys as sk
+from twisted_mailhub import criteria as sk
 from twisted_mailhub.imap.parser import CommandError, CommandParser, CommandReceived
-from twisted_mailhub.imap.sequence import STAR, SequenceSet
+from twisted_mailhub.ranges import STAR, SequenceSet
 
 
 def parse(data, **kwargs):

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from twisted_mailhub.errors import MessageExpunged
 from twisted_mailhub.imap import search as search_module
 from twisted_mailhub.imap.search import SearchContext, is_metadata_only, search
-from twisted_mailhub.imap.searchkeys import (
+from twisted_mailhub.criteria import (
     Age,
     All,
     And,
@@ -36,7 +36,7 @@ from twisted_mailhub.imap.searchkeys import (
     Text,
     Uid,
 )
-from twisted_mailhub.imap.sequence import SequenceSet
+from twisted_mailhub.ranges import SequenceSet
 from twisted_mailhub.interfaces import IMailbox, IMessage, ISearchableMailbox
 from twisted_mailhub.model import MessageMeta
 

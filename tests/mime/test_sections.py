@@ -2,7 +2,7 @@
 
 import pytest
 
-from twisted_mailhub.imap.commands import Section
+from twisted_mailhub.mime.sections import Section
 from twisted_mailhub.mime.parse import parse_message
 from twisted_mailhub.mime.sections import binary_decode, filter_header, part_for, resolve
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from twisted_mailhub.imap.searchkeys import SearchKey
-from twisted_mailhub.imap.sequence import SequenceSet
+from twisted_mailhub.criteria import SearchKey
+from twisted_mailhub.mime.sections import Section
+from twisted_mailhub.ranges import SequenceSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,20 +222,6 @@ class Search(Command):
     charset: str | None = None
     uid: bool = False
     returns: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """
-    A BODY[...] / BINARY[...] section.  ``part`` is the part number path
-    (``()`` for the whole message); ``text`` is None, "HEADER",
-    "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT" or "MIME"; ``fields`` the
-    upper-cased field names of HEADER.FIELDS(.NOT), in the client's order.
-    """
-
-    part: tuple[int, ...] = ()
-    text: str | None = None
-    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

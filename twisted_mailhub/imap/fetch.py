@@ -15,7 +15,8 @@ from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
 from twisted_mailhub.imap import responses, wire
-from twisted_mailhub.imap.commands import FetchAttr, Section
+from twisted_mailhub.imap.commands import FetchAttr
+from twisted_mailhub.mime.sections import Section
 from twisted_mailhub.interfaces import IMessage
 from twisted_mailhub.model import MessageMeta
 

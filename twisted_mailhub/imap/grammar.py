@@ -27,7 +27,7 @@ from twisted_mailhub.imap.framing import (
     ParseError,
     Part,
 )
-from twisted_mailhub.imap.sequence import SequenceSet
+from twisted_mailhub.ranges import SequenceSet
 from twisted_mailhub.model import RECENT, SYSTEM_FLAGS, canonical_flag
 
 SP, DQUOTE, BACKSLASH, LPAREN, RPAREN = 0x20, 0x22, 0x5C, 0x28, 0x29

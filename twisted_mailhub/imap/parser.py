@@ -20,7 +20,7 @@ from typing import Callable, Union
 
 from twisted_mailhub.imap import commands as c
 from twisted_mailhub.imap import grammar as g
-from twisted_mailhub.imap import searchkeys as sk
+from twisted_mailhub import criteria as sk
 from twisted_mailhub.imap.framing import (
     DIGITS,
     CommandFrame,

@@ -1,7 +1,7 @@
 """
 The generic SEARCH evaluator (RFC 3501 / RFC 9051 section 6.4.4).
 
-L{search} evaluates a L{twisted_mailhub.imap.searchkeys} tree against one
+L{search} evaluates a L{twisted_mailhub.criteria} tree against one
 mailbox.  A mailbox providing L{ISearchableMailbox} is asked first; when it
 declines (returns C{None}) the tree is evaluated here, reading as little as
 possible:
@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from twisted_mailhub.errors import MessageExpunged
-from twisted_mailhub.imap import searchkeys as sk
+from twisted_mailhub import criteria as sk
 from twisted_mailhub.interfaces import ISearchableMailbox
 from twisted_mailhub.model import MessageMeta, canonical_flag
 

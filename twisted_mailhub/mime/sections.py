@@ -21,9 +21,23 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from twisted_mailhub.imap.commands import Section
 from twisted_mailhub.mime.headers import field_spans
 from twisted_mailhub.mime.structure import BodyPart, MessageStructure
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """
+    A section of a message, as BODY[...] and BINARY[...] name one.
+    ``part`` is the part number path (``()`` for the whole message);
+    ``text`` is None, "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"
+    or "MIME"; ``fields`` the upper-cased field names of HEADER.FIELDS(.NOT),
+    in the client's order.
+    """
+
+    part: tuple[int, ...] = ()
+    text: str | None = None
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

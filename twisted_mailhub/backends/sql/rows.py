@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Row
 
 from twisted_mailhub.backends.sql.schema import FLAG_COLUMNS, keywords, mailboxes, messages
 from twisted_mailhub.errors import MailboxNotFound
-from twisted_mailhub.imap.sequence import compress
+from twisted_mailhub.ranges import compress
 from twisted_mailhub.model import RECENT, MessageMeta, canonical_flag
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -35,8 +35,8 @@ from twisted_mailhub.backends.sql.schema import (
     keywords,
     messages,
 )
-from twisted_mailhub.imap import searchkeys as sk
-from twisted_mailhub.imap.sequence import compress
+from twisted_mailhub import criteria as sk
+from twisted_mailhub.ranges import compress
 from twisted_mailhub.model import canonical_flag
 
 #: Sets of UIDs larger than this (\\Recent, ``$``) are left to the generic evaluator.

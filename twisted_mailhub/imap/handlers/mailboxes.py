@@ -10,7 +10,7 @@ from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses, wire
 from twisted_mailhub.imap.listing import canonical_pattern, list_entries, lsub_entries
 from twisted_mailhub.imap.selected import SelectedMailbox, flags_responses
-from twisted_mailhub.imap.sequence import format_numbers
+from twisted_mailhub.ranges import format_numbers
 from twisted_mailhub.imap.session import CommandFailed, Session, State
 from twisted_mailhub.interfaces import IStatusQuery
 from twisted_mailhub.model import AppendRequest, MailboxStatus
@@ -64,7 +64,7 @@ async def select(session: Session, cmd: C.Select):
 
 
 async def _first_unseen(selected: SelectedMailbox) -> int | None:
-    from twisted_mailhub.imap import searchkeys as K
+    from twisted_mailhub import criteria as K
     from twisted_mailhub.imap.search import SearchContext, search
 
     if not selected.uids:

@@ -15,9 +15,9 @@ from twisted_mailhub.errors import MailboxNotFound, MessageExpunged
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import fetch as F
 from twisted_mailhub.imap import responses
-from twisted_mailhub.imap import searchkeys as K
+from twisted_mailhub import criteria as K
 from twisted_mailhub.imap import wire
-from twisted_mailhub.imap.sequence import SequenceSet, format_numbers
+from twisted_mailhub.ranges import SequenceSet, format_numbers
 from twisted_mailhub.interfaces import IBulkMessageAccess
 from twisted_mailhub.imap.session import CommandFailed, Session
 

@@ -1,9 +1,12 @@
 """
-Sequence sets (RFC 3501 section 9, ``sequence-set``; RFC 9051 section 9).
+Sets of message numbers (UIDs or sequence numbers) as ranges.
 
-A L{SequenceSet} is what the client wrote, ranges and ``*`` included; it is
-resolved against a mailbox only when a command runs, because ``*`` means "the
-largest number in use" at that moment.
+A L{SequenceSet} holds ranges as they were written, ``*`` (the largest number
+in use) included, in the text form of IMAP's ``sequence-set`` (RFC 3501
+section 9, RFC 9051 section 9).  It is resolved against a mailbox only when
+it is used, because the largest number changes.  Stores receive these inside
+search criteria (L{twisted_mailhub.criteria}), so they live outside the
+protocol packages.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """
-The SEARCH criteria tree (RFC 3501 section 6.4.4, RFC 9051 section 6.4.4).
+Search criteria: the tree a store's C{search} receives
+(L{twisted_mailhub.interfaces.ISearchableMailbox}).
 
-The parser builds these from the client's keys; evaluators
-(L{twisted_mailhub.imap.search} and backend fast paths) walk them.  Strings
-are ``str`` already decoded from the command's CHARSET.
+The keys and their meaning are those of IMAP SEARCH (RFC 3501 section 6.4.4,
+RFC 9051 section 6.4.4), which other front ends map onto.  The IMAP parser
+builds these trees; the generic evaluator (L{twisted_mailhub.imap.search})
+and stores' own fast paths walk them.  Strings are ``str``, already decoded
+from whatever charset the client used.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from twisted_mailhub.imap.sequence import SequenceSet
+from twisted_mailhub.ranges import SequenceSet
 
 
 @dataclass(frozen=True, slots=True)
