@@ -127,7 +127,7 @@ class BadInputTests(IMAPServerTestCase):
             return refused
 
         refused = await self.in_thread(run)
-        self.assertTrue(refused.startswith(b"t1 BAD"), refused)
+        self.assertTrue(refused.startswith(b"t1 NO [TOOBIG] "), refused)
 
     async def test_truncated_literal_then_disconnect_loses_nothing(self) -> None:
         def run():

@@ -139,6 +139,58 @@ class ExtensionTranscriptTests(IMAPServerTestCase):
         self.assertEqual(len(append), 1)
         self.assertRegex(append[0], rb"^t2 OK \[APPENDUID \d+ 6\] APPEND completed\r\n$")
 
+    async def test_multiappend_is_all_or_nothing(self) -> None:
+        """RFC 3502 section 6.3.11: one APPEND, several messages, one APPENDUID set."""
+        first, second = simple_message("multi one"), simple_message("multi two")
+
+        def run():
+            c = self.login()
+            caps = c.command(b"t1 CAPABILITY")
+            # The second literal is synchronising: the server asks for it.
+            c.send(b"t2 APPEND INBOX (\\Seen) {%d+}\r\n" % len(first) + first
+                   + b" {%d}\r\n" % len(second))
+            go_ahead = c.line()
+            c.send(second + b"\r\n")
+            appended = c.until_tagged(b"t2")
+            # An empty second message makes the whole command fail.
+            c.send(b"t3 APPEND INBOX {%d+}\r\n" % len(first) + first + b" {0+}\r\n\r\n")
+            refused = c.until_tagged(b"t3")
+            c.command(b"t4 SELECT INBOX")
+            fetched = c.command(b"t5 UID FETCH 6:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            c.close()
+            return caps, go_ahead, appended, refused, fetched
+
+        caps, go_ahead, appended, refused, fetched = await self.in_thread(run)
+        self.assertIn(b" MULTIAPPEND", caps[0])
+        self.assertTrue(go_ahead.startswith(b"+ "))
+        self.assertRegex(appended[-1], rb"^t2 OK \[APPENDUID \d+ 6:7\] APPEND completed\r\n$")
+        self.assertTrue(refused[-1].startswith(b"t3 NO "), refused)
+        text = b"".join(fetched)
+        self.assertEqual(text.count(b" FETCH ("), 2, text)
+        self.assertIn(b"* 6 FETCH (UID 6 FLAGS (\\Seen \\Recent) ", text)
+        self.assertIn(b"* 7 FETCH (UID 7 FLAGS (\\Recent) ", text)
+        self.assertIn(b"Subject: multi one", text)
+        self.assertIn(b"Subject: multi two", text)
+
+    async def test_appendlimit(self) -> None:
+        """RFC 7889: the limit in CAPABILITY and STATUS, TOOBIG above it."""
+        limit = self.policy.max_literal_size
+
+        def run():
+            c = self.login()
+            caps = c.command(b"t1 CAPABILITY")
+            status = c.command(b"t2 STATUS INBOX (APPENDLIMIT MESSAGES)")
+            too_big = c.command(b"t3 APPEND INBOX {%d}" % (limit + 1))
+            after = c.command(b"t4 STATUS INBOX (MESSAGES)")
+            c.close()
+            return caps, status, too_big, after
+
+        caps, status, too_big, after = await self.in_thread(run)
+        self.assertIn(b" APPENDLIMIT=%d" % limit, caps[0])
+        self.assertEqual(status[0], b"* STATUS INBOX (APPENDLIMIT %d MESSAGES 5)\r\n" % limit)
+        self.assertTrue(too_big[-1].startswith(b"t3 NO [TOOBIG] "), too_big)
+        self.assertEqual(after[0], b"* STATUS INBOX (MESSAGES 5)\r\n")
+
     async def test_authenticate_plain_with_continuation_and_cancel(self) -> None:
         def run():
             c = self.raw()

@@ -157,7 +157,7 @@ def test_lines_of_one_command_count_together():
 
 def test_oversize_synchronizing_literal_is_refused_at_once():
     assert commands(b"a1 APPEND INBOX {1000}\r\na2 NOOP\r\n", max_literal_size=999) == [
-        CommandError("a1", "Literal too large: 1000 bytes (limit 999)", "TOOBIG"),
+        CommandError("a1", "Literal too large: 1000 bytes (limit 999)", "TOOBIG", "NO"),
         CommandReceived(c.Noop("a2")),
     ]
 
@@ -167,7 +167,7 @@ def test_oversize_non_synchronizing_literal_is_read_and_dropped():
     # without being kept, and so is the rest of the command.
     parser = CommandParser(max_literal_size=10)
     assert events(parser, b"a1 APPEND INBOX {100+}\r\n") == [
-        CommandError("a1", "Literal too large: 100 bytes (limit 10)", "TOOBIG"),
+        CommandError("a1", "Literal too large: 100 bytes (limit 10)", "TOOBIG", "NO"),
     ]
     assert events(parser, b"m" * 60) == []
     assert parser._framer.buffered == 0
@@ -179,7 +179,7 @@ def test_oversize_non_synchronizing_literal_is_read_and_dropped():
 def test_literals_of_one_command_count_together():
     data = b"a1 LOGIN {6+}\r\nabcdef {6}\r\na2 NOOP\r\n"
     assert commands(data, max_literal_size=10) == [
-        CommandError("a1", "Literals in command exceed 10 bytes", "TOOBIG"),
+        CommandError("a1", "Literals in command exceed 10 bytes", "TOOBIG", "NO"),
         CommandReceived(c.Noop("a2")),
     ]
 

@@ -70,11 +70,14 @@ class Oversize:
     """
     A line or literal went over the limits; C{head} is the start of the
     command (to find its tag), C{message} what went wrong.  The rest of the
-    command is dropped as it arrives.
+    command is dropped as it arrives.  C{condition} is ``BAD`` for a line
+    too long to parse, ``NO`` for a well-formed command refused for the size
+    of its literal (RFC 4469 section 4, RFC 7889 section 4: ``NO [TOOBIG]``).
     """
 
     head: bytes
     message: str
+    condition: str = "BAD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +277,7 @@ class Framer:
                 self._drop = size
                 self._discarding = True
                 self._skipping = False
-            return Oversize(head, problem)
+            return Oversize(head, problem, "NO")
         self._literal_need = size
         self._literal_binary = binary
         self._literal_used += size

@@ -156,7 +156,8 @@ class CommandParser:
         if isinstance(frame, RawLineFrame):
             return RawLine(frame.line)
         if isinstance(frame, Oversize):
-            return CommandError(g.read_tag((frame.head,)), frame.message, "TOOBIG")
+            return CommandError(g.read_tag((frame.head,)), frame.message, "TOOBIG",
+                                frame.condition)
         if isinstance(frame, LiteralAnnounced):
             tag = g.read_tag(frame.parts)
             problem = check_prefix(frame.parts)

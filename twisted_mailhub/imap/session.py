@@ -124,6 +124,11 @@ class Session:
             "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY",
             # RFC 8438: STATUS (SIZE) is answered, so say so.
             "STATUS=SIZE",
+            # RFC 3502: APPEND of several messages is one store operation,
+            # all or nothing (IMailbox.append).
+            "MULTIAPPEND",
+            # RFC 7889: the same limit for every mailbox, the literal bound.
+            f"APPENDLIMIT={self.policy.max_literal_size}",
         ]
         return caps
 

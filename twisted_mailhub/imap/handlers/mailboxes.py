@@ -164,6 +164,8 @@ def _write_status(session: Session, st: MailboxStatus, name: str, items) -> None
         "HIGHESTMODSEQ": st.highestmodseq,
         "SIZE": st.size,
         "DELETED": st.deleted,
+        # RFC 7889 section 3.1; the capability gives the same figure.
+        "APPENDLIMIT": session.policy.max_literal_size,
     }
     out = []
     for item in items:
