@@ -82,6 +82,12 @@ class MessageExpunged(MailhubError):
     code = "EXPUNGEISSUED"
 
 
+class IdentityConflict(MailhubError):
+    """The mailbox cannot take the UIDVALIDITY or UID asked for."""
+
+    code = "CANNOT"
+
+
 class StoreUnavailable(MailhubError):
     """The mail store is temporarily unavailable."""
 

@@ -223,6 +223,33 @@ class IRemovableMailbox(IMailbox):
         """
 
 
+class IRestorableMailbox(IMailbox):
+    """
+    Optional: a mailbox that can take the UIDVALIDITY and UIDs another
+    store gave its messages, so that a migrated mailbox looks unchanged to
+    clients that cached it (RFC 3501 section 2.3.1.1).
+
+    Its L{IMailbox.append} honours L{AppendRequest.uid}: a request carrying
+    one gets that UID, which must be at least UIDNEXT when the request's
+    turn comes (above every UID used so far, earlier requests of the same
+    call included), else the whole call fails with L{IdentityConflict}.
+    Requests without one get the next UID as usual.
+    """
+
+    def restore_identity(uidvalidity, uidnext=1):
+        """
+        Asynchronous.  Give this mailbox the UIDVALIDITY C{uidvalidity}
+        and a UIDNEXT of at least C{uidnext}.
+
+        A different UIDVALIDITY is taken only while the mailbox holds no
+        message and never did (UIDNEXT then becomes C{uidnext}; sessions
+        that selected it are told it was removed), else
+        L{IdentityConflict}.  With the UIDVALIDITY it already has, UIDNEXT
+        is raised to C{uidnext} if lower, never lowered: the UIDs skipped
+        are never given.  Returns the new L{MailboxStatus}.
+        """
+
+
 class IBulkMessageAccess(IMailbox):
     """Optional: a mailbox that opens many messages in one round trip."""
 

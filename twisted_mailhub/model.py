@@ -119,11 +119,18 @@ MailboxEvent = MessagesAdded | FlagsChanged | MessagesExpunged | MailboxRemoved
 
 @dataclass(frozen=True, slots=True)
 class AppendRequest:
-    """One message to append: content plus the optional flags and date."""
+    """
+    One message to append: content plus the optional flags and date.
+
+    ``uid`` asks for that UID instead of the next one; only an
+    L{IRestorableMailbox} honours it (see there), so callers set it only
+    on one.
+    """
 
     content: bytes
     flags: frozenset[str] = frozenset()
     internaldate: datetime | None = None
+    uid: int | None = None
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from twisted_mailhub.backends.base import (
     clean_flags,
     sorted_unique,
 )
+from twisted_mailhub.backends.identity import check_identity, next_uid, refuse_new_uidvalidity
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
 from twisted_mailhub.interfaces import (
     IBackend,
@@ -35,6 +36,7 @@ from twisted_mailhub.interfaces import (
     IMoveableMailbox,
     INotifier,
     IRemovableMailbox,
+    IRestorableMailbox,
 )
 from twisted_mailhub.model import (
     AppendRequest,
@@ -101,9 +103,10 @@ class _MailboxState:
         internaldate: datetime,
         structure: object,
         modseq: int,
+        uid: int | None = None,
     ) -> MessageMeta:
-        uid = self.uidnext
-        self.uidnext += 1
+        uid = self.uidnext if uid is None else uid
+        self.uidnext = uid + 1
         meta = MessageMeta(uid, flags, internaldate, len(content), modseq)
         self.messages[uid] = _Stored(meta, content, structure)
         self.recent.add(uid)
@@ -131,6 +134,10 @@ class _UserTree:
         self._uidvalidity = self._uidvalidity % _MAX_UIDVALIDITY + 1
         return self._uidvalidity
 
+    def taken(self, uidvalidity: int) -> None:
+        """A mailbox took C{uidvalidity} from elsewhere: never hand it out."""
+        self._uidvalidity = max(self._uidvalidity, uidvalidity)
+
 
 @implementer(IMessage)
 class MemoryMessage:
@@ -152,7 +159,7 @@ class MemoryMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(IMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox)
+@implementer(IMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox, IRestorableMailbox)
 class MemoryMailbox(BaseMailbox):
     """One session's view of a mailbox; the state behind it is shared."""
 
@@ -251,6 +258,10 @@ class MemoryMailbox(BaseMailbox):
         parsed = [_parse(request.content) for request in requests]
         if not requests:
             return []
+        uids, uid = [], state.uidnext
+        for request in requests:
+            uids.append(next_uid(uid, request.uid))
+            uid = uids[-1] + 1
         now = datetime.now(timezone.utc)
         modseq = state.next_modseq()
         metas = [
@@ -260,11 +271,26 @@ class MemoryMailbox(BaseMailbox):
                 now if request.internaldate is None else request.internaldate,
                 structure,
                 modseq,
+                uid,
             )
-            for request, structure in zip(requests, parsed)
+            for request, structure, uid in zip(requests, parsed, uids)
         ]
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
+
+    async def restore_identity(self, uidvalidity: int, uidnext: int = 1) -> MailboxStatus:
+        """L{IRestorableMailbox}: take C{uidvalidity} while never used; raise UIDNEXT."""
+        check_identity(uidvalidity, uidnext)
+        state = self._writable()
+        if uidvalidity != state.uidvalidity:
+            if state.messages or state.expunged or state.highestmodseq != 1:
+                raise refuse_new_uidvalidity(state.name, state.uidvalidity, uidvalidity)
+            state.uidvalidity, state.uidnext = uidvalidity, uidnext
+            self._store._tree.taken(uidvalidity)
+            self._publish(MailboxRemoved())
+        elif uidnext > state.uidnext:
+            state.uidnext = uidnext
+        return await self.status()
 
     async def store_flags(
         self,

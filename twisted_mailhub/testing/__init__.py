@@ -20,7 +20,7 @@ events are awaited, never expected to have arrived already, so a backend
 that notifies across processes or works in threads passes as well.  The
 groups of tests are also available one by one (L{TreeConformance},
 L{MessageConformance}, L{ChangeConformance}, L{MoveConformance},
-L{RestartConformance}).
+L{RestartConformance}, L{RestoreConformance}).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from twisted_mailhub.testing.changes import ChangeConformance
 from twisted_mailhub.testing.messages import MessageConformance
 from twisted_mailhub.testing.moves import MoveConformance
 from twisted_mailhub.testing.restart import RestartConformance
+from twisted_mailhub.testing.restore import RestoreConformance
 from twisted_mailhub.testing.support import (
     ConformanceBase,
     RecordingListener,
@@ -48,6 +49,7 @@ __all__ = [
     "MoveConformance",
     "RecordingListener",
     "RestartConformance",
+    "RestoreConformance",
     "TreeConformance",
     "added_uids",
     "changed_uids",
@@ -58,12 +60,14 @@ __all__ = [
 
 
 class BackendConformanceMixin(
-    TreeConformance, MessageConformance, ChangeConformance, MoveConformance, RestartConformance
+    TreeConformance, MessageConformance, ChangeConformance, MoveConformance, RestartConformance,
+    RestoreConformance,
 ):
     """
     Every conformance test: the documented semantics of L{IBackend},
     L{IMailStore}, L{IMailbox}, L{ICopyableMailbox}, L{IMoveableMailbox},
-    L{IRemovableMailbox} and L{IMessage}.
+    L{IRemovableMailbox}, L{IRestorableMailbox} (skipped without it) and
+    L{IMessage}.
 
     Subclasses provide L{make_backend}; persistent backends set
     L{persistent} and provide L{restart_backend}.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from twisted_mailhub.backends.base import apply_flags, clean_flags
+from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.mbox import format as mbox
 from twisted_mailhub.backends.mbox.atomic import replace_file
 from twisted_mailhub.backends.mbox.index import (
@@ -370,6 +371,7 @@ class MboxFolder:
         entries = []
         uid = index.uidnext
         for request in requests:
+            uid = next_uid(uid, request.uid)
             date = request.internaldate or mbox.now()
             from_line = mbox.make_from_line(mbox.sender_of(request.content), date)
             flags = clean_flags(request.flags)
@@ -404,6 +406,27 @@ class MboxFolder:
         metas = [entry.meta() for entry in entries]
         self.events.append(MessagesAdded(tuple(metas)))
         return metas
+
+    def restore_identity(self, name: str, uidvalidity: int, uidnext: int) -> MailboxStatus:
+        """
+        Take C{uidvalidity} if this mailbox never held a message (then
+        UIDNEXT is C{uidnext}), or raise UIDNEXT to C{uidnext} under the
+        UIDVALIDITY it has.
+        """
+        index = self.index
+        if uidvalidity != index.uidvalidity:
+            if index.entries or index.expunged or index.highestmodseq != 1:
+                raise refuse_new_uidvalidity(name, index.uidvalidity, uidvalidity)
+            index.uidvalidity, index.uidnext = uidvalidity, uidnext
+            index.recent_after = min(index.recent_after, uidnext - 1)
+            self.events.append(MailboxRemoved())
+        elif uidnext > index.uidnext:
+            index.uidnext = uidnext
+        else:
+            return self.status()
+        self._dirty = True
+        self.save()
+        return self.status()
 
     def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
                     unchangedsince: int | None = None) -> FlagUpdate:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox, sorted_unique
+from twisted_mailhub.backends.identity import check_identity
 from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
 from twisted_mailhub.errors import MailboxNotFound, ReadOnlyMailbox
-from twisted_mailhub.interfaces import IMailbox, IMessage, IRemovableMailbox
+from twisted_mailhub.interfaces import IMailbox, IMessage, IRemovableMailbox, IRestorableMailbox
 from twisted_mailhub.model import (
     AppendRequest,
     FlagUpdate,
@@ -60,7 +61,7 @@ class MboxMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(IMailbox, IRemovableMailbox)
+@implementer(IMailbox, IRemovableMailbox, IRestorableMailbox)
 class MboxMailbox(BaseMailbox):
     """One session's handle on an mbox mailbox."""
 
@@ -155,6 +156,15 @@ class MboxMailbox(BaseMailbox):
         return await self._run(
             lambda folder: _with_origin(folder, origin, lambda: folder.append(requests)),
             write=True,
+        )
+
+    async def restore_identity(self, uidvalidity: int, uidnext: int = 1) -> MailboxStatus:
+        """L{IRestorableMailbox}: recorded in the mailbox's index."""
+        check_identity(uidvalidity, uidnext)
+        if uidvalidity != self._uidvalidity:
+            await self._store.backend.run(self._store.taken_uidvalidity, uidvalidity)
+        return await self._run(
+            lambda folder: folder.restore_identity(self.name, uidvalidity, uidnext), write=True
         )
 
     async def store_flags(

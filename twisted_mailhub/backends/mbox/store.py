@@ -290,6 +290,19 @@ class MboxMailStore(BaseMailStore):
             os.fsync(fd)
             return value
 
+    def taken_uidvalidity(self, value: int) -> None:
+        """A mailbox took C{value} from elsewhere: later values are drawn above it."""
+        with locked_file(os.path.join(self.directory, ".uidvalidity"),
+                         self.settings.lock_timeout) as fd:
+            try:
+                last = int(os.pread(fd, 32, 0).strip() or 0)
+            except ValueError:
+                last = 0
+            if value > last:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, b"%d\n" % value, 0)
+                os.fsync(fd)
+
 
 @implementer(IWatchableBackend)
 class MboxBackend:

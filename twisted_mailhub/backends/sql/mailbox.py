@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection, Row
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox
+from twisted_mailhub.backends.identity import MAX_UID, check_identity, next_uid
+from twisted_mailhub.backends.identity import refuse_new_uidvalidity
 from twisted_mailhub.backends.sql import content as content_store
 from twisted_mailhub.backends.sql import summaries as summary_store
 from twisted_mailhub.backends.sql import fts
@@ -49,6 +51,7 @@ from twisted_mailhub.backends.sql.schema import (
     keywords,
     mailboxes,
     messages,
+    users,
 )
 from twisted_mailhub.errors import MessageExpunged, ReadOnlyMailbox
 from twisted_mailhub.interfaces import (
@@ -57,6 +60,7 @@ from twisted_mailhub.interfaces import (
     IMessage,
     IMoveableMailbox,
     IRemovableMailbox,
+    IRestorableMailbox,
     ISearchableMailbox,
     ISummaryStore,
 )
@@ -64,6 +68,7 @@ from twisted_mailhub.model import (
     AppendRequest,
     FlagsChanged,
     FlagUpdate,
+    MailboxRemoved,
     MailboxStatus,
     MessageMeta,
     MessagesAdded,
@@ -121,7 +126,7 @@ class SQLMessage:
 
 
 @implementer(ISearchableMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox,
-             IBulkMessageAccess, ISummaryStore)
+             IBulkMessageAccess, ISummaryStore, IRestorableMailbox)
 class SQLMailbox(BaseMailbox):
     """One selectable C{mailboxes} row as an L{IMailbox}."""
 
@@ -221,6 +226,18 @@ class SQLMailbox(BaseMailbox):
         metas = await self._backend.db.write(_append_txn, self.mailbox_id, prepared)
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
+
+    async def restore_identity(self, uidvalidity: int, uidnext: int = 1) -> MailboxStatus:
+        """L{IRestorableMailbox}: one transaction, L{_restore_txn}."""
+        self._check_writable()
+        check_identity(uidvalidity, uidnext)
+        changed, status = await self._backend.db.write(
+            _restore_txn, self.mailbox_id, uidvalidity, uidnext
+        )
+        self.uidvalidity = status.uidvalidity
+        if changed:
+            self._publish(MailboxRemoved())
+        return status
 
     async def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
                           unchangedsince: int | None = None, origin: Hashable | None = None,
@@ -385,6 +402,7 @@ def _prepare(requests: list[AppendRequest], with_text: bool) -> list[tuple]:
             kws,
             date_columns(when),
             fts.index_text(request.content, structure) if with_text else None,
+            request.uid,
         ))
     return prepared
 
@@ -394,7 +412,8 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
     uid, modseq = box.uidnext, box.highestmodseq + 1
     metas, texts = [], []
     unseen = deleted = size = 0
-    for data, row, system, kws, dates, text in prepared:
+    for data, row, system, kws, dates, text, wanted in prepared:
+        uid = next_uid(uid, wanted)
         content_id = content_store.insert_content(conn, data, row, refcount=1)
         if text is not None:
             texts.append((content_id, *text))
@@ -427,6 +446,35 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
         .values(uidnext=uid, highestmodseq=modseq)
     )
     return metas
+
+
+def _restore_txn(conn: Connection, mailbox_id: int, uidvalidity: int, uidnext: int,
+                 ) -> tuple[bool, MailboxStatus]:
+    """
+    L{IRestorableMailbox.restore_identity}: whether the UIDVALIDITY
+    changed, and the new status.  A mailbox that has never held a message
+    has no message or expunge rows and its first HIGHESTMODSEQ.
+    """
+    box = lock_mailbox(conn, mailbox_id)
+    changed = box.uidvalidity != uidvalidity
+    if changed:
+        held = box.message_count or box.highestmodseq != 1 or conn.execute(
+            select(expunged.c.uid).where(expunged.c.mailbox_id == mailbox_id).limit(1)
+        ).first()
+        if held:
+            raise refuse_new_uidvalidity(box.name, box.uidvalidity, uidvalidity)
+        conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(
+            uidvalidity=uidvalidity, uidnext=uidnext,
+            recent_floor=min(box.recent_floor, uidnext)))
+        if uidvalidity < MAX_UID:
+            # The user's later mailboxes must not be given this value again.
+            conn.execute(update(users).where(
+                users.c.id == box.user_id, users.c.next_uidvalidity <= uidvalidity,
+            ).values(next_uidvalidity=uidvalidity + 1))
+    elif uidnext > box.uidnext:
+        conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id)
+                     .values(uidnext=uidnext))
+    return changed, _status_txn(conn, mailbox_id)
 
 
 def _date_of(dates: dict[str, int]) -> datetime:
