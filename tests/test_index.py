@@ -206,6 +206,53 @@ class IndexOverIMAPTests(IMAPServerTestCase):
         self.assertIn(b"Subject: part 2\r\n", joined)
         self.assertEqual(joined.count(b" FETCH ("), 3)
 
+    async def test_searches_from_a_complete_index_equal_the_store_s(self) -> None:
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        flag_sets = [frozenset(), frozenset({"\\Seen"}), frozenset({"\\Seen", "\\Flagged"}),
+                     frozenset({"\\Deleted"}), frozenset({"$Junk", "\\Seen"})]
+        await inbox.append([AppendRequest(simple_message(f"m{i}"), flag_sets[i % 5], WHEN)
+                            for i in range(100)])
+        keys = [b"UNSEEN", b"FLAGGED", b"NOT DELETED", b"KEYWORD $junk", b"UNKEYWORD $Junk",
+                b"OR FLAGGED DELETED", b"SEEN UID 30:60", b"UNSEEN 10:20,90:*", b"NOT SEEN"]
+
+        def searches(c, prefix):
+            return [c.command(b"%s%d SEARCH %s" % (prefix, i, key))[0]
+                    for i, key in enumerate(keys)]
+
+        def run():
+            a = self.raw()
+            a.line()
+            a.command(b"a1 LOGIN alice wonderland")
+            a.command(b"a2 SELECT INBOX")
+            # A gap in the UIDs: sequence numbers no longer follow UIDs.
+            a.command(b"a3 UID STORE 5:8 +FLAGS.SILENT (\\Deleted)")
+            a.command(b"a4 UID EXPUNGE 5:8")
+            cold = searches(a, b"c")
+            a.command(b"a5 FETCH 1:* (FLAGS)")  # most of the mailbox: the index loads it all
+            b = self.imaplib_client()
+            b.select("INBOX")
+            b.store("1:10", "+FLAGS", "(\\Flagged)")
+            b.logout()
+            a.command(b"a6 NOOP")
+            warm = searches(a, b"w")
+            a.command(b"a7 LOGOUT")
+            a.close()
+            return cold, warm
+
+        cold, warm = await self.in_thread(run)
+        view = [uid for uid in range(1, 101) if not 5 <= uid <= 8]
+        unseen = [seq for seq, uid in enumerate(view, 1) if (uid - 1) % 5 in (0, 3)]
+        self.assertEqual(cold[0], b"* SEARCH %s\r\n" % b" ".join(b"%d" % n for n in unseen))
+        flagged = {b"%d" % n for n in range(1, 11)}
+        for key, before, after in zip(keys, cold, warm):
+            if key == b"FLAGGED":
+                self.assertEqual(set(after.split()[2:]), flagged | set(before.split()[2:]))
+            elif key == b"OR FLAGGED DELETED":
+                self.assertEqual(set(after.split()[2:]), flagged | set(before.split()[2:]))
+            else:
+                self.assertEqual(after, before, key)
+
     async def test_first_unseen_at_select_from_a_complete_index(self) -> None:
         store = await self.backend.open_store("alice")
         inbox = await store.get_mailbox("INBOX")

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Iterable
+from types import MappingProxyType
+from typing import Any, Callable, Hashable, Iterable, Mapping
 from weakref import WeakKeyDictionary
 
 from twisted.internet.defer import Deferred
@@ -254,6 +255,14 @@ class MailboxIndex:
     def known(self, uid: int) -> MessageMeta | None:
         """The meta of C{uid} if the index holds it (no store access)."""
         return self._metas.get(uid)
+
+    def held(self) -> Mapping[int, MessageMeta]:
+        """
+        A read-only view, UID to meta, of what the index holds now: every
+        message of the mailbox when L{complete}.  For loops over many
+        messages, where L{known} per message would cost a call each.
+        """
+        return MappingProxyType(self._metas)
 
     async def prepare(self, count: int, messages: int) -> None:
         """

@@ -71,11 +71,11 @@ async def search(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> lis
     not been told about yet); if it returns C{None} the key is evaluated
     generically.  Messages expunged while the search runs do not match.
     """
-    searchable = ISearchableMailbox(mailbox, None)
     shared = getattr(mailbox, "index", None)
     if shared is not None and shared.complete and is_metadata_only(key):
         # The in-process index answers flag and UID keys without the store.
-        searchable = None
+        return _evaluate_known(shared, key, context)
+    searchable = ISearchableMailbox(mailbox, None)
     if searchable is not None:
         found = searchable.search(key, context)
         if inspect.isawaitable(found):
@@ -117,6 +117,45 @@ async def _evaluate(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> 
                 outcome = await _decide(mailbox, node, _Candidate(meta))
             if outcome:
                 matched.append(meta.uid)
+    return matched
+
+
+def _evaluate_known(index: Any, key: sk.SearchKey, context: SearchContext) -> list[int]:
+    """
+    Evaluate a metadata-only C{key} on a complete in-process index: no
+    store call and no await, one test per message of the session's view.
+    """
+    node = _Compiler(context).compile(key)
+    candidates = context.uids if node.subset is None else sorted(node.subset)
+    held = index.held().get
+    if isinstance(key, sk.Flag):
+        # UNSEEN, FLAGGED, DELETED...: the answer depends on the flag set
+        # alone, and the index shares one frozenset among messages with
+        # the same flags, so each distinct set is tested once.
+        flag_test, verdicts = node.test, {}
+        probe = _Candidate(None)
+        matched = []
+        for uid in candidates:
+            meta = held(uid)
+            if meta is None:
+                continue  # expunged since the session last looked
+            verdict = verdicts.get(meta.flags)
+            if verdict is None:
+                probe.meta = meta
+                verdict = verdicts[meta.flags] = bool(flag_test(probe))
+            if verdict:
+                matched.append(uid)
+        return matched
+    test = node.test
+    probe = _Candidate(None)
+    matched = []
+    for uid in candidates:
+        meta = held(uid)
+        if meta is None:
+            continue
+        probe.meta, probe.uid = meta, uid
+        if test(probe):
+            matched.append(uid)
     return matched
 
 

@@ -261,7 +261,7 @@ async def search(session: Session, cmd: C.Search):
     context = SearchContext(selected.uids, selected.recent, session.saved_search,
                             datetime.now(timezone.utc))
     found = await run_search(selected.mailbox, cmd.key, context)
-    numbers = found if cmd.uid else [selected.seq_of(u) for u in found]
+    numbers = found if cmd.uid else selected.seqs_of(found)
     modseqs: dict[int, int] = {}
     if _mentions_modseq(cmd.key):
         await session.enable_condstore()
