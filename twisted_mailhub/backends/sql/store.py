@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from zope.interface import implementer
@@ -164,10 +164,14 @@ def _selectable(row, name: str, make):
     return make()
 
 
+# Built once: STATUS and SELECT run it for every command, and building the
+# statement anew cost as much as running it.
+_FIND = select(mailboxes).where(mailboxes.c.user_id == bindparam("user_id"),
+                                mailboxes.c.name == bindparam("name"))
+
+
 def _find_txn(conn: Connection, user_id: int, name: str):
-    return conn.execute(
-        select(mailboxes).where(mailboxes.c.user_id == user_id, mailboxes.c.name == name)
-    ).first()
+    return conn.execute(_FIND, {"user_id": user_id, "name": name}).first()
 
 
 def _find_for_update(conn: Connection, user_id: int, name: str):
