@@ -36,6 +36,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "twisted_mailhub.compare:main",
         "run the same tasks over IMAP and POP3 and compare the cost",
     ),
+    "quota": ("twisted_mailhub.quota.command:main", "show or set a user's quota"),
 }
 
 

@@ -24,6 +24,13 @@ from twisted.python import usage
 
 from twisted_mailhub.backends.registry import UnknownStoreURL, store_kind
 from twisted_mailhub.policy import ServerPolicy
+from twisted_mailhub.quota.limits import (
+    QuotaLimits,
+    QuotaSettings,
+    parse_message_limit,
+    parse_quota_table,
+    parse_storage_limit,
+)
 
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 DEFAULT_STORE = "sqlite:mailhub.sqlite"
@@ -51,6 +58,10 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "keepalive": bool,
     "max-connections-per-ip": int,
     "max-connections-per-user": int,
+    "quota-storage": (int, str),
+    "quota-messages": (int, str),
+    # [quota.users.NAME] tables: per-user limits (twisted_mailhub.quota.limits).
+    "quota": dict,
 }
 
 #: The least values RFC 2177 (IDLE) and RFC 9051 section 5.4 (autologout
@@ -138,6 +149,7 @@ class MailhubSettings:
     keepalive: bool = True
     max_connections_per_ip: int | None = None
     max_connections_per_user: int | None = None
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
 
     @property
     def tls_enabled(self) -> bool:
@@ -293,6 +305,20 @@ class MailhubOptions(usage.Options):
             f"[default: {ServerPolicy().max_connections_per_user}]",
         ],
         [
+            "quota-storage",
+            None,
+            None,
+            "Default quota: the total size of a user's messages, in bytes or with a "
+            "K/M/G/T suffix, or 'unlimited'.  [default: unlimited]",
+        ],
+        [
+            "quota-messages",
+            None,
+            None,
+            "Default quota: the number of messages a user may keep, or 'unlimited'.  "
+            "[default: unlimited]",
+        ],
+        [
             "config",
             "c",
             None,
@@ -340,7 +366,8 @@ class MailhubOptions(usage.Options):
         if self["config"]:
             merged.update(load_config_file(self["config"]))
         for key in ("store", "passwd", "tls-cert", "tls-key", "max-literal", "idle-timeout",
-                    "autologout", "max-connections-per-ip", "max-connections-per-user"):
+                    "autologout", "max-connections-per-ip", "max-connections-per-user",
+                    "quota-storage", "quota-messages"):
             if self[key] is not None:
                 merged[key] = self[key]
         for key in (*LISTENER_KEYS, "user"):
@@ -430,6 +457,8 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         for description in endpoints:
             _check_endpoint(option, description)
 
+    quota = _quota_settings(values)
+
     return MailhubSettings(
         imap=tuple(imap),
         imaps=tuple(imaps),
@@ -448,7 +477,23 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         keepalive=bool(values.get("keepalive", True)),
         max_connections_per_ip=limits["max-connections-per-ip"],
         max_connections_per_user=limits["max-connections-per-user"],
+        quota=quota,
     )
+
+
+def _quota_settings(values: dict[str, Any]) -> QuotaSettings:
+    """The default quota and the configuration file's per-user limits."""
+    default: dict[str, int | None] = {}
+    for name, parse in (("storage", parse_storage_limit), ("messages", parse_message_limit)):
+        try:
+            default[name] = parse(values.get(f"quota-{name}"))
+        except ValueError as e:
+            raise usage.UsageError(f"--quota-{name}: {e}")
+    try:
+        users = parse_quota_table(values.get("quota", {}))
+    except ValueError as e:
+        raise usage.UsageError(f"configuration file: {e}")
+    return QuotaSettings(QuotaLimits(**default), users)
 
 
 def settings_for_command(config: str | None = None, store: str | None = None

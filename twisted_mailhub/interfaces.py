@@ -300,6 +300,44 @@ class IStatusQuery(Interface):
         """
 
 
+class IUsageQuery(Interface):
+    """
+    Optional, on an L{IMailStore}: the totals of the user's whole tree in
+    one step (what quotas are measured on; see L{twisted_mailhub.quota}).
+    """
+
+    def usage():
+        """
+        Asynchronous.  C{(messages, octets)}: the number of messages in all
+        the user's mailboxes and the sum of their sizes, as adding up the
+        L{MailboxStatus} of every mailbox would give.
+        """
+
+
+class IQuotaLimits(Interface):
+    """
+    Optional, on an L{IBackend}: per-user limits kept with the accounts
+    (the SQL store keeps them in its users table).  Resources are
+    C{"storage"} (octets) and C{"messages"} (a count); a limit of C{None}
+    means none.
+    """
+
+    def quota_limits(username):
+        """
+        Asynchronous.  C{{resource: limit}} for each resource C{username}
+        has a limit of its own for; a resource that follows the server's
+        default is absent, and so is everything for an unknown user.
+        """
+
+    def set_quota_limits(username, limits, reset=()):
+        """
+        Asynchronous.  Give C{username} the C{limits} (C{{resource: limit
+        or None}}) and make the resources in C{reset} follow the default
+        again; others are left as they are.  Raises C{LookupError} for an
+        unknown user.
+        """
+
+
 class IMailStore(Interface):
     """
     One user's tree of mailboxes (the avatar that authentication yields).

@@ -246,9 +246,13 @@ def open_configured_backend(settings: MailhubSettings) -> IBackend:
     Open the backend C{settings} name, as the server uses it: the store of
     C{settings.store} with what the settings add around it.  The server, the
     LMTP listener and the ``mailhub`` subcommands all open their store here,
-    so that each applies the same rules to it.
+    so that each applies the same rules to it: the quotas of
+    C{settings.quota} and of the store's own per-user limits
+    (L{twisted_mailhub.quota.proxy.QuotaBackend}) among them.
     """
-    return open_backend(settings.store)
+    from twisted_mailhub.quota import quota_backend
+
+    return quota_backend(open_backend(settings.store), settings.quota)
 
 
 def make_portal(backend: IBackend, settings: MailhubSettings) -> Portal:

@@ -183,6 +183,31 @@ class Idle(Command):
     name: ClassVar[str] = "IDLE"
 
 
+@dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """RFC 9208 section 4.1.1.  ``root`` is the quota root name (``str``)."""
+
+    name: ClassVar[str] = "GETQUOTA"
+    root: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """RFC 9208 section 4.1.2: the roots of ``mailbox``, which need not exist."""
+
+    name: ClassVar[str] = "GETQUOTAROOT"
+    mailbox: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """RFC 9208 section 4.1.3.  ``limits`` are ``(RESOURCE, limit)`` pairs, upper case."""
+
+    name: ClassVar[str] = "SETQUOTA"
+    root: str = ""
+    limits: tuple[tuple[str, int], ...] = ()
+
+
 # -- selected -----------------------------------------------------------------
 
 
@@ -281,6 +306,6 @@ ANY_STATE = (Capability, Noop, Logout, Id)
 NOT_AUTHENTICATED = (StartTLS, Login, Authenticate)
 AUTHENTICATED = (
     Enable, Select, Create, Delete, Rename, Subscribe, Unsubscribe, List,
-    Namespace, Status, Append, Idle,
+    Namespace, Status, Append, Idle, GetQuota, GetQuotaRoot, SetQuota,
 )
 SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy)

@@ -396,7 +396,7 @@ _SELECTION_OPTIONS = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
 _RETURN_OPTIONS = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
 STATUS_ITEMS = (
     "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ",
-    "SIZE", "DELETED", "APPENDLIMIT",
+    "SIZE", "DELETED", "DELETED-STORAGE", "APPENDLIMIT",
 )
 
 
@@ -495,6 +495,39 @@ def cmd_append(ctx: Context, tag: str, name: str) -> c.Append:
         messages.append(c.AppendMessage(content, flags, when))
         if cur.at_end():
             return c.Append(tag, box, tuple(messages))
+
+
+# -- QUOTA (RFC 9208 section 7) -------------------------------------------------
+
+
+def quota_root(ctx: Context) -> str:
+    """A ``quota-root-name`` (an astring, opaque to clients)."""
+    return text_value(ctx.c.astring("quota root"))
+
+
+def cmd_getquota(ctx: Context, tag: str, name: str) -> c.GetQuota:
+    ctx.c.sp("quota root")
+    return c.GetQuota(tag, quota_root(ctx))
+
+
+def cmd_getquotaroot(ctx: Context, tag: str, name: str) -> c.GetQuotaRoot:
+    ctx.c.sp("mailbox name")
+    return c.GetQuotaRoot(tag, mailbox(ctx))
+
+
+def cmd_setquota(ctx: Context, tag: str, name: str) -> c.SetQuota:
+    """``SETQUOTA root (RESOURCE limit ...)``; the list may be empty."""
+    cur = ctx.c
+    cur.sp("quota root")
+    root = quota_root(ctx)
+    cur.sp("resource limits")
+
+    def resource() -> tuple[str, int]:
+        word = cur.word("resource name")
+        cur.sp("resource limit")
+        return word, cur.number("resource limit", limit=MAX_NUMBER64)
+
+    return c.SetQuota(tag, root, tuple(paren_list(ctx, resource, "resource limits")))
 
 
 # -- selected ------------------------------------------------------------------

@@ -130,6 +130,11 @@ class Session:
             # RFC 7889: the same limit for every mailbox, the literal bound.
             f"APPENDLIMIT={self.policy.max_literal_size}",
         ]
+        if self.store is not None:
+            # RFC 9208: offered to a user who has limits.
+            from twisted_mailhub.imap.handlers.quota import capabilities
+
+            caps += capabilities(self)
         return caps
 
     @property

@@ -11,7 +11,7 @@ start-up, rather than at the first login, when the store is unusable.
 from __future__ import annotations
 
 import time
-from typing import Any, Hashable
+from typing import Any, Hashable, Iterable
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -21,10 +21,12 @@ from zope.interface import implementer
 
 from twisted_mailhub.backends.sql.engine import Database, is_memory_sqlite, parse_url
 from twisted_mailhub.backends.sql.migrate import prepare
+from twisted_mailhub.backends.sql.quota import limits_txn, set_limits_txn
 from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
 from twisted_mailhub.backends.sql.store import SQLMailStore, clear_mailbox, create_mailbox
 from twisted_mailhub.errors import StoreUnavailable
 from twisted_mailhub.interfaces import INotifier
+from twisted_mailhub.interfaces import IQuotaLimits
 from twisted_mailhub.model import MailboxRemoved
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import (
@@ -45,6 +47,7 @@ class UnknownUser(LookupError):
     """No user of that name."""
 
 
+@implementer(IQuotaLimits)
 @implementer(IWatchableBackend)
 class SQLBackend:
     """
@@ -174,6 +177,18 @@ class SQLBackend:
         removed = await self.db.write(_delete_user_txn, username)
         for mailbox_id in removed:
             self.notifier.publish(self.mailbox_key(mailbox_id), MailboxRemoved())
+
+    async def quota_limits(self, username: str) -> dict[str, int | None]:
+        """L{IQuotaLimits}: the limits of its own the account has (users table)."""
+        await self.ready()
+        return await self.db.read(limits_txn, username)
+
+    async def set_quota_limits(self, username: str, limits: dict[str, int | None],
+                               reset: Iterable[str] = ()) -> None:
+        """L{IQuotaLimits}: change the account's own limits; L{UnknownUser} if absent."""
+        await self.ready()
+        if not await self.db.write(set_limits_txn, username, dict(limits), list(reset)):
+            raise UnknownUser(f"No such user: {username}")
 
     async def list_users(self) -> list[str]:
         """Every user name, sorted."""

@@ -19,7 +19,9 @@ Version history:
   1. the first layout;
   2. the STATUS counters of C{mailboxes} (L{COUNTER_COLUMNS}) and the
      C{content_text} full-text index;
-  3. C{summaries}, values derived from a content once and kept with it.
+  3. C{summaries}, values derived from a content once and kept with it;
+  4. the quota limits of each account, two columns of C{users}
+     (L{QUOTA_COLUMNS}), NULL (the server's default) for every account.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.engine import Connection
 from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.schema import (
     COUNTER_COLUMNS,
+    QUOTA_COLUMNS,
     SCHEMA_VERSION,
     mailboxes,
     messages,
@@ -69,8 +72,14 @@ def _v2_to_v3(conn: Connection) -> None:
     summaries.create(conn)
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """Add the accounts' quota limits; every account follows the default."""
+    for name in QUOTA_COLUMNS.values():
+        conn.exec_driver_sql(f"ALTER TABLE users ADD COLUMN {name} BIGINT")
+
+
 #: MIGRATIONS[n] upgrades a version n database to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def compute_counters(conn: Connection) -> None:

@@ -3,8 +3,9 @@ The tables of the SQL backend (SQLAlchemy Core).
 
 Layout, in short (docs/backends-sql.md has the long version):
 
-  - C{users}: one row per account, with the opaque password hash and the
-    counter UIDVALIDITY values are drawn from;
+  - C{users}: one row per account, with the opaque password hash, the
+    counter UIDVALIDITY values are drawn from, and the account's own quota
+    limits (L{QUOTA_COLUMNS});
   - C{mailboxes}: one row per name in a user's tree, holding the counters
     (UIDNEXT, HIGHESTMODSEQ, the \\Recent floor, and the message, unseen,
     deleted and \\Recent counts and total size STATUS reports) so they
@@ -41,7 +42,7 @@ from sqlalchemy import (
 )
 
 #: The layout version this code writes; see L{twisted_mailhub.backends.sql.migrate}.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Bytes per row of C{chunks}.  A read of a range touches only its chunks.
 CHUNK_SIZE = 256 * 1024
@@ -64,6 +65,12 @@ HEADER_COLUMNS = {
     "subject": "h_subject",
     "message-id": "h_message_id",
 }
+
+#: The C{users} columns holding an account's own limit of each quota
+#: resource (schema version 4): NULL follows the server's default,
+#: L{NO_LIMIT} means unlimited, any other value is the limit.
+QUOTA_COLUMNS = {"storage": "quota_storage", "messages": "quota_messages"}
+NO_LIMIT = -1
 
 #: The C{mailboxes} columns counting its messages: all of them, those
 #: without \\Seen, those with \\Deleted, those with uid >= recent_floor, and
@@ -89,6 +96,7 @@ users = Table(
     Column("username", String(255), nullable=False, unique=True),
     Column("password_hash", Text, nullable=True),
     Column("next_uidvalidity", BigInteger, nullable=False),
+    *(Column(column, BigInteger, nullable=True) for column in QUOTA_COLUMNS.values()),
 )
 
 mailboxes = Table(

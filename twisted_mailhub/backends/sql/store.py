@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
 from twisted_mailhub.backends.sql.mailbox import SQLMailbox, remove_messages, status_of_row
+from twisted_mailhub.backends.sql.quota import usage_txn
 from twisted_mailhub.backends.sql.schema import (
     COUNTER_COLUMNS,
     expunged,
@@ -34,7 +35,7 @@ from twisted_mailhub.errors import (
     MailboxNotFound,
     NotSelectable,
 )
-from twisted_mailhub.interfaces import IMailStore, IStatusQuery
+from twisted_mailhub.interfaces import IMailStore, IStatusQuery, IUsageQuery
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved, MailboxStatus, MessagesExpunged
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 _MAX_UIDVALIDITY = 2**32 - 1
 
 
-@implementer(IMailStore, IStatusQuery)
+@implementer(IMailStore, IStatusQuery, IUsageQuery)
 class SQLMailStore(BaseMailStore):
     """The mailboxes and subscriptions of one C{users} row."""
 
@@ -67,6 +68,10 @@ class SQLMailStore(BaseMailStore):
         name = validate_name(name, self.delimiter)
         row = await self.backend.db.read(_find_txn, self.user_id, name)
         return _selectable(row, name, lambda: status_of_row(row))
+
+    async def usage(self) -> tuple[int, int]:
+        """L{IUsageQuery}: the sums of the counters of the user's mailbox rows."""
+        return await self.backend.db.read(usage_txn, self.user_id)
 
     def _publish_removed(self, mailbox_ids: list[int]) -> None:
         for mailbox_id in mailbox_ids:

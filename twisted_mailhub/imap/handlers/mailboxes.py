@@ -138,7 +138,9 @@ async def list_(session: Session, cmd: C.List):
         write(responses.untagged(line))
         if cmd.return_status and entry.name in selectable:
             mailbox = await store.get_mailbox(entry.name, read_only=True)
-            _write_status(session, await mailbox.status(), entry.name, cmd.return_status)
+            st = await mailbox.status()
+            extra = await _computed_items(session, entry.name, st, cmd.return_status, mailbox)
+            _write_status(session, st, entry.name, cmd.return_status, extra)
     return f"{kind.decode()} completed"
 
 
@@ -146,15 +148,28 @@ async def status(session: Session, cmd: C.Status):
     if "HIGHESTMODSEQ" in cmd.items:
         await session.enable_condstore()
     query = IStatusQuery(session.store, None)
+    mailbox = None
     if query is not None:
         st = await query.mailbox_status(cmd.mailbox)
     else:
         mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=True)
         st = await mailbox.status()
-    _write_status(session, st, cmd.mailbox, cmd.items)
+    extra = await _computed_items(session, cmd.mailbox, st, cmd.items, mailbox)
+    _write_status(session, st, cmd.mailbox, cmd.items, extra)
 
 
-def _write_status(session: Session, st: MailboxStatus, name: str, items) -> None:
+async def _computed_items(session: Session, name: str, st: MailboxStatus, items,
+                          mailbox=None) -> dict[str, int]:
+    """The STATUS items that are not counters of L{MailboxStatus}."""
+    if "DELETED-STORAGE" not in items:
+        return {}
+    from twisted_mailhub.imap.handlers.quota import deleted_storage
+
+    return {"DELETED-STORAGE": await deleted_storage(session.store, name, st, mailbox)}
+
+
+def _write_status(session: Session, st: MailboxStatus, name: str, items,
+                  extra: dict[str, int] | None = None) -> None:
     values = {
         "MESSAGES": st.messages,
         "RECENT": st.recent,
@@ -166,6 +181,7 @@ def _write_status(session: Session, st: MailboxStatus, name: str, items) -> None
         "DELETED": st.deleted,
         # RFC 7889 section 3.1; the capability gives the same figure.
         "APPENDLIMIT": session.policy.max_literal_size,
+        **(extra or {}),
     }
     out = []
     for item in items:
