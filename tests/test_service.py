@@ -239,13 +239,15 @@ def test_missing_config_file(tmp_path):
         ("postgresql+psycopg://u:p@db/mail", "sql"),
         ("mysql+pymysql://u:p@db/mail", "sql"),
         ("mbox:/var/mail", "mbox"),
+        ("maildir:/var/mail", "maildir"),
     ],
 )
 def test_store_kinds(url, kind):
     assert store_kind(url) == kind
 
 
-@pytest.mark.parametrize("url", ["", "mail.db", "ftp://host/x", "memory:x", "sqlite:", "mbox:"])
+@pytest.mark.parametrize(
+    "url", ["", "mail.db", "ftp://host/x", "memory:x", "sqlite:", "mbox:", "maildir:"])
 def test_unknown_store_urls(url):
     with pytest.raises(UnknownStoreURL, match="memory:, sqlite:PATH, mbox:DIR"):
         open_backend(url)
@@ -280,6 +282,14 @@ def test_open_mbox_backend(tmp_path):
 
     backend = open_backend(f"mbox:{tmp_path}")
     assert isinstance(backend, MboxBackend)
+    assert IBackend.providedBy(backend)
+
+
+def test_open_maildir_backend(tmp_path):
+    from twisted_mailhub.backends.maildir import MaildirBackend
+
+    backend = open_backend(f"maildir:{tmp_path}")
+    assert isinstance(backend, MaildirBackend)
     assert IBackend.providedBy(backend)
 
 

@@ -257,7 +257,7 @@ class MailhubOptions(usage.Options):
             "store",
             None,
             None,
-            f"Mail store URL: memory:, sqlite:PATH, mbox:DIR or an SQLAlchemy URL "
+            f"Mail store URL: memory:, sqlite:PATH, mbox:DIR, maildir:DIR or an SQLAlchemy URL "
             f"(postgresql://..., mysql+pymysql://...).  [default: {DEFAULT_STORE}]",
         ],
         [

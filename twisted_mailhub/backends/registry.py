@@ -8,6 +8,7 @@ The URL is what ``--store`` and the ``mailhub`` command take:
   - an SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://...``,
     ``postgresql+psycopg://...``, ``mysql+pymysql://...``) -- the SQL backend;
   - ``mbox:DIR`` -- one directory per user, one mbox file per mailbox;
+  - ``maildir:DIR`` -- one Maildir++ tree per user, as Dovecot lays it out;
   - ``python:MODULE:FACTORY?key=value&...`` -- a backend of your own: the
     callable C{FACTORY} of the importable C{MODULE}, called with the query
     parameters as keyword arguments (strings), e.g.
@@ -31,8 +32,9 @@ class UnknownStoreURL(ValueError):
 
 def store_kind(url: str) -> str:
     """
-    Return C{"memory"}, C{"sql"} or C{"mbox"} for a store URL, or raise
-    L{UnknownStoreURL} with a message listing the accepted forms.
+    Return C{"memory"}, C{"sql"}, C{"mbox"}, C{"maildir"} or C{"python"}
+    for a store URL, or raise L{UnknownStoreURL} with a message listing
+    the accepted forms.
     """
     scheme, sep, rest = url.partition(":")
     scheme = scheme.strip().lower()
@@ -46,6 +48,10 @@ def store_kind(url: str) -> str:
         if not rest:
             raise UnknownStoreURL(_explain(url, "'mbox:' needs a directory, e.g. mbox:mail"))
         return "mbox"
+    if scheme == "maildir":
+        if not rest:
+            raise UnknownStoreURL(_explain(url, "'maildir:' needs a directory, e.g. maildir:mail"))
+        return "maildir"
     if scheme == "python":
         module, colon, factory = rest.partition("?")[0].partition(":")
         if not (module and colon and factory):
@@ -62,7 +68,7 @@ def store_kind(url: str) -> str:
 
 def _explain(url: str, why: str) -> str:
     return (
-        f"Cannot open store {url!r}: {why}.  Use memory:, sqlite:PATH, mbox:DIR, "
+        f"Cannot open store {url!r}: {why}.  Use memory:, sqlite:PATH, mbox:DIR, maildir:DIR, "
         "python:MODULE:FACTORY, or an SQLAlchemy URL such as postgresql://user@host/db."
     )
 
@@ -84,6 +90,10 @@ def open_backend(url: str) -> IBackend:
         from twisted_mailhub.backends.mbox import MboxBackend
 
         return MboxBackend(url.partition(":")[2])
+    if kind == "maildir":
+        from twisted_mailhub.backends.maildir import MaildirBackend
+
+        return MaildirBackend(url.partition(":")[2])
     if kind == "python":
         return _open_python_backend(url.partition(":")[2])
     from twisted_mailhub.backends.sql import open_backend as open_sql_backend

@@ -1,0 +1,231 @@
+"""
+The dotlocks Dovecot takes on a Maildir folder's files, taken the same way.
+
+C{dovecot-uidlist.lock} excludes every program that assigns UIDs (Dovecot,
+other server processes, other threads of this one); this server holds it
+for every change of a folder.  A file's dotlock is also how its new
+content is written: it is created with C{O_EXCL}, the new content is
+written into it, fsynced and renamed over the file, which releases the
+lock in the same step (L{DotLock.replace}).  C{dovecot-keywords} is
+replaced the same way under its own C{.lock}, while the uidlist lock is
+held.
+
+While held, the lock holds C{<pid>:<host>} (written before the lock
+appears: the contents are linked into place), which Dovecot reads too, so
+a lock left by a process that died on this host is broken at once.  A lock
+older than C{stale_after} seconds is broken whoever holds it (Dovecot's
+own rule, with two minutes).  Breaking moves the lock aside into the
+folder's C{tmp/} and removes it only if it is the very file judged stale.
+
+Locks are taken under L{process_lock} of the folder, so a lock naming this
+very process is a leftover of an earlier process with the same pid.  Every
+wait is bounded by C{timeout} (then L{LockTimeout}).  Everything blocks;
+call it off the reactor thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from twisted_mailhub.backends.mbox.atomic import fsync_directory
+from twisted_mailhub.backends.mbox.locking import (
+    LockTimeout,
+    parse_lock,
+    process_gone,
+    process_lock,
+)
+from twisted_mailhub.errors import MailboxNotFound
+
+POLL_INTERVAL = 0.01
+
+__all__ = ["DotLock", "LockTimeout", "dotlocked", "process_lock"]
+
+
+class DotLock:
+    """A held dotlock of C{path}: replace the file through it, or release it."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.lock_path = path + ".lock"
+        self._fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def replace(self, data: bytes, mode: int = 0o600) -> os.stat_result:
+        """
+        Make C{data} the content of the locked file: written into the lock,
+        fsynced, renamed over the file (releasing the lock), and the
+        directory fsynced.  Returns the new file's stat.
+        """
+        fd = self._take()
+        try:
+            os.ftruncate(fd, 0)
+            view = memoryview(data)
+            offset = 0
+            while offset < len(view):
+                offset += os.pwrite(fd, view[offset:], offset)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+            stat = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(self.lock_path)
+            raise
+        os.close(fd)
+        try:
+            os.rename(self.lock_path, self.path)
+        except BaseException:
+            _unlink_quietly(self.lock_path)
+            raise
+        fsync_directory(os.path.dirname(self.path))
+        return stat
+
+    def release(self) -> None:
+        """Give the lock up without changing the file (idempotent)."""
+        if self._fd is None:
+            return
+        os.close(self._take())
+        _unlink_quietly(self.lock_path)
+
+    def _take(self) -> int:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            raise RuntimeError(f"{self.lock_path} is no longer held")
+        return fd
+
+
+@contextmanager
+def dotlocked(
+    path: str,
+    timeout: float,
+    stale_after: float,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[DotLock]:
+    """
+    Hold the dotlock C{path + ".lock"}; released on exit unless
+    L{DotLock.replace} consumed it.  The caller holds the folder's
+    L{process_lock}.  Raises L{MailboxNotFound} when the folder is gone.
+    """
+    lock_path = path + ".lock"
+    deadline = time.monotonic() + timeout
+    reported = False
+    while True:
+        try:
+            fd = _create_lock(lock_path)
+            break
+        except FileExistsError:
+            if _break_if_stale(lock_path, stale_after):
+                continue
+        except FileNotFoundError:
+            raise MailboxNotFound(f"Mailbox does not exist: {os.path.dirname(path)}")
+        if time.monotonic() >= deadline:
+            raise LockTimeout(f"Mailbox is locked: {os.path.basename(os.path.dirname(path))}")
+        if not reported:
+            reported = True
+            if on_wait is not None:
+                on_wait(path)
+        time.sleep(POLL_INTERVAL)
+    lock = DotLock(path, fd)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _create_lock(lock_path: str) -> int:
+    """
+    Create the lock holding C{<pid>:<host>} and return a read-write
+    descriptor of it, or raise C{FileExistsError}.  The contents are
+    written to a file of the folder's C{tmp/} first and linked to the lock
+    name, so that a process killed at any moment never leaves an empty lock
+    (which only the age rule could break).  Where hard links are not
+    allowed, the lock is created with C{O_EXCL} and then written.
+    """
+    owner = b"%d:%s\n" % (os.getpid(), socket.gethostname().encode("utf-8", "replace"))
+    private = os.path.join(os.path.dirname(lock_path), "tmp", (
+        f"{os.path.basename(lock_path)}.{socket.gethostname()}.{os.getpid()}."
+        f"{threading.get_ident()}"))
+    try:
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(lock_path)):
+            raise
+        private = None
+    if private is not None:
+        try:
+            try:
+                os.write(fd, owner)
+            finally:
+                os.close(fd)
+            try:
+                os.link(private, lock_path)
+                return os.open(lock_path, os.O_RDWR)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise
+        finally:
+            _unlink_quietly(private)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, owner)
+    return fd
+
+
+def _is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
+    pid, host = parse_lock(data)
+    if pid is not None and host == socket.gethostname() and (
+            pid == os.getpid() or process_gone(pid)):
+        return True
+    return time.time() - mtime > stale_after
+
+
+def _break_if_stale(lock_path: str, stale_after: float) -> bool:
+    """Break the lock if stale; True if the caller should try again at once."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, 256)
+    finally:
+        os.close(fd)
+    if not _is_stale(data, st.st_mtime, stale_after):
+        return False
+    spare = os.path.join(os.path.dirname(lock_path), "tmp")
+    aside = os.path.join(spare, f"{os.path.basename(lock_path)}.broken."
+                                f"{os.getpid()}.{threading.get_ident()}")
+    try:
+        os.makedirs(spare, 0o700, exist_ok=True)
+        os.rename(lock_path, aside)
+    except FileNotFoundError:
+        if not os.path.isdir(spare):
+            raise MailboxNotFound(f"Mailbox does not exist: {os.path.dirname(lock_path)}")
+        return True
+    try:
+        moved = os.stat(aside)
+        if (moved.st_ino, moved.st_dev, moved.st_mtime_ns) != (
+                st.st_ino, st.st_dev, st.st_mtime_ns):
+            # A fresh lock, taken after another program broke the stale
+            # one: put it back unless yet another took the name.
+            try:
+                os.link(aside, lock_path)
+            except FileExistsError:
+                pass
+    finally:
+        _unlink_quietly(aside)
+    return True
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,474 @@
+"""
+L{MaildirBackend}: each user's mail as a Maildir++ tree.
+
+The layout and names are described in
+L{twisted_mailhub.backends.maildir.naming}, a folder's files in
+L{twisted_mailhub.backends.maildir.folder}.  Besides its folders, a user's
+directory holds C{subscriptions} (Dovecot's format: a C{V\\t2} line, an
+empty line, then one name per line with its levels spelled as on disk and
+separated by tabs) and C{mailhub-uidvalidity} (the last UIDVALIDITY handed
+out, so that a mailbox created again gets a new one even after a restart).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
+from twisted_mailhub.backends.maildir.folder import (
+    FolderCache,
+    FolderSettings,
+    create_folder,
+    open_folder,
+)
+from twisted_mailhub.backends.maildir.locking import dotlocked, process_lock
+from twisted_mailhub.backends.maildir.mailbox import MaildirMailbox, _publish_all
+from twisted_mailhub.backends.maildir.naming import (
+    check_level,
+    decode_level,
+    encode_level,
+    folder_directory_name,
+    folder_name,
+)
+from twisted_mailhub.backends.maildir.uidlist import UnreadableUidList, parse_uidlist
+from twisted_mailhub.backends.mbox.atomic import fsync_directory
+from twisted_mailhub.backends.mbox.locking import locked_file
+from twisted_mailhub.backends.mbox.naming import user_directory
+from twisted_mailhub.errors import MailboxExists
+from twisted_mailhub.interfaces import IMailStore, INotifier
+from twisted_mailhub.model import MailboxInfo, MailboxRemoved
+from twisted_mailhub.notify import LocalNotifier
+from twisted_mailhub.watch import (
+    DEFAULT_POLL_INTERVAL,
+    ChangeWatcher,
+    IWatchableBackend,
+    PollingTrigger,
+)
+
+_MAX_UIDVALIDITY = 2**32 - 1
+SUBSCRIPTIONS_FILE = "subscriptions"
+UIDVALIDITY_FILE = "mailhub-uidvalidity"
+_SUBSCRIPTIONS_HEADER = "V\t2\n\n"
+
+
+@implementer(IMailStore)
+class MaildirMailStore(BaseMailStore):
+    """One user's Maildir++ tree."""
+
+    def __init__(self, backend: MaildirBackend, username: str, directory: str) -> None:
+        super().__init__(username, backend.notifier)
+        self.backend = backend
+        self.directory = directory
+        self.settings = FolderSettings(
+            lock_timeout=backend.lock_timeout,
+            stale_lock_after=backend.stale_lock_after,
+            new_uidvalidity=self._new_uidvalidity,
+            on_lock_wait=backend._lock_wait,
+        )
+
+    def __repr__(self) -> str:
+        return f"<MaildirMailStore {self.username}>"
+
+    def folder_path(self, name: str) -> str:
+        """The directory of the (validated) mailbox C{name}."""
+        if name == "INBOX":
+            return self.directory
+        return os.path.join(self.directory, folder_directory_name(name, self.delimiter))
+
+    # -- names this layout refuses, checked before any lookup ----------------
+
+    def _check(self, name: str) -> str:
+        name = validate_name(name, self.delimiter)
+        for level in name.split(self.delimiter):
+            check_level(level)
+        if name != "INBOX":
+            folder_directory_name(name, self.delimiter)
+        return name
+
+    async def get_mailbox(self, name: str, read_only: bool = False) -> MaildirMailbox:
+        """The mailbox C{name}; see L{IMailStore.get_mailbox}."""
+        return await super().get_mailbox(self._check(name), read_only)
+
+    async def create_mailbox(self, name: str, special_use: frozenset[str] = frozenset()) -> None:
+        """Create C{name} and its superiors; see L{IMailStore.create_mailbox}."""
+        if name.endswith(self.delimiter) and len(name) > 1:
+            name = name[:-1]
+        await super().create_mailbox(self._check(name), special_use)
+
+    async def delete_mailbox(self, name: str) -> None:
+        """Delete C{name}; see L{IMailStore.delete_mailbox}."""
+        await super().delete_mailbox(self._check(name))
+
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        """Rename C{old} and its inferiors; see L{IMailStore.rename_mailbox}."""
+        await super().rename_mailbox(self._check(old), self._check(new))
+
+    # -- the BaseMailStore core ----------------------------------------------
+
+    async def _list(self) -> list[MailboxInfo]:
+        return await self.backend.run(self._list_sync)
+
+    def _list_sync(self) -> list[MailboxInfo]:
+        found: dict[str, bool] = {}
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if not entry.name.startswith("."):
+                continue
+            name = folder_name(entry.name, self.delimiter)
+            if name is None or not entry.is_dir(follow_symlinks=False):
+                continue
+            found[name] = os.path.isdir(os.path.join(entry.path, "cur"))
+        # Maildir++ has no directory for a level that only holds others
+        # (Dovecot makes none): such a name is a hierarchy node.
+        for name in list(found):
+            for parent in superiors(name, self.delimiter):
+                if parent != "INBOX":
+                    found.setdefault(parent, False)
+        infos = [MailboxInfo("INBOX", True, self.backend.cache.special_use(self.directory))]
+        for name, selectable in found.items():
+            special = (self.backend.cache.special_use(self.folder_path(name))
+                       if selectable else frozenset())
+            infos.append(MailboxInfo(name, selectable, special))
+        return infos
+
+    async def _open(self, name: str, read_only: bool) -> MaildirMailbox:
+        path = self.folder_path(name)
+
+        def opened():
+            with open_folder(path, self.settings, self.backend.cache) as folder:
+                return folder.synced + folder.events, folder.guid, folder.uidvalidity
+
+        events, guid, uidvalidity = await self.backend.run(opened)
+        _publish_all(self, guid, events)
+        self.backend.opened(self, name, path, guid)
+        return MaildirMailbox(self, name, path, guid, uidvalidity, read_only)
+
+    async def _create(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
+        await self.backend.run(self._create_sync, name, special_use, selectable)
+
+    def _create_sync(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
+        path = self.folder_path(name)
+        if not selectable:
+            os.makedirs(path, 0o700, exist_ok=True)
+            return
+        try:
+            create_folder(path, self._new_uidvalidity(), special_use, self._scratch())
+        except FileExistsError:
+            raise MailboxExists(f"Mailbox already exists: {name}")
+
+    def _scratch(self) -> str:
+        scratch = os.path.join(self.directory, "tmp")
+        os.makedirs(scratch, 0o700, exist_ok=True)
+        return scratch
+
+    async def _delete(self, name: str) -> None:
+        await self._remove(name, keep_name=False)
+
+    async def _make_unselectable(self, name: str) -> None:
+        await self._remove(name, keep_name=True)
+
+    async def _remove(self, name: str, keep_name: bool) -> None:
+        path = self.folder_path(name)
+
+        def remove() -> str | None:
+            guid = None
+            with process_lock(path):
+                if os.path.isdir(path):
+                    guid = _guid_of(path)
+                    aside = os.path.join(self._scratch(), f"mailhub-deleted.{uuid.uuid4().hex}")
+                    if os.path.isdir(os.path.join(path, "cur")):
+                        # Wait for whoever is assigning UIDs, then take it away whole.
+                        with dotlocked(os.path.join(path, "dovecot-uidlist"),
+                                       self.settings.lock_timeout,
+                                       self.settings.stale_lock_after):
+                            os.rename(path, aside)
+                    else:
+                        os.rename(path, aside)
+                    self.backend.cache.forget(path)
+                    if keep_name:
+                        # An empty directory: a name without messages.
+                        os.mkdir(path, 0o700)
+                    fsync_directory(self.directory)
+                    shutil.rmtree(aside, ignore_errors=True)
+                elif keep_name:
+                    os.makedirs(path, 0o700, exist_ok=True)
+            return guid
+
+        guid = await self.backend.run(remove)
+        if guid is not None:
+            _publish_all(self, guid, [MailboxRemoved()])
+
+    async def _rename(self, pairs: list[tuple[str, str]]) -> None:
+        guids = await self.backend.run(self._rename_sync, pairs)
+        for guid in guids:
+            _publish_all(self, guid, [MailboxRemoved()])
+
+    def _rename_sync(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """
+        Rename each folder directory of C{pairs} (Maildir++ keeps inferiors
+        in directories of their own); on a failure the ones already renamed
+        go back.  Never replaces a folder another process made meanwhile.
+        """
+        moves = [(self.folder_path(old), self.folder_path(new), new) for old, new in pairs]
+        guids = []
+        done: list[tuple[str, str]] = []
+        try:
+            for source, target, new in moves:
+                if not os.path.isdir(source):
+                    continue
+                with process_lock(source):
+                    guid = _guid_of(source)
+                    _rename_directory_no_replace(source, target, new)
+                    self.backend.cache.forget(source)
+                done.append((source, target))
+                if guid is not None:
+                    guids.append(guid)
+        except BaseException:
+            for source, target in reversed(done):
+                try:
+                    os.rename(target, source)
+                except OSError:
+                    pass
+            raise
+        fsync_directory(self.directory)
+        return guids
+
+    async def _subscriptions(self) -> set[str]:
+        return await self.backend.run(self._edit_subscriptions, None)
+
+    async def _subscribe(self, name: str) -> None:
+        await self.backend.run(self._edit_subscriptions, lambda names: names | {name})
+
+    async def _unsubscribe(self, name: str) -> None:
+        await self.backend.run(self._edit_subscriptions, lambda names: names - {name})
+
+    def _edit_subscriptions(self, change: Callable[[set[str]], set[str]] | None) -> set[str]:
+        path = os.path.join(self.directory, SUBSCRIPTIONS_FILE)
+        with process_lock(path):
+            if change is None:
+                return _read_subscriptions(path, self.delimiter)
+            with dotlocked(path, self.settings.lock_timeout,
+                           self.settings.stale_lock_after) as lock:
+                names = _read_subscriptions(path, self.delimiter)
+                updated = change(names)
+                if updated != names:
+                    lock.replace(_render_subscriptions(updated, self.delimiter))
+                return updated
+
+    # -- UIDVALIDITY ---------------------------------------------------------
+
+    def _new_uidvalidity(self) -> int:
+        """
+        A UIDVALIDITY never handed out before for this user: the clock in
+        seconds, or one more than the last value if that is not less.
+        """
+        with locked_file(os.path.join(self.directory, UIDVALIDITY_FILE),
+                         self.settings.lock_timeout) as fd:
+            last = _read_number(fd)
+            value = max(last + 1, int(time.time()))
+            if value > _MAX_UIDVALIDITY:
+                value = 1
+            _write_number(fd, value)
+            return value
+
+    def taken_uidvalidity(self, value: int) -> None:
+        """A mailbox took C{value} from elsewhere: later values are drawn above it."""
+        with locked_file(os.path.join(self.directory, UIDVALIDITY_FILE),
+                         self.settings.lock_timeout) as fd:
+            if value > _read_number(fd):
+                _write_number(fd, value)
+
+
+@implementer(IWatchableBackend)
+class MaildirBackend:
+    """
+    Mail as Maildir++ trees: C{root/<user>/} is the user's INBOX and holds
+    the other folders.
+
+    C{lock_timeout} bounds every wait for a lock another program holds
+    (then the operation fails with L{StoreUnavailable}); a
+    C{dovecot-uidlist.lock} older than C{stale_lock_after} seconds is
+    broken.  C{on_lock_wait}, if given, is called on the reactor thread
+    with the locked file's path whenever an operation starts waiting.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        notifier: INotifier | None = None,
+        lock_timeout: float = 30.0,
+        stale_lock_after: float = 120.0,
+        threads: int = 4,
+        on_lock_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, 0o700, exist_ok=True)
+        # Local events pass through it; watch_changes() adds other programs'.
+        self.notifier = ChangeWatcher(
+            self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
+        )
+        # Mailbox key -> (store, name, folder path, guid) as last opened.
+        self._opened: dict[Hashable, tuple[MaildirMailStore, str, str, str]] = {}
+        self.lock_timeout = lock_timeout
+        self.stale_lock_after = stale_lock_after
+        self.on_lock_wait = on_lock_wait
+        self.cache = FolderCache()
+        self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="maildir-backend")
+        self._shutdown_trigger = None
+
+    def __repr__(self) -> str:
+        return f"<MaildirBackend {self.root}>"
+
+    def mailbox_key(self, guid: str) -> Hashable:
+        """The L{IMailbox.key} of the folder whose C{dovecot-uidlist} has C{guid}."""
+        return ("maildir", self.root, guid)
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run the blocking C{function} in the backend's thread pool."""
+        from twisted.internet import reactor
+
+        if not self._pool.started:
+            # Started on first use; the reactor stops it when it shuts down.
+            self._pool.start()
+            self._shutdown_trigger = reactor.addSystemEventTrigger(
+                "during", "shutdown", self._pool.stop
+            )
+        return await deferToThreadPool(reactor, self._pool, function, *args)
+
+    async def open_store(self, username: str) -> MaildirMailStore:
+        """The tree of C{username}, created (an empty INBOX) on first use."""
+        directory = user_directory(self.root, username)
+        store = MaildirMailStore(self, username, directory)
+
+        def prepare() -> None:
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(directory, sub), 0o700, exist_ok=True)
+
+        await self.run(prepare)
+        return store
+
+    # -- changes made by other programs ---------------------------------------
+
+    def watch_changes(self, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
+        """
+        Announce what other programs (mutt, procmail, Dovecot, another
+        server process) do to folders with listeners here, by comparing
+        the size, mtime and inode of their C{new/}, C{cur/} and files every
+        C{poll_interval} seconds while some folder has listeners.
+        Idempotent.
+        """
+        from twisted_mailhub.backends.maildir.watch import SignatureProbe
+
+        if not self.notifier.started:
+            self.notifier.start(PollingTrigger(SignatureProbe(self), poll_interval))
+
+    def opened(self, store: MaildirMailStore, name: str, path: str, guid: str) -> None:
+        """Remember where the folder with C{guid} was last opened."""
+        self._opened[self.mailbox_key(guid)] = (store, name, path, guid)
+
+    def watched_path(self, key: Hashable) -> str | None:
+        """The directory of the folder C{key} as last opened, if it was."""
+        found = self._opened.get(key)
+        return None if found is None else found[2]
+
+    def _watched_mailbox(self, key: Hashable) -> MaildirMailbox | None:
+        found = self._opened.get(key)
+        if found is None:
+            return None
+        store, name, path, guid = found
+        return MaildirMailbox(store, name, path, guid, 0, True)
+
+    async def close(self) -> None:
+        """Stop watching and the worker threads (waiting for running operations)."""
+        await self.notifier.stop()
+        if self._shutdown_trigger is not None:
+            from twisted.internet import reactor
+
+            reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            self._shutdown_trigger = None
+        if self._pool.started:
+            self._pool.stop()
+
+    def _lock_wait(self, path: str) -> None:
+        if self.on_lock_wait is not None:
+            from twisted.internet import reactor
+
+            reactor.callFromThread(self.on_lock_wait, path)
+
+
+def _guid_of(path: str) -> str | None:
+    try:
+        with open(os.path.join(path, "dovecot-uidlist"), "rb") as f:
+            return parse_uidlist(f.read()).guid or None
+    except (FileNotFoundError, NotADirectoryError, UnreadableUidList):
+        return None
+
+
+def _rename_directory_no_replace(source: str, target: str, name: str) -> None:
+    # rename(2) would silently replace an empty directory, and the check
+    # and the rename are not one step: another process creating the target
+    # in between makes the rename fail on the non-empty directory instead.
+    if os.path.lexists(target):
+        raise MailboxExists(f"Mailbox already exists: {name}")
+    try:
+        os.rename(source, target)
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise MailboxExists(f"Mailbox already exists: {name}") from e
+        raise
+
+
+def _read_subscriptions(path: str, delimiter: str) -> set[str]:
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return set()
+    lines = text.split("\n")
+    if lines and lines[0].startswith("V\t"):
+        lines = lines[1:]
+    names = set()
+    for line in lines:
+        if not line:
+            continue
+        levels = [decode_level(spelled) for spelled in line.split("\t")]
+        if any(level is None or delimiter in level for level in levels):
+            continue
+        names.add(delimiter.join(levels))  # type: ignore[arg-type]
+    return names
+
+
+def _render_subscriptions(names: set[str], delimiter: str) -> bytes:
+    lines = ["\t".join(encode_level(level) for level in name.split(delimiter))
+             for name in sorted(names)]
+    return (_SUBSCRIPTIONS_HEADER + "".join(line + "\n" for line in lines)).encode("utf-8")
+
+
+def _read_number(fd: int) -> int:
+    try:
+        return int(os.pread(fd, 32, 0).strip() or 0)
+    except ValueError:
+        return 0
+
+
+def _write_number(fd: int, value: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, b"%d\n" % value, 0)
+    os.fsync(fd)
+
+
+__all__ = ["MaildirBackend", "MaildirMailStore"]

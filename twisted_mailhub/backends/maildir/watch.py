@@ -1,0 +1,66 @@
+"""
+Noticing what other programs did to watched Maildir folders (see
+L{twisted_mailhub.watch}).
+
+L{SignatureProbe} compares the size, mtime and inode of each watched
+folder's C{new/} and C{cur/} directories, C{dovecot-uidlist} and
+C{mailhub-state} with the previous poll.  A delivery adds a file to
+C{new/} or C{cur/}; a mail reader renames (flags) or removes files in
+them; Dovecot and other server processes rewrite the two files.  Maildir
+writers finish each change with one rename, so a change is reported at
+once, and again at every poll while a directory changed less than a
+second ago (file times are coarse: a second change in the same tick leaves
+them as they were).  The watcher then reads the folder's status, which
+brings it up to date and announces what changed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+from twisted_mailhub.backends.maildir.cache import (
+    SETTLE_SECONDS,
+    UIDLIST_FILE,
+    Signature,
+    signature_of,
+)
+from twisted_mailhub.backends.maildir.state import STATE_FILE
+
+if TYPE_CHECKING:
+    from twisted_mailhub.backends.maildir.store import MaildirBackend
+
+_Seen = tuple[Signature, ...] | None
+
+
+class SignatureProbe:
+    """Which watched folders changed since the previous poll."""
+
+    def __init__(self, backend: MaildirBackend) -> None:
+        self.backend = backend
+        self._seen: dict[Hashable, _Seen] = {}
+
+    async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
+        paths = {key: self.backend.watched_path(key) for key in keys}
+        seen, recent = await self.backend.run(_signatures, paths)
+        previous, self._seen = self._seen, seen
+        return [key for key in keys
+                if key not in previous or seen[key] != previous[key] or key in recent]
+
+
+def _signatures(paths: dict[Hashable, str | None]) -> tuple[dict[Hashable, _Seen], set]:
+    seen: dict[Hashable, _Seen] = {}
+    recent = set()
+    limit = (time.time() - SETTLE_SECONDS) * 1e9
+    for key, path in paths.items():
+        if path is None:
+            seen[key] = None
+            continue
+        sigs = tuple(signature_of(os.path.join(path, name))
+                     for name in ("new", "cur", UIDLIST_FILE, STATE_FILE))
+        seen[key] = sigs
+        if any(sig is not None and sig[1] >= limit for sig in sigs[:2]):
+            recent.add(key)
+    return seen, recent
