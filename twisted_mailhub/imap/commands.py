@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 
 from twisted_mailhub.criteria import SearchKey
+from twisted_mailhub.imap.sort import Criterion
 from twisted_mailhub.mime.sections import Section
 from twisted_mailhub.ranges import SequenceSet
 
@@ -250,6 +251,34 @@ class Search(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Sort(Command):
+    """
+    SORT / UID SORT (RFC 5256).  ``criteria`` are
+    L{twisted_mailhub.imap.sort.Criterion} values in priority order;
+    ``charset`` is upper case; ``returns`` is None for a plain SORT, or the
+    ESORT RETURN options (RFC 5267 section 3.1) - empty for ``RETURN ()``.
+    """
+
+    name: ClassVar[str] = "SORT"
+    criteria: tuple[Criterion, ...] = ()
+    key: SearchKey | None = None
+    charset: str = "UTF-8"
+    uid: bool = False
+    returns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """THREAD / UID THREAD (RFC 5256).  ``algorithm`` is upper case."""
+
+    name: ClassVar[str] = "THREAD"
+    algorithm: str = "REFERENCES"
+    key: SearchKey | None = None
+    charset: str = "UTF-8"
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class FetchAttr:
     """
     One FETCH data item.  ``name`` is one of FLAGS, INTERNALDATE,
@@ -308,4 +337,4 @@ AUTHENTICATED = (
     Enable, Select, Create, Delete, Rename, Subscribe, Unsubscribe, List,
     Namespace, Status, Append, Idle, GetQuota, GetQuotaRoot, SetQuota,
 )
-SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy)
+SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Sort, Thread)

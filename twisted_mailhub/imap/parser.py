@@ -277,12 +277,90 @@ def _search(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Search:
             raise ParseError(f"Unsupported charset: {charset}",
                              "BADCHARSET (" + " ".join(_CHARSETS) + ")")
         cur.sp("search criteria")
+    return c.Search(tag, _search_keys(ctx, charset), charset, uid, returns)
+
+
+def _search_keys(ctx: Context, charset: str | None) -> sk.SearchKey:
+    """The search keys that end SEARCH, SORT and THREAD: one, or their AND."""
     reader = _SearchReader(ctx, charset)
     keys = [reader.key(0)]
-    while cur.skip(SP):
+    while ctx.c.skip(SP):
         keys.append(reader.key(0))
-    key = keys[0] if len(keys) == 1 else sk.And(tuple(keys))
-    return c.Search(tag, key, charset, uid, returns)
+    return keys[0] if len(keys) == 1 else sk.And(tuple(keys))
+
+
+# -- SORT and THREAD (RFC 5256 section 5, RFC 5267 section 5, RFC 5957) ----------
+
+
+def _sort(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Sort:
+    """``SORT [RETURN (options)] (criteria) charset search-keys``"""
+    from twisted_mailhub.imap.sort import SORT_KEYS, Criterion
+
+    cur = ctx.c
+    cur.sp("sort criteria")
+    returns = None
+    if cur.peek_word() == "RETURN":
+        # RFC 5267 section 3 (ESORT): the return options of ESEARCH.
+        cur.word("RETURN")
+        cur.sp("RETURN options")
+
+        def option() -> str:
+            word = cur.word("RETURN option")
+            if word not in _SEARCH_RETURNS:
+                raise ParseError(f"Unknown SORT RETURN option: {word}")
+            return word
+
+        returns = tuple(g.paren_list(ctx, option, "RETURN options"))
+        cur.sp("sort criteria")
+
+    def criterion() -> Criterion:
+        word = cur.word("sort criterion")
+        reverse = word == "REVERSE"
+        if reverse:
+            cur.sp("sort criterion after REVERSE")
+            word = cur.word("sort criterion after REVERSE")
+            if word not in SORT_KEYS:
+                raise ParseError(f"Expected a sort key after REVERSE, not {word}")
+        if word not in SORT_KEYS:
+            raise ParseError(f"Unknown sort criterion: {word}")
+        return Criterion(word, reverse)
+
+    criteria = tuple(g.paren_list(ctx, criterion, "sort criteria", empty=False))
+    cur.sp("charset")
+    charset = _sort_charset(ctx)
+    cur.sp("search criteria")
+    return c.Sort(tag, criteria, _search_keys(ctx, charset), charset, uid, returns)
+
+
+def _thread(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Thread:
+    """``THREAD algorithm charset search-keys``"""
+    from twisted_mailhub.imap.thread import ALGORITHMS
+
+    cur = ctx.c
+    cur.sp("threading algorithm")
+    algorithm = cur.word("threading algorithm")
+    if algorithm not in ALGORITHMS:
+        raise ParseError(f"Unknown threading algorithm: {algorithm}")
+    cur.sp("charset")
+    charset = _sort_charset(ctx)
+    cur.sp("search criteria")
+    return c.Thread(tag, algorithm, _search_keys(ctx, charset), charset, uid)
+
+
+def _sort_charset(ctx: Context) -> str:
+    """
+    The charset SORT and THREAD require (RFC 5256 section 3).  One the
+    server cannot read is NO [BADCHARSET], as the RFC answers "can't sort
+    that charset"; the strings are then read as UTF-8 to check the rest.
+    """
+    cur = ctx.c
+    raw = cur.quoted("charset") if cur.peek() == g.DQUOTE else cur.atom("charset")
+    charset = raw.decode("ascii", "replace").upper()
+    if charset not in _CHARSETS:
+        ctx.refuse(f"Unsupported charset: {charset}",
+                   "BADCHARSET (" + " ".join(_CHARSETS) + ")")
+        return "UTF-8"
+    return charset
 
 
 class _SearchReader:
@@ -523,6 +601,7 @@ def _partial(ctx: Context) -> tuple[int, int] | None:
 _COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
     **{name: g.cmd_simple for name in g.SIMPLE},
     "ID": g.cmd_id, "LOGIN": g.cmd_login, "AUTHENTICATE": g.cmd_authenticate,
+    "SORT": _sort, "THREAD": _thread,
     "ENABLE": g.cmd_enable, "SELECT": g.cmd_select, "EXAMINE": g.cmd_select,
     "CREATE": g.cmd_create, "DELETE": g.cmd_one_mailbox,
     "SUBSCRIBE": g.cmd_one_mailbox, "UNSUBSCRIBE": g.cmd_one_mailbox,
@@ -535,4 +614,5 @@ _COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
 _UID_COMMANDS: dict[str, Callable[..., c.Command]] = {
     "COPY": g.cmd_copy, "MOVE": g.cmd_copy, "STORE": g.cmd_store,
     "SEARCH": _search, "FETCH": _fetch, "EXPUNGE": _uid,
+    "SORT": _sort, "THREAD": _thread,
 }

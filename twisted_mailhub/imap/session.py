@@ -66,7 +66,7 @@ _ALLOWED.update({cls: (State.AUTHENTICATED, State.SELECTED) for cls in C.AUTHENT
 _ALLOWED.update({cls: (State.SELECTED,) for cls in C.SELECTED})
 
 # RFC 3501 7.4.1: no EXPUNGE while answering these (by sequence number).
-_NO_EXPUNGE = (C.Fetch, C.Store, C.Search)
+_NO_EXPUNGE = (C.Fetch, C.Store, C.Search, C.Sort, C.Thread)
 
 
 class Session:
@@ -122,6 +122,8 @@ class Session:
             "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
             "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
             "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY",
+            # RFC 5256, RFC 5957 and RFC 5267 section 3.1.
+            "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT",
             # RFC 8438: STATUS (SIZE) is answered, so say so.
             "STATUS=SIZE",
             # RFC 3502: APPEND of several messages is one store operation,

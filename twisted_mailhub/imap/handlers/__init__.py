@@ -5,8 +5,8 @@ response code as C{(text, code)}), or raises L{CommandFailed} /
 L{twisted_mailhub.errors.MailhubError} for NO and BAD.
 """
 
-from twisted_mailhub.imap.handlers import auth, basic, mailboxes, messages, quota
+from twisted_mailhub.imap.handlers import auth, basic, mailboxes, messages, quota, sorting
 
 HANDLERS = {}
-for _module in (basic, auth, mailboxes, messages, quota):
+for _module in (basic, auth, mailboxes, messages, quota, sorting):
     HANDLERS.update(_module.HANDLERS)
