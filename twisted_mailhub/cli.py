@@ -37,6 +37,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the same tasks over IMAP and POP3 and compare the cost",
     ),
     "quota": ("twisted_mailhub.quota.command:main", "show or set a user's quota"),
+    "sync": ("twisted_mailhub.sync:main", "copy an account from another IMAP server"),
 }
 
 
