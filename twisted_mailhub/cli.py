@@ -38,6 +38,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "quota": ("twisted_mailhub.quota.command:main", "show or set a user's quota"),
     "sync": ("twisted_mailhub.sync:main", "copy an account from another IMAP server"),
+    "mailboxes": ("twisted_mailhub.admin.mailboxes:list_main", "list a user's mailboxes"),
+    "mailbox": ("twisted_mailhub.admin.mailboxes:mailbox_main",
+                "create, delete, rename a mailbox or show its counters"),
+    "import": ("twisted_mailhub.admin.transfer:import_main", "import mbox or Maildir mail"),
+    "export": ("twisted_mailhub.admin.transfer:export_main", "export mail as mbox or Maildir"),
+    "check": ("twisted_mailhub.admin.check:main", "check a store's consistency (and repair)"),
 }
 
 

@@ -402,3 +402,25 @@ class IBackend(Interface):
 
     def close():
         """Asynchronous.  Release connections and threads."""
+
+
+class ICheckableBackend(IBackend):
+    """
+    Optional: a backend that can check its own bookkeeping against the mail
+    it holds (counters, UIDNEXT and HIGHESTMODSEQ, indexes, reference
+    counts, rows or files nothing refers to) and put right what it finds.
+    ``mailhub check`` runs it.
+    """
+
+    def check(usernames=None, repair=False):
+        """
+        Asynchronous.  Check the mailboxes of C{usernames} (a list of str;
+        every user, and what belongs to no user, when C{None}) and return a
+        L{twisted_mailhub.consistency.CheckReport}.  With C{repair}, each
+        problem that can be put right is, and reported as repaired.
+
+        A repair never invents mail: a message whose content is lost is
+        removed (and announced as expunged); everything else is made to
+        agree with the messages that are there.  Raises C{LookupError} for
+        a name in C{usernames} the store has no mail for.
+        """

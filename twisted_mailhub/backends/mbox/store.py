@@ -37,7 +37,7 @@ from twisted_mailhub.backends.mbox.naming import (
     user_directory,
 )
 from twisted_mailhub.errors import MailboxExists
-from twisted_mailhub.interfaces import IMailStore, INotifier
+from twisted_mailhub.interfaces import ICheckableBackend, IMailStore, INotifier
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import (
@@ -304,7 +304,7 @@ class MboxMailStore(BaseMailStore):
                 os.fsync(fd)
 
 
-@implementer(IWatchableBackend)
+@implementer(IWatchableBackend, ICheckableBackend)
 class MboxBackend:
     """
     Mail as mbox files: C{root/<user>/INBOX} and one file per mailbox.
@@ -418,6 +418,18 @@ class MboxBackend:
             self._shutdown_trigger = None
         if self._pool.started:
             self._pool.stop()
+
+    async def list_users(self) -> list[str]:
+        """The users that have a directory under the root, sorted."""
+        from twisted_mailhub.backends.mbox.check import list_users
+
+        return await self.run(list_users, self.root)
+
+    async def check(self, usernames: list[str] | None = None, repair: bool = False) -> Any:
+        """L{ICheckableBackend}: see L{twisted_mailhub.backends.mbox.check}."""
+        from twisted_mailhub.backends.mbox.check import check_backend
+
+        return await check_backend(self, usernames, repair)
 
     def _lock_wait(self, path: str) -> None:
         if self.on_lock_wait is not None:

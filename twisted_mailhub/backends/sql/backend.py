@@ -25,7 +25,7 @@ from twisted_mailhub.backends.sql.quota import limits_txn, set_limits_txn
 from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
 from twisted_mailhub.backends.sql.store import SQLMailStore, clear_mailbox, create_mailbox
 from twisted_mailhub.errors import StoreUnavailable
-from twisted_mailhub.interfaces import INotifier
+from twisted_mailhub.interfaces import ICheckableBackend, INotifier
 from twisted_mailhub.interfaces import IQuotaLimits
 from twisted_mailhub.model import MailboxRemoved
 from twisted_mailhub.notify import LocalNotifier
@@ -48,7 +48,7 @@ class UnknownUser(LookupError):
 
 
 @implementer(IQuotaLimits)
-@implementer(IWatchableBackend)
+@implementer(IWatchableBackend, ICheckableBackend)
 class SQLBackend:
     """
     A mail store in the database at C{url} (any SQLAlchemy URL, or the
@@ -194,6 +194,14 @@ class SQLBackend:
         """Every user name, sorted."""
         await self.ready()
         return await self.db.read(_list_users_txn)
+
+    # -- consistency -----------------------------------------------------------
+
+    async def check(self, usernames: list[str] | None = None, repair: bool = False) -> Any:
+        """L{ICheckableBackend}: see L{twisted_mailhub.backends.sql.check}."""
+        from twisted_mailhub.backends.sql.check import check_backend
+
+        return await check_backend(self, usernames, repair)
 
 
 # -- transactions ----------------------------------------------------------------

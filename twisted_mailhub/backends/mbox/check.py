@@ -1,0 +1,274 @@
+"""
+The consistency check of the mbox store (L{ICheckableBackend.check}): each
+mailbox's index against its mbox file.
+
+Another program changing a file is not a problem: the index records the
+size, mtime and inode of the file it describes, and the next open takes
+the change in (L{MboxFolder.refresh}).  What the check looks for is an
+index that I{claims} to describe the file as it is and does not:
+
+  - an index that cannot be read (it is rebuilt: new UIDVALIDITY, flags
+    from the status fields of the file);
+  - an append that was interrupted (finished or cut off, as the next open
+    would);
+  - UIDs out of order (renumbered under a new UIDVALIDITY), UIDNEXT not
+    above every UID used, HIGHESTMODSEQ below a MODSEQ given, a \\Recent
+    mark beyond UIDNEXT (each set right);
+  - messages that are not where the index says, or whose content is not
+    the one recorded (matched again by content, as after a rewrite by
+    another program);
+  - index files of mbox files that are gone (deleted).
+
+Each file is read one message at a time, under the same locks other mail
+programs and the server take.  Everything here blocks and runs in the
+backend's thread pool, except L{check_backend}.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted_mailhub.backends.mbox import format as mbox
+from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
+from twisted_mailhub.backends.mbox.index import Index, read_index, signature
+from twisted_mailhub.backends.mbox.locking import locked_mbox
+from twisted_mailhub.backends.mbox.naming import (
+    INDEX_SUFFIX,
+    decode_level,
+    index_file,
+    mailbox_file,
+    user_directory,
+)
+from twisted_mailhub.consistency import CheckReport, Problem
+from twisted_mailhub.model import MailboxEvent, MailboxRemoved
+
+if TYPE_CHECKING:
+    from twisted_mailhub.backends.mbox.store import MboxBackend, MboxMailStore
+
+_SEPARATOR_LINE = re.compile(rb"(?:^|\n)From ")
+
+
+async def check_backend(backend: "MboxBackend", usernames: list[str] | None = None,
+                        repair: bool = False) -> CheckReport:
+    """
+    L{ICheckableBackend.check} of C{backend}: every mailbox of C{usernames}
+    (every user directory when C{None}).  Events of repairs are published.
+    """
+    from twisted_mailhub.backends.mbox.store import MboxMailStore
+
+    if usernames is None:
+        names = await backend.run(list_users, backend.root)
+    else:
+        names = list(usernames)
+        for name in names:
+            if not await backend.run(os.path.isdir, user_directory(backend.root, name)):
+                raise LookupError(f"No such user: {name}")
+    report = CheckReport()
+    for name in names:
+        store = MboxMailStore(backend, name, user_directory(backend.root, name))
+        found, events = await backend.run(check_user, store, repair)
+        report.merge(found)
+        for index_key, event in events:
+            backend.notifier.publish(backend.mailbox_key(index_key), event)
+    return report
+
+
+def list_users(root: str) -> list[str]:
+    """The users with a directory under C{root}, sorted."""
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    users = []
+    for entry in entries:
+        name = decode_level(entry)
+        if name is not None and os.path.isdir(os.path.join(root, entry)):
+            users.append(name)
+    return users
+
+
+def check_user(store: "MboxMailStore", repair: bool
+               ) -> tuple[CheckReport, list[tuple[str, MailboxEvent]]]:
+    """Check every mailbox of one user; with C{repair}, fix what is found."""
+    report = CheckReport(users=1)
+    events: list[tuple[str, MailboxEvent]] = []
+    for info in store._list_sync():
+        if not info.selectable:
+            continue
+        path = mailbox_file(store.directory, info.name, store.delimiter)
+        try:
+            findings, messages = inspect(path, store)
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        report.mailboxes += 1
+        report.messages += messages
+        for finding in findings:
+            report.add(Problem(finding.kind, finding.description + (
+                "; " + finding.repair if repair else ""), store.username, info.name, repair))
+        if repair and findings:
+            events.extend(fix(path, store, findings))
+    for path in orphaned_indexes(store.directory):
+        relative = os.path.relpath(path, store.directory)
+        report.add(Problem("orphaned-index", f"index {relative} of no mbox file"
+                           + ("; deleted" if repair else ""), store.username, None, repair))
+        if repair:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    return report, events
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem of a mailbox, and what L{fix} does about it."""
+
+    kind: str
+    description: str
+    repair: str
+
+
+def inspect(path: str, store: "MboxMailStore") -> tuple[list[Finding], int]:
+    """
+    The problems of the mailbox file C{path} and how many messages its
+    index holds, looked at under the mailbox's locks without changing it.
+    """
+    settings = store.settings
+    findings: list[Finding] = []
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    with locked_mbox(path, settings.lock_timeout, settings.stale_lock_after,
+                     settings.on_lock_wait) as fd:
+        try:
+            index = read_index(index_file(path))
+        except (ValueError, KeyError, TypeError):
+            findings.append(Finding("unreadable-index", "the index cannot be read",
+                                    "rebuilt from the file (new UIDVALIDITY)"))
+            return findings, 0
+        if index is None:
+            return findings, 0  # made at the next open, as for any new file
+        if index.pending is not None:
+            findings.append(Finding("interrupted-append", "an append was interrupted",
+                                    "completed or cut off"))
+        findings.extend(_counter_findings(index))
+        if index.file == signature(os.fstat(fd)):
+            wrong = _misplaced(fd, index)
+            if wrong:
+                findings.append(Finding(
+                    "index-mismatch",
+                    f"{wrong} message(s) are not where the index says or have changed",
+                    "matched again by content"))
+        return findings, len(index.entries)
+
+
+def _counter_findings(index: Index) -> list[Finding]:
+    findings = []
+    uids = [entry.uid for entry in index.entries]
+    if any(a >= b for a, b in zip(uids, uids[1:])):
+        findings.append(Finding("uid-order", "the UIDs do not ascend through the file",
+                                "renumbered under a new UIDVALIDITY"))
+    used = max(uids + [uid for uid, _ in index.expunged] + [0])
+    if index.uidnext <= used:
+        findings.append(Finding("uidnext", f"UIDNEXT {index.uidnext} is not above UID {used}, "
+                                "already used", f"set to {used + 1}"))
+    given = max([entry.modseq for entry in index.entries]
+                + [modseq for _, modseq in index.expunged] + [0])
+    if index.highestmodseq < given:
+        findings.append(Finding(
+            "highestmodseq", f"HIGHESTMODSEQ {index.highestmodseq} is below MODSEQ {given}, "
+            "already given", f"set to {given + 1}"))
+    uidnext = max(index.uidnext, used + 1)
+    if index.recent_after >= uidnext:
+        findings.append(Finding("recent", f"\\Recent is marked up to UID {index.recent_after}, "
+                                f"beyond UIDNEXT {index.uidnext}", "marked up to UIDNEXT"))
+    return findings
+
+
+def _misplaced(fd: int, index: Index) -> int:
+    """How many entries do not describe the file; reads one message at a time."""
+    wrong = 0
+    for entry in index.entries:
+        if os.pread(fd, len(mbox.SEPARATOR), entry.start) != mbox.SEPARATOR:
+            wrong += 1
+            continue
+        stored = _pread(fd, entry.body_end - entry.body_start, entry.body_start)
+        content, _ = mbox.content_of(stored)
+        if mbox.digest(content) != entry.digest or len(content) - entry.trim != entry.size:
+            wrong += 1
+    # Nothing may follow the last message the index knows of.
+    end = index.entries[-1].body_end if index.entries else 0
+    size = os.fstat(fd).st_size
+    tail = _pread(fd, size - end, end)
+    if _SEPARATOR_LINE.search(tail):
+        wrong += len(mbox.scan(tail)) or 1
+    return wrong
+
+
+def fix(path: str, store: "MboxMailStore", findings: list[Finding]
+        ) -> list[tuple[str, MailboxEvent]]:
+    """Put right the C{findings} of C{path}; return the events caused."""
+    kinds = {finding.kind for finding in findings}
+    cache = store.backend.cache
+    if "unreadable-index" in kinds:
+        os.unlink(index_file(path))
+        cache.forget(path)
+    # Opening completes an interrupted append and builds a missing index.
+    with open_folder(path, store.settings, cache) as folder:
+        index = folder.index
+        if "uid-order" in kinds:
+            _renumber(folder, store)
+        used = max([entry.uid for entry in index.entries]
+                   + [uid for uid, _ in index.expunged] + [0])
+        index.uidnext = max(index.uidnext, used + 1)
+        given = max([entry.modseq for entry in index.entries]
+                    + [modseq for _, modseq in index.expunged] + [0])
+        if index.highestmodseq < given:
+            index.highestmodseq = given + 1
+        index.recent_after = min(index.recent_after, index.uidnext - 1)
+        cache.save(path, index)
+        if "index-mismatch" in kinds:
+            # As when the file changed behind the index's back.
+            index.file = None
+            folder.refresh()
+        return [(index.key, event) for event in folder.events]
+
+
+def _renumber(folder: MboxFolder, store: "MboxMailStore") -> None:
+    """New UIDs in file order under a new UIDVALIDITY, keeping flags and dates."""
+    index = folder.index
+    index.uidvalidity = max(store.settings.new_uidvalidity(), index.uidvalidity + 1)
+    modseq = max([index.highestmodseq] + [entry.modseq for entry in index.entries]) + 1
+    for uid, entry in enumerate(index.entries, start=1):
+        entry.uid = uid
+        entry.modseq = modseq
+    index.uidnext = len(index.entries) + 1
+    index.highestmodseq = modseq
+    index.recent_after = 0
+    index.expunged = []
+    folder.events.append(MailboxRemoved())
+
+
+def orphaned_indexes(directory: str) -> list[str]:
+    """Index files under C{directory} whose mbox file is gone."""
+    found = []
+    for root, _dirs, files in os.walk(directory):
+        present = set(files)
+        for name in sorted(files):
+            if name.endswith(INDEX_SUFFIX) and name[: -len(INDEX_SUFFIX)] not in present:
+                found.append(os.path.join(root, name))
+    return found
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    parts = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 24), offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        length -= len(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
