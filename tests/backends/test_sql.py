@@ -264,6 +264,7 @@ class SQLBackendTestsMixin:
     async def test_delete_user_removes_mail(self) -> None:
         backend, store, inbox, metas = await self.inbox_with(3)
         await backend.delete_user("alice")
+        await backend.reaper.flush()
         self.assertEqual(await self.count_rows(backend, contents), 0)
         self.assertEqual(await self.count_rows(backend, chunks), 0)
         store = await backend.open_store("alice")
@@ -287,13 +288,42 @@ class SQLBackendTestsMixin:
         self.assertEqual(await self.count_rows(backend, contents), 3)
         await inbox.store_flags([m.uid for m in metas], "add", {"\\Deleted"})
         await inbox.expunge()
+        await backend.reaper.flush()
         self.assertEqual(await self.count_rows(backend, contents), 3)
         message = await archive.open_message(pairs[1][1])
         self.assertEqual(await message.read(), make_message(1))
         await archive.store_flags([p[1] for p in pairs], "add", {"\\Deleted"})
         await archive.expunge()
+        await backend.reaper.flush()
         self.assertEqual(await self.count_rows(backend, contents), 0)
         self.assertEqual(await self.count_rows(backend, chunks), 0)
+
+    async def test_released_contents_are_reaped_after_the_expunge(self) -> None:
+        backend, store, inbox, metas = await self.inbox_with(4)
+        await inbox.store_flags([m.uid for m in metas[:2]], "add", {"\\Deleted"})
+        await inbox.expunge()
+        # The EXPUNGE only dropped the references; the reaper deletes the
+        # contents shortly after, and nothing reaches them in between.
+        context = SearchContext([m.uid for m in metas], set())
+        self.assertEqual(await inbox.search(sk.Text("message 0"), context), [])
+        self.assertEqual(await inbox.search(sk.Text("message 2"), context), [metas[2].uid])
+        await backend.reaper.flush()
+        self.assertEqual(await self.count_rows(backend, contents), 2)
+        self.assertEqual(
+            [await (await inbox.open_message(m.uid)).read() for m in metas[2:]],
+            [make_message(2), make_message(3)])
+
+    async def test_contents_left_unreaped_are_swept_at_open(self) -> None:
+        backend, store, inbox, metas = await self.inbox_with(3)
+        await inbox.store_flags([metas[0].uid], "add", {"\\Deleted"})
+        # As if the process stopped between the EXPUNGE and its reaping.
+        backend.reaper.released = lambda ids: None
+        await inbox.expunge()
+        reopened = await self.restart_backend(backend)
+        self.addCleanup(reopened.close)
+        await reopened.ready()
+        await reopened.reaper.flush()
+        self.assertEqual(await self.count_rows(reopened, contents), 2)
 
     async def test_read_ranges_across_chunks(self) -> None:
         body = bytes(random.Random(7).getrandbits(8) for _ in range(3 * CHUNK_SIZE + 123))

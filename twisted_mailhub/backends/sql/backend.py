@@ -22,6 +22,7 @@ from zope.interface import implementer
 from twisted_mailhub.backends.sql.engine import Database, is_memory_sqlite, parse_url
 from twisted_mailhub.backends.sql.migrate import prepare
 from twisted_mailhub.backends.sql.quota import limits_txn, set_limits_txn
+from twisted_mailhub.backends.sql.reaper import ContentReaper
 from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
 from twisted_mailhub.backends.sql.store import SQLMailStore, clear_mailbox, create_mailbox
 from twisted_mailhub.errors import StoreUnavailable
@@ -64,6 +65,7 @@ class SQLBackend:
             self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
         )
         self.db = Database(self.url, pool_size=pool_size, reactor=reactor)
+        self.reaper = ContentReaper(self.db, reactor)
         self._reactor = reactor
         self._identity = self.url.render_as_string(hide_password=True)
         self._ready: Failure | bool = False
@@ -112,6 +114,8 @@ class SQLBackend:
 
     def _prepared(self, result: Any) -> None:
         self._ready = result if isinstance(result, Failure) else True
+        if self._ready is True:
+            self.reaper.sweep()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(None)
@@ -140,6 +144,7 @@ class SQLBackend:
             await d
         self._closed = True
         await self.notifier.stop()
+        await self.reaper.stop()
         await self.db.stop()
 
     # -- IBackend --------------------------------------------------------------

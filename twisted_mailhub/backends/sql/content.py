@@ -5,9 +5,10 @@ A C{contents} row is written at APPEND with the parsed structure and the
 header columns SEARCH uses; the raw bytes go into C{chunks} rows of
 L{CHUNK_SIZE}, and its decoded text into the full-text index
 (L{twisted_mailhub.backends.sql.fts}).  COPY adds message rows pointing at
-the same content and increments its C{refcount}; expunging the last
-message of a content deletes it, with its chunks and its text.  All functions here run in a pool thread, inside the caller's
-transaction.
+the same content and increments its C{refcount}; once the last message of
+a content is expunged, L{reap} deletes it with its chunks and its text,
+soon after and in a transaction of its own.  All functions here run in a
+pool thread, inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from twisted_mailhub.backends.sql import fts
+from twisted_mailhub.backends.sql.engine import after_commit
 from twisted_mailhub.backends.sql.schema import (
     CHUNK_SIZE,
     HEADER_COLUMNS,
@@ -129,10 +131,18 @@ def add_references(conn: Connection, counts: dict[int, int]) -> None:
             )
 
 
+#: The after-commit key under which released contents are handed to the
+#: reaper (L{twisted_mailhub.backends.sql.reaper}).
+RELEASED = "released-contents"
+
+
 def release(conn: Connection, content_ids: Iterable[int]) -> None:
     """
-    Drop one reference per occurrence in C{content_ids}; delete contents
-    (with their chunks and text) nobody refers to any more.
+    Drop one reference per occurrence in C{content_ids}.  Contents nobody
+    refers to any more are no longer reachable (every read and search goes
+    through a message row), and are deleted later by L{reap}, out of the
+    transaction: deleting their text from the full-text index is most of
+    the cost of an EXPUNGE.
     """
     counts: dict[int, int] = {}
     for content_id in content_ids:
@@ -140,18 +150,29 @@ def release(conn: Connection, content_ids: Iterable[int]) -> None:
     if not counts:
         return
     add_references(conn, {content_id: -n for content_id, n in counts.items()})
-    ids = sorted(counts)
-    for start in range(0, len(ids), 500):
-        batch = ids[start:start + 500]
-        dead = conn.execute(
-            select(contents.c.id).where(and_(contents.c.id.in_(batch), contents.c.refcount <= 0))
-        ).scalars().all()
-        if dead:
-            if fts.indexed(conn):
-                fts.delete(conn, list(dead))
-            conn.execute(delete(summaries).where(summaries.c.content_id.in_(dead)))
-            conn.execute(delete(chunks).where(chunks.c.content_id.in_(dead)))
-            conn.execute(delete(contents).where(contents.c.id.in_(dead)))
+    after_commit(conn, RELEASED, counts)
+
+
+def reap(conn: Connection, content_ids: list[int] | None = None, limit: int = 500) -> list[int]:
+    """
+    Delete, with their chunks, summaries and text, the contents among
+    C{content_ids} (or any C{limit} of them when C{None}) that nobody refers
+    to; return the ids deleted.  A content is never referred to again once
+    its count reached zero, so this may run at any later time.
+    """
+    dead_query = select(contents.c.id).where(contents.c.refcount <= 0)
+    if content_ids is None:
+        dead = conn.execute(dead_query.limit(limit)).scalars().all()
+    else:
+        dead = conn.execute(dead_query.where(contents.c.id.in_(content_ids))).scalars().all()
+    if dead:
+        dead = list(dead)
+        if fts.indexed(conn):
+            fts.delete(conn, dead)
+        conn.execute(delete(summaries).where(summaries.c.content_id.in_(dead)))
+        conn.execute(delete(chunks).where(chunks.c.content_id.in_(dead)))
+        conn.execute(delete(contents).where(contents.c.id.in_(dead)))
+    return dead
 
 
 def count_contents(conn: Connection) -> int:

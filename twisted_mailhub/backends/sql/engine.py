@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from twisted.internet import reactor as _global_reactor
@@ -129,6 +129,7 @@ class Database:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._started = False
         self._trigger: Any = None
+        self._commit_handlers: dict[str, Callable[[list[Any]], None]] = {}
 
     def start(self) -> None:
         if not self._started:
@@ -205,8 +206,41 @@ class Database:
     def _write_once(self, fn: Callable[..., T], args: tuple) -> T:
         with self.engine.connect() as conn:
             conn.execution_options(mailhub_write=True)
+            conn.info.pop(_AFTER_COMMIT, None)  # left by a failed attempt
             with conn.begin():
-                return fn(conn, *args)
+                result = fn(conn, *args)
+            pending = conn.info.pop(_AFTER_COMMIT, None)
+        if pending:
+            self._reactor.callFromThread(self._committed, pending)
+        return result
+
+    # -- after the commit ------------------------------------------------------
+
+    def on_commit(self, key: str, handler: Callable[[list[Any]], None]) -> None:
+        """
+        Call C{handler(items)} in the reactor thread after each committed
+        write transaction that passed C{key} to L{after_commit}, with the
+        items it passed.  Items of a rolled back transaction are dropped.
+        """
+        self._commit_handlers[key] = handler
+
+    def _committed(self, pending: dict[str, list[Any]]) -> None:
+        for key, items in pending.items():
+            handler = self._commit_handlers.get(key)
+            if handler is not None:
+                handler(items)
+
+
+#: Where after_commit keeps its items on a connection during a transaction.
+_AFTER_COMMIT = "mailhub_after_commit"
+
+
+def after_commit(conn: Connection, key: str, items: Iterable[Any]) -> None:
+    """
+    Inside a write transaction: hand C{items} to the handler registered for
+    C{key} with L{Database.on_commit} once the transaction has committed.
+    """
+    conn.info.setdefault(_AFTER_COMMIT, {}).setdefault(key, []).extend(items)
 
 
 def _unavailable(error: OperationalError) -> StoreUnavailable:
