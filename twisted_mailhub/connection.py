@@ -10,6 +10,7 @@ reading pauses the server instead of growing its buffers.
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections import Counter
 from typing import Any, Awaitable, Protocol as TypingProtocol
 
@@ -19,6 +20,7 @@ from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
+from twisted_mailhub.observer import NULL_OBSERVER, IServerObserver
 from twisted_mailhub.policy import ServerPolicy
 
 
@@ -33,6 +35,7 @@ class ConnectionIO(TypingProtocol):
     tls_available: bool  # STARTTLS / STLS may be offered
     is_loopback: bool
     peer_host: str
+    protocol_name: str  # "imap", "imaps", "pop3", ...: the listener's kind
 
     def write(self, data: bytes) -> None: ...
 
@@ -48,6 +51,10 @@ class ConnectionIO(TypingProtocol):
     def set_timeout(self, seconds: float | None) -> None: ...
 
     def close(self) -> None: ...
+
+    def report_login(self, mechanism: str, username: str | bytes | None,
+                     succeeded: bool) -> None:
+        """Log (a failure) and tell the observer of a decided login attempt."""
 
 
 def is_loopback(address: Any) -> bool:
@@ -68,8 +75,12 @@ class ServerConnection(Protocol, TimeoutMixin):
     Base of the IMAP and POP3 protocols.  Subclasses call
     L{setup_connection} first thing in C{connectionMade} and
     L{teardown_connection} in C{connectionLost}; they implement
-    L{goodbye} to say a protocol-specific last word.
+    L{goodbye} to say a protocol-specific last word, and count what they
+    read in C{bytes_received}.
     """
+
+    #: The protocol's name for logs and metrics; implicit TLS adds an "s".
+    protocol_name = ""
 
     def __init__(self) -> None:
         self.secure = False
@@ -81,6 +92,9 @@ class ServerConnection(Protocol, TimeoutMixin):
         self._line_waiter: defer.Deferred | None = None
         self._counted = False
         self._registered = False
+        # Protocol bytes (before TLS), for the observer.
+        self.bytes_received = 0
+        self.bytes_sent = 0
 
     def setup_connection(self) -> bool:
         """
@@ -95,6 +109,8 @@ class ServerConnection(Protocol, TimeoutMixin):
         self.is_loopback = is_loopback(peer)
         # Implicit TLS: the factory is wrapped in TLSMemoryBIOFactory.
         self.secure = ISSLTransport.providedBy(self.transport)
+        if self.secure:
+            self.protocol_name += "s"
         self.tls_available = factory.tls_options is not None and not self.secure
         self.transport.registerProducer(self, True)
         self._registered = True
@@ -136,6 +152,7 @@ class ServerConnection(Protocol, TimeoutMixin):
 
     def write(self, data: bytes) -> None:
         if not self.closed:
+            self.bytes_sent += len(data)
             self.transport.write(data)
 
     def drain(self) -> defer.Deferred:
@@ -154,6 +171,25 @@ class ServerConnection(Protocol, TimeoutMixin):
 
     def set_timeout(self, seconds: float | None) -> None:
         self.setTimeout(seconds)
+
+    def report_login(self, mechanism: str, username: str | bytes | None,
+                     succeeded: bool) -> None:
+        """
+        A login attempt was decided: a failure is logged in the one line
+        fail2ban matches (L{log_auth_failure}); the observer hears of both.
+        """
+        if not succeeded:
+            from twisted_mailhub.auth.throttle import log_auth_failure
+
+            log_auth_failure(username, self.peer_host, self.protocol_name, mechanism)
+        self.factory.observer.login(self.protocol_name, mechanism, succeeded)
+
+    def report_command(self, name: str, started: float) -> None:
+        """
+        Tell the observer that command C{name}, begun at C{started} (a
+        L{time.perf_counter} value), is done.
+        """
+        self.factory.observer.command(self.protocol_name, name, time.perf_counter() - started)
 
     def close(self) -> None:
         """
@@ -191,7 +227,12 @@ class ServerConnectionFactory(ServerFactory):
     """
     Shared by the IMAP and POP3 factories: the portal, policy, TLS options,
     clock and failure throttle, and the connections per address.
+
+    C{observer} (an L{IServerObserver}) is told of connections, logins and
+    commands; set it before the factory serves (L{NULL_OBSERVER} by default).
     """
+
+    observer: IServerObserver = NULL_OBSERVER
 
     def __init__(self, portal, *, policy: ServerPolicy | None = None, tls_options=None,
                  throttle=None, clock=None) -> None:
@@ -215,7 +256,15 @@ class ServerConnectionFactory(ServerFactory):
         self.connections.add(protocol)
         self._per_address[protocol.peer_host] += 1
         protocol._counted = True
-        return self._per_address[protocol.peer_host] <= self.policy.max_connections_per_address
+        self.observer.connection_opened(protocol)
+        if self._per_address[protocol.peer_host] <= self.policy.max_connections_per_address:
+            return True
+        from twisted_mailhub.auth.throttle import log_connection_refused
+
+        log_connection_refused(protocol.peer_host, protocol.protocol_name,
+                               "too-many-connections")
+        self.observer.connection_refused(protocol, "too-many-connections")
+        return False
 
     def connection_closed(self, protocol: ServerConnection) -> None:
         """Forget C{protocol}."""
@@ -226,6 +275,7 @@ class ServerConnectionFactory(ServerFactory):
             self._per_address[host] -= 1
             if self._per_address[host] <= 0:
                 del self._per_address[host]
+            self.observer.connection_closed(protocol)
 
     def disconnect_all(self, message: str = "Server shutting down") -> None:
         """Say C{message} to every client and close its connection (for shutdown)."""

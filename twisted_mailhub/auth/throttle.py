@@ -158,3 +158,15 @@ def log_auth_failure(
     )
     _log.info("{line}", line=line)
     return line
+
+
+def log_connection_refused(address: str, protocol: str, reason: str) -> str:
+    """
+    Log one connection turned away before the protocol began, e.g.
+    ``connection refused: rip=192.0.2.7 proto=imap reason=too-many-connections``,
+    in the same form as L{log_auth_failure}, and return that line.
+    """
+    line = (f"connection refused: rip={_clean(address)} proto={_clean(protocol)}"
+            f" reason={_clean(reason)}")
+    _log.info("{line}", line=line)
+    return line

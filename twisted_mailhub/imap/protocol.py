@@ -10,12 +10,14 @@ client that keeps sending is paused.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from twisted_mailhub.connection import ClientGone, ServerConnection, ServerConnectionFactory
+from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap.output import ResponseOutput
 from twisted_mailhub.imap.parser import (
@@ -35,10 +37,29 @@ __all__ = ["IMAPServerFactory", "IMAPServerProtocol"]
 GOODBYE_PADDING_LIMIT = 2**20
 
 
+def command_label(command: C.Command) -> str:
+    """
+    The name a command is counted under: as the client spelled it, with its
+    UID prefix, EXAMINE, LSUB and MOVE told apart from SELECT, LIST and COPY.
+    """
+    name = command.name
+    if isinstance(command, C.Select) and command.read_only:
+        name = "EXAMINE"
+    elif isinstance(command, C.List) and command.lsub:
+        name = "LSUB"
+    elif isinstance(command, C.Copy) and command.move:
+        name = "MOVE"
+    if getattr(command, "uid", False) or (isinstance(command, C.Expunge)
+                                          and command.uids is not None):
+        name = "UID " + name
+    return name
+
+
 class IMAPServerProtocol(ServerConnection):
     """One IMAP connection: the L{SessionIO} of its L{Session}."""
 
     log = Logger()
+    protocol_name = "imap"
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,6 +111,7 @@ class IMAPServerProtocol(ServerConnection):
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        self.bytes_received += len(data)
         self.parser.receive_data(data)
         if self._busy and self._line_waiter is None:
             self._backlog += len(data)
@@ -131,7 +153,10 @@ class IMAPServerProtocol(ServerConnection):
         elif isinstance(event, CommandError):
             # RFC 3501 6.4.4: an unsupported CHARSET is NO, not BAD.
             condition = "NO" if (event.code or "").startswith("BADCHARSET") else event.condition
+            started = time.perf_counter()
             self.write(responses.status(event.tag, condition, event.message, event.code))
+            # Unknown or malformed: one name, however many a client invents.
+            self.report_command("other", started)
             if condition == "BAD":
                 self._count_bad()
         elif isinstance(event, FatalError):
@@ -145,12 +170,14 @@ class IMAPServerProtocol(ServerConnection):
             self.close()
 
     async def _execute(self, command) -> None:
+        started = time.perf_counter()
         try:
             await self.session.execute(command)
         except ClientGone:
             return
         finally:
             self._busy = False
+            self.report_command(command_label(command), started)
         if self.session.state is State.LOGOUT:
             self.close()
             return
@@ -182,12 +209,16 @@ class IMAPServerProtocol(ServerConnection):
         literal cut short) is completed first, never interleaved.
         """
         if not self.closed:
-            self.transport.write(self.output.response(data))
+            data = self.output.response(data)
+            self.bytes_sent += len(data)
+            self.transport.write(data)
 
     def write_part(self, data: bytes) -> None:
         """Send C{data} as the next piece of the response being written."""
         if not self.closed:
-            self.transport.write(self.output.part(data))
+            data = self.output.part(data)
+            self.bytes_sent += len(data)
+            self.transport.write(data)
 
     def read_line(self) -> defer.Deferred:
         if self.closed:

@@ -63,7 +63,7 @@ async def pass_(session: POP3Session, command: wire.Command) -> None:
                 None, IMailStore)
         except UnauthorizedLogin:
             _failed(session, username, "USER")
-        _succeeded(session)
+        _succeeded(session, "USER")
     await session.enter_transaction(username, avatar, logout)
 
 
@@ -111,9 +111,11 @@ async def auth(session: POP3Session, command: wire.Command) -> None:
                 IMailStore, allow_plaintext=session.plaintext_allowed)
         except SASLCancelled:
             raise Reply("Authentication cancelled")
-        except (SASLFailure, UnauthorizedLogin):
+        except SASLFailure as e:
+            _failed(session, getattr(e, "username", None) or "", mechanism)
+        except UnauthorizedLogin:
             _failed(session, "", mechanism)
-        _succeeded(session)
+        _succeeded(session, mechanism)
     if isinstance(avatar_id, bytes):
         avatar_id = avatar_id.decode("utf-8", "replace")
     await session.enter_transaction(str(avatar_id), avatar, logout)
@@ -142,12 +144,11 @@ async def _attempt(session: POP3Session) -> AsyncIterator[None]:
 def _failed(session: POP3Session, username: str, mechanism: str):
     if session.throttle is not None:
         session.throttle.record_failure(session.io.peer_host)
-    from twisted_mailhub.auth.throttle import log_auth_failure
-
-    log_auth_failure(username, session.io.peer_host, "pop3", mechanism)
+    session.io.report_login(mechanism, username, False)
     raise Reply("Invalid credentials", "AUTH")
 
 
-def _succeeded(session: POP3Session) -> None:
+def _succeeded(session: POP3Session, mechanism: str) -> None:
     if session.throttle is not None:
         session.throttle.record_success(session.io.peer_host)
+    session.io.report_login(mechanism, None, True)

@@ -14,6 +14,7 @@ Twisted's general machinery, used here directly.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from twisted.internet import defer
@@ -30,6 +31,7 @@ class POP3ServerProtocol(ServerConnection):
     """One POP3 connection; the L{POP3IO} of its session."""
 
     log = Logger()
+    protocol_name = "pop3"
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,6 +73,7 @@ class POP3ServerProtocol(ServerConnection):
         self.resetTimeout()
         if self.closed:
             return
+        self.bytes_received += len(data)
         limit = self.factory.policy.max_line_length
         # One split per read, not one slice of the buffer per line: a
         # pipelining client sends thousands of lines in one segment.
@@ -122,6 +125,8 @@ class POP3ServerProtocol(ServerConnection):
             self.transport.resumeProducing()
 
     async def _execute(self, line: bytes | None) -> None:
+        started = time.perf_counter()
+        name = "other"
         try:
             if line is None:
                 self.session.bad_commands += 1
@@ -133,11 +138,13 @@ class POP3ServerProtocol(ServerConnection):
                     self.session.bad_commands += 1
                     self.write(wire.err("Invalid command"))
                 else:
+                    name = command_label(command)
                     await self.session.execute(command)
         except ClientGone:
             return
         finally:
             self._busy = False
+            self.report_command(name, started)
         if self.session.bad_commands >= self.factory.policy.max_bad_commands:
             self.write(wire.err("Too many invalid commands"))
             self.close()
@@ -170,6 +177,13 @@ class POP3ServerProtocol(ServerConnection):
         self._lines.clear()
         self._buffer = b""
         super().start_tls()
+
+
+def command_label(command: wire.Command) -> str:
+    """The name a command is counted under: its keyword, C{"other"} if unknown."""
+    from twisted_mailhub.pop3.commands import COMMANDS
+
+    return command.keyword if command.keyword in COMMANDS else "other"
 
 
 class POP3ServerFactory(ServerConnectionFactory):

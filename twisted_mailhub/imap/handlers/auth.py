@@ -52,7 +52,7 @@ async def login(session: Session, cmd: C.Login):
                 UsernamePassword(cmd.username, cmd.password), None, IMailStore)
         except UnauthorizedLogin:
             await _failed(session, username, "LOGIN")
-        _succeeded(session)
+        _succeeded(session, "LOGIN")
     session.authenticated(username, avatar, logout)
     return ("LOGIN completed", responses.capability_code(session.capabilities()))
 
@@ -91,7 +91,7 @@ async def authenticate(session: Session, cmd: C.Authenticate):
             await _failed(session, getattr(e, "username", None) or "", mechanism)
         except UnauthorizedLogin:
             await _failed(session, "", mechanism)
-        _succeeded(session)
+        _succeeded(session, mechanism)
     if isinstance(avatar_id, bytes):
         avatar_id = avatar_id.decode("utf-8", "replace")
     session.authenticated(avatar_id, avatar, logout)
@@ -112,16 +112,15 @@ async def _attempt(session: Session) -> AsyncIterator[None]:
 
 async def _failed(session: Session, username: str, mechanism: str):
     if session.throttle is not None:
-        from twisted_mailhub.auth.throttle import log_auth_failure
-
         session.throttle.record_failure(session.io.peer_host)
-        log_auth_failure(username, session.io.peer_host, "imap", mechanism)
+    session.io.report_login(mechanism, username, False)
     raise CommandFailed("Invalid credentials", "AUTHENTICATIONFAILED")
 
 
-def _succeeded(session: Session) -> None:
+def _succeeded(session: Session, mechanism: str) -> None:
     if session.throttle is not None:
         session.throttle.record_success(session.io.peer_host)
+    session.io.report_login(mechanism, None, True)
 
 
 HANDLERS = {
