@@ -56,6 +56,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "idle-timeout": (int, str),
     "autologout": (int, str),
     "keepalive": bool,
+    "metrics": str,
     "max-connections-per-ip": int,
     "max-connections-per-user": int,
     "quota-storage": (int, str),
@@ -147,6 +148,8 @@ class MailhubSettings:
     idle_timeout: int | None = None
     autologout: int | None = None
     keepalive: bool = True
+    #: Endpoint string of the Prometheus metrics listener, or None for none.
+    metrics: str | None = None
     max_connections_per_ip: int | None = None
     max_connections_per_user: int | None = None
     quota: QuotaSettings = field(default_factory=QuotaSettings)
@@ -319,6 +322,13 @@ class MailhubOptions(usage.Options):
             "[default: unlimited]",
         ],
         [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g. "
+            "tcp:9180:interface=127.0.0.1.  [default: none]",
+        ],
+        [
             "config",
             "c",
             None,
@@ -379,6 +389,8 @@ class MailhubOptions(usage.Options):
             merged["pop3-retr-seen"] = True
         if self["no-keepalive"]:
             merged["keepalive"] = False
+        if self["metrics"] is not None:
+            merged["metrics"] = self["metrics"]
         self.settings = settings_from_mapping(merged)
 
 
@@ -475,6 +487,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         idle_timeout=timeouts["idle-timeout"],
         autologout=timeouts["autologout"],
         keepalive=bool(values.get("keepalive", True)),
+        metrics=_metrics_endpoint(values.get("metrics")),
         max_connections_per_ip=limits["max-connections-per-ip"],
         max_connections_per_user=limits["max-connections-per-user"],
         quota=quota,
@@ -518,3 +531,11 @@ def _check_endpoint(option: str, description: str) -> None:
         serverFromString(None, description)
     except Exception as e:
         raise usage.UsageError(f"{option}: invalid endpoint {description!r}: {e}")
+
+
+def _metrics_endpoint(description: str | None) -> str | None:
+    """The ``--metrics`` endpoint, checked; None (no metrics) when not given."""
+    if not description:
+        return None
+    _check_endpoint("--metrics", description)
+    return description

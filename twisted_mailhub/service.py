@@ -348,6 +348,11 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
             server.listen(description, TLSMemoryBIOFactory(tls_options, False, pop3), "POP3S",
                           reactor)
 
+    if settings.metrics:
+        from twisted_mailhub.metrics import add_metrics
+
+        add_metrics(server, settings.metrics, settings, reactor)
+
     log.info("Mail store: {store}", store=hide_password(settings.store))
     if settings.users:
         log.info(
