@@ -198,6 +198,22 @@ def test_repair_next_to_a_running_server_announces_what_it_removes(tmp_path):
 
 
 @pytest.mark.skipif(not PG_URL, reason="MAILHUB_TEST_POSTGRESQL_URL names no server")
+def test_released_contents_are_not_damage(tmp_path):
+    """A content whose count reached zero waits for the server to delete it."""
+    store = Store("sqlite", tmp_path)
+    filled(store, tmp_path, "INBOX")
+    db = sqlite3.connect(store.path)
+    with db:
+        db.execute("INSERT INTO contents (size, refcount, structure) VALUES (5, 0, '{}')")
+    db.close()
+    clean = check(store)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert check(store, "--repair").returncode == 0
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT count(*) FROM contents WHERE refcount = 0").fetchone() == (0,)
+    db.close()
+
+
 def test_postgresql_damage_is_repaired(tmp_path):
     import psycopg
     from sqlalchemy.engine import make_url
@@ -214,7 +230,7 @@ def test_postgresql_damage_is_repaired(tmp_path):
             db.execute("UPDATE mailboxes SET uidnext = 3, total_size = 0 WHERE name = 'INBOX'")
             db.execute("DELETE FROM chunks WHERE content_id = (SELECT content_id FROM messages"
                        " WHERE uid = 2)")
-            db.execute("INSERT INTO contents (size, refcount, structure) VALUES (5, 0, '{}')")
+            db.execute("INSERT INTO contents (size, refcount, structure) VALUES (5, 1, '{}')")
         found = check(store)
         assert found.returncode == 1, found.stdout + found.stderr
         for what in ("UIDNEXT 3 is not above UID 6", "counters disagree",

@@ -242,10 +242,12 @@ class FullTextSearchMixin(_Stores):
         self.assertEqual(await archive.search(sk.Text("привет"), archive_context), [pairs[0][1]])
         await inbox.store_flags([m.uid for m in metas], "add", {"\\Deleted"})
         await inbox.expunge()
+        await backend.reaper.flush()
         self.assertEqual(await self._text_rows(backend), 2)  # still referenced by Archive
         self.assertEqual(await inbox.search(sk.Text("привет"), SearchContext([], set())), [])
         self.assertEqual(await archive.search(sk.Body("секретный"), archive_context), [pairs[1][1]])
         await store.delete_mailbox("Archive")
+        await backend.reaper.flush()
         self.assertEqual(await self._text_rows(backend), 0)
 
     async def _text_rows(self, backend) -> int:

@@ -284,11 +284,16 @@ def check_store_txn(conn: Connection, repair: bool) -> CheckReport:
     )
     actual = func.coalesce(references.c.n, 0)
     miscounted = conn.execute(
-        select(contents.c.id, actual.label("n"))
+        select(contents.c.id, contents.c.refcount, actual.label("n"))
         .select_from(contents.outerjoin(references, references.c.content_id == contents.c.id))
         .where((contents.c.refcount != actual) | (actual == 0))
     ).all()
-    unused = [row.id for row in miscounted if row.n == 0]
+    # A content whose count reached zero is released, not lost: the server
+    # deletes it soon after the EXPUNGE (backends/sql/reaper.py).
+    released = [row.id for row in miscounted if row.n == 0 and row.refcount <= 0]
+    unused = [row.id for row in miscounted if row.n == 0 and row.refcount > 0]
+    if released and repair:
+        _drop_contents(conn, released)
     recount = [row for row in miscounted if row.n != 0]
     if recount:
         found("refcount", len(recount), "content reference count(s) wrong", "corrected")
@@ -321,7 +326,7 @@ def check_store_txn(conn: Connection, repair: bool) -> CheckReport:
         # Contents deleted above as unused are not missing from it.
         missing = len(set(conn.execute(
             select(contents.c.id).where(~exists().where(key == contents.c.id))).scalars())
-            - set(unused))
+            - set(unused) - set(released))
         if missing:
             found("unindexed-content", missing, "content(s) missing from the full-text index",
                   "indexed")
