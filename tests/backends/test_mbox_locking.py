@@ -8,6 +8,7 @@ backend's own locking code, killed with SIGKILL while holding it.
 
 from __future__ import annotations
 
+import errno
 import imaplib
 import os
 import signal
@@ -230,3 +231,31 @@ class LockContentsTests(unittest.TestCase):
         self.assertFalse(locking.process_gone(os.getpid()))
         self.assertFalse(locking.process_gone(0))
         self.assertTrue(locking.process_gone(2**22 + 12345))
+
+
+class LockCreationTests(unittest.TestCase):
+    """A dotlock exists only with its contents: never empty, whenever its taker dies."""
+
+    def setUp(self) -> None:
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.name = os.path.join(self.dir, "INBOX.lock")
+
+    def test_created_whole_and_nothing_left_beside_it(self) -> None:
+        locking._create_with_contents(self.name, b"42\nmx1\n")
+        with open(self.name, "rb") as f:
+            self.assertEqual(f.read(), b"42\nmx1\n")
+        self.assertEqual(os.listdir(self.dir), ["INBOX.lock"])
+        with self.assertRaises(FileExistsError):
+            locking._create_with_contents(self.name, b"43\nmx1\n")
+        self.assertEqual(os.listdir(self.dir), ["INBOX.lock"])
+
+    def test_without_hard_links(self) -> None:
+        def no_links(source, target):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        self.patch(os, "link", no_links)
+        locking._create_with_contents(self.name, b"42\nmx1\n")
+        with open(self.name, "rb") as f:
+            self.assertEqual(f.read(), b"42\nmx1\n")
+        self.assertEqual(os.listdir(self.dir), ["INBOX.lock"])

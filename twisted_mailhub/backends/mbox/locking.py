@@ -5,10 +5,11 @@ Writers and readers of one mbox file take, in this order:
 
   1. a lock inside this process (POSIX record locks do not exclude the
      threads of one process);
-  2. the dotlock C{<file>.lock}, created with C{O_EXCL}, holding our
-     process id and host name (``<pid>\\n<host>\\n``).  A dotlock left over
-     from a program that crashed is broken at once when it names this host
-     and a process that no longer exists (or a zombie); any dotlock older
+  2. the dotlock C{<file>.lock}, created with its contents (a link to a
+     file of a unique name, or C{O_EXCL}), holding our process id and host
+     name (``<pid>\\n<host>\\n``).  A dotlock left over from a program that
+     crashed is broken at once when it names this host and a process that
+     no longer exists (or a zombie); any dotlock older
      than C{stale_after} seconds is broken too (procmail and Postfix do the
      same), which is all that can be done for one naming no process (some
      programs leave it empty) or another host on a shared spool;
@@ -124,7 +125,7 @@ def _dotlock(path: str, deadline: float, stale_after: float, waiter: _Waiter) ->
     name = lock_file(path)
     while True:
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            _create_with_contents(name, lock_contents())
         except FileExistsError:
             if _remove_if_stale(name, stale_after):
                 continue
@@ -132,10 +133,6 @@ def _dotlock(path: str, deadline: float, stale_after: float, waiter: _Waiter) ->
             continue
         except FileNotFoundError:
             raise MailboxNotFound(f"Mailbox does not exist: {os.path.basename(path)}")
-        try:
-            os.write(fd, lock_contents())
-        finally:
-            os.close(fd)
         break
     try:
         yield
@@ -144,6 +141,43 @@ def _dotlock(path: str, deadline: float, stale_after: float, waiter: _Waiter) ->
             os.unlink(name)
         except FileNotFoundError:
             pass
+
+
+def _create_with_contents(name: str, contents: bytes) -> None:
+    """
+    Create the file C{name} holding C{contents}, or raise L{FileExistsError}.
+    The contents go into a private file (a leading dot: the backend's own)
+    linked to C{name}, so that a process killed at any moment never leaves
+    an empty dotlock, which only the age rule could break.  Where hard links
+    are not allowed, C{O_EXCL} creation is used instead.
+    """
+    directory, base = os.path.split(name)
+    private = os.path.join(
+        directory, f".{base}.{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            os.write(fd, contents)
+        finally:
+            os.close(fd)
+        try:
+            os.link(private, name)
+            return
+        except FileExistsError:
+            raise
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+    finally:
+        try:
+            os.unlink(private)
+        except FileNotFoundError:
+            pass
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, contents)
+    finally:
+        os.close(fd)
 
 
 def lock_contents(pid: int | None = None, host: str | None = None) -> bytes:
