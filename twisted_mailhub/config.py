@@ -36,7 +36,7 @@ DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 DEFAULT_STORE = "sqlite:mailhub.sqlite"
 
 #: The listener keys: each takes a list of endpoint strings.
-LISTENER_KEYS = ("imap", "imaps", "pop3", "pop3s")
+LISTENER_KEYS = ("imap", "imaps", "pop3", "pop3s", "lmtp")
 
 #: Every key a configuration file may hold, with the Python type it must have.
 #: Listener keys and ``user`` also accept a single string.
@@ -46,6 +46,8 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "pop3": list,
     "pop3s": list,
     "pop3-retr-seen": bool,
+    "lmtp": list,
+    "lmtp-detail-separator": str,
     "store": str,
     "user": list,
     "passwd": str,
@@ -121,6 +123,15 @@ def parse_user(text: str) -> tuple[str, str]:
     return name, password
 
 
+def _detail_separator(text: str) -> str:
+    """The --lmtp-detail-separator characters, checked: no address syntax, no space."""
+    if len(text) > 8 or any(c in '@"<>\\' or c.isspace() or not c.isprintable()
+                            for c in text):
+        raise usage.UsageError(
+            f"--lmtp-detail-separator: {text!r} is not a few punctuation characters like '+'")
+    return text
+
+
 @dataclass(frozen=True)
 class MailhubSettings:
     """
@@ -138,6 +149,8 @@ class MailhubSettings:
     pop3: tuple[str, ...] = ()
     pop3s: tuple[str, ...] = ()
     pop3_retr_seen: bool = False
+    lmtp: tuple[str, ...] = ()
+    lmtp_detail_separator: str = "+"
     store: str = DEFAULT_STORE
     users: dict[str, str] = field(default_factory=dict)
     passwd: str | None = None
@@ -269,6 +282,14 @@ class MailhubOptions(usage.Options):
             None,
             "A password file of NAME:HASH lines to authenticate users from.",
         ],
+        [
+            "lmtp-detail-separator",
+            None,
+            None,
+            "Characters that split a recipient user+folder: mail to alice+lists goes to "
+            "alice's folder 'lists' when it exists (else her INBOX); '' turns it off.  "
+            "[default: +]",
+        ],
         ["tls-cert", None, None, "PEM certificate (chain) for IMAPS and STARTTLS."],
         ["tls-key", None, None, "PEM private key matching --tls-cert."],
         [
@@ -343,6 +364,7 @@ class MailhubOptions(usage.Options):
         self["imaps"] = []
         self["pop3"] = []
         self["pop3s"] = []
+        self["lmtp"] = []
         self["user"] = []
         self.settings = MailhubSettings()
 
@@ -361,6 +383,11 @@ class MailhubOptions(usage.Options):
     def opt_pop3s(self, endpoint: str) -> None:
         """Listen for POP3 over implicit TLS on this endpoint (e.g. tcp:995); repeatable."""
         self["pop3s"].append(endpoint)
+
+    def opt_lmtp(self, endpoint: str) -> None:
+        """Accept mail from an MTA over LMTP (RFC 2033) on this endpoint, e.g.
+        unix:/run/mailhub/lmtp or tcp:24:interface=127.0.0.1; repeatable."""
+        self["lmtp"].append(endpoint)
 
     def opt_user(self, spec: str) -> None:
         """Add a trial user NAME:PASSWORD, kept in memory only; repeatable."""
@@ -391,6 +418,8 @@ class MailhubOptions(usage.Options):
             merged["keepalive"] = False
         if self["metrics"] is not None:
             merged["metrics"] = self["metrics"]
+        if self["lmtp-detail-separator"] is not None:
+            merged["lmtp-detail-separator"] = self["lmtp-detail-separator"]
         self.settings = settings_from_mapping(merged)
 
 
@@ -404,6 +433,8 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
     imaps = list(values.get("imaps", []))
     pop3 = list(values.get("pop3", []))
     pop3s = list(values.get("pop3s", []))
+    # LMTP brings mail in: with it alone, IMAP still listens on its default.
+    lmtp = list(values.get("lmtp", []))
     if not imap and not imaps and not pop3 and not pop3s:
         imap = [DEFAULT_IMAP]
     store = values.get("store", DEFAULT_STORE)
@@ -465,7 +496,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         limits[name] = value
 
     for option, endpoints in (("--imap", imap), ("--imaps", imaps), ("--pop3", pop3),
-                              ("--pop3s", pop3s)):
+                              ("--pop3s", pop3s), ("--lmtp", lmtp)):
         for description in endpoints:
             _check_endpoint(option, description)
 
@@ -477,6 +508,8 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         pop3=tuple(pop3),
         pop3s=tuple(pop3s),
         pop3_retr_seen=bool(values.get("pop3-retr-seen", False)),
+        lmtp=tuple(lmtp),
+        lmtp_detail_separator=_detail_separator(values.get("lmtp-detail-separator", "+")),
         store=store,
         users=users,
         passwd=values.get("passwd"),

@@ -347,6 +347,18 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
         for description in settings.pop3s:
             server.listen(description, TLSMemoryBIOFactory(tls_options, False, pop3), "POP3S",
                           reactor)
+    if settings.lmtp:
+        from twisted_mailhub.auth.directory import directory_for
+        from twisted_mailhub.delivery import LocalDelivery
+        from twisted_mailhub.lmtp import LMTPServerFactory
+
+        # The backend the IMAP sessions use: their IDLE hears of the delivery at once.
+        delivery = LocalDelivery(backend, directory_for(settings, backend),
+                                 detail_separators=settings.lmtp_detail_separator)
+        lmtp = LMTPServerFactory(delivery, policy=policy, clock=clock)
+        server.factories.append(lmtp)
+        for description in settings.lmtp:
+            server.listen(description, lmtp, "LMTP", reactor)
 
     if settings.metrics:
         from twisted_mailhub.metrics import add_metrics
