@@ -32,6 +32,7 @@ PROG = "mailhub"
 #: one-line summary).  The function takes the arguments after the name and
 #: returns the exit status.  Their modules are imported only when used.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "deliver": ("twisted_mailhub.deliver:main", "deliver the message on stdin to a user"),
     "compare": (
         "twisted_mailhub.compare:main",
         "run the same tasks over IMAP and POP3 and compare the cost",
