@@ -1,5 +1,5 @@
 """
-The stores the end-to-end tests run against: memory, SQLite, mbox, and
+The stores the end-to-end tests run against: memory, SQLite, mbox, Maildir, and
 PostgreSQL when MAILHUB_TEST_POSTGRESQL_URL names a server (each test then
 gets a database of its own, dropped afterwards; an unreachable server fails
 the test rather than skipping it).
@@ -65,6 +65,12 @@ async def make_store(kind: str, testcase):
         root = os.path.abspath(testcase.mktemp())
         os.makedirs(root)
         return MboxBackend(root)
+    if kind == "maildir":
+        from twisted_mailhub.backends.maildir import MaildirBackend
+
+        root = os.path.abspath(testcase.mktemp())
+        os.makedirs(root)
+        return MaildirBackend(root)
     if kind == "postgresql":
         from twisted_mailhub.backends.sql import open_backend
 
@@ -76,7 +82,7 @@ async def make_store(kind: str, testcase):
 
 def store_kinds() -> list[str]:
     """The persistent stores every end-to-end test class also runs against."""
-    kinds = ["sqlite", "mbox"]
+    kinds = ["sqlite", "mbox", "maildir"]
     if PG_URL:
         kinds.append("postgresql")
     return kinds

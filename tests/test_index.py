@@ -320,11 +320,14 @@ class IndexOverIMAPTests(IMAPServerTestCase):
 
 def twin(backend):
     """A second backend object on the same stored data (another process's view)."""
+    from twisted_mailhub.backends.maildir import MaildirBackend
     from twisted_mailhub.backends.mbox import MboxBackend
     from twisted_mailhub.backends.sql import open_backend
 
     if isinstance(backend, MboxBackend):
         return MboxBackend(backend.root)
+    if isinstance(backend, MaildirBackend):
+        return MaildirBackend(backend.root)
     return open_backend(backend.url.render_as_string(hide_password=False))
 
 

@@ -33,7 +33,7 @@ USER, PASSWORD = "alice", "wonderland"
 #: How soon a change made through one process must reach an idling client
 #: of the other.
 ANNOUNCED_WITHIN = 1.0
-KINDS = ["sqlite", "mbox"] + (["postgresql"] if PG_URL else [])
+KINDS = ["sqlite", "mbox", "maildir"] + (["postgresql"] if PG_URL else [])
 
 
 @dataclass
@@ -52,6 +52,8 @@ def servers(request, tmp_path_factory) -> Iterator[Servers]:
             store = "sqlite:" + str(root / "mail.sqlite")
         elif kind == "mbox":
             store = "mbox:" + str(root / "mail")
+        elif kind == "maildir":
+            store = "maildir:" + str(root / "mail")
         else:
             url = create_pg_database()
             stack.callback(drop_pg_database, url)

@@ -179,14 +179,25 @@ class FileFormatTests(MaildirTestCase):
 
     async def test_line_endings(self) -> None:
         _, inbox = await self.inbox()
-        [bare] = await inbox.append([AppendRequest(lf_message(1))])
-        # IMAP wants CRLF: a message sent with bare LF is served with CRLF.
-        self.assertEqual(bare.size, len(crlf(lf_message(1))))
-        self.assertEqual(await self.contents(inbox), [crlf(lf_message(1))])
-        # A file another program wrote with CRLF is served as it is.
-        write_file(self.path("new", "1700000000.M1P1.other"), crlf(lf_message(2)))
-        self.assertEqual((await self.contents(inbox))[1], crlf(lf_message(2)))
-        self.assertEqual(served_form(stored_form(b"a\r\nb\rc\r\n")), b"a\r\nb\rc\r\n")
+        sent = [crlf(lf_message(1)), lf_message(2), b"Subject: mixed\r\n\nx\r\r\n"]
+        metas = await inbox.append([AppendRequest(content) for content in sent])
+        # CRLF, as IMAP sends it, is stored with the LF other programs
+        # expect; what would not come back the same is stored as it came.
+        stored = sorted(read_file(self.path("new", name)) for name in self.files("new"))
+        self.assertEqual(stored, sorted([lf_message(1), lf_message(2), sent[2]]))
+        for backend in (self.backend, self.make()):
+            _, inbox = await self.inbox(backend)
+            self.assertEqual(await self.contents(inbox), sent)
+            self.assertEqual([m.size for m in await inbox.metadata(await inbox.uids())],
+                             [len(content) for content in sent])
+        self.assertEqual([m.size for m in metas], [len(content) for content in sent])
+        # Files other programs wrote: LF is served as CRLF, CRLF as it is.
+        write_file(self.path("new", "1700000000.M1P1.other"), lf_message(3))
+        write_file(self.path("new", "1700000001.M1P1.other"), crlf(lf_message(4)))
+        self.assertEqual((await self.contents(inbox))[3:],
+                         [crlf(lf_message(3)), crlf(lf_message(4))])
+        self.assertEqual(stored_form(crlf(lf_message(1))), (lf_message(1), False))
+        self.assertEqual(served_form(lf_message(1)), crlf(lf_message(1)))
 
     async def test_folder_names_as_dovecot_spells_them(self) -> None:
         store, _ = await self.inbox()

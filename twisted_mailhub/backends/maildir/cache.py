@@ -67,6 +67,8 @@ class Message:
     modseq: int
     internaldate: datetime
     size: int
+    # Served as the file holds it, without turning LF into CRLF.
+    raw: bool = False
 
     def meta(self) -> MessageMeta:
         """The L{MessageMeta} of this message."""

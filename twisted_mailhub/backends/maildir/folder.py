@@ -18,6 +18,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from twisted_mailhub.backends.base import apply_flags
@@ -77,6 +78,25 @@ def open_folder(path: str, settings: FolderSettings, cache: FolderCache) -> Iter
         lock.release()
 
 
+@dataclass(slots=True)
+class _Delivery:
+    """One message of an APPEND on its way: written to tmp/, then placed."""
+
+    request: AppendRequest
+    tmp: str
+    base: str
+    raw: bool
+    date: datetime
+    uid: int = 0
+    subdir: str = "new"
+    info: str | None = None
+    extra: frozenset[str] = frozenset()
+
+    @property
+    def filename(self) -> str:
+        return filename_of(self.base, self.info)
+
+
 class Folder(SyncedFolder):
     """One Maildir folder, held by this thread: reading and changing it."""
 
@@ -120,7 +140,8 @@ class Folder(SyncedFolder):
         for _ in range(2):
             try:
                 with open(os.path.join(self.path, message.subdir, message.filename), "rb") as f:
-                    return message.meta(), served_form(f.read())
+                    data = f.read()
+                return message.meta(), data if message.raw else served_form(data)
             except FileNotFoundError:
                 found = self._locate(message.base)
                 if found is None:
@@ -155,60 +176,57 @@ class Folder(SyncedFolder):
         fsynced, and the UIDs recorded.  A crash before the UIDs are
         recorded leaves whole files, which the next sync takes in.
         """
-        written: list[tuple[str, str, int, AppendRequest, datetime]] = []
+        written: list[_Delivery] = []
         try:
             for request in requests:
                 written.append(self._write_tmp(request))
             self.lock_now()
             uidlist, state = self.uidlist, self.state
-            placed = []
             uid = uidlist.nextuid
-            for tmp, base, size, request, date in written:
-                uid = next_uid(uid, request.uid)
-                flags = self._normalised(request.flags)
-                info, extra = self._info_for(flags, None)
-                subdir = "cur" if flags else "new"
-                filename = filename_of(base, info if flags else None)
-                placed.append((uid, tmp, base, size, date, subdir, filename, info, extra))
+            for delivery in written:
+                uid = delivery.uid = next_uid(uid, delivery.request.uid)
                 uid += 1
+                flags = self._normalised(delivery.request.flags)
+                info, delivery.extra = self._info_for(flags, None)
+                delivery.info = info if flags else None
+                delivery.subdir = "cur" if flags else "new"
             self._save_keywords()
             linked: list[str] = []
             try:
-                for _, tmp, _, _, _, subdir, filename, _, _ in placed:
-                    target = os.path.join(self.path, subdir, filename)
-                    _link(tmp, target)
+                for delivery in written:
+                    target = os.path.join(self.path, delivery.subdir, delivery.filename)
+                    _link(delivery.tmp, target)
                     linked.append(target)
-                for subdir in {entry[5] for entry in placed}:
+                for subdir in {delivery.subdir for delivery in written}:
                     fsync_directory(os.path.join(self.path, subdir))
             except BaseException:
                 for target in linked:
                     _unlink_quietly(target)
                 raise
             modseq = state.next_modseq()
-            for new_uid, _, base, size, date, subdir, filename, info, extra in placed:
-                uidlist.records.append(Record(new_uid, base))
-                state.known[new_uid] = Known(
-                    modseq, self._flags_of(info if subdir == "cur" else None, extra),
-                    date, size, extra)
-                self._c.listing[base] = (subdir, filename)
+            for delivery in written:
+                uidlist.records.append(Record(delivery.uid, delivery.base))
+                state.known[delivery.uid] = Known(
+                    modseq, self._flags_of(delivery.info, delivery.extra), delivery.date,
+                    len(delivery.request.content), delivery.extra, delivery.raw)
+                self._c.listing[delivery.base] = (delivery.subdir, delivery.filename)
             uidlist.nextuid = uid
             self._uidlist_dirty = self._state_dirty = True
             self._c.messages = None
             self._invalidate()
             by_uid = self.by_uid()
-            metas = [by_uid[entry[0]].meta() for entry in placed]
+            metas = [by_uid[delivery.uid].meta() for delivery in written]
             self.events.append(MessagesAdded(tuple(metas)))
             return metas
         finally:
-            for tmp, *_ in written:
-                _unlink_quietly(tmp)
+            for delivery in written:
+                _unlink_quietly(delivery.tmp)
 
-    def _write_tmp(self, request: AppendRequest) -> tuple[str, str, int, AppendRequest, datetime]:
-        stored = stored_form(request.content)
-        size = served_size(stored)
+    def _write_tmp(self, request: AppendRequest) -> _Delivery:
+        stored, raw = stored_form(request.content)
         date = request.internaldate or now()
         while True:
-            base = unique_base(len(stored), size)
+            base = unique_base(len(stored), served_size(stored))
             tmp = os.path.join(self.path, "tmp", base)
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -228,7 +246,7 @@ class Folder(SyncedFolder):
         except BaseException:
             _unlink_quietly(tmp)
             raise
-        return tmp, base, size, request, date
+        return _Delivery(request, tmp, base, raw, date)
 
     def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
                     unchangedsince: int | None = None) -> FlagUpdate:

@@ -8,8 +8,9 @@ only by this server (other programs leave it alone):
     another one (recreated by Dovecot, or lost) makes it void;
   - HIGHESTMODSEQ, and for each message its MODSEQ, its flags as last seen
     (a rename by another program that changed them is a flag change with a
-    new MODSEQ), its INTERNALDATE, its size as served, and the keywords
-    that did not fit in the 26 letters of the file name;
+    new MODSEQ), its INTERNALDATE, its size as served, the keywords that
+    did not fit in the 26 letters of the file name, and whether its file
+    is served as it is (L{twisted_mailhub.backends.maildir.content});
   - the expunge history (UID and MODSEQ of each expunge) for QRESYNC;
   - which UIDs are still \\Recent, and the special-use attributes.
 
@@ -40,18 +41,23 @@ class Known:
     size: int
     # Keywords kept here only: the file name had no letter left for them.
     extra: frozenset[str] = frozenset()
+    # The file is served as it is (see twisted_mailhub.backends.maildir.content).
+    raw: bool = False
 
     def to_json(self, uid: int) -> list:
         row = [uid, self.modseq, sorted(self.flags), self.internaldate.isoformat(), self.size]
-        if self.extra:
+        if self.extra or self.raw:
             row.append(sorted(self.extra))
+        if self.raw:
+            row.append(1)
         return row
 
     @classmethod
     def from_json(cls, row: list) -> tuple[int, Known]:
         uid, modseq, flags, date, size = row[:5]
         extra = frozenset(row[5]) if len(row) > 5 else frozenset()
-        return uid, cls(modseq, frozenset(flags), datetime.fromisoformat(date), size, extra)
+        raw = len(row) > 6 and bool(row[6])
+        return uid, cls(modseq, frozenset(flags), datetime.fromisoformat(date), size, extra, raw)
 
 
 @dataclass(slots=True)

@@ -440,7 +440,7 @@ class SyncedFolder:
                 subdir, filename = found
                 messages.append(Message(
                     record.uid, record.base, subdir, filename, split_filename(filename)[1],
-                    known.flags, known.modseq, known.internaldate, known.size))
+                    known.flags, known.modseq, known.internaldate, known.size, known.raw))
         c.messages = messages
         self._by_uid = None
 
