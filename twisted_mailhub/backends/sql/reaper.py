@@ -16,10 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from twisted_mailhub.backends.sql import content
 from twisted_mailhub.backends.sql.engine import Database
+from twisted_mailhub.errors import StoreUnavailable
 
 #: Seconds between a release and its reaping: a burst of EXPUNGEs is
 #: reaped together, and the client's next commands go first.
@@ -27,6 +29,9 @@ DELAY = 0.2
 
 #: Contents deleted per transaction.
 BATCH = 200
+
+#: Seconds before trying again while the database is unavailable.
+RETRY_DELAY = 5.0
 
 
 class ContentReaper:
@@ -42,6 +47,7 @@ class ContentReaper:
         self._call: Any = None
         self._running: Deferred | None = None
         self._stopped = False
+        self._stopping = False
         db.on_commit(content.RELEASED, self.released)
 
     def released(self, content_ids: list[int]) -> None:
@@ -75,7 +81,12 @@ class ContentReaper:
     def _failed(self, failure: Any) -> None:
         # Whatever was not reaped is found by the sweep of the next open.
         self._sweep = False
-        self.log.failure("Reaping released message contents failed", failure)
+        if failure.check(StoreUnavailable):
+            self._pending.clear()
+            self.log.warn("Released message contents are left for the next start to delete: "
+                          "{error}", error=failure.getErrorMessage())
+        else:
+            self.log.failure("Reaping released message contents failed", failure)
 
     def _finished(self, _: Any) -> None:
         self._running = None
@@ -86,7 +97,14 @@ class ContentReaper:
         while self._pending:
             batch = sorted(self._pending)[:BATCH]
             self._pending.difference_update(batch)
-            await self._db.write(content.reap, batch)
+            try:
+                await self._db.write(content.reap, batch)
+            except StoreUnavailable:
+                if self._stopping:
+                    raise
+                # The database is away for now: try again later.
+                self._pending.update(batch)
+                await deferLater(self._clock(), RETRY_DELAY, lambda: None)
         while self._sweep:
             reaped = await self._db.write(content.reap, None, BATCH)
             self._sweep = len(reaped) == BATCH
@@ -107,6 +125,7 @@ class ContentReaper:
             self._start()
 
     async def stop(self) -> None:
-        """Reap what is pending, then take no more work."""
+        """Reap what is pending (if the database is there), then take no more work."""
+        self._stopping = True
         await self.flush()
         self._stopped = True
