@@ -228,6 +228,15 @@ class FileFormatTests(MaildirTestCase):
         os.symlink(self.path("cur"), self.path(".Linked"))
         self.assertEqual([info.name for info in await store.list_mailboxes()], ["INBOX"])
 
+    async def test_only_regular_files_are_messages(self) -> None:
+        _, inbox = await self.inbox()
+        secret = os.path.abspath(self.mktemp())
+        write_file(secret, b"Subject: not mail\n\nsecret\n")
+        os.symlink(secret, self.path("new", "1700000000.M1P1.host"))
+        os.mkdir(self.path("cur", "1700000001.M1P1.host:2,S"))
+        write_file(self.path("new", ".hidden"), b"Subject: hidden\n\n")
+        self.assertEqual(await inbox.uids(), [])
+
     async def test_subscriptions_file_is_dovecots(self) -> None:
         store, _ = await self.inbox()
         await store.subscribe("Café/a.b")

@@ -215,7 +215,10 @@ class SyncedFolder:
         listing: dict[str, tuple[str, str]] = {}
         for subdir in MESSAGE_DIRECTORIES:
             try:
-                names = os.listdir(os.path.join(self.path, subdir))
+                with os.scandir(os.path.join(self.path, subdir)) as entries:
+                    # Regular files only: a symbolic link is nobody's message.
+                    names = [entry.name for entry in entries
+                             if entry.is_file(follow_symlinks=False)]
             except FileNotFoundError:
                 if subdir == "cur":
                     raise MailboxNotFound(f"Mailbox does not exist: {self.path}")
