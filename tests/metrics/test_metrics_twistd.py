@@ -240,3 +240,34 @@ def test_prometheus_scrapes_the_endpoint(tmp_path):
             except subprocess.TimeoutExpired:
                 prometheus.kill()
                 prometheus.wait()
+
+
+LMTP_LISTENING = re.compile(r"\bLMTP listening on ([0-9.]+):(\d+)")
+
+
+def test_lmtp_deliveries_are_counted(tmp_path):
+    import smtplib
+
+    with running_twistd(tmp_path, "--store", "sqlite:mail.sqlite", "--user", "alice:wonderland",
+                        "--lmtp", LOOPBACK, "--metrics", LOOPBACK):
+        port = metrics_port(tmp_path)
+        log = tmp_path / "twistd.log"
+        lmtp = int(wait_for(lambda: LMTP_LISTENING.search(log.read_text(errors="replace")),
+                            "the LMTP listener", log=log).group(2))
+        start = scrape(port)
+        assert start['mailhub_connections_accepted_total{protocol="lmtp"}'] == 0
+
+        client = smtplib.LMTP("127.0.0.1", lmtp, timeout=DEADLINE)
+        refused = client.sendmail("carol@example.net", ["alice@localhost", "nobody@localhost"],
+                                  MESSAGE)
+        client.quit()
+        assert list(refused) == ["nobody@localhost"]
+        s = settled(port)
+
+    assert s['mailhub_connections_accepted_total{protocol="lmtp"}'] == 1
+    # The commands that wait on the store: one RCPT per recipient, one DATA.
+    assert commands(s, "lmtp") == {"RCPT": 2, "DATA": 1}
+    assert s['mailhub_received_bytes_total{protocol="lmtp"}'] > len(MESSAGE)
+    assert s['mailhub_sent_bytes_total{protocol="lmtp"}'] > 0
+    # The delivery's own calls to the store are timed too.
+    assert s['mailhub_store_operation_duration_seconds_count{operation="append"}'] == 1

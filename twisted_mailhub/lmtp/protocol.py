@@ -13,6 +13,7 @@ text.  The protocol here is a thin adapter around a core without I/O.
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -158,6 +159,7 @@ class LMTPServerProtocol(ServerConnection):
             self.transport.resumeProducing()
 
     async def _check_recipient(self, event: RecipientReceived) -> None:
+        started = time.perf_counter()
         address = event.address
         try:
             destination = await self.factory.delivery.find(address.local, address.domain)
@@ -172,9 +174,12 @@ class LMTPServerProtocol(ServerConnection):
                 self.session.reject_recipient(R.NO_SUCH_USER)
             else:
                 self.session.accept_recipient(destination)
+        # The commands that wait on the store are the ones timed.
+        self.report_command("RCPT", started)
         self._resume()
 
     async def _deliver(self, event: MessageReceived) -> None:
+        started = time.perf_counter()
         transaction = event.transaction
         delivery: LocalDelivery = self.factory.delivery
         queue_id = uuid.uuid4().hex[:12]
@@ -204,6 +209,7 @@ class LMTPServerProtocol(ServerConnection):
                     where=f" ({result.mailbox} UID {result.uid})" if result.delivered else "")
             answers.append(answer)
         self.session.deliveries_done(answers)
+        self.report_command("DATA", started)
         self._resume()
 
     def _peer_info(self) -> str | None:

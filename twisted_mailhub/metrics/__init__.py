@@ -28,7 +28,7 @@ def add_metrics(server: Any, description: str, settings: Any = None,
                 reactor: Any = None) -> ServerMetrics:
     """
     Count what C{server}'s protocol factories see, time the stores its realm
-    opens, and serve the metrics on the endpoint C{description} (an endpoint
+    (and its LMTP delivery) opens, and serve the metrics on the endpoint C{description} (an endpoint
     string such as ``tcp:9180:interface=127.0.0.1``).  Call once the
     factories are in C{server.factories}; the metrics are also left in
     C{server.metrics}.  C{settings} names the configured listeners.
@@ -47,6 +47,11 @@ def add_metrics(server: Any, description: str, settings: Any = None,
     realm = getattr(server.portal, "realm", None)
     if isinstance(realm, MailhubRealm):
         realm.backend = TimedBackend(realm.backend, metrics.store_operation)
+    for factory in server.factories:
+        # LMTP delivers through a backend of its own (LocalDelivery's).
+        delivery = getattr(factory, "delivery", None)
+        if getattr(delivery, "backend", None) is not None:
+            delivery.backend = TimedBackend(delivery.backend, metrics.store_operation)
     server.listen(description, MetricsSite(metrics.render), "Metrics", reactor)
     server.metrics = metrics
     return metrics

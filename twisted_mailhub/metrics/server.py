@@ -84,7 +84,7 @@ class ServerMetrics:
             ["protocol", "command"], buckets=COMMAND_BUCKETS)
         self.store = r.histogram(
             "mailhub_store_operation_duration_seconds",
-            "Time the mail store took for a call made by an IMAP or POP3 session, by "
+            "Time the mail store took for a call made by an IMAP, POP3 or LMTP session, by "
             "operation.",
             ["operation"], buckets=STORE_BUCKETS)
         self.store_errors = r.counter(
