@@ -20,6 +20,7 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 import twisted_mailhub
+from twisted_mailhub.backends.base import copy_messages
 from twisted_mailhub.backends.maildir import MaildirBackend
 from twisted_mailhub.backends.maildir import folder as maildir_folder
 from twisted_mailhub.backends.maildir import locking as maildir_locking
@@ -245,6 +246,29 @@ class FileFormatTests(MaildirTestCase):
                          b"V\t2\n\nCaf&AOk-\ta\\2eb\nINBOX\n")
         write_file(self.path("subscriptions"), b"V\t2\n\nWork\tProjects\nArchive\n")
         self.assertEqual(await store.subscriptions(), {"Work/Projects", "Archive"})
+
+
+class CopyTests(MaildirTestCase):
+    async def test_copy_links_the_file_and_keeps_flags_apart(self) -> None:
+        store, inbox = await self.inbox()
+        await store.create_mailbox("Archive")
+        archive = await store.get_mailbox("Archive")
+        [meta] = await inbox.append([AppendRequest(lf_message(1), frozenset({"\\Seen", "$A"}))])
+        [(source, copied)] = await copy_messages(inbox, archive, [meta.uid])
+        self.assertEqual(source, meta.uid)
+        [original] = self.files("cur")
+        [copy] = self.files("cur", ".Archive")
+        self.assertEqual(os.stat(self.path("cur", original)).st_ino,
+                         os.stat(self.path(".Archive", "cur", copy)).st_ino)
+        self.assertNotEqual(original.split(":")[0], copy.split(":")[0])
+        [arrived] = await archive.metadata([copied])
+        self.assertEqual((arrived.flags, arrived.internaldate, arrived.size),
+                         (meta.flags, meta.internaldate, meta.size))
+        self.assertEqual(await self.contents(archive), [lf_message(1)])
+        await archive.store_flags([copied], "set", {"\\Flagged"})
+        self.assertEqual((await inbox.metadata([meta.uid]))[0].flags, {"\\Seen", "$A"})
+        self.assertEqual(self.files("tmp", ".Archive"), [])
+        self.assertEqual(read_file(self.path(".Archive", "dovecot-keywords")), b"0 $A\n")
 
 
 class NameTests(MaildirTestCase):

@@ -32,7 +32,12 @@ from twisted_mailhub.backends.maildir.cache import (
 )
 from twisted_mailhub.backends.maildir.content import served_form, served_size, stored_form
 from twisted_mailhub.backends.maildir.locking import LockTimeout, process_lock
-from twisted_mailhub.backends.maildir.naming import filename_of, split_filename, unique_base
+from twisted_mailhub.backends.maildir.naming import (
+    base_for_copy,
+    filename_of,
+    split_filename,
+    unique_base,
+)
 from twisted_mailhub.backends.maildir.state import FolderState, Known, write_state
 from twisted_mailhub.backends.maildir.sync import SyncedFolder, _unlink_quietly
 from twisted_mailhub.backends.maildir.uidlist import Record, UidList
@@ -49,7 +54,7 @@ from twisted_mailhub.model import (
     MessagesExpunged,
 )
 
-__all__ = ["Folder", "FolderCache", "FolderSettings", "create_folder", "open_folder"]
+__all__ = ["Delivery", "Folder", "FolderCache", "FolderSettings", "create_folder", "open_folder"]
 
 
 def now() -> datetime:
@@ -79,14 +84,21 @@ def open_folder(path: str, settings: FolderSettings, cache: FolderCache) -> Iter
 
 
 @dataclass(slots=True)
-class _Delivery:
-    """One message of an APPEND on its way: written to tmp/, then placed."""
+class Delivery:
+    """
+    One message on its way into a folder: its file is in the folder's
+    tmp/ (written there, or linked there from another folder), and
+    L{Folder.place} gives it its place and UID.
+    """
 
-    request: AppendRequest
     tmp: str
     base: str
-    raw: bool
+    size: int
+    flags: frozenset[str]
     date: datetime
+    raw: bool = False
+    wanted_uid: int | None = None
+    # Set by place().
     uid: int = 0
     subdir: str = "new"
     info: str | None = None
@@ -171,58 +183,117 @@ class Folder(SyncedFolder):
     def append(self, requests: list[AppendRequest]) -> list[MessageMeta]:
         """
         Deliver C{requests}: each is written to tmp/ and fsynced (outside
-        the uidlist lock), then, under the lock, linked into new/ (no
-        flags) or cur/ (with its flags in the name), the directories
-        fsynced, and the UIDs recorded.  A crash before the UIDs are
-        recorded leaves whole files, which the next sync takes in.
+        the uidlist lock), then placed (L{place}).
         """
-        written: list[_Delivery] = []
+        written: list[Delivery] = []
         try:
             for request in requests:
                 written.append(self._write_tmp(request))
+        except BaseException:
+            for delivery in written:
+                _unlink_quietly(delivery.tmp)
+            raise
+        return self.place(written)
+
+    def place(self, deliveries: list[Delivery]) -> list[MessageMeta]:
+        """
+        Under the lock, link each file of C{deliveries} from tmp/ into new/
+        (no flags) or cur/ (with its flags in the name), fsync the
+        directories, then record the UIDs.  A crash before the UIDs are
+        recorded leaves whole files, which the next sync takes in.  All are
+        placed, or none; the tmp/ names are gone afterwards either way.
+        """
+        try:
             self.lock_now()
             uidlist, state = self.uidlist, self.state
             uid = uidlist.nextuid
-            for delivery in written:
-                uid = delivery.uid = next_uid(uid, delivery.request.uid)
+            for delivery in deliveries:
+                uid = delivery.uid = next_uid(uid, delivery.wanted_uid)
                 uid += 1
-                flags = self._normalised(delivery.request.flags)
+                flags = self._normalised(delivery.flags)
                 info, delivery.extra = self._info_for(flags, None)
                 delivery.info = info if flags else None
                 delivery.subdir = "cur" if flags else "new"
             self._save_keywords()
             linked: list[str] = []
             try:
-                for delivery in written:
+                for delivery in deliveries:
                     target = os.path.join(self.path, delivery.subdir, delivery.filename)
                     _link(delivery.tmp, target)
                     linked.append(target)
-                for subdir in {delivery.subdir for delivery in written}:
+                for subdir in {delivery.subdir for delivery in deliveries}:
                     fsync_directory(os.path.join(self.path, subdir))
             except BaseException:
                 for target in linked:
                     _unlink_quietly(target)
                 raise
             modseq = state.next_modseq()
-            for delivery in written:
+            for delivery in deliveries:
                 uidlist.records.append(Record(delivery.uid, delivery.base))
                 state.known[delivery.uid] = Known(
                     modseq, self._flags_of(delivery.info, delivery.extra), delivery.date,
-                    len(delivery.request.content), delivery.extra, delivery.raw)
+                    delivery.size, delivery.extra, delivery.raw)
                 self._c.listing[delivery.base] = (delivery.subdir, delivery.filename)
             uidlist.nextuid = uid
             self._uidlist_dirty = self._state_dirty = True
             self._c.messages = None
             self._invalidate()
             by_uid = self.by_uid()
-            metas = [by_uid[delivery.uid].meta() for delivery in written]
+            metas = [by_uid[delivery.uid].meta() for delivery in deliveries]
             self.events.append(MessagesAdded(tuple(metas)))
             return metas
         finally:
-            for delivery in written:
+            for delivery in deliveries:
                 _unlink_quietly(delivery.tmp)
 
-    def _write_tmp(self, request: AppendRequest) -> _Delivery:
+    def link_out(self, uids: Iterable[int], directory: str) -> list[tuple[int, Delivery]]:
+        """
+        For COPY: a hard link of the file of each existing message among
+        C{uids} in the tmp/ of the folder C{directory}, as a L{Delivery}
+        keeping its flags, INTERNALDATE and size, with the source UID.
+        Where a link cannot be made (another file system), the file is
+        copied.
+        """
+        wanted = set(uids)
+        out: list[tuple[int, Delivery]] = []
+        try:
+            for message in self.messages:
+                if message.uid not in wanted:
+                    continue
+                delivery = self._link_to(message, os.path.join(directory, "tmp"))
+                if delivery is not None:
+                    out.append((message.uid, delivery))
+        except BaseException:
+            for _, delivery in out:
+                _unlink_quietly(delivery.tmp)
+            raise
+        return out
+
+    def _link_to(self, message: Message, tmp: str) -> Delivery | None:
+        for _ in range(2):
+            source = os.path.join(self.path, message.subdir, message.filename)
+            base = base_for_copy(message.base)
+            target = os.path.join(tmp, base)
+            try:
+                try:
+                    os.link(source, target)
+                except OSError as e:
+                    if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+                    _copy_file(source, target)
+            except FileNotFoundError:
+                if not os.path.isdir(tmp):
+                    raise
+                found = self._locate(message.base)
+                if found is None:
+                    return None
+                message.subdir, message.filename = found
+                continue
+            return Delivery(target, base, message.size, message.flags, message.internaldate,
+                            message.raw)
+        return None
+
+    def _write_tmp(self, request: AppendRequest) -> Delivery:
         stored, raw = stored_form(request.content)
         date = request.internaldate or now()
         while True:
@@ -246,7 +317,8 @@ class Folder(SyncedFolder):
         except BaseException:
             _unlink_quietly(tmp)
             raise
-        return _Delivery(request, tmp, base, raw, date)
+        return Delivery(tmp, base, len(request.content), frozenset(request.flags), date, raw,
+                        request.uid)
 
     def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
                     unchangedsince: int | None = None) -> FlagUpdate:
@@ -421,6 +493,22 @@ def create_folder(path: str, uidvalidity: int, special_use: frozenset[str],
     fsync_directory(os.path.dirname(path))
     return uidlist.guid
 
+
+
+def _copy_file(source: str, target: str) -> None:
+    """Copy C{source} to the new file C{target}, fsynced, keeping its mtime."""
+    with open(source, "rb") as f:
+        data = f.read()
+        st = os.fstat(f.fileno())
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def _link(source: str, target: str) -> None:

@@ -9,6 +9,7 @@ reactor thread.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,13 @@ from twisted_mailhub.backends.base import BaseMailbox, sorted_unique
 from twisted_mailhub.backends.identity import check_identity
 from twisted_mailhub.backends.maildir.folder import Folder, open_folder
 from twisted_mailhub.errors import MailboxNotFound, ReadOnlyMailbox
-from twisted_mailhub.interfaces import IMailbox, IMessage, IRemovableMailbox, IRestorableMailbox
+from twisted_mailhub.interfaces import (
+    ICopyableMailbox,
+    IMailbox,
+    IMessage,
+    IRemovableMailbox,
+    IRestorableMailbox,
+)
 from twisted_mailhub.model import (
     AppendRequest,
     FlagUpdate,
@@ -59,7 +66,7 @@ class MaildirMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(IMailbox, IRemovableMailbox, IRestorableMailbox)
+@implementer(IMailbox, ICopyableMailbox, IRemovableMailbox, IRestorableMailbox)
 class MaildirMailbox(BaseMailbox):
     """One session's handle on a Maildir folder."""
 
@@ -197,6 +204,37 @@ class MaildirMailbox(BaseMailbox):
             write=True,
         )
 
+    async def copy_to(self, uids: Iterable[int], destination: Any,
+                      origin: Hashable | None = None) -> list[tuple[int, int]] | None:
+        """
+        L{ICopyableMailbox}: into another folder of this backend, each file
+        is hard-linked (the bytes are not read or written again; Dovecot
+        copies the same way), then placed in C{destination} as APPEND
+        places a message.
+        """
+        destination = getattr(destination, "wrapped", destination)
+        if (not isinstance(destination, MaildirMailbox)
+                or destination._store.backend is not self._store.backend):
+            return None
+        if destination.read_only:
+            raise ReadOnlyMailbox(f"Mailbox is read-only: {destination.name}")
+        uids = sorted_unique(uids)
+        if not uids:
+            return []
+        linked = await self._run(lambda folder: folder.link_out(uids, destination._path))
+        if not linked:
+            return []
+        deliveries = [delivery for _, delivery in linked]
+        try:
+            metas = await destination._run(
+                lambda folder: _with_origin(folder, origin, lambda: folder.place(deliveries)),
+                write=True,
+            )
+        finally:
+            # Placed files are linked elsewhere by now; a failure leaves none.
+            await self._store.backend.run(_remove_all, [d.tmp for d in deliveries])
+        return [(source, meta.uid) for (source, _), meta in zip(linked, metas)]
+
     async def restore_identity(self, uidvalidity: int, uidnext: int = 1) -> MailboxStatus:
         """L{IRestorableMailbox}: recorded in C{dovecot-uidlist}."""
         check_identity(uidvalidity, uidnext)
@@ -214,6 +252,14 @@ def _with_origin(folder: Folder, origin: Hashable | None, write: Callable[[], An
     for i in range(before, len(folder.events)):
         folder.events[i] = replace(folder.events[i], origin=origin)
     return result
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _publish_all(store: MaildirMailStore, guid: str, events: list[MailboxEvent]) -> None:

@@ -192,19 +192,31 @@ def _hostname() -> str:
     return host.replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
 
 
-def unique_base(stored_size: int, served_size: int) -> str:
+def unique_name() -> str:
     """
-    A new, unique base name: time, microseconds, process id and a counter
-    of this process, the host, then the physical (C{S=}) and virtual
-    (C{W=}, with CRLF line endings) sizes as Dovecot writes them.
+    A new, unique name: time, microseconds, process id and a counter of
+    this process, and the host.
     """
     with _counter_lock:
         n = next(_counter)
     now = time.time()
     seconds = int(now)
     micro = int((now - seconds) * 1_000_000)
-    return (f"{seconds}.M{micro}P{os.getpid()}Q{n}.{_hostname()}"
-            f",S={stored_size},W={served_size}")
+    return f"{seconds}.M{micro}P{os.getpid()}Q{n}.{_hostname()}"
+
+
+def unique_base(stored_size: int, served_size: int) -> str:
+    """
+    A new, unique base name (L{unique_name}) with the physical (C{S=}) and
+    virtual (C{W=}, with CRLF line endings) sizes, as Dovecot writes them.
+    """
+    return f"{unique_name()},S={stored_size},W={served_size}"
+
+
+def base_for_copy(base: str) -> str:
+    """A new, unique base for a copy of the file of C{base}, with the same size fields."""
+    comma = base.find(",")
+    return unique_name() + (base[comma:] if comma >= 0 else "")
 
 
 def split_filename(filename: str) -> tuple[str, str | None]:
