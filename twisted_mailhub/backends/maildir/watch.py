@@ -8,9 +8,9 @@ C{mailhub-state} with the previous poll.  A delivery adds a file to
 C{new/} or C{cur/}; a mail reader renames (flags) or removes files in
 them; Dovecot and other server processes rewrite the two files.  Maildir
 writers finish each change with one rename, so a change is reported at
-once, and again at every poll while a directory changed less than a
-second ago (file times are coarse: a second change in the same tick leaves
-them as they were).  The watcher then reads the folder's status, which
+once, and again every L{RECHECK_SECONDS} while a directory changed less
+than a second ago (file times are coarse: a second change in the same
+tick leaves them as they were).  The watcher then reads the folder's status, which
 brings it up to date and announces what changed.
 """
 
@@ -35,19 +35,35 @@ if TYPE_CHECKING:
 _Seen = tuple[Signature, ...] | None
 
 
+#: While a folder changed less than a second ago, how often it is looked
+#: at again although its signatures stayed the same.
+RECHECK_SECONDS = 0.2
+
+
 class SignatureProbe:
     """Which watched folders changed since the previous poll."""
 
     def __init__(self, backend: MaildirBackend) -> None:
         self.backend = backend
         self._seen: dict[Hashable, _Seen] = {}
+        self._reported: dict[Hashable, float] = {}
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
         paths = {key: self.backend.watched_path(key) for key in keys}
         seen, recent = await self.backend.run(_signatures, paths)
         previous, self._seen = self._seen, seen
-        return [key for key in keys
-                if key not in previous or seen[key] != previous[key] or key in recent]
+        now = time.monotonic()
+        reported, self._reported = self._reported, {}
+        changed = []
+        for key in keys:
+            last = reported.get(key)
+            if (key not in previous or seen[key] != previous[key]
+                    or (key in recent and (last is None or now - last >= RECHECK_SECONDS))):
+                changed.append(key)
+                last = now
+            if key in recent and last is not None:
+                self._reported[key] = last
+        return changed
 
 
 def _signatures(paths: dict[Hashable, str | None]) -> tuple[dict[Hashable, _Seen], set]:
