@@ -82,7 +82,17 @@ async def _first_unseen(selected: SelectedMailbox) -> int | None:
     return selected.seq_of(found[0]) if found else None
 
 
+# RFC 6154 section 3 (CREATE-SPECIAL-USE): the uses a mailbox here can
+# have.  \All and \Flagged describe virtual mailboxes (every message,
+# every flagged message), which this server does not make.
+CREATABLE_USES = frozenset({"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"})
+
+
 async def create(session: Session, cmd: C.Create):
+    refused = sorted(cmd.special_use - CREATABLE_USES)
+    if refused:
+        # Nothing is created; the code says the attribute is the reason.
+        raise CommandFailed(f"Special use not supported: {' '.join(refused)}", "USEATTR")
     await session.store.create_mailbox(cmd.mailbox, cmd.special_use)
 
 
