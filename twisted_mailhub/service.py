@@ -252,7 +252,12 @@ def open_configured_backend(settings: MailhubSettings) -> IBackend:
     """
     from twisted_mailhub.quota import quota_backend
 
-    return quota_backend(open_backend(settings.store), settings.quota)
+    backend = open_backend(settings.store)
+    if IWatchableBackend.providedBy(backend):
+        # Other processes may share the store: their changes are announced
+        # here, and (PostgreSQL) ours to them, commands' included.
+        backend.watch_changes()
+    return quota_backend(backend, settings.quota)
 
 
 def make_portal(backend: IBackend, settings: MailhubSettings) -> Portal:
@@ -300,7 +305,7 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
     settings = options.settings if isinstance(options, MailhubOptions) else options
     if backend is None:
         backend = open_configured_backend(settings)
-    if IWatchableBackend.providedBy(backend):
+    elif IWatchableBackend.providedBy(backend):
         # Other processes may share the store: announce their changes too.
         backend.watch_changes()
     portal = make_portal(backend, settings)

@@ -93,9 +93,12 @@ def read_range(conn: Connection, content_id: int, size: int, offset: int, length
     if offset >= end:
         return b""
     first, last = offset // CHUNK_SIZE, (end - 1) // CHUNK_SIZE
+    # A released content (count zero) reads as gone, as if already reaped.
     rows = conn.execute(
         select(chunks.c.seq, chunks.c.data)
-        .where(chunks.c.content_id == content_id, chunks.c.seq.between(first, last))
+        .join(contents, contents.c.id == chunks.c.content_id)
+        .where(chunks.c.content_id == content_id, chunks.c.seq.between(first, last),
+               contents.c.refcount > 0)
         .order_by(chunks.c.seq)
     ).all()
     data = b"".join(bytes(row.data) for row in rows)
@@ -105,7 +108,9 @@ def read_range(conn: Connection, content_id: int, size: int, offset: int, length
 
 def load_structure(conn: Connection, content_id: int) -> dict[str, Any] | None:
     """The structure JSON of a content, or C{None} if it is gone."""
-    raw = conn.execute(select(contents.c.structure).where(contents.c.id == content_id)).scalar()
+    raw = conn.execute(
+        select(contents.c.structure).where(contents.c.id == content_id, contents.c.refcount > 0)
+    ).scalar()
     return None if raw is None else json.loads(raw)
 
 
@@ -139,10 +144,10 @@ RELEASED = "released-contents"
 def release(conn: Connection, content_ids: Iterable[int]) -> None:
     """
     Drop one reference per occurrence in C{content_ids}.  Contents nobody
-    refers to any more are no longer reachable (every read and search goes
-    through a message row), and are deleted later by L{reap}, out of the
-    transaction: deleting their text from the full-text index is most of
-    the cost of an EXPUNGE.
+    refers to any more are no longer reachable (searches go through message
+    rows; L{read_range} and L{load_structure} find nothing of them), and are
+    deleted later by L{reap}, out of the transaction: deleting their text
+    from the full-text index is most of the cost of an EXPUNGE.
     """
     counts: dict[int, int] = {}
     for content_id in content_ids:

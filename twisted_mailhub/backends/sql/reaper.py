@@ -5,7 +5,8 @@ An EXPUNGE (or a mailbox or user deletion) only drops references in its
 transaction (L{content.release}); the contents that reached zero are handed
 here after the commit and deleted shortly afterwards in write transactions of
 their own, a batch at a time.  Nothing can reach such a content in between:
-reads and searches go through message rows.
+searches go through message rows, and reading a released content finds
+nothing, as if it had been deleted already.
 
 Contents left behind by a process that stopped before reaping them are
 found by one sweep when the store opens.
