@@ -285,13 +285,15 @@ class FetchAttr:
     RFC822.SIZE, ENVELOPE, BODY (no section: the non-extensible
     BODYSTRUCTURE), BODYSTRUCTURE, UID, RFC822, RFC822.HEADER, RFC822.TEXT,
     BODY[] (``section`` set; ``peek`` for BODY.PEEK), BINARY[], BINARY.SIZE,
-    MODSEQ.  ``partial`` is ``(origin, count)``.
+    MODSEQ, PREVIEW (RFC 8970; ``lazy`` for its LAZY modifier).
+    ``partial`` is ``(origin, count)``.
     """
 
     name: str
     section: Section | None = None
     partial: tuple[int, int] | None = None
     peek: bool = False
+    lazy: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,9 @@ async def render(
         structure = await message.structure()
     first = len(items)
     for attr in attrs:
+        if attr.name == "PREVIEW" and attr.lazy:
+            items.append([_lazy_preview(memo, meta.uid)])
+            continue
         items.append(await _item(attr, meta, message, structure, recent))
     if memo is not None and structure is not None:
         await _remember(memo, meta.uid, attrs, items[first:], message, structure)
@@ -146,7 +149,8 @@ class Memo(Protocol):
 
 # What is kept per message: the items as rendered, and the raw top-level
 # header (what BODY[HEADER], RFC822.HEADER and HEADER.FIELDS are cut from).
-_MEMO_ITEMS = {"ENVELOPE": b"ENVELOPE ", "BODYSTRUCTURE": b"BODYSTRUCTURE ", "BODY": b"BODY "}
+_MEMO_ITEMS = {"ENVELOPE": b"ENVELOPE ", "BODYSTRUCTURE": b"BODYSTRUCTURE ", "BODY": b"BODY ",
+               "PREVIEW": b"PREVIEW "}
 _HEADER_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 #: A top-level header larger than this is not kept.
 MAX_MEMO_HEADER = 64 * 1024
@@ -193,6 +197,10 @@ def render_memoised(seq: int, meta: MessageMeta, attrs: Sequence[FetchAttr], mem
             continue
         value = memo.memo(meta.uid, name)
         if value is None:
+            if attr.lazy:
+                # RFC 8970 section 4.1: not at hand, so NIL.
+                items.append(b"PREVIEW NIL")
+                continue
             return None
         if name != "header":
             items.append(_MEMO_ITEMS[name] + value)
@@ -218,6 +226,8 @@ async def _remember(memo: Memo, uid: int, attrs: Sequence[FetchAttr], items: lis
 
     for attr, item in zip(attrs, items):
         name = _memo_name(attr)
+        if attr.lazy:
+            continue
         if name in _MEMO_ITEMS and len(item) == 1 and isinstance(item[0], bytes):
             prefix = _MEMO_ITEMS[name]
             # The rendered items are worth keeping in the store too.
@@ -227,6 +237,15 @@ async def _remember(memo: Memo, uid: int, attrs: Sequence[FetchAttr], items: lis
             if plan.length <= MAX_MEMO_HEADER:
                 memo.remember(uid, "header",
                               await message.read(plan.offset, plan.length) if plan.length else b"")
+
+
+def _lazy_preview(memo: Memo | None, uid: int) -> bytes:
+    """
+    PREVIEW (LAZY), RFC 8970 section 4.1: the preview if it is kept, else
+    NIL rather than the delay of making it.
+    """
+    value = memo.memo(uid, "PREVIEW") if memo is not None else None
+    return b"PREVIEW " + (value if value is not None else wire.NIL)
 
 
 def _meta_item(name: str, meta: MessageMeta, recent: bool) -> bytes:
@@ -286,6 +305,10 @@ async def _item(attr, meta, message, structure, recent) -> list[Piece]:
         return [b"BODYSTRUCTURE " + bodystructure.bodystructure(structure.root, True)]
     if name == "BODY":
         return [b"BODY " + bodystructure.bodystructure(structure.root, False)]
+    if name == "PREVIEW":
+        from twisted_mailhub.imap import preview
+
+        return [b"PREVIEW " + preview.render(await preview.generate(message, structure))]
     if name == "RFC822":
         return await _whole_item(b"RFC822", message, meta, None)
     if name == "RFC822.HEADER":

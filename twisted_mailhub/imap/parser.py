@@ -508,6 +508,9 @@ def _fetch(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Fetch:
     return c.Fetch(tag, seq, attrs, uid, changedsince, vanished)
 
 
+_FETCH_MODIFIERS = ("CHANGEDSINCE", "VANISHED")
+
+
 def _fetch_modifier(ctx: Context) -> int | None:
     word = ctx.c.word("FETCH modifier")
     if word == "VANISHED":
@@ -526,6 +529,8 @@ def _fetch_att(ctx: Context) -> c.FetchAttr:
     name = raw.decode("ascii").upper()
     if name in _FETCH_SIMPLE and not (name == "BODY" and cur.peek() == ord("[")):
         return c.FetchAttr(name)
+    if name == "PREVIEW":
+        return c.FetchAttr(name, lazy=_preview_modifiers(ctx))
     if name in ("BODY", "BODY.PEEK"):
         cur.expect(ord("["), f"after {name}")
         section = _section(ctx)
@@ -540,6 +545,33 @@ def _fetch_att(ctx: Context) -> c.FetchAttr:
             return c.FetchAttr(name, section)
         return c.FetchAttr("BINARY[]", section, _partial(ctx), peek=name == "BINARY.PEEK")
     raise ParseError(f"Unknown FETCH attribute: {raw.decode('ascii')}")
+
+
+def _preview_modifiers(ctx: Context) -> bool:
+    """
+    RFC 8970 section 6: ``PREVIEW [SP "(" preview-mod *(SP preview-mod) ")"]``,
+    LAZY the one modifier; whether it was given.  A list of FETCH modifiers
+    is not PREVIEW's (FETCH 1 PREVIEW (CHANGEDSINCE 5)).
+    """
+    cur = ctx.c
+    if cur.peek_bytes(2) != b" (":
+        return False
+    mark = cur.mark()
+    cur.advance(2)
+    word = cur.peek_word()
+    cur.reset(mark)
+    if word in _FETCH_MODIFIERS:
+        return False
+    cur.advance()
+
+    def modifier() -> str:
+        word = cur.word("PREVIEW modifier")
+        if word != "LAZY":
+            raise ParseError(f"Unknown PREVIEW modifier: {word}")
+        return word
+
+    g.paren_list(ctx, modifier, "PREVIEW modifiers", empty=False)
+    return True
 
 
 def _section_part(ctx: Context) -> tuple[int, ...]:

@@ -131,8 +131,8 @@ class Session:
             "MULTIAPPEND",
             # RFC 7889: the same limit for every mailbox, the literal bound.
             f"APPENDLIMIT={self.policy.max_literal_size}",
-            # RFC 6154 section 3.
-            "CREATE-SPECIAL-USE",
+            # RFC 8970 and RFC 6154 section 3.
+            "PREVIEW", "CREATE-SPECIAL-USE",
         ]
         if self.store is not None:
             # RFC 9208: offered to a user who has limits.
