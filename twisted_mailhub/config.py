@@ -58,6 +58,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "idle-timeout": (int, str),
     "autologout": (int, str),
     "keepalive": bool,
+    "unauthenticate": bool,
     "metrics": str,
     "max-connections-per-ip": int,
     "max-connections-per-user": int,
@@ -161,6 +162,8 @@ class MailhubSettings:
     idle_timeout: int | None = None
     autologout: int | None = None
     keepalive: bool = True
+    #: Offer IMAP UNAUTHENTICATE (RFC 8437).
+    unauthenticate: bool = True
     #: Endpoint string of the Prometheus metrics listener, or None for none.
     metrics: str | None = None
     max_connections_per_ip: int | None = None
@@ -185,6 +188,8 @@ class MailhubSettings:
             changes["idle_timeout"] = float(self.autologout)
         if not self.keepalive:
             changes["tcp_keepalive"] = False
+        if not self.unauthenticate:
+            changes["unauthenticate"] = False
         if self.max_connections_per_ip is not None:
             changes["max_connections_per_address"] = self.max_connections_per_ip
         if self.max_connections_per_user is not None:
@@ -266,6 +271,12 @@ class MailhubOptions(usage.Options):
             None,
             "Do not set TCP keepalive (SO_KEEPALIVE) on client connections; by default "
             "it is set, so that connections of vanished clients are eventually closed.",
+        ],
+        [
+            "no-unauthenticate",
+            None,
+            "Do not offer IMAP UNAUTHENTICATE (RFC 8437), by which a client logged in "
+            "may log in again as another user on the same connection.",
         ],
     ]
     optParameters = [
@@ -416,6 +427,8 @@ class MailhubOptions(usage.Options):
             merged["pop3-retr-seen"] = True
         if self["no-keepalive"]:
             merged["keepalive"] = False
+        if self["no-unauthenticate"]:
+            merged["unauthenticate"] = False
         if self["metrics"] is not None:
             merged["metrics"] = self["metrics"]
         if self["lmtp-detail-separator"] is not None:
@@ -520,6 +533,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         idle_timeout=timeouts["idle-timeout"],
         autologout=timeouts["autologout"],
         keepalive=bool(values.get("keepalive", True)),
+        unauthenticate=bool(values.get("unauthenticate", True)),
         metrics=_metrics_endpoint(values.get("metrics")),
         max_connections_per_ip=limits["max-connections-per-ip"],
         max_connections_per_user=limits["max-connections-per-user"],

@@ -40,4 +40,7 @@ class ServerPolicy:
     # from the same address, up to the maximum.
     auth_failure_delay: float = 1.0
     auth_failure_delay_max: float = 30.0
+    # IMAP UNAUTHENTICATE (RFC 8437), which lets one connection log in as
+    # several users in turn; section 8 asks for a way to turn it off.
+    unauthenticate: bool = True
     server_name: str = "twisted_mailhub"

@@ -143,3 +143,76 @@ class MbsyncTLSTests(IMAPServerTestCase):
 
     async def test_sync_over_imaps_ends_by_itself(self) -> None:
         await self.sync_over(self.tls_port.getHost().port, "IMAPS")
+
+
+class MbsyncCompressionTests(IMAPServerTestCase):
+    """
+    mbsync turns COMPRESS=DEFLATE on by itself when the server offers it:
+    a sync both ways, with a message of some megabytes and pipelined
+    fetches, runs through the compressed stream.
+    """
+
+    if not MBSYNC:
+        skip = "mbsync is needed (the CI script installs isync)"
+
+    async def setUp(self) -> None:
+        await super().setUp()
+        from twisted_mailhub.imap.protocol import IMAPServerProtocol
+
+        self.compressed: list[bool] = []
+        compressed = self.compressed
+
+        class Recording(IMAPServerProtocol):
+            def connectionLost(self, reason=None) -> None:
+                compressed.append(self.compressing)
+                super().connectionLost(reason)
+
+        self.factory.protocol = Recording
+
+    async def test_sync_through_compression(self) -> None:
+        import base64
+
+        big = (b"From: carol@example.net\r\nTo: alice@example.org\r\nSubject: photos\r\n"
+               b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+               b"\r\n" + base64.encodebytes(os.urandom(3 * 2**20)).replace(b"\n", b"\r\n"))
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([AppendRequest(simple_message(f"note {i}")) for i in range(40)]
+                           + [AppendRequest(big)])
+
+        home = Path(os.path.abspath(self.mktemp()))
+        (home / "Mail").mkdir(parents=True)
+        rc = home / "mbsyncrc"
+        rc.write_text(
+            f"IMAPAccount hub\nHost 127.0.0.1\nPort {self.port}\nUser alice\n"
+            "Pass wonderland\nSSLType None\nAuthMechs LOGIN\n\n"
+            "IMAPStore remote\nAccount hub\n\n"
+            f"MaildirStore local\nPath {home}/Mail/\nInbox {home}/Mail/INBOX\n\n"
+            "Channel hub\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\n"
+            "SyncState *\n"
+        )
+
+        def sync():
+            # -Dn prints the protocol as mbsync sees it (inflated).
+            return subprocess.run([MBSYNC, "-Dn", "-c", str(rc), "hub"], capture_output=True,
+                                  text=True, env=dict(os.environ, HOME=str(home)), timeout=60)
+
+        first = await self.in_thread(sync)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertIn("COMPRESS DEFLATE\n", first.stdout)
+        self.assertIn(" OK DEFLATE active\n", first.stdout)
+        pulled = sorted((home / "Mail" / "INBOX" / "new").iterdir())
+        self.assertEqual(len(pulled), 41)
+        [photos] = [p for p in pulled if b"Subject: photos" in p.read_bytes()]
+        self.assertTrue(photos.read_bytes().endswith(big.split(b"\r\n\r\n", 1)[1]
+                                                     .replace(b"\r\n", b"\n")))
+
+        (home / "Mail" / "INBOX" / "new" / "1.local").write_bytes(simple_message("from laptop"))
+        second = await self.in_thread(sync)
+        self.assertEqual(second.returncode, 0, second.stderr)
+        uids = await inbox.uids()
+        self.assertEqual(len(uids), 42)
+        uploaded = await (await inbox.open_message(uids[-1])).read()
+        self.assertIn(b"\r\nSubject: from laptop\r\n", uploaded)
+        # Both syncs ran compressed from the server's side too.
+        self.assertEqual(self.compressed, [True, True])

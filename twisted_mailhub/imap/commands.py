@@ -81,6 +81,21 @@ class Authenticate(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """RFC 4978.  ``mechanism`` is upper case; only DEFLATE is parsed."""
+
+    name: ClassVar[str] = "COMPRESS"
+    mechanism: str = "DEFLATE"
+
+
+@dataclass(frozen=True, slots=True)
+class Unauthenticate(Command):
+    """RFC 8437: back to the not authenticated state."""
+
+    name: ClassVar[str] = "UNAUTHENTICATE"
+
+
+@dataclass(frozen=True, slots=True)
 class Enable(Command):
     name: ClassVar[str] = "ENABLE"
     capabilities: tuple[str, ...] = ()
@@ -337,6 +352,7 @@ ANY_STATE = (Capability, Noop, Logout, Id)
 NOT_AUTHENTICATED = (StartTLS, Login, Authenticate)
 AUTHENTICATED = (
     Enable, Select, Create, Delete, Rename, Subscribe, Unsubscribe, List,
-    Namespace, Status, Append, Idle, GetQuota, GetQuotaRoot, SetQuota,
+    Namespace, Status, Append, Idle, GetQuota, GetQuotaRoot, SetQuota, Compress,
+    Unauthenticate,
 )
 SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Sort, Thread)

@@ -234,7 +234,7 @@ SIMPLE = {
     "CAPABILITY": c.Capability, "NOOP": c.Noop, "LOGOUT": c.Logout,
     "STARTTLS": c.StartTLS, "NAMESPACE": c.Namespace, "IDLE": c.Idle,
     "CHECK": c.Check, "CLOSE": c.Close, "UNSELECT": c.Unselect,
-    "EXPUNGE": c.Expunge,
+    "EXPUNGE": c.Expunge, "UNAUTHENTICATE": c.Unauthenticate,
 }
 
 
@@ -289,6 +289,15 @@ def cmd_authenticate(ctx: Context, tag: str, name: str) -> c.Authenticate:
 
 
 # -- authenticated -------------------------------------------------------------
+
+
+def cmd_compress(ctx: Context, tag: str, name: str) -> c.Compress:
+    """RFC 4978 section 5: ``COMPRESS SP algorithm``; DEFLATE is the one."""
+    ctx.c.sp("compression mechanism")
+    mechanism = ctx.c.word("compression mechanism")
+    if mechanism != "DEFLATE":
+        raise ParseError(f"Unknown compression mechanism: {mechanism}")
+    return c.Compress(tag, mechanism)
 
 
 def cmd_enable(ctx: Context, tag: str, name: str) -> c.Enable:

@@ -642,6 +642,7 @@ _COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
     "MOVE": g.cmd_copy, "STORE": g.cmd_store, "SEARCH": _search, "FETCH": _fetch,
     "UID": _uid,
     "GETQUOTA": g.cmd_getquota, "GETQUOTAROOT": g.cmd_getquotaroot, "SETQUOTA": g.cmd_setquota,
+    "COMPRESS": g.cmd_compress,
 }
 _UID_COMMANDS: dict[str, Callable[..., c.Command]] = {
     "COPY": g.cmd_copy, "MOVE": g.cmd_copy, "STORE": g.cmd_store,

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted_mailhub.connection import ClientGone, ServerConnection, ServerConnectionFactory
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
+from twisted_mailhub.imap.compress import CompressingTransport, CompressionError
 from twisted_mailhub.imap.output import ResponseOutput
 from twisted_mailhub.imap.parser import (
     CommandError,
@@ -69,6 +70,8 @@ class IMAPServerProtocol(ServerConnection):
         self._backlog = 0
         # Every byte written goes through here: see imap/output.py.
         self.output = ResponseOutput()
+        # COMPRESS=DEFLATE, when active: the layer self.transport is.
+        self.compression: CompressingTransport | None = None
 
     # -- connection lifecycle ------------------------------------------------
 
@@ -112,6 +115,13 @@ class IMAPServerProtocol(ServerConnection):
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
         self.bytes_received += len(data)
+        if self.compression is not None:
+            # Inflated a bounded piece at a time, into _received.
+            self.compression.receive(data)
+            return
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
         self.parser.receive_data(data)
         if self._busy and self._line_waiter is None:
             self._backlog += len(data)
@@ -234,6 +244,44 @@ class IMAPServerProtocol(ServerConnection):
         # Whatever the client pipelined behind STARTTLS is thrown away.
         self.parser.discard_buffer()
         super().start_tls()
+
+    @property
+    def compressing(self) -> bool:
+        return self.compression is not None
+
+    def start_compression(self) -> None:
+        """
+        RFC 4978 section 3: everything after the OK just written is DEFLATE,
+        both ways.  As after STARTTLS, input the client sent before seeing
+        the OK is dropped: it may not send any.
+        """
+        self.parser.discard_buffer()
+        self.compression = CompressingTransport(
+            self.transport, self._received, self._compression_failed,
+            self.factory.clock.callLater, counter=self,
+            max_after_end=self.factory.policy.max_line_length)
+        self.transport = self.compression
+
+    def stop_compression(self) -> None:
+        """
+        RFC 8437 section 4.1: compression ends after the OK of UNAUTHENTICATE
+        just written; the client's input after the end of its compressed
+        stream is read as it is.
+        """
+        layer, self.compression = self.compression, None
+        if layer is None:
+            return
+        self.transport = layer.transport
+        rest = layer.finish()
+        self.parser.discard_buffer()
+        if rest:
+            self._received(rest)
+
+    def _compression_failed(self, error: CompressionError) -> None:
+        self.log.info("Closing IMAP connection from {peer}: {error}", peer=self.peer_host,
+                      error=str(error))
+        self.goodbye("Invalid compressed data")
+        self.close()
 
     def set_max_literal(self, size: int) -> None:
         self.parser.max_literal_size = size

@@ -43,6 +43,15 @@ class SessionIO(ConnectionIO, Protocol):
 
     def set_utf8(self, enabled: bool) -> None: ...
 
+    #: COMPRESS=DEFLATE is active (RFC 4978).
+    compressing: bool
+
+    def start_compression(self) -> None:
+        """Compress both ways from the next byte on (after a tagged OK)."""
+
+    def stop_compression(self) -> None:
+        """End compression after the tagged OK just written (RFC 8437 4.1)."""
+
 
 class CommandFailed(Exception):
     """A handler's way to answer NO (or BAD) with an optional response code."""
@@ -95,6 +104,9 @@ class Session:
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []
         self.bad_commands = 0
+        # What to do once the tagged response of the running command is
+        # written, if it is OK: start or end compression.
+        self.after_ok: Callable[[], None] | None = None
 
     # -- capabilities --------------------------------------------------------
 
@@ -134,6 +146,13 @@ class Session:
             # RFC 8970 and RFC 6154 section 3.
             "PREVIEW", "CREATE-SPECIAL-USE",
         ]
+        if self.state in (State.AUTHENTICATED, State.SELECTED):
+            # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,
+            # which servers may offer once authenticated, and must let the
+            # admin turn off.
+            caps.append("COMPRESS=DEFLATE")
+            if self.policy.unauthenticate:
+                caps.append("UNAUTHENTICATE")
         if self.store is not None:
             # RFC 9208: offered to a user who has limits.
             from twisted_mailhub.imap.handlers.quota import capabilities
@@ -215,6 +234,9 @@ class Session:
             isinstance(command, _NO_EXPUNGE) and not getattr(command, "uid", False)),
             uid_in_fetch=getattr(command, "uid", False))
         self.io.write(responses.status(command.tag, condition, text, code))
+        after, self.after_ok = self.after_ok, None
+        if after is not None and condition == "OK":
+            after()
 
     def _state_phrase(self) -> str:
         if self.state is State.NOT_AUTHENTICATED:
@@ -258,7 +280,30 @@ class Session:
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
 
+    def unauthenticate(self) -> None:
+        """
+        RFC 8437: back to the not authenticated state, as if the connection
+        were new but for TLS (and COMPRESS, which the caller ends): the
+        mailbox is closed without expunge responses, the store and the
+        user's connection slot given back, what ENABLE and SEARCHRES set
+        forgotten, and the limits and timer of a client not logged in apply
+        again.
+        """
+        self._end_login()
+        self.state = State.NOT_AUTHENTICATED
+        self.username = None
+        self.store = None
+        self.enabled = set()
+        self.saved_search = []
+        self.io.set_utf8(False)
+        self.io.set_max_literal(self.policy.max_literal_size_unauthenticated)
+        self.io.set_timeout(self.policy.login_timeout)
+
     def connection_lost(self) -> None:
+        self._end_login()
+        self.state = State.LOGOUT
+
+    def _end_login(self) -> None:
         self.deselect()
         if self.username is not None and self.state is not State.NOT_AUTHENTICATED:
             self.users[self.username] -= 1
@@ -267,4 +312,3 @@ class Session:
         if self._logout is not None:
             logout, self._logout = self._logout, None
             logout()
-        self.state = State.LOGOUT

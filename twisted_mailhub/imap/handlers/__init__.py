@@ -5,8 +5,10 @@ response code as C{(text, code)}), or raises L{CommandFailed} /
 L{twisted_mailhub.errors.MailhubError} for NO and BAD.
 """
 
-from twisted_mailhub.imap.handlers import auth, basic, mailboxes, messages, quota, sorting
+from twisted_mailhub.imap.handlers import (
+    auth, basic, connection, mailboxes, messages, quota, sorting,
+)
 
 HANDLERS = {}
-for _module in (basic, auth, mailboxes, messages, quota, sorting):
+for _module in (basic, auth, connection, mailboxes, messages, quota, sorting):
     HANDLERS.update(_module.HANDLERS)
