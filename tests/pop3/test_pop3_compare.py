@@ -27,21 +27,21 @@ class CompareToolTests(POP3ServerTestCase):
     async def test_figures_are_plausible(self) -> None:
         buffer = io.StringIO()
         argv = ["--imap", f"127.0.0.1:{self.imap_port}", "--pop3", f"127.0.0.1:{self.port}",
-                "--user", "alice", "--password", "wonderland", "--generate", "10"]
+                "--user", "alice", "--password", "wonderland", "--generate", "40"]
         code = await self.in_thread(main, argv, buffer)
         output = buffer.getvalue()
         self.assertEqual(code, 0, output)
-        self.assertTrue(output.startswith("appended 16 generated messages"))
+        self.assertTrue(output.startswith("appended 46 generated messages"), output[:40])
         table = rows(output.split("\n\n", 1)[1])
         self.assertEqual(len(table), 12)
         find_imap = table[("find messages from one sender", "IMAP")]
         find_pop3 = table[("find messages from one sender", "POP3")]
         # POP3 must fetch every header; IMAP SEARCH returns only the UIDs.
         self.assertGreater(int(find_pop3[1]), 2 * int(find_imap[1]))
-        self.assertIn("2 messages from bob@example.com", " ".join(find_imap))
-        self.assertIn("2 messages from bob@example.com", " ".join(find_pop3))
+        self.assertIn("8 messages from bob@example.com", " ".join(find_imap))
+        self.assertIn("8 messages from bob@example.com", " ".join(find_pop3))
         download_pop3 = table[("download all new mail", "POP3")]
-        # Two messages carry a 300 kB attachment (about 400 kB in base64).
+        # Some messages carry a 300 kB attachment (about 400 kB in base64).
         self.assertGreater(int(download_pop3[1]), 2 * 400_000)
         self.assertEqual(table[("work with several folders", "POP3")][:4], ["-"] * 4)
         self.assertIn("not possible: POP3 has no folders", output)
