@@ -49,9 +49,20 @@ def date_columns(when: datetime) -> dict[str, int]:
     }
 
 
+_ZONES: dict[int, timezone] = {}
+
+
 def internaldate(us: int, tz: int) -> datetime:
     """The INTERNALDATE stored as C{internal_us}/C{internal_tz}."""
-    return (EPOCH + timedelta(microseconds=us)).astimezone(timezone(timedelta(seconds=tz)))
+    zone = _ZONES.get(tz)
+    if zone is None:
+        zone = _ZONES[tz] = timezone(timedelta(seconds=tz))
+    seconds, micro = divmod(us, 1_000_000)
+    try:
+        return datetime.fromtimestamp(seconds, zone).replace(microsecond=micro)
+    except (OverflowError, OSError, ValueError):
+        # Outside what the platform's time functions take: the slow way.
+        return (EPOCH + timedelta(microseconds=us)).astimezone(zone)
 
 
 def split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], frozenset[str]]:
@@ -70,10 +81,22 @@ def split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], frozenset[str]]:
     return system, frozenset(keyword_set)
 
 
+_FLAG_ITEMS = tuple(FLAG_COLUMNS.items())
+# The flag set of each combination of the system flag columns, made once:
+# loading a mailbox's metadata builds no set for messages without keywords.
+_SYSTEM_SETS: dict[tuple[bool, ...], frozenset[str]] = {}
+
+
 def flags_of(row: Row | dict[str, Any], keyword_set: Iterable[str]) -> frozenset[str]:
-    mapping = row._mapping if isinstance(row, Row) else row
-    system = {flag for flag, column in FLAG_COLUMNS.items() if mapping[column]}
-    return frozenset(system) | frozenset(keyword_set)
+    if isinstance(row, Row):
+        present = tuple(bool(getattr(row, column)) for _, column in _FLAG_ITEMS)
+    else:
+        present = tuple(bool(row[column]) for _, column in _FLAG_ITEMS)
+    system = _SYSTEM_SETS.get(present)
+    if system is None:
+        system = _SYSTEM_SETS[present] = frozenset(
+            flag for (flag, _), on in zip(_FLAG_ITEMS, present) if on)
+    return system | frozenset(keyword_set) if keyword_set else system
 
 
 def meta_of(row: Row, keyword_set: Iterable[str]) -> MessageMeta:
