@@ -300,6 +300,20 @@ class IStatusQuery(Interface):
         """
 
 
+class IBulkStatusQuery(IStatusQuery):
+    """
+    Optional: the STATUS of several mailboxes in one step, for clients that
+    send a STATUS per folder without waiting for the answers.
+    """
+
+    def mailbox_statuses(names):
+        """
+        Asynchronous.  C{{name: outcome}} for each of C{names}: the
+        L{MailboxStatus} L{mailbox_status} would give, or the exception it
+        would raise (returned, not raised).
+        """
+
+
 class IUsageQuery(Interface):
     """
     Optional, on an L{IMailStore}: the totals of the user's whole tree in

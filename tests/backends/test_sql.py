@@ -298,6 +298,26 @@ class SQLBackendTestsMixin:
         self.assertEqual(await self.count_rows(backend, contents), 0)
         self.assertEqual(await self.count_rows(backend, chunks), 0)
 
+    async def test_bulk_status_equals_status_one_by_one(self) -> None:
+        from zope.interface.verify import verifyObject
+
+        from twisted_mailhub.errors import MailhubError
+        from twisted_mailhub.interfaces import IBulkStatusQuery
+
+        backend, store, inbox, metas = await self.inbox_with(3)
+        await store.create_mailbox("Lists/python")
+        verifyObject(IBulkStatusQuery, store)
+        names = ["INBOX", "Lists/python", "Lists", "Nowhere", "inbox", "bad\x00name"]
+        outcomes = await store.mailbox_statuses(names)
+        self.assertEqual(sorted(outcomes), sorted(names))
+        for name in names:
+            try:
+                expected = await store.mailbox_status(name)
+            except MailhubError as e:
+                self.assertIsInstance(outcomes[name], type(e), name)
+            else:
+                self.assertEqual(outcomes[name], expected, name)
+
     async def test_released_contents_are_reaped_after_the_expunge(self) -> None:
         backend, store, inbox, metas = await self.inbox_with(4)
         await inbox.store_flags([m.uid for m in metas[:2]], "add", {"\\Deleted"})

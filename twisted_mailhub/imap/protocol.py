@@ -11,7 +11,7 @@ client that keeps sending is paused.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -21,6 +21,7 @@ from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap.compress import CompressingTransport, CompressionError
 from twisted_mailhub.imap.output import ResponseOutput
+from twisted_mailhub.imap.readahead import LOOKAHEAD
 from twisted_mailhub.imap.parser import (
     CommandError,
     CommandParser,
@@ -36,6 +37,10 @@ __all__ = ["IMAPServerFactory", "IMAPServerProtocol"]
 
 # The most padding written to finish an open literal before a goodbye.
 GOODBYE_PADDING_LIMIT = 2**20
+
+
+def _is_command(event, kind: type) -> bool:
+    return isinstance(event, CommandReceived) and type(event.command) is kind
 
 
 def command_label(command: C.Command) -> str:
@@ -66,6 +71,11 @@ class IMAPServerProtocol(ServerConnection):
         super().__init__()
         self._busy = False
         self._pumping = False
+        # Events parsed while a FETCH ran, to handle in order after it: the
+        # FETCHes pipelined behind it (see imap/readahead.py), then at most
+        # one other event.
+        self._ahead: deque = deque()
+        self._running: C.Command | None = None
         self._reading_paused = False
         self._backlog = 0
         # Every byte written goes through here: see imap/output.py.
@@ -137,13 +147,45 @@ class IMAPServerProtocol(ServerConnection):
         try:
             while not self.closed:
                 if self._busy and self._line_waiter is None:
+                    self._read_ahead()
                     return
-                event = self.parser.next_event()
+                event = self._ahead.popleft() if self._ahead else self.parser.next_event()
                 if event is None:
                     return
                 self._handle(event)
         finally:
             self._pumping = False
+
+    def _read_ahead(self) -> None:
+        """
+        While a FETCH (or a STATUS) runs, parse the commands of the same
+        kind already received behind it and let the session start their
+        store work meanwhile (imap/readahead.py).  Parsing them early changes
+        nothing: neither command changes the parser's state (limits, UTF-8,
+        raw lines).  The first other event ends the run and waits, parsed,
+        for its turn; what follows it stays unparsed, since that command may
+        change how the rest is read.
+        """
+        kind = type(self._running)
+        if kind not in (C.Fetch, C.Status):
+            return
+        run = []
+        while len(self._ahead) < LOOKAHEAD:
+            if self._ahead and not _is_command(self._ahead[-1], kind):
+                break
+            event = self.parser.next_event()
+            if event is None:
+                break
+            self._ahead.append(event)
+            if not _is_command(event, kind):
+                break
+            run.append(event.command)
+        if not run:
+            return
+        if kind is C.Fetch:
+            self.session.readahead.start(self.session, run)
+        else:
+            self.session.readahead.start_status(self.session, run)
 
     def _handle(self, event) -> None:
         if isinstance(event, RawLine):
@@ -181,12 +223,14 @@ class IMAPServerProtocol(ServerConnection):
 
     async def _execute(self, command) -> None:
         started = time.perf_counter()
+        self._running = command
         try:
             await self.session.execute(command)
         except ClientGone:
             return
         finally:
             self._busy = False
+            self._running = None
             self.report_command(command_label(command), started)
         if self.session.state is State.LOGOUT:
             self.close()

@@ -19,6 +19,7 @@ from twisted_mailhub.connection import ClientGone, ConnectionIO
 from twisted_mailhub.errors import MailhubError
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
+from twisted_mailhub.imap.readahead import ReadAhead
 from twisted_mailhub.imap.selected import SelectedMailbox
 from twisted_mailhub.policy import ServerPolicy
 
@@ -104,6 +105,8 @@ class Session:
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []
         self.bad_commands = 0
+        #: Messages opened for the FETCH commands pipelined behind this one.
+        self.readahead = ReadAhead()
         # What to do once the tagged response of the running command is
         # written, if it is OK: start or end compression.
         self.after_ok: Callable[[], None] | None = None
@@ -196,6 +199,9 @@ class Session:
 
     async def execute(self, command: C.Command) -> None:
         """Run one command to its tagged response."""
+        if not isinstance(command, C.Fetch):
+            # Only a STATUS leaves what STATUS reads as it was.
+            self.readahead.clear(keep_status=isinstance(command, C.Status))
         allowed = _ALLOWED.get(type(command), ())
         if self.state not in allowed:
             self.io.write(responses.status(

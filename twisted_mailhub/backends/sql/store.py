@@ -11,7 +11,7 @@ the unique (user, name) constraint backs that up.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -33,9 +33,10 @@ from twisted_mailhub.errors import (
     InvalidMailboxName,
     MailboxExists,
     MailboxNotFound,
+    MailhubError,
     NotSelectable,
 )
-from twisted_mailhub.interfaces import IMailStore, IStatusQuery, IUsageQuery
+from twisted_mailhub.interfaces import IBulkStatusQuery, IMailStore, IStatusQuery, IUsageQuery
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved, MailboxStatus, MessagesExpunged
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 _MAX_UIDVALIDITY = 2**32 - 1
 
 
-@implementer(IMailStore, IStatusQuery, IUsageQuery)
+@implementer(IMailStore, IStatusQuery, IBulkStatusQuery, IUsageQuery)
 class SQLMailStore(BaseMailStore):
     """The mailboxes and subscriptions of one C{users} row."""
 
@@ -68,6 +69,24 @@ class SQLMailStore(BaseMailStore):
         name = validate_name(name, self.delimiter)
         row = await self.backend.db.read(_find_txn, self.user_id, name)
         return _selectable(row, name, lambda: status_of_row(row))
+
+    async def mailbox_statuses(self, names: Iterable[str]) -> dict[str, Any]:
+        """L{IBulkStatusQuery}: the counters of several mailbox rows, in one statement."""
+        outcomes: dict[str, Any] = {}
+        valid: dict[str, str] = {}
+        for name in names:
+            try:
+                valid[name] = validate_name(name, self.delimiter)
+            except MailhubError as e:
+                outcomes[name] = e
+        rows = await self.backend.db.read(_find_many_txn, self.user_id, sorted(set(valid.values())))
+        for asked, name in valid.items():
+            row = rows.get(name)
+            try:
+                outcomes[asked] = _selectable(row, name, lambda: status_of_row(row))
+            except MailhubError as e:
+                outcomes[asked] = e
+        return outcomes
 
     async def usage(self) -> tuple[int, int]:
         """L{IUsageQuery}: the sums of the counters of the user's mailbox rows."""
@@ -177,6 +196,18 @@ _FIND = select(mailboxes).where(mailboxes.c.user_id == bindparam("user_id"),
 
 def _find_txn(conn: Connection, user_id: int, name: str):
     return conn.execute(_FIND, {"user_id": user_id, "name": name}).first()
+
+
+_FIND_MANY = select(mailboxes).where(mailboxes.c.user_id == bindparam("user_id"),
+                                     mailboxes.c.name.in_(bindparam("names", expanding=True)))
+
+
+def _find_many_txn(conn: Connection, user_id: int, names: list[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for start in range(0, len(names), 500):
+        params = {"user_id": user_id, "names": names[start:start + 500]}
+        found.update((row.name, row) for row in conn.execute(_FIND_MANY, params))
+    return found
 
 
 def _find_for_update(conn: Connection, user_id: int, name: str):

@@ -160,7 +160,10 @@ async def status(session: Session, cmd: C.Status):
     query = IStatusQuery(session.store, None)
     mailbox = None
     if query is not None:
-        st = await query.mailbox_status(cmd.mailbox)
+        # Asked for already if this STATUS was pipelined behind another.
+        st = await session.readahead.take_status(cmd.mailbox)
+        if st is None:
+            st = await query.mailbox_status(cmd.mailbox)
     else:
         mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=True)
         st = await mailbox.status()

@@ -129,7 +129,11 @@ async def fetch(session: Session, cmd: C.Fetch):
             if want_content:
                 if bulk is not None and uid not in opened:
                     wanted = [u for u in batch[batch.index(uid):] if u in metas][:OPEN_BATCH]
-                    opened = {m.meta.uid: m for m in await bulk.open_messages(wanted)}
+                    # Opened ahead while an earlier pipelined FETCH ran?
+                    opened = await session.readahead.take(selected, wanted)
+                    if uid not in opened:
+                        rest = [u for u in wanted if u not in opened]
+                        opened.update((m.meta.uid, m) for m in await bulk.open_messages(rest))
                 try:
                     message = opened.pop(uid) if bulk is not None else (
                         await mailbox.open_message(uid))
