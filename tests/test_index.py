@@ -214,7 +214,8 @@ class IndexOverIMAPTests(IMAPServerTestCase):
         await inbox.append([AppendRequest(simple_message(f"m{i}"), flag_sets[i % 5], WHEN)
                             for i in range(100)])
         keys = [b"UNSEEN", b"FLAGGED", b"NOT DELETED", b"KEYWORD $junk", b"UNKEYWORD $Junk",
-                b"OR FLAGGED DELETED", b"SEEN UID 30:60", b"UNSEEN 10:20,90:*", b"NOT SEEN"]
+                b"OR FLAGGED DELETED", b"SEEN UID 30:60", b"UNSEEN 10:20,90:*", b"NOT SEEN",
+                b"DRAFT", b"KEYWORD $Nowhere"]
 
         def searches(c, prefix):
             return [c.command(b"%s%d SEARCH %s" % (prefix, i, key))[0]

@@ -256,6 +256,14 @@ class MailboxIndex:
         """The meta of C{uid} if the index holds it (no store access)."""
         return self._metas.get(uid)
 
+    def flag_sets(self) -> Iterable[frozenset[str]]:
+        """
+        Every distinct flag set the index has shared among its messages
+        (some perhaps no longer in use): a flag search none of them
+        satisfies matches no message.
+        """
+        return tuple(self._flagsets)
+
     def held(self) -> Mapping[int, MessageMeta]:
         """
         A read-only view, UID to meta, of what the index holds now: every

@@ -24,6 +24,7 @@ first.
 from __future__ import annotations
 
 import inspect
+from functools import cached_property
 from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -58,6 +59,10 @@ class SearchContext:
     recent: Set[int]
     saved: Sequence[int] = ()
     now: datetime | None = None
+
+
+# A date for metas made only to test flags.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 async def search(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> list[int]:
@@ -131,21 +136,27 @@ def _evaluate_known(index: Any, key: sk.SearchKey, context: SearchContext) -> li
     if isinstance(key, sk.Flag):
         # UNSEEN, FLAGGED, DELETED...: the answer depends on the flag set
         # alone, and the index shares one frozenset among messages with
-        # the same flags, so each distinct set is tested once.
+        # the same flags, so each distinct set is tested once -- and when
+        # no set the index ever held matches, no message can.
         flag_test, verdicts = node.test, {}
         probe = _Candidate(None)
-        matched = []
-        for uid in candidates:
-            meta = held(uid)
-            if meta is None:
-                continue  # expunged since the session last looked
-            verdict = verdicts.get(meta.flags)
-            if verdict is None:
-                probe.meta = meta
-                verdict = verdicts[meta.flags] = bool(flag_test(probe))
-            if verdict:
-                matched.append(uid)
-        return matched
+        for flags in index.flag_sets():
+            probe.meta = MessageMeta(0, flags, _EPOCH, 0, 0)
+            verdicts[flags] = bool(flag_test(probe))
+        if not any(verdicts.values()):
+            return []
+
+        def decide(meta: MessageMeta) -> bool:
+            # A flag set the index did not share (not expected): test it.
+            probe.meta = meta
+            verdict = verdicts[meta.flags] = bool(flag_test(probe))
+            return verdict
+
+        verdict_of = verdicts.get
+        # UIDs expunged since the session last looked have no meta: skipped.
+        return [uid for uid in candidates
+                if (meta := held(uid)) is not None
+                and (verdict_of(meta.flags) or (meta.flags not in verdicts and decide(meta)))]
     test = node.test
     probe = _Candidate(None)
     matched = []
@@ -227,11 +238,19 @@ class _Compiler:
 
     def __init__(self, context: SearchContext) -> None:
         self.context = context
-        self.view = list(context.uids)
-        self.view_set = frozenset(self.view)
         self.now = context.now or datetime.now(timezone.utc)
         if self.now.tzinfo is None:
             self.now = self.now.replace(tzinfo=timezone.utc)
+
+    # Only sequence-set and UID keys need the view as a list and a set:
+    # flag searches of a large mailbox do not pay for building them.
+    @cached_property
+    def view(self) -> list[int]:
+        return list(self.context.uids)
+
+    @cached_property
+    def view_set(self) -> frozenset[int]:
+        return frozenset(self.view)
 
     def compile(self, key: sk.SearchKey) -> _Node:
         method = getattr(self, "_" + type(key).__name__.lower(), None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from typing import Hashable
+from typing import Hashable, Sequence
 
 from zope.interface import implementer
 
@@ -106,7 +106,7 @@ class SelectedMailbox:
         self.keywords |= new
         return flags_responses(self.keywords, self.read_only)
 
-    async def prepare(self, uids: list[int]) -> None:
+    async def prepare(self, uids: Sequence[int]) -> None:
         """
         A command will read the metadata of C{uids}: let the index load the
         whole mailbox at once when that is most of it.

@@ -261,7 +261,7 @@ async def search(session: Session, cmd: C.Search):
     selected = session.selected
     if is_metadata_only(cmd.key):
         # Flag and UID keys are answered from the index: fill it if need be.
-        await selected.prepare(list(selected.uids))
+        await selected.prepare(selected.uids)
     context = SearchContext(selected.uids, selected.recent, session.saved_search,
                             datetime.now(timezone.utc))
     found = await run_search(selected.mailbox, cmd.key, context)
