@@ -25,6 +25,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
+from twisted_mailhub.backends.folders import publish_all
 from twisted_mailhub.backends.maildir.folder import (
     FolderCache,
     FolderSettings,
@@ -32,7 +33,7 @@ from twisted_mailhub.backends.maildir.folder import (
     open_folder,
 )
 from twisted_mailhub.backends.maildir.locking import dotlocked, process_lock
-from twisted_mailhub.backends.maildir.mailbox import MaildirMailbox, _publish_all
+from twisted_mailhub.backends.maildir.mailbox import MaildirMailbox
 from twisted_mailhub.backends.maildir.naming import (
     check_level,
     decode_level,
@@ -152,7 +153,7 @@ class MaildirMailStore(BaseMailStore):
                 return folder.synced + folder.events, folder.guid, folder.uidvalidity
 
         events, guid, uidvalidity = await self.backend.run(opened)
-        _publish_all(self, guid, events)
+        publish_all(self, guid, events)
         self.backend.opened(self, name, path, guid)
         return MaildirMailbox(self, name, path, guid, uidvalidity, read_only)
 
@@ -209,12 +210,12 @@ class MaildirMailStore(BaseMailStore):
 
         guid = await self.backend.run(remove)
         if guid is not None:
-            _publish_all(self, guid, [MailboxRemoved()])
+            publish_all(self, guid, [MailboxRemoved()])
 
     async def _rename(self, pairs: list[tuple[str, str]]) -> None:
         guids = await self.backend.run(self._rename_sync, pairs)
         for guid in guids:
-            _publish_all(self, guid, [MailboxRemoved()])
+            publish_all(self, guid, [MailboxRemoved()])
 
     def _rename_sync(self, pairs: list[tuple[str, str]]) -> list[str]:
         """

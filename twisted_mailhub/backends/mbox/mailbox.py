@@ -4,196 +4,46 @@ The asynchronous face of an mbox mailbox: L{IMailbox} and L{IMessage}.
 Every method runs one L{MboxFolder} operation in the backend's thread
 pool, with the file locked and the index brought up to date first, then
 publishes the events the operation caused (including those of changes
-made by other programs) on the reactor thread.
+made by other programs) on the reactor thread
+(L{twisted_mailhub.backends.folders}, shared with the Maildir store).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Hashable, Iterable
+from typing import Any
 
 from zope.interface import implementer
 
-from twisted_mailhub.backends.base import BaseMailbox, sorted_unique
-from twisted_mailhub.backends.identity import check_identity
+from twisted_mailhub.backends.base import sorted_unique
+from twisted_mailhub.backends.folders import FolderMailbox, HeldMessage, with_origin
 from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
-from twisted_mailhub.errors import MailboxNotFound, ReadOnlyMailbox
-from twisted_mailhub.interfaces import IMailbox, IMessage, IRemovableMailbox, IRestorableMailbox
-from twisted_mailhub.model import (
-    AppendRequest,
-    FlagUpdate,
-    MailboxEvent,
-    MailboxStatus,
-    MessageMeta,
-)
+from twisted_mailhub.interfaces import IMailbox, IRemovableMailbox, IRestorableMailbox
 
-if TYPE_CHECKING:
-    from twisted_mailhub.backends.mbox.store import MboxMailStore
-
-
-@implementer(IMessage)
-class MboxMessage:
-    """A message as read when it was opened; its content is held in memory."""
-
-    def __init__(self, meta: MessageMeta, content: bytes) -> None:
-        self.meta = meta
-        self._content = content
-        self._structure = None
-
-    def __repr__(self) -> str:
-        return f"<MboxMessage uid={self.meta.uid} size={self.meta.size}>"
-
-    async def structure(self):
-        """The parsed MIME structure, computed on first use."""
-        if self._structure is None:
-            # Imported late so that using the backend does not need the
-            # parser until a client asks for structure.
-            from twisted_mailhub.mime.parse import parse_message
-
-            self._structure = parse_message(self._content)
-        return self._structure
-
-    async def read(self, offset: int = 0, length: int | None = None) -> bytes:
-        """Up to C{length} bytes of the message from C{offset}."""
-        if length is None:
-            return self._content[offset:]
-        return self._content[offset : offset + length]
+class MboxMessage(HeldMessage):
+    """A message of an mbox file, as read when it was opened."""
 
 
 @implementer(IMailbox, IRemovableMailbox, IRestorableMailbox)
-class MboxMailbox(BaseMailbox):
-    """One session's handle on an mbox mailbox."""
+class MboxMailbox(FolderMailbox):
+    """
+    One session's handle on an mbox mailbox.  Its folder's identity is the
+    key of its index, made anew when a mailbox of the same name is.
+    """
 
-    def __init__(self, store: MboxMailStore, name: str, path: str, index_key: str,
-                 uidvalidity: int, read_only: bool) -> None:
-        self.name = name
-        self.read_only = read_only
-        self.notifier = store.notifier
-        self.key: Hashable = store.backend.mailbox_key(index_key)
-        self._store = store
-        self._path = path
-        self._index_key = index_key
-        self._uidvalidity = uidvalidity
+    message_class = MboxMessage
 
-    def __repr__(self) -> str:
-        mode = "read-only" if self.read_only else "read-write"
-        return f"<MboxMailbox {self._store.username}:{self.name} {mode}>"
-
-    @property
-    def uidvalidity(self) -> int:
-        """The UIDVALIDITY, as of the last operation."""
-        return self._uidvalidity
-
-    async def _run(self, operation: Callable[[MboxFolder], Any], write: bool = False) -> Any:
-        if write and self.read_only:
-            raise ReadOnlyMailbox(f"Mailbox is read-only: {self.name}")
-        result, events, index_key, uidvalidity = await self._store.backend.run(
-            self._in_thread, operation
-        )
-        _publish_all(self._store, index_key, events)
-        if index_key != self._index_key:
-            raise MailboxNotFound(f"Mailbox no longer exists: {self.name}")
-        self._uidvalidity = uidvalidity
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _in_thread(self, operation):
+    def _open_folder(self) -> Any:
         store = self._store
-        with open_folder(self._path, store.settings, store.backend.cache) as folder:
-            if folder.index.key != self._index_key:
-                # Another mailbox now has this name; this one is gone.
-                return None, folder.events, folder.index.key, folder.index.uidvalidity
-            try:
-                result = operation(folder)
-            except Exception as e:  # noqa: BLE001 - re-raised on the reactor thread
-                # The refresh before the failure happened and its events
-                # must still be published; the cached index may be half
-                # changed by the failed operation.
-                store.backend.cache.forget(self._path)
-                result = e
-            return result, folder.events, folder.index.key, folder.index.uidvalidity
+        return open_folder(self._path, store.settings, store.backend.cache)
 
-    # -- reads -------------------------------------------------------------
+    @staticmethod
+    def _identity_of(folder: MboxFolder) -> str:
+        return folder.index.key
 
-    async def status(self) -> MailboxStatus:
-        """Counters from the index; notices changes by other programs."""
-        return await self._run(MboxFolder.status)
-
-    async def uids(self) -> list[int]:
-        """All UIDs, ascending."""
-        metas = await self._run(lambda folder: folder.metadata())
-        return [meta.uid for meta in metas]
-
-    async def metadata(self, uids: Iterable[int]) -> list[MessageMeta]:
-        """Metas of the existing messages among C{uids}, ascending."""
-        wanted = sorted_unique(uids)
-        return await self._run(lambda folder: folder.metadata(wanted))
-
-    async def open_message(self, uid: int) -> MboxMessage:
-        """The message with this UID, read now; L{MessageExpunged} if gone."""
-        meta, content = await self._run(lambda folder: folder.content(uid))
-        return MboxMessage(meta, content)
-
-    async def claim_recent(self, claim: bool = True) -> list[int]:
-        """UIDs no session has been told of; C{claim} takes them for the caller."""
-        return await self._run(lambda folder: folder.claim_recent(claim))
-
-    async def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
-        """Metas changed after C{modseq} and UIDs expunged after it."""
-        return await self._run(lambda folder: folder.changes_since(modseq))
-
-    # -- writes ------------------------------------------------------------
-
-    async def append(
-        self, requests: Iterable[AppendRequest], origin: Hashable | None = None
-    ) -> list[MessageMeta]:
-        """Append all of C{requests} in one fsynced write."""
-        requests = list(requests)
-        if not requests:
-            return []
-        return await self._run(
-            lambda folder: _with_origin(folder, origin, lambda: folder.append(requests)),
-            write=True,
-        )
-
-    async def restore_identity(self, uidvalidity: int, uidnext: int = 1) -> MailboxStatus:
-        """L{IRestorableMailbox}: recorded in the mailbox's index."""
-        check_identity(uidvalidity, uidnext)
-        if uidvalidity != self._uidvalidity:
-            await self._store.backend.run(self._store.taken_uidvalidity, uidvalidity)
-        return await self._run(
-            lambda folder: folder.restore_identity(self.name, uidvalidity, uidnext), write=True
-        )
-
-    async def store_flags(
-        self,
-        uids: Iterable[int],
-        mode: str,
-        flags: Iterable[str],
-        unchangedsince: int | None = None,
-        origin: Hashable | None = None,
-    ) -> FlagUpdate:
-        """Change flags; only messages whose flags really change get a MODSEQ."""
-        uids = sorted_unique(uids)
-        flags = frozenset(flags)
-        return await self._run(
-            lambda folder: _with_origin(
-                folder, origin, lambda: folder.store_flags(uids, mode, flags, unchangedsince)
-            ),
-            write=True,
-        )
-
-    async def expunge(
-        self, uids: Iterable[int] | None = None, origin: Hashable | None = None
-    ) -> list[int]:
-        """Remove the \\Deleted messages (among C{uids} when given)."""
-        uids = None if uids is None else sorted_unique(uids)
-        return await self._run(
-            lambda folder: _with_origin(folder, origin, lambda: folder.expunge(uids)),
-            write=True,
-        )
+    @staticmethod
+    def _uidvalidity_of(folder: MboxFolder) -> int:
+        return folder.index.uidvalidity
 
     async def remove(
         self, uids: Iterable[int], origin: Hashable | None = None
@@ -213,21 +63,6 @@ class MboxMailbox(BaseMailbox):
             return folder.expunge(uids)
 
         return await self._run(
-            lambda folder: _with_origin(folder, origin, lambda: remove_now(folder)),
+            lambda folder: with_origin(folder, origin, lambda: remove_now(folder)),
             write=True,
         )
-
-
-def _with_origin(folder: MboxFolder, origin: Hashable | None, write: Callable[[], Any]) -> Any:
-    """Run C{write} and mark the events it causes with the caller's C{origin}."""
-    before = len(folder.events)
-    result = write()
-    for i in range(before, len(folder.events)):
-        folder.events[i] = replace(folder.events[i], origin=origin)
-    return result
-
-
-def _publish_all(store: MboxMailStore, index_key: str, events: list[MailboxEvent]) -> None:
-    key = store.backend.mailbox_key(index_key)
-    for event in events:
-        store.notifier.publish(key, event)

@@ -22,11 +22,12 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, validate_name
+from twisted_mailhub.backends.folders import publish_all
 from twisted_mailhub.backends.mbox.atomic import fsync_directory, replace_file
 from twisted_mailhub.backends.mbox.folder import FolderSettings, IndexCache, open_folder
 from twisted_mailhub.backends.mbox.index import Index, signature
 from twisted_mailhub.backends.mbox.locking import locked_file, locked_mbox
-from twisted_mailhub.backends.mbox.mailbox import MboxMailbox, _publish_all
+from twisted_mailhub.backends.mbox.mailbox import MboxMailbox
 from twisted_mailhub.backends.mbox.naming import (
     CHILDREN_SUFFIX,
     check_level,
@@ -149,7 +150,7 @@ class MboxMailStore(BaseMailStore):
                 return folder.events, folder.index.key, folder.index.uidvalidity
 
         events, key, uidvalidity = await self.backend.run(opened)
-        _publish_all(self, key, events)
+        publish_all(self, key, events)
         self.backend.opened(self, name, path, key)
         return MboxMailbox(self, name, path, key, uidvalidity, read_only)
 
@@ -209,14 +210,14 @@ class MboxMailStore(BaseMailStore):
 
         key = await self.backend.run(remove)
         if key is not None:
-            _publish_all(self, key, [MailboxRemoved()])
+            publish_all(self, key, [MailboxRemoved()])
 
     async def _rename(self, pairs: list[tuple[str, str]]) -> None:
         # Inferiors live in the children directory and move with it.
         old, new = pairs[0]
         keys = await self.backend.run(self._rename_sync, old, new, [o for o, _ in pairs])
         for key in keys:
-            _publish_all(self, key, [MailboxRemoved()])
+            publish_all(self, key, [MailboxRemoved()])
 
     def _rename_sync(self, old: str, new: str, names: list[str]) -> list[str]:
         source, target = self._path(old), self._path(new)

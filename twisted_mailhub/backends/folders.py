@@ -1,0 +1,244 @@
+"""
+The asynchronous face of a mailbox kept in files: what the mbox and Maildir
+stores share.
+
+Such a store has a I{folder} object per mailbox that does the file work
+synchronously, under the store's locks: it is opened (and brought up to date
+with what other programs changed) by the store's C{open_folder}, offers the
+mailbox operations (C{status}, C{metadata}, C{content}, C{append},
+C{store_flags}, C{expunge}, ...), and records the events they cause in its
+C{events} list.  L{FolderMailbox} runs each operation in the backend's thread
+pool (C{backend.run}) and publishes the events on the reactor thread.
+
+A folder names the mailbox it holds by an I{identity} (the mbox index's key,
+the Maildir GUID), so that a mailbox deleted and made again under the same
+name is not taken for the one a session had selected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from zope.interface import implementer
+
+from twisted_mailhub.backends.base import BaseMailbox, sorted_unique
+from twisted_mailhub.backends.identity import check_identity
+from twisted_mailhub.errors import MailboxNotFound, ReadOnlyMailbox
+from twisted_mailhub.interfaces import IMessage
+from twisted_mailhub.model import (
+    AppendRequest,
+    FlagUpdate,
+    MailboxEvent,
+    MailboxStatus,
+    MessageMeta,
+)
+
+
+@implementer(IMessage)
+class HeldMessage:
+    """A message as read when it was opened; its content is held in memory."""
+
+    def __init__(self, meta: MessageMeta, content: bytes) -> None:
+        self.meta = meta
+        self._content = content
+        self._structure = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} uid={self.meta.uid} size={self.meta.size}>"
+
+    async def structure(self):
+        """The parsed MIME structure, computed on first use."""
+        if self._structure is None:
+            # Imported late so that using the backend does not need the
+            # parser until a client asks for structure.
+            from twisted_mailhub.mime.parse import parse_message
+
+            self._structure = parse_message(self._content)
+        return self._structure
+
+    async def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        """Up to C{length} bytes of the message from C{offset}."""
+        if length is None:
+            return self._content[offset:]
+        return self._content[offset : offset + length]
+
+
+class FolderMailbox(BaseMailbox):
+    """
+    One session's handle on a mailbox kept in files.  A subclass says how
+    to open its folder and read the folder's identity, events and
+    UIDVALIDITY (L{_open_folder}, L{_identity_of}, L{_events_of},
+    L{_uidvalidity_of}); the operations are the same for every such store.
+    """
+
+    message_class: type[HeldMessage] = HeldMessage
+
+    def __init__(self, store: Any, name: str, path: str, identity: str,
+                 uidvalidity: int, read_only: bool) -> None:
+        self.name = name
+        self.read_only = read_only
+        self.notifier = store.notifier
+        self.key: Hashable = store.backend.mailbox_key(identity)
+        self._store = store
+        self._path = path
+        self._identity = identity
+        self._uidvalidity = uidvalidity
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"<{type(self).__name__} {self._store.username}:{self.name} {mode}>"
+
+    @property
+    def uidvalidity(self) -> int:
+        """The UIDVALIDITY, as of the last operation."""
+        return self._uidvalidity
+
+    # -- what a store's folders differ in ------------------------------------
+
+    def _open_folder(self) -> Any:
+        """A context manager giving this mailbox's folder, up to date and locked."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _identity_of(folder: Any) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _events_of(folder: Any) -> list[MailboxEvent]:
+        """What the folder's refresh and the operation caused, in order."""
+        return folder.events
+
+    @staticmethod
+    def _uidvalidity_of(folder: Any) -> int:
+        return folder.uidvalidity
+
+    # -- running operations --------------------------------------------------
+
+    async def _run(self, operation: Callable[[Any], Any], write: bool = False) -> Any:
+        if write and self.read_only:
+            raise ReadOnlyMailbox(f"Mailbox is read-only: {self.name}")
+        try:
+            result, events, identity, uidvalidity = await self._store.backend.run(
+                self._in_thread, operation)
+        except MailboxNotFound:
+            raise MailboxNotFound(f"Mailbox no longer exists: {self.name}")
+        publish_all(self._store, identity, events)
+        if identity != self._identity:
+            raise MailboxNotFound(f"Mailbox no longer exists: {self.name}")
+        self._uidvalidity = uidvalidity
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _in_thread(self, operation: Callable[[Any], Any]) -> tuple[Any, list, str, int]:
+        with self._open_folder() as folder:
+            identity = self._identity_of(folder)
+            if identity != self._identity:
+                # Another mailbox now has this name; this one is gone.
+                return None, self._events_of(folder), identity, self._uidvalidity_of(folder)
+            try:
+                result = operation(folder)
+            except Exception as e:  # noqa: BLE001 - re-raised on the reactor thread
+                # The refresh before the failure happened and its events
+                # must still be published; what is cached of the folder may
+                # be half changed by the failed operation.
+                self._store.backend.cache.forget(self._path)
+                result = e
+            return result, self._events_of(folder), identity, self._uidvalidity_of(folder)
+
+    # -- reads -------------------------------------------------------------
+
+    async def status(self) -> MailboxStatus:
+        """Counters of the folder; notices changes made by other programs."""
+        return await self._run(lambda folder: folder.status())
+
+    async def uids(self) -> list[int]:
+        """All UIDs, ascending."""
+        metas = await self._run(lambda folder: folder.metadata())
+        return [meta.uid for meta in metas]
+
+    async def metadata(self, uids: Iterable[int]) -> list[MessageMeta]:
+        """Metas of the existing messages among C{uids}, ascending."""
+        wanted = sorted_unique(uids)
+        return await self._run(lambda folder: folder.metadata(wanted))
+
+    async def open_message(self, uid: int) -> HeldMessage:
+        """The message with this UID, read now; L{MessageExpunged} if gone."""
+        meta, content = await self._run(lambda folder: folder.content(uid))
+        return self.message_class(meta, content)
+
+    async def claim_recent(self, claim: bool = True) -> list[int]:
+        """UIDs no session has been told of; C{claim} takes them for the caller."""
+        return await self._run(lambda folder: folder.claim_recent(claim))
+
+    async def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
+        """Metas changed after C{modseq} and UIDs expunged after it."""
+        return await self._run(lambda folder: folder.changes_since(modseq))
+
+    # -- writes ------------------------------------------------------------
+
+    async def append(
+        self, requests: Iterable[AppendRequest], origin: Hashable | None = None
+    ) -> list[MessageMeta]:
+        """Append all of C{requests}, durable when this returns."""
+        requests = list(requests)
+        if not requests:
+            return []
+        return await self._run(
+            lambda folder: with_origin(folder, origin, lambda: folder.append(requests)),
+            write=True,
+        )
+
+    async def store_flags(
+        self,
+        uids: Iterable[int],
+        mode: str,
+        flags: Iterable[str],
+        unchangedsince: int | None = None,
+        origin: Hashable | None = None,
+    ) -> FlagUpdate:
+        """Change flags; only messages whose flags really change get a MODSEQ."""
+        uids, flags = sorted_unique(uids), frozenset(flags)
+        return await self._run(
+            lambda folder: with_origin(
+                folder, origin, lambda: folder.store_flags(uids, mode, flags, unchangedsince)
+            ),
+            write=True,
+        )
+
+    async def expunge(
+        self, uids: Iterable[int] | None = None, origin: Hashable | None = None
+    ) -> list[int]:
+        """Remove the \\Deleted messages (among C{uids} when given)."""
+        wanted = None if uids is None else sorted_unique(uids)
+        return await self._run(
+            lambda folder: with_origin(folder, origin, lambda: folder.expunge(wanted)),
+            write=True,
+        )
+
+    async def restore_identity(self, uidvalidity: int, uidnext: int = 1) -> MailboxStatus:
+        """L{IRestorableMailbox}: recorded where the folder keeps its UIDs."""
+        check_identity(uidvalidity, uidnext)
+        if uidvalidity != self._uidvalidity:
+            await self._store.backend.run(self._store.taken_uidvalidity, uidvalidity)
+        return await self._run(
+            lambda folder: folder.restore_identity(self.name, uidvalidity, uidnext), write=True
+        )
+
+
+def with_origin(folder: Any, origin: Hashable | None, write: Callable[[], Any]) -> Any:
+    """Run C{write} and mark the events it causes with the caller's C{origin}."""
+    before = len(folder.events)
+    result = write()
+    for i in range(before, len(folder.events)):
+        folder.events[i] = replace(folder.events[i], origin=origin)
+    return result
+
+
+def publish_all(store: Any, identity: str, events: list[MailboxEvent]) -> None:
+    """Publish C{events} of the mailbox C{identity} of C{store}, in order."""
+    key = store.backend.mailbox_key(identity)
+    for event in events:
+        store.notifier.publish(key, event)
