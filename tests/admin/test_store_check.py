@@ -197,7 +197,6 @@ def test_repair_next_to_a_running_server_announces_what_it_removes(tmp_path):
                          messages[:2] + messages[3:])
 
 
-@pytest.mark.skipif(not PG_URL, reason="MAILHUB_TEST_POSTGRESQL_URL names no server")
 def test_released_contents_are_not_damage(tmp_path):
     """A content whose count reached zero waits for the server to delete it."""
     store = Store("sqlite", tmp_path)
@@ -214,6 +213,7 @@ def test_released_contents_are_not_damage(tmp_path):
     db.close()
 
 
+@pytest.mark.skipif(not PG_URL, reason="MAILHUB_TEST_POSTGRESQL_URL names no server")
 def test_postgresql_damage_is_repaired(tmp_path):
     import psycopg
     from sqlalchemy.engine import make_url
