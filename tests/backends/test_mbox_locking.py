@@ -215,6 +215,19 @@ class BreakingRaceTests(unittest.TestCase):
         self.assertFalse(locking._remove_if_stale(self.name, 300))
         self.assertEqual(os.listdir(self.dir), ["INBOX.lock"])
 
+    def test_lock_of_a_reused_pid_is_stale(self) -> None:
+        # The holder died and its pid went to a process started after the
+        # lock was written (pids wrap quickly where many processes run):
+        # that process cannot be the holder.
+        later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        self.addCleanup(later.wait)
+        self.addCleanup(later.kill)
+        self.write(locking.lock_contents(pid=later.pid))
+        written = os.stat(self.name).st_mtime - 30
+        os.utime(self.name, (written, written))
+        self.assertTrue(locking._remove_if_stale(self.name, 300))
+        self.assertEqual(os.listdir(self.dir), [])
+
 
 class LockContentsTests(unittest.TestCase):
     def test_parse(self) -> None:
@@ -231,6 +244,12 @@ class LockContentsTests(unittest.TestCase):
         self.assertFalse(locking.process_gone(os.getpid()))
         self.assertFalse(locking.process_gone(0))
         self.assertTrue(locking.process_gone(2**22 + 12345))
+        # A live process is the holder of a lock written after it started,
+        # and cannot be of one written before.
+        import time
+
+        self.assertFalse(locking.process_gone(os.getpid(), since=time.time()))
+        self.assertTrue(locking.process_gone(os.getpid(), since=0.0))
 
 
 class LockCreationTests(unittest.TestCase):

@@ -181,7 +181,7 @@ def _create_lock(lock_path: str) -> int:
 def _is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
     pid, host = parse_lock(data)
     if pid is not None and host == socket.gethostname() and (
-            pid == os.getpid() or process_gone(pid)):
+            pid == os.getpid() or process_gone(pid, since=mtime)):
         return True
     return time.time() - mtime > stale_after
 

@@ -204,11 +204,13 @@ def parse_lock(data: bytes) -> tuple[int | None, str | None]:
     return pid, (host.strip() or None) if host is not None else None
 
 
-def process_gone(pid: int) -> bool:
+def process_gone(pid: int, since: float | None = None) -> bool:
     """
     True if no process C{pid} runs on this host: C{kill(pid, 0)} says ESRCH,
     or it is a zombie, dead but not yet reaped by its parent.  A process of
-    another user (EPERM) is alive.
+    another user (EPERM) is alive.  With C{since} (the time a lock naming
+    C{pid} was written), a process that started later is not the one that
+    wrote it: pids are reused, quickly where many processes come and go.
     """
     if pid <= 0:
         return False  # 0 and negative numbers name process groups, not a process
@@ -221,9 +223,31 @@ def process_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             # "pid (comm) state ...": comm may hold spaces and parentheses.
-            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+            fields = stat.read().rpartition(b")")[2].split()
     except OSError:
         return False
+    if fields[:1] == [b"Z"]:
+        return True
+    started = _start_time(fields)
+    # A second of slack: the lock's mtime and the boot time are coarse.
+    return since is not None and started is not None and started > since + 1.0
+
+
+def _start_time(fields: list[bytes]) -> float | None:
+    """When the process of these C{/proc/PID/stat} fields (after comm) started."""
+    try:
+        ticks = int(fields[19])  # field 22 of the whole line: starttime
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError, OSError):
+        return None
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", "rb") as stat:
+        for line in stat:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
 
 
 def _lock_is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
@@ -232,7 +256,7 @@ def _lock_is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
         # Our own pid is a process before us that had it (pids repeat, in a
         # container at every start): this process takes its dotlocks under
         # the process lock of the file, which the caller holds.
-        if pid == os.getpid() or process_gone(pid):
+        if pid == os.getpid() or process_gone(pid, since=mtime):
             return True
     # A live owner, or none to ask (an empty lock, another host on a shared
     # spool): the age rule.  It also ends a lock whose pid was reused.
