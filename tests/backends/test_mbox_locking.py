@@ -190,7 +190,7 @@ class BreakingRaceTests(unittest.TestCase):
     def test_fresh_lock_taken_after_the_judgement_survives(self) -> None:
         self.write(locking.lock_contents(pid=2**22 + 12345))  # no such process
         fresh = locking.lock_contents(pid=os.getppid())
-        judge = locking._lock_is_stale
+        judge = locking.lock_is_stale
 
         def judged_then_replaced(data, mtime, stale_after):
             verdict = judge(data, mtime, stale_after)
@@ -200,7 +200,7 @@ class BreakingRaceTests(unittest.TestCase):
             self.write(fresh)
             return verdict
 
-        self.patch(locking, "_lock_is_stale", judged_then_replaced)
+        self.patch(locking, "lock_is_stale", judged_then_replaced)
         self.assertTrue(locking._remove_if_stale(self.name, 300))
         self.assertEqual(self.read(), fresh)
         self.assertEqual(os.listdir(self.dir), ["INBOX.lock"])

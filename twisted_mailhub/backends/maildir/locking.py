@@ -34,12 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from twisted_mailhub.backends.mbox.atomic import fsync_directory
-from twisted_mailhub.backends.mbox.locking import (
-    LockTimeout,
-    parse_lock,
-    process_gone,
-    process_lock,
-)
+from twisted_mailhub.backends.mbox.locking import LockTimeout, lock_is_stale, process_lock
 from twisted_mailhub.errors import MailboxNotFound
 
 POLL_INTERVAL = 0.01
@@ -178,14 +173,6 @@ def _create_lock(lock_path: str) -> int:
     return fd
 
 
-def _is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
-    pid, host = parse_lock(data)
-    if pid is not None and host == socket.gethostname() and (
-            pid == os.getpid() or process_gone(pid, since=mtime)):
-        return True
-    return time.time() - mtime > stale_after
-
-
 def _break_if_stale(lock_path: str, stale_after: float) -> bool:
     """Break the lock if stale; True if the caller should try again at once."""
     try:
@@ -197,7 +184,7 @@ def _break_if_stale(lock_path: str, stale_after: float) -> bool:
         data = os.read(fd, 256)
     finally:
         os.close(fd)
-    if not _is_stale(data, st.st_mtime, stale_after):
+    if not lock_is_stale(data, st.st_mtime, stale_after):
         return False
     spare = os.path.join(os.path.dirname(lock_path), "tmp")
     aside = os.path.join(spare, f"{os.path.basename(lock_path)}.broken."

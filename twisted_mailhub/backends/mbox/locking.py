@@ -250,7 +250,13 @@ def _boot_time() -> float:
     raise OSError("no btime in /proc/stat")
 
 
-def _lock_is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
+def lock_is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
+    """
+    Whether a dotlock holding C{data}, last written at C{mtime}, is stale:
+    its process (on this host) is gone or is not the one that wrote it, or
+    it is older than C{stale_after} seconds.  Shared by the mbox and Maildir
+    stores.
+    """
     pid, host = parse_lock(data)
     if pid is not None and host == socket.gethostname():
         # Our own pid is a process before us that had it (pids repeat, in a
@@ -283,7 +289,7 @@ def _remove_if_stale(name: str, stale_after: float) -> bool:
         data = os.read(fd, 256)
     finally:
         os.close(fd)
-    if not _lock_is_stale(data, st.st_mtime, stale_after):
+    if not lock_is_stale(data, st.st_mtime, stale_after):
         return False
     # A dot name in the same directory: the backend's own, never a mailbox.
     aside = os.path.join(os.path.dirname(name), ".%s.broken.%d.%d" % (
