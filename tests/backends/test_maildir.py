@@ -523,6 +523,25 @@ class LockingTests(MaildirTestCase):
         self.assertEqual(meta.uid, 1)
         self.assertFalse(os.path.exists(self.lock_path()))
 
+    async def test_process_killed_while_replacing_leaves_a_lock_broken_at_once(self) -> None:
+        # Killed after the new UID list is written and before it is in
+        # place: the lock must still name the dead process, or the next
+        # writer waits out the age rule (two minutes by default).
+        _, inbox = await self.inbox(self.make(lock_timeout=5))
+        [kept] = await inbox.append([AppendRequest(make_message(0))])
+        child = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+            import os, sys
+            from twisted_mailhub.backends.maildir import locking
+            os.fsync = lambda fd: os._exit(9)
+            with locking.dotlocked(sys.argv[1], timeout=5, stale_after=120) as lock:
+                lock.replace(b"3 V1 N2\\n")
+        """), self.path("dovecot-uidlist")], timeout=60)
+        self.assertEqual(child.returncode, 9)
+        self.assertTrue(os.path.exists(self.lock_path()))
+        [meta] = await inbox.append([AppendRequest(make_message(1))])
+        self.assertEqual(meta.uid, kept.uid + 1)
+        self.assertFalse(os.path.exists(self.lock_path()))
+
     async def test_old_lock_is_broken(self) -> None:
         _, inbox = await self.inbox(self.make(lock_timeout=5, stale_lock_after=60))
         write_file(self.lock_path(), b"")

@@ -4,9 +4,9 @@ The dotlocks Dovecot takes on a Maildir folder's files, taken the same way.
 C{dovecot-uidlist.lock} excludes every program that assigns UIDs (Dovecot,
 other server processes, other threads of this one); this server holds it
 for every change of a folder.  A file's dotlock is also how its new
-content is written: it is created with C{O_EXCL}, the new content is
-written into it, fsynced and renamed over the file, which releases the
-lock in the same step (L{DotLock.replace}).  C{dovecot-keywords} is
+content is written: while it is held, the new content is written to a
+private file, fsynced and renamed over the file, and then the lock is
+released (L{DotLock.replace}).  C{dovecot-keywords} is
 replaced the same way under its own C{.lock}, while the uidlist lock is
 held.
 
@@ -56,31 +56,40 @@ class DotLock:
 
     def replace(self, data: bytes, mode: int = 0o600) -> os.stat_result:
         """
-        Make C{data} the content of the locked file: written into the lock,
-        fsynced, renamed over the file (releasing the lock), and the
-        directory fsynced.  Returns the new file's stat.
+        Make C{data} the content of the locked file, then release the lock:
+        written into a private file of the folder's C{tmp/}, fsynced,
+        renamed over the file, the directory fsynced.  Returns the new
+        file's stat.
+
+        Dovecot writes the new content into the lock itself; this does not,
+        so that the lock names its holder until the very end and a process
+        killed while writing leaves a lock that is broken at once (a lock
+        holding anything else waits out the age rule).
         """
-        fd = self._take()
+        self._check_held()
+        folder = os.path.dirname(self.path)
+        spare = os.path.join(folder, "tmp")
+        os.makedirs(spare, 0o700, exist_ok=True)
+        new = os.path.join(spare, f"{os.path.basename(self.path)}.new."
+                                  f"{os.getpid()}.{threading.get_ident()}")
         try:
-            os.ftruncate(fd, 0)
-            view = memoryview(data)
-            offset = 0
-            while offset < len(view):
-                offset += os.pwrite(fd, view[offset:], offset)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-            stat = os.fstat(fd)
+            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            try:
+                view = memoryview(data)
+                offset = 0
+                while offset < len(view):
+                    offset += os.write(fd, view[offset:])
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+                stat = os.fstat(fd)
+            finally:
+                os.close(fd)
+            os.rename(new, self.path)
         except BaseException:
-            os.close(fd)
-            _unlink_quietly(self.lock_path)
+            _unlink_quietly(new)
             raise
-        os.close(fd)
-        try:
-            os.rename(self.lock_path, self.path)
-        except BaseException:
-            _unlink_quietly(self.lock_path)
-            raise
-        fsync_directory(os.path.dirname(self.path))
+        fsync_directory(folder)
+        self.release()
         return stat
 
     def release(self) -> None:
@@ -89,6 +98,10 @@ class DotLock:
             return
         os.close(self._take())
         _unlink_quietly(self.lock_path)
+
+    def _check_held(self) -> None:
+        if self._fd is None:
+            raise RuntimeError(f"{self.lock_path} is no longer held")
 
     def _take(self) -> int:
         fd, self._fd = self._fd, None
