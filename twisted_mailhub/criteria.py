@@ -12,7 +12,7 @@ from whatever charset the client used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from twisted_mailhub.ranges import SequenceSet
@@ -127,6 +127,14 @@ class Age:
 
     op: Literal["older", "younger"]
     seconds: int
+
+    def target(self, now: datetime) -> datetime:
+        """
+        The time INTERNALDATE is compared with (RFC 5032 section 2): the
+        whole second C{seconds} before C{now}.  Matching is to the second,
+        so a store compares its dates without their fractions of a second.
+        """
+        return now.replace(microsecond=0) - timedelta(seconds=self.seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -438,6 +438,28 @@ class SQLBackendTestsMixin:
                 sorted(u for u in pushed if u in view), await search(generic, key, context), key
             )
 
+    async def test_older_and_younger_to_the_second(self) -> None:
+        """
+        RFC 5032 section 2: OLDER/YOUNGER match to the second, inclusive,
+        in SQL as in the generic evaluator, whatever fraction of a second
+        a date was kept with.
+        """
+        backend = await self.backend()
+        inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")
+        target = DATE - timedelta(seconds=60)
+        await inbox.append([AppendRequest(make_message(n), frozenset(), target + delta)
+                            for n, delta in enumerate((timedelta(microseconds=999_999),
+                                                       timedelta(0), timedelta(seconds=-1),
+                                                       timedelta(seconds=1)))])
+        uids = await inbox.uids()
+        context = SearchContext(uids, set(), now=DATE + timedelta(microseconds=250_000))
+        for key, expected in [(sk.Age("older", 60), uids[:3]),
+                              (sk.Age("younger", 60), [uids[0], uids[1], uids[3]]),
+                              (sk.Age("older", 61), [uids[2]]),
+                              (sk.Age("younger", 59), [uids[3]])]:
+            self.assertEqual(sorted(await inbox.search(key, context)), expected, key)
+            self.assertEqual(await search(_GenericOnly(inbox), key, context), expected, key)
+
     async def test_search_declines_keys_without_columns(self) -> None:
         inbox, context = await self.searchable_inbox()
         for key in [sk.Header("received", "x"), sk.Header("subject", "a\nb"),

@@ -319,6 +319,27 @@ def test_older_and_younger_are_inclusive_to_the_second():
     assert find(Age("younger", 29)) == []
 
 
+def test_older_and_younger_disregard_fractions_of_a_second():
+    """
+    RFC 5032 section 2: "exact matching, to the resolution of a second".
+    A date kept with a fraction of a second (an APPEND without a date, on
+    a store that keeps one) is compared by its whole second, and so is now.
+    """
+    mailbox = FakeMailbox()
+    for uid, fraction in ((1, 999_999), (3, 0), (4, 1)):
+        meta = mailbox.messages[uid].meta
+        mailbox.messages[uid].meta = MessageMeta(
+            uid, meta.flags, NOW - timedelta(seconds=60) + timedelta(microseconds=fraction),
+            meta.size, meta.modseq)
+    view = dict(uids=[1, 3, 4])
+    later = NOW + timedelta(microseconds=500_000)
+    for now in (NOW, later):
+        assert find(Age("older", 60), mailbox, now=now, **view) == [1, 3, 4]
+        assert find(Age("younger", 60), mailbox, now=now, **view) == [1, 3, 4]
+        assert find(Age("older", 61), mailbox, now=now, **view) == []
+        assert find(Age("younger", 59), mailbox, now=now, **view) == []
+
+
 def test_now_defaults_to_the_clock():
     # Every message is from 1994: all are older than a minute by the clock.
     assert find(Age("older", 60), now=None) == VIEW

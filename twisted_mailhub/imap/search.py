@@ -27,7 +27,7 @@ import inspect
 from functools import cached_property
 from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from twisted_mailhub.errors import MessageExpunged
@@ -346,11 +346,14 @@ class _Compiler:
         return _Node(lambda c: c.meta.modseq >= n)
 
     def _age(self, key: sk.Age) -> _Node:
-        # RFC 5032 section 3: both bounds are inclusive.
-        target = self.now - timedelta(seconds=key.seconds)
+        # RFC 5032 section 2: both bounds are inclusive, and the matching
+        # is exact "to the resolution of a second" -- the resolution of
+        # INTERNALDATE as a client sees it.  A store may keep fractions of
+        # a second (an APPEND without a date): they are not looked at.
+        target = key.target(self.now)
         if key.op == "older":
-            return _Node(lambda c: c.meta.internaldate <= target)
-        return _Node(lambda c: c.meta.internaldate >= target)
+            return _Node(lambda c: c.meta.internaldate.replace(microsecond=0) <= target)
+        return _Node(lambda c: c.meta.internaldate.replace(microsecond=0) >= target)
 
     def _sequence(self, key: sk.Sequence) -> _Node:
         if key.set.saved:

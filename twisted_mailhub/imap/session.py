@@ -148,6 +148,8 @@ class Session:
             f"APPENDLIMIT={self.policy.max_literal_size}",
             # RFC 8970 and RFC 6154 section 3.
             "PREVIEW", "CREATE-SPECIAL-USE",
+            # RFC 5032: OLDER and YOUNGER, to the second on every store.
+            "WITHIN",
         ]
         if self.state in (State.AUTHENTICATED, State.SELECTED):
             # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,

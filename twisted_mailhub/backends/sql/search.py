@@ -153,10 +153,11 @@ class _Compiler:
         return and_(column.is_not(None), _compare(column, key.op, day))
 
     def _age(self, key: sk.Age) -> ColumnElement[bool]:
-        target = self.now - timedelta(seconds=key.seconds)
-        target_us = (target - EPOCH) // timedelta(microseconds=1)
+        # RFC 5032 section 2, to the second: a date with a fraction of a
+        # second matches OLDER when its whole second is the target.
+        target_us = (key.target(self.now) - EPOCH) // timedelta(microseconds=1)
         if key.op == "older":
-            return messages.c.internal_us <= target_us
+            return messages.c.internal_us < target_us + 1_000_000
         return messages.c.internal_us >= target_us
 
     # -- UID sets --------------------------------------------------------------
