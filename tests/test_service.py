@@ -101,6 +101,12 @@ def test_timeouts_in_the_config_file(tmp_path):
     assert policy.tcp_keepalive is False
 
 
+def test_literal_minus_in_the_config_file(tmp_path):
+    assert parse().policy().literal_minus is False
+    config = write_config(tmp_path, "literal-minus = true\n")
+    assert parse("--config", config).policy().literal_minus is True
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

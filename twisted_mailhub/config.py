@@ -59,6 +59,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "autologout": (int, str),
     "keepalive": bool,
     "unauthenticate": bool,
+    "literal-minus": bool,
     "metrics": str,
     "max-connections-per-ip": int,
     "max-connections-per-user": int,
@@ -164,6 +165,8 @@ class MailhubSettings:
     keepalive: bool = True
     #: Offer IMAP UNAUTHENTICATE (RFC 8437).
     unauthenticate: bool = True
+    #: Offer LITERAL- instead of LITERAL+ (RFC 7888 section 5).
+    literal_minus: bool = False
     #: Endpoint string of the Prometheus metrics listener, or None for none.
     metrics: str | None = None
     max_connections_per_ip: int | None = None
@@ -190,6 +193,8 @@ class MailhubSettings:
             changes["tcp_keepalive"] = False
         if not self.unauthenticate:
             changes["unauthenticate"] = False
+        if self.literal_minus:
+            changes["literal_minus"] = True
         if self.max_connections_per_ip is not None:
             changes["max_connections_per_address"] = self.max_connections_per_ip
         if self.max_connections_per_user is not None:
@@ -534,6 +539,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         autologout=timeouts["autologout"],
         keepalive=bool(values.get("keepalive", True)),
         unauthenticate=bool(values.get("unauthenticate", True)),
+        literal_minus=bool(values.get("literal-minus", False)),
         metrics=_metrics_endpoint(values.get("metrics")),
         max_connections_per_ip=limits["max-connections-per-ip"],
         max_connections_per_user=limits["max-connections-per-user"],

@@ -44,3 +44,8 @@ class ServerPolicy:
     # several users in turn; section 8 asks for a way to turn it off.
     unauthenticate: bool = True
     server_name: str = "twisted_mailhub"
+    # RFC 7888: LITERAL+ (non-synchronizing literals of any size within
+    # the literal limits) or, when true, LITERAL- instead -- never both
+    # (section 5): such literals only up to 4096 bytes, larger ones
+    # refused with BAD [TOOBIG].
+    literal_minus: bool = False

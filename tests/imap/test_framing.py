@@ -176,6 +176,33 @@ def test_oversize_non_synchronizing_literal_is_read_and_dropped():
     ]
 
 
+def test_literal_plus_takes_a_non_synchronizing_literal_of_any_allowed_size():
+    # RFC 7888 section 3, LITERAL+: no bound but the literal limits.
+    data = b"a1 APPEND INBOX {5000+}\r\n" + b"x" * 5000 + b"\r\n"
+    [event] = commands(data)
+    assert event.command.messages[0].content == b"x" * 5000
+
+
+def test_literal_minus_bounds_non_synchronizing_literals():
+    """
+    RFC 7888 section 5: under LITERAL- a non-synchronizing literal is at
+    most 4096 bytes.  A larger one is refused (section 4, choice 1: the
+    bytes are read and dropped, with the rest of the command) with BAD
+    [TOOBIG]; one of 4096 bytes, or a larger synchronizing one, is taken.
+    """
+    parser = CommandParser(max_non_synchronizing=4096)
+    [ok] = events(parser, b"a1 APPEND INBOX {4096+}\r\n" + b"x" * 4096 + b"\r\n")
+    assert ok.command.messages[0].content == b"x" * 4096
+    assert events(parser, b"a2 APPEND INBOX {4097+}\r\n") == [
+        CommandError("a2", "Non-synchronizing literal over 4096 bytes: 4097", "TOOBIG", "BAD"),
+    ]
+    assert events(parser, b"y" * 4097 + b" {3+}\r\nabc\r\n") == []
+    assert parser._framer.buffered == 0
+    assert events(parser, b"a3 APPEND INBOX ~{5000}\r\n") == [ContinuationRequest("a3", 5000)]
+    [big] = events(parser, b"z" * 5000 + b"\r\n")
+    assert big.command.messages[0].content == b"z" * 5000
+
+
 def test_literals_of_one_command_count_together():
     data = b"a1 LOGIN {6+}\r\nabcdef {6}\r\na2 NOOP\r\n"
     assert commands(data, max_literal_size=10) == [

@@ -34,6 +34,9 @@ DIGITS = frozenset(b"0123456789")
 _TAIL_KEPT = 32
 _HEAD_KEPT = 128
 
+#: RFC 7888 section 5: under LITERAL-, the largest non-synchronizing literal.
+LITERAL_MINUS_LIMIT = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class Literal:
@@ -72,7 +75,9 @@ class Oversize:
     command (to find its tag), C{message} what went wrong.  The rest of the
     command is dropped as it arrives.  C{condition} is ``BAD`` for a line
     too long to parse, ``NO`` for a well-formed command refused for the size
-    of its literal (RFC 4469 section 4, RFC 7889 section 4: ``NO [TOOBIG]``).
+    of its literal (RFC 4469 section 4, RFC 7889 section 4: ``NO [TOOBIG]``),
+    ``BAD`` again for a non-synchronizing literal over the LITERAL- bound
+    (RFC 7888 section 5: ``BAD [TOOBIG]``).
     """
 
     head: bytes
@@ -118,9 +123,14 @@ class Framer:
     at any time; they apply from the next line or literal.
     """
 
-    def __init__(self, max_line_length: int, max_literal_size: int) -> None:
+    def __init__(self, max_line_length: int, max_literal_size: int,
+                 max_non_synchronizing: int | None = None) -> None:
         self.max_line_length = max_line_length
         self.max_literal_size = max_literal_size
+        #: LITERAL- (RFC 7888 section 5): the largest non-synchronizing
+        #: literal a client may send, or None for LITERAL+ (any size the
+        #: other limits allow).
+        self.max_non_synchronizing = max_non_synchronizing
         self._buf = bytearray()
         self._scanned = 0
         self._raw = False
@@ -266,7 +276,13 @@ class Framer:
         start, size, sync, binary = announced
         self._parts.append(line[:start])
         self._line_used += len(line)
-        problem = self._literal_problem(size)
+        problem, condition = self._literal_problem(size), "NO"
+        limit = self.max_non_synchronizing
+        if not sync and limit is not None and size > limit:
+            # RFC 7888 section 5: a client broke the LITERAL- rule; the
+            # command is refused as section 4 says, with BAD [TOOBIG].
+            problem = f"Non-synchronizing literal over {limit} bytes: {size}"
+            condition = "BAD"
         if problem is not None:
             head = self._head
             if sync:
@@ -277,7 +293,7 @@ class Framer:
                 self._drop = size
                 self._discarding = True
                 self._skipping = False
-            return Oversize(head, problem, "NO")
+            return Oversize(head, problem, condition)
         self._literal_need = size
         self._literal_binary = binary
         self._literal_used += size

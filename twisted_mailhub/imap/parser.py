@@ -104,9 +104,9 @@ class CommandParser:
 
     def __init__(
         self, *, max_line_length: int = 65536, max_literal_size: int = 64 * 2**20,
-        utf8: bool = False,
+        utf8: bool = False, max_non_synchronizing: int | None = None,
     ) -> None:
-        self._framer = Framer(max_line_length, max_literal_size)
+        self._framer = Framer(max_line_length, max_literal_size, max_non_synchronizing)
         self.utf8 = utf8
 
     @property

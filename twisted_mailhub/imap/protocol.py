@@ -20,6 +20,7 @@ from twisted_mailhub.connection import ClientGone, ServerConnection, ServerConne
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap.compress import CompressingTransport, CompressionError
+from twisted_mailhub.imap.framing import LITERAL_MINUS_LIMIT
 from twisted_mailhub.imap.output import ResponseOutput
 from twisted_mailhub.imap.readahead import LOOKAHEAD
 from twisted_mailhub.imap.parser import (
@@ -91,6 +92,7 @@ class IMAPServerProtocol(ServerConnection):
         self.parser = CommandParser(
             max_line_length=policy.max_line_length,
             max_literal_size=policy.max_literal_size_unauthenticated,
+            max_non_synchronizing=LITERAL_MINUS_LIMIT if policy.literal_minus else None,
         )
         self.session = Session(self, factory.portal, policy, throttle=factory.throttle,
                                clock=factory.clock, users=factory.per_user)

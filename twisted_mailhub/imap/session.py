@@ -134,7 +134,9 @@ class Session:
             caps.extend("AUTH=" + m for m in mechs)
             caps.append("SASL-IR")
         caps += [
-            "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
+            # RFC 7888 section 5: one of the two, never both.
+            "LITERAL-" if self.policy.literal_minus else "LITERAL+",
+            "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
             "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
             "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY",
             # RFC 5256, RFC 5957 and RFC 5267 section 3.1.
