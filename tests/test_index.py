@@ -168,6 +168,34 @@ class IndexUnitTests(unittest.TestCase):
         for meta in rest:
             self.assertIs(meta.flags, first.flags)
 
+    async def test_uids_by_flag_set_follow_every_change(self) -> None:
+        _, store, inbox = await self.open_inbox()
+        metas = await inbox.append([AppendRequest(simple_message(f"m{i}"), internaldate=WHEN)
+                                    for i in range(6)])
+        uids = [m.uid for m in metas]
+        view, close = index.wrap(inbox)
+        self.addCleanup(close)
+        await view.index.load_all()
+        other = await store.get_mailbox("INBOX")
+        await other.store_flags(uids[:3], "add", {"\\Seen"})
+        await other.store_flags([uids[1]], "add", {"\\Deleted"})
+        await other.expunge([uids[1]])
+        await other.store_flags([uids[4]], "set", {"\\Seen"})
+        await other.append([AppendRequest(simple_message("new"), frozenset({"\\Seen"}), WHEN)])
+
+        def grouped() -> dict[frozenset[str], set[int]]:
+            return {flags: set(view.index.with_flags(flags))
+                    for flags in view.index.flag_sets() if view.index.with_flags(flags)}
+
+        expected: dict[frozenset[str], set[int]] = {}
+        for meta in await other.metadata(await other.uids()):
+            expected.setdefault(meta.flags, set()).add(meta.uid)
+        self.assertEqual(grouped(), expected)
+        view.index.reset()
+        self.assertEqual(grouped(), {})
+        await view.index.load_all()
+        self.assertEqual(grouped(), expected)
+
 
 class SQLiteIndexUnitTests(IndexUnitTests):
     kind = "sqlite"

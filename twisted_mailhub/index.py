@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, Callable, Hashable, Iterable, Mapping
+from typing import AbstractSet, Any, Callable, Hashable, Iterable, Mapping
 from weakref import WeakKeyDictionary
 
 from twisted.internet.defer import Deferred
@@ -70,6 +71,8 @@ class _MemoUse:
 #: Expunged UIDs an index remembers before it starts afresh.
 MAX_TOMBSTONES = 100_000
 
+_NONE: frozenset[int] = frozenset()
+
 #: Unused indexes a process keeps warm (and subscribed) for a later SELECT.
 KEEP_UNUSED = 16
 
@@ -97,6 +100,9 @@ class MailboxIndex:
         self._gone: set[int] = set()
         # Interned flag sets: most messages share a handful of them.
         self._flagsets: dict[frozenset[str], frozenset[str]] = {}
+        # The UIDs held with each interned flag set, kept with _metas: a
+        # flag search unites a few sets instead of testing every message.
+        self._by_flags: dict[frozenset[str], set[int]] = {}
         # Memoised values per message.
         self._memo: dict[int, dict[str, bytes]] = {}
         self._memo_bytes = 0
@@ -147,8 +153,12 @@ class MailboxIndex:
         if known is not None and known.modseq > meta.modseq:
             return
         flags = self._flagsets.setdefault(meta.flags, meta.flags)
+        if known is None or known.flags is not flags:
+            if known is not None:
+                self._by_flags[known.flags].discard(meta.uid)
+            self._by_flags.setdefault(flags, set()).add(meta.uid)
         if flags is not meta.flags:
-            meta = MessageMeta(meta.uid, flags, meta.internaldate, meta.size, meta.modseq)
+            meta = replace(meta, flags=flags)
         self._metas[meta.uid] = meta
         if meta.uid > self._max_uid:
             self._max_uid = meta.uid
@@ -158,7 +168,7 @@ class MailboxIndex:
             self.highestmodseq = modseq
 
     def _forget(self, uid: int) -> None:
-        self._metas.pop(uid, None)
+        self._drop(uid)
         # UIDs are never reused, so a late event or load naming this UID
         # must not bring it back.
         self._gone.add(uid)
@@ -168,9 +178,15 @@ class MailboxIndex:
         self._unsaved.pop(uid, None)
         self._not_kept.discard(uid)
 
+    def _drop(self, uid: int) -> None:
+        known = self._metas.pop(uid, None)
+        if known is not None:
+            self._by_flags[known.flags].discard(uid)
+
     def reset(self) -> None:
         """Forget everything; the next reads load from the store again."""
         self._metas = {}
+        self._by_flags = {}
         self._complete = False
         self.highestmodseq = None
         self._max_uid = 0
@@ -214,7 +230,7 @@ class MailboxIndex:
         for uid in [u for u in self._metas if u not in listed and u <= (uids[-1] if uids else 0)]:
             # Gone in the store but announced before our read: an expunge
             # whose event this index will still receive, or missed.
-            self._metas.pop(uid, None)
+            self._drop(uid)
         for meta in metas:
             self._merge(meta)
         # What is held now is at least as new as the status read first.
@@ -263,6 +279,14 @@ class MailboxIndex:
         satisfies matches no message.
         """
         return tuple(self._flagsets)
+
+    def with_flags(self, flags: frozenset[str]) -> AbstractSet[int]:
+        """
+        The UIDs held whose flags are C{flags}, one of L{flag_sets}: the
+        index's own set, which changes as the index does and which the
+        caller must not change.
+        """
+        return self._by_flags.get(flags, _NONE)
 
     def held(self) -> Mapping[int, MessageMeta]:
         """

@@ -128,7 +128,8 @@ async def _evaluate(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> 
 def _evaluate_known(index: Any, key: sk.SearchKey, context: SearchContext) -> list[int]:
     """
     Evaluate a metadata-only C{key} on a complete in-process index: no
-    store call and no await, one test per message of the session's view.
+    store call and no await; one test per message of the session's view,
+    or, for a flag key, one per distinct flag set.
     """
     node = _Compiler(context).compile(key)
     candidates = context.uids if node.subset is None else sorted(node.subset)
@@ -138,25 +139,24 @@ def _evaluate_known(index: Any, key: sk.SearchKey, context: SearchContext) -> li
         # alone, and the index shares one frozenset among messages with
         # the same flags, so each distinct set is tested once -- and when
         # no set the index ever held matches, no message can.
-        flag_test, verdicts = node.test, {}
+        flag_test = node.test
         probe = _Candidate(None)
+        matching = []
         for flags in index.flag_sets():
             probe.meta = MessageMeta(0, flags, _EPOCH, 0, 0)
-            verdicts[flags] = bool(flag_test(probe))
-        if not any(verdicts.values()):
+            if flag_test(probe):
+                matching.append(index.with_flags(flags))
+        if not matching:
             return []
-
-        def decide(meta: MessageMeta) -> bool:
-            # A flag set the index did not share (not expected): test it.
-            probe.meta = meta
-            verdict = verdicts[meta.flags] = bool(flag_test(probe))
-            return verdict
-
-        verdict_of = verdicts.get
-        # UIDs expunged since the session last looked have no meta: skipped.
-        return [uid for uid in candidates
-                if (meta := held(uid)) is not None
-                and (verdict_of(meta.flags) or (meta.flags not in verdicts and decide(meta)))]
+        # UIDs expunged since the session last looked are in no set, and
+        # those added since are not candidates: both are left out.
+        found = matching[0].union(*matching[1:])
+        if candidates and candidates[-1] - candidates[0] + 1 == len(candidates):
+            # A view without gaps (nothing expunged below its top): being
+            # in it is being in its range.
+            low, high = candidates[0], candidates[-1]
+            return sorted([uid for uid in found if low <= uid <= high])
+        return sorted(found.intersection(candidates))
     test = node.test
     probe = _Candidate(None)
     matched = []
