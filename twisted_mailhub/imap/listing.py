@@ -82,9 +82,17 @@ def list_entries(
     subscribed = subscribed or set()
     regexes = [pattern_regex(p, delimiter) for p in patterns]
 
+    # Every name that has a mailbox below it, found once: asking each name
+    # in turn against all the others made LIST quadratic in mailboxes.
+    parents: set[str] = set()
+    for name in names:
+        head, sep, _ = name.rpartition(delimiter)
+        while sep and head not in parents:
+            parents.add(head)
+            head, sep, _ = head.rpartition(delimiter)
+
     def has_children(name: str) -> bool:
-        prefix = name + delimiter
-        return any(n.startswith(prefix) for n in names)
+        return name in parents
 
     def childinfo(name: str) -> bool:
         # RFC 5258 section 3.5: CHILDINFO says a descendant meets the

@@ -18,6 +18,8 @@ _B64_CHARS = frozenset(
 
 def encode(name: str) -> bytes:
     """Encode the mailbox name C{name} in modified UTF-7."""
+    if name.isascii() and name.isprintable() and "&" not in name:
+        return name.encode("ascii")  # most names: the same octets
     out = bytearray()
     pending: list[str] = []
 
