@@ -300,7 +300,7 @@ def test_parse_sort_and_thread() -> None:
     (b"a SORT (DATE) UTF-8", "Missing search criteria", "BAD"),
     (b"a SORT (DATE) ALL", "Missing search criteria", "BAD"),
     (b"a SORT (DATE) UTF-8 NOSUCHKEY", "Unknown search key: NOSUCHKEY", "BAD"),
-    (b"a SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL", "Unknown SORT RETURN option: PARTIAL",
+    (b"a SORT RETURN (RELEVANCY) (DATE) UTF-8 ALL", "Unknown SORT RETURN option: RELEVANCY",
      "BAD"),
     (b"a SORT (DATE) KOI8-R ALL", "Unsupported charset: KOI8-R", "NO"),
     (b"a THREAD UTF-8 ALL", "Unknown threading algorithm: UTF-8", "BAD"),

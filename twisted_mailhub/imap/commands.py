@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 
 from twisted_mailhub.criteria import SearchKey
+from twisted_mailhub.imap.esearch import PartialRange
 from twisted_mailhub.imap.sort import Criterion
 from twisted_mailhub.mime.sections import Section
 from twisted_mailhub.ranges import SequenceSet
@@ -255,7 +256,8 @@ class Search(Command):
     """
     SEARCH / UID SEARCH.  ``charset`` is upper case or None.  ``returns`` is
     None for a plain SEARCH, or the ESEARCH RETURN options (RFC 4731:
-    MIN, MAX, ALL, COUNT, SAVE) - an empty tuple for ``RETURN ()``.
+    MIN, MAX, ALL, COUNT, SAVE; RFC 9394: PARTIAL, whose range is
+    ``partial``) - an empty tuple for ``RETURN ()``.
     """
 
     name: ClassVar[str] = "SEARCH"
@@ -263,6 +265,7 @@ class Search(Command):
     charset: str | None = None
     uid: bool = False
     returns: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +274,8 @@ class Sort(Command):
     SORT / UID SORT (RFC 5256).  ``criteria`` are
     L{twisted_mailhub.imap.sort.Criterion} values in priority order;
     ``charset`` is upper case; ``returns`` is None for a plain SORT, or the
-    ESORT RETURN options (RFC 5267 section 3.1) - empty for ``RETURN ()``.
+    ESORT RETURN options (RFC 5267 section 3.1) - empty for ``RETURN ()``
+    - and PARTIAL, whose range is ``partial`` (RFC 9394).
     """
 
     name: ClassVar[str] = "SORT"
@@ -280,6 +284,7 @@ class Sort(Command):
     charset: str = "UTF-8"
     uid: bool = False
     returns: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +318,10 @@ class FetchAttr:
 
 @dataclass(frozen=True, slots=True)
 class Fetch(Command):
-    """FETCH / UID FETCH, macros (ALL, FAST, FULL) already expanded."""
+    """
+    FETCH / UID FETCH, macros (ALL, FAST, FULL) already expanded;
+    ``partial`` the PARTIAL modifier of UID FETCH (RFC 9394 section 3.3).
+    """
 
     name: ClassVar[str] = "FETCH"
     set: SequenceSet = field(default_factory=lambda: SequenceSet(()))
@@ -321,6 +329,7 @@ class Fetch(Command):
     uid: bool = False
     changedsince: int | None = None
     vanished: bool = False
+    partial: PartialRange | None = None
 
 
 @dataclass(frozen=True, slots=True)

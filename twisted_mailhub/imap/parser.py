@@ -20,6 +20,7 @@ from typing import Callable, Union
 
 from twisted_mailhub.imap import commands as c
 from twisted_mailhub.imap import grammar as g
+from twisted_mailhub.imap.esearch import PartialRange
 from twisted_mailhub import criteria as sk
 from twisted_mailhub.imap.framing import (
     DIGITS,
@@ -237,7 +238,7 @@ def _uid(ctx: Context, tag: str, name: str) -> c.Command:
 
 # -- SEARCH (RFC 9051 section 6.4.4, RFC 4731, RFC 7162, RFC 5032) ---------------
 
-_SEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
+_SEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL")
 _CHARSETS = ("US-ASCII", "UTF-8")
 _SEARCH_FLAGS = {
     "ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft",
@@ -254,19 +255,10 @@ MAX_SEARCH_DEPTH = 64
 def _search(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Search:
     cur = ctx.c
     cur.sp("search criteria")
-    returns = None
+    returns = partial = None
     charset = None
     if cur.peek_word() == "RETURN":
-        cur.word("RETURN")
-        cur.sp("RETURN options")
-
-        def option() -> str:
-            word = cur.word("RETURN option")
-            if word not in _SEARCH_RETURNS:
-                raise ParseError(f"Unknown SEARCH RETURN option: {word}")
-            return word
-
-        returns = tuple(g.paren_list(ctx, option, "RETURN options"))
+        returns, partial = _return_options(ctx, "SEARCH")
         cur.sp("search criteria")
     if cur.peek_word() == "CHARSET":
         cur.word("CHARSET")
@@ -277,7 +269,45 @@ def _search(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Search:
             raise ParseError(f"Unsupported charset: {charset}",
                              "BADCHARSET (" + " ".join(_CHARSETS) + ")")
         cur.sp("search criteria")
-    return c.Search(tag, _search_keys(ctx, charset), charset, uid, returns)
+    return c.Search(tag, _search_keys(ctx, charset), charset, uid, returns, partial)
+
+
+def _return_options(ctx: Context, command: str) -> tuple[tuple[str, ...], PartialRange | None]:
+    """
+    ``RETURN (options)`` of SEARCH (RFC 4731) and SORT (RFC 5267 section
+    3), the option names and the range of a PARTIAL (RFC 9394 section 4).
+    """
+    cur = ctx.c
+    cur.word("RETURN")
+    cur.sp("RETURN options")
+    partial: list[PartialRange] = []
+
+    def option() -> str:
+        word = cur.word("RETURN option")
+        if word not in _SEARCH_RETURNS:
+            raise ParseError(f"Unknown {command} RETURN option: {word}")
+        if word == "PARTIAL":
+            cur.sp("PARTIAL range")
+            partial.append(_partial_range(ctx))
+        return word
+
+    returns = tuple(g.paren_list(ctx, option, "RETURN options"))
+    # RFC 9394 section 3.1: one PARTIAL or one ALL, not both, not twice.
+    if returns.count("PARTIAL") + returns.count("ALL") > 1:
+        raise ParseError("At most one of PARTIAL and ALL may be given")
+    return returns, (partial[0] if partial else None)
+
+
+def _partial_range(ctx: Context) -> PartialRange:
+    """``nz-number ":" nz-number`` or ``"-" nz-number ":" "-" nz-number``."""
+    cur = ctx.c
+    negative = cur.skip(ord("-"))
+    first = cur.number("PARTIAL range", nonzero=True)
+    cur.expect(ord(":"), "in PARTIAL range")
+    if cur.skip(ord("-")) != negative:
+        raise ParseError("PARTIAL range ends must have the same sign")
+    last = cur.number("PARTIAL range", nonzero=True)
+    return PartialRange(-first, -last) if negative else PartialRange(first, last)
 
 
 def _search_keys(ctx: Context, charset: str | None) -> sk.SearchKey:
@@ -298,19 +328,10 @@ def _sort(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Sort:
 
     cur = ctx.c
     cur.sp("sort criteria")
-    returns = None
+    returns = partial = None
     if cur.peek_word() == "RETURN":
         # RFC 5267 section 3 (ESORT): the return options of ESEARCH.
-        cur.word("RETURN")
-        cur.sp("RETURN options")
-
-        def option() -> str:
-            word = cur.word("RETURN option")
-            if word not in _SEARCH_RETURNS:
-                raise ParseError(f"Unknown SORT RETURN option: {word}")
-            return word
-
-        returns = tuple(g.paren_list(ctx, option, "RETURN options"))
+        returns, partial = _return_options(ctx, "SORT")
         cur.sp("sort criteria")
 
     def criterion() -> Criterion:
@@ -329,7 +350,7 @@ def _sort(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Sort:
     cur.sp("charset")
     charset = _sort_charset(ctx)
     cur.sp("search criteria")
-    return c.Sort(tag, criteria, _search_keys(ctx, charset), charset, uid, returns)
+    return c.Sort(tag, criteria, _search_keys(ctx, charset), charset, uid, returns, partial)
 
 
 def _thread(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Thread:
@@ -492,12 +513,17 @@ def _fetch(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Fetch:
         attrs = (_fetch_att(ctx),)
     changedsince = None
     vanished = False
+    partial = None
     if not cur.at_end():
         cur.sp("FETCH modifiers")
         for modifier in g.paren_list(ctx, lambda: _fetch_modifier(ctx), "FETCH modifiers",
                                      empty=False):
             if modifier is None:
                 vanished = True
+            elif isinstance(modifier, PartialRange):
+                if partial is not None:
+                    raise ParseError("PARTIAL given twice")
+                partial = modifier
             else:
                 changedsince = modifier
     # RFC 7162 section 3.2.6
@@ -505,16 +531,22 @@ def _fetch(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Fetch:
         raise ParseError("VANISHED is only allowed in UID FETCH")
     if vanished and changedsince is None:
         raise ParseError("VANISHED requires CHANGEDSINCE")
-    return c.Fetch(tag, seq, attrs, uid, changedsince, vanished)
+    # RFC 9394 section 3.3: a modifier of UID FETCH.
+    if partial is not None and not uid:
+        raise ParseError("PARTIAL is only allowed in UID FETCH")
+    return c.Fetch(tag, seq, attrs, uid, changedsince, vanished, partial)
 
 
-_FETCH_MODIFIERS = ("CHANGEDSINCE", "VANISHED")
+_FETCH_MODIFIERS = ("CHANGEDSINCE", "VANISHED", "PARTIAL")
 
 
-def _fetch_modifier(ctx: Context) -> int | None:
+def _fetch_modifier(ctx: Context) -> int | PartialRange | None:
     word = ctx.c.word("FETCH modifier")
     if word == "VANISHED":
         return None
+    if word == "PARTIAL":
+        ctx.c.sp("PARTIAL range")
+        return _partial_range(ctx)
     if word != "CHANGEDSINCE":
         raise ParseError(f"Unknown FETCH modifier: {word}")
     ctx.c.sp("CHANGEDSINCE value")

@@ -152,6 +152,8 @@ class Session:
             "PREVIEW", "CREATE-SPECIAL-USE",
             # RFC 5032: OLDER and YOUNGER, to the second on every store.
             "WITHIN",
+            # RFC 9394: PARTIAL of SEARCH, SORT and UID FETCH.
+            "PARTIAL",
         ]
         if self.state in (State.AUTHENTICATED, State.SELECTED):
             # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,

@@ -14,6 +14,7 @@ from twisted_mailhub.backends.base import copy_messages, move_messages
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import fetch as F
+from twisted_mailhub.imap.esearch import saved_with_partial
 from twisted_mailhub.imap import responses
 from twisted_mailhub import criteria as K
 from twisted_mailhub.imap import wire
@@ -71,6 +72,10 @@ async def fetch(session: Session, cmd: C.Fetch):
     else:
         flags_attr = None
     uids = resolve(session, cmd.set, cmd.uid)
+    if cmd.partial is not None:
+        # RFC 9394 section 3.3: only the messages at these positions of
+        # the set, before CHANGEDSINCE picks among them (section 3.4).
+        uids = cmd.partial.pick(uids)
     await selected.prepare(uids)
     bulk = IBulkMessageAccess(mailbox, None) if want_content else None
     # This process's index of the mailbox keeps rendered ENVELOPE,
@@ -278,7 +283,8 @@ async def search(session: Session, cmd: C.Search):
     # IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 section 6.4.4).
     returns = set(cmd.returns or ()) or {"ALL"}
     if "SAVE" in returns:
-        session.saved_search = list(found)
+        session.saved_search = (list(found) if cmd.partial is None
+                                else saved_with_partial(returns, cmd.partial, found))
         returns.discard("SAVE")
         if not returns:
             return None
@@ -292,6 +298,10 @@ async def search(session: Session, cmd: C.Search):
             parts.append(b"MAX %d" % max(numbers))
         if "ALL" in returns:
             parts.append(b"ALL " + format_numbers(numbers).encode("ascii"))
+    if cmd.partial is not None:
+        # RFC 9394 section 3.1, NIL when no result is in the range.
+        parts.append(cmd.partial.item(cmd.partial.pick(numbers),
+                                      lambda n: format_numbers(n).encode("ascii")))
     if "COUNT" in returns:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:

@@ -19,6 +19,7 @@ from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap import sort as S
 from twisted_mailhub.imap import thread as T
+from twisted_mailhub.imap.esearch import saved_with_partial
 from twisted_mailhub.imap.handlers.messages import _mentions_modseq, _save_summaries
 from twisted_mailhub.imap.session import Session
 from twisted_mailhub.interfaces import IBulkMessageAccess
@@ -50,8 +51,10 @@ async def sort(session: Session, cmd: C.Sort):
         return None
     returns = set(cmd.returns) or {"ALL"}
     if "SAVE" in returns:
-        # RFC 5182: the result, as a set of messages, for "$".
-        session.saved_search = sorted(uids)
+        # RFC 5182: the result, as a set of messages, for "$"; RFC 9394
+        # section 3.2 with PARTIAL.
+        session.saved_search = (sorted(uids) if cmd.partial is None
+                                else saved_with_partial(returns, cmd.partial, uids))
         returns.discard("SAVE")
         if not returns:
             return None
@@ -67,6 +70,9 @@ async def sort(session: Session, cmd: C.Sort):
             parts.append(b"MAX %d" % numbers[-1])
         if "ALL" in returns:
             parts.append(b"ALL " + sorted_set(numbers))
+    if cmd.partial is not None:
+        # RFC 9394 section 3.1: positions in the sort order.
+        parts.append(cmd.partial.item(cmd.partial.pick(numbers), sorted_set))
     if "COUNT" in returns:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:
