@@ -244,6 +244,14 @@ class Unselect(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE (RFC 5267 section 4.3.5): the tags of updating contexts."""
+
+    name: ClassVar[str] = "CANCELUPDATE"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Expunge(Command):
     """EXPUNGE, or UID EXPUNGE (RFC 4315) when ``uids`` is given."""
 
@@ -365,3 +373,5 @@ AUTHENTICATED = (
     Unauthenticate,
 )
 SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Sort, Thread)
+# RFC 5267 section 5: command-select.
+SELECTED += (CancelUpdate,)

@@ -238,7 +238,9 @@ def _uid(ctx: Context, tag: str, name: str) -> c.Command:
 
 # -- SEARCH (RFC 9051 section 6.4.4, RFC 4731, RFC 7162, RFC 5032) ---------------
 
-_SEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL")
+_SEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL",
+                   # RFC 5267 section 4
+                   "CONTEXT", "UPDATE")
 _CHARSETS = ("US-ASCII", "UTF-8")
 _SEARCH_FLAGS = {
     "ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft",
@@ -675,7 +677,22 @@ _COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
     "UID": _uid,
     "GETQUOTA": g.cmd_getquota, "GETQUOTAROOT": g.cmd_getquotaroot, "SETQUOTA": g.cmd_setquota,
     "COMPRESS": g.cmd_compress,
+    # RFC 5267 section 4.3.5
+    "CANCELUPDATE": lambda ctx, tag, name: _cancelupdate(ctx, tag),
 }
+
+
+def _cancelupdate(ctx: Context, tag: str) -> c.CancelUpdate:
+    """``CANCELUPDATE 1*(SP quoted)``"""
+    cur = ctx.c
+    tags = []
+    cur.sp("tag")
+    while True:
+        if cur.peek() != g.DQUOTE:
+            raise cur.missing_or_invalid("quoted tag")
+        tags.append(cur.quoted("tag").decode("utf-8", "replace"))
+        if not cur.skip(SP):
+            return c.CancelUpdate(tag, tuple(tags))
 _UID_COMMANDS: dict[str, Callable[..., c.Command]] = {
     "COPY": g.cmd_copy, "MOVE": g.cmd_copy, "STORE": g.cmd_store,
     "SEARCH": _search, "FETCH": _fetch, "EXPUNGE": _uid,

@@ -158,6 +158,7 @@ class SelectedMailbox:
     # -- events from other sessions ------------------------------------------
 
     def mailbox_event(self, event: MailboxEvent) -> None:
+        self.changes += 1
         if isinstance(event, MessagesAdded):
             for meta in event.messages:
                 self._added[meta.uid] = meta
@@ -180,6 +181,12 @@ class SelectedMailbox:
 
     # Called (with no arguments) after each event; IDLE sets it to flush at once.
     notify = None
+    #: Mailbox events received, this session's own too: search results
+    #: kept up to date (imap/contexts.py) may have changed when it moved.
+    changes = 0
+    #: Called with the UIDs L{forget_expunged} is about to drop, while
+    #: their sequence numbers still stand (RFC 5267 section 4.3.4).
+    on_expunge = None
 
     @property
     def has_pending(self) -> bool:
@@ -191,6 +198,8 @@ class SelectedMailbox:
         their sequence numbers as the client must be told, in the RFC 3501
         section 7.4.1 style where each EXPUNGE renumbers the following ones.
         """
+        if self.on_expunge is not None:
+            self.on_expunge(uids)
         told = []
         for uid in sorted(uids):
             seq = self.seq_of(uid)

@@ -19,6 +19,7 @@ from twisted_mailhub.connection import ClientGone, ConnectionIO
 from twisted_mailhub.errors import MailhubError
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
+from twisted_mailhub.imap.contexts import Contexts
 from twisted_mailhub.imap.readahead import ReadAhead
 from twisted_mailhub.imap.selected import SelectedMailbox
 from twisted_mailhub.policy import ServerPolicy
@@ -104,6 +105,8 @@ class Session:
         self.selected: SelectedMailbox | None = None
         self.enabled: set[str] = set()
         self.saved_search: list[int] = []
+        #: RFC 5267 section 4.3: search results kept up to date.
+        self.contexts = Contexts(self)
         self.bad_commands = 0
         #: Messages opened for the FETCH commands pipelined behind this one.
         self.readahead = ReadAhead()
@@ -154,6 +157,8 @@ class Session:
             "WITHIN",
             # RFC 9394: PARTIAL of SEARCH, SORT and UID FETCH.
             "PARTIAL",
+            # RFC 5267 section 4: SEARCH and SORT results kept up to date.
+            "CONTEXT=SEARCH", "CONTEXT=SORT",
         ]
         if self.state in (State.AUTHENTICATED, State.SELECTED):
             # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,
@@ -270,6 +275,9 @@ class Session:
             return
         for line in await selected.flush(allow_expunge, uid_in_fetch):
             self.io.write(line)
+        if self.contexts:
+            # After EXISTS, so that ADDTO may name new messages by number.
+            await self.contexts.refresh()
 
     # -- helpers for handlers ----------------------------------------------------
 
@@ -286,6 +294,8 @@ class Session:
         self.io.set_timeout(self.policy.idle_timeout)
 
     def deselect(self) -> None:
+        # RFC 5267 section 4.3: updates cease with the selection.
+        self.contexts.clear()
         if self.selected is not None:
             self.selected.close()
             self.selected = None

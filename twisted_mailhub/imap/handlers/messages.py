@@ -263,6 +263,8 @@ async def search(session: Session, cmd: C.Search):
     from twisted_mailhub.imap.search import SearchContext, is_metadata_only
     from twisted_mailhub.imap.search import search as run_search
 
+    if "UPDATE" in (cmd.returns or ()):
+        session.contexts.check_tag(cmd.tag)
     selected = session.selected
     if is_metadata_only(cmd.key):
         # Flag and UID keys are answered from the index: fill it if need be.
@@ -281,12 +283,13 @@ async def search(session: Session, cmd: C.Search):
         session.io.write(responses.search(numbers, highest))
         return None
     # IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 section 6.4.4).
-    returns = set(cmd.returns or ()) or {"ALL"}
+    returns = result_options(cmd.returns)
     if "SAVE" in returns:
         session.saved_search = (list(found) if cmd.partial is None
                                 else saved_with_partial(returns, cmd.partial, found))
         returns.discard("SAVE")
         if not returns:
+            keep_updated(session, cmd, found)
             return None
     parts = [b'ESEARCH (TAG "%s")' % cmd.tag.encode("ascii", "replace")]
     if cmd.uid:
@@ -313,7 +316,30 @@ async def search(session: Session, cmd: C.Search):
             highest = max(modseqs.get(u, 0) for u in picked)
         parts.append(b"MODSEQ %d" % highest)
     session.io.write(responses.untagged(b" ".join(parts)))
+    keep_updated(session, cmd, found)
     return None
+
+
+async def cancelupdate(session: Session, cmd: C.CancelUpdate):
+    """RFC 5267 section 4.3.5: no more updates for these contexts."""
+    session.contexts.cancel(cmd.tags)
+    return "No further updates"
+
+
+def result_options(returns: tuple[str, ...] | None) -> set[str]:
+    """
+    The RETURN options that ask for result data: UPDATE and CONTEXT (RFC
+    5267 section 4) do not, so alone they return ALL, as ``RETURN ()``
+    does (RFC 4731 section 3.1) -- the result the updates then change.
+    """
+    return (set(returns or ()) - {"UPDATE", "CONTEXT"}) or {"ALL"}
+
+
+def keep_updated(session: Session, cmd: C.Search | C.Sort, results: list[int]) -> None:
+    """RFC 5267 section 4.3: RETURN (UPDATE) leaves an updating context."""
+    if "UPDATE" in (cmd.returns or ()):
+        criteria = cmd.criteria if isinstance(cmd, C.Sort) else None
+        session.contexts.start(cmd.tag, cmd.uid, cmd.key, criteria, results)
 
 
 def _mentions_modseq(key) -> bool:
@@ -388,4 +414,5 @@ HANDLERS = {
     C.Expunge: expunge,
     C.Close: close,
     C.Unselect: unselect,
+    C.CancelUpdate: cancelupdate,
 }

@@ -20,7 +20,9 @@ from twisted_mailhub.imap import responses
 from twisted_mailhub.imap import sort as S
 from twisted_mailhub.imap import thread as T
 from twisted_mailhub.imap.esearch import saved_with_partial
-from twisted_mailhub.imap.handlers.messages import _mentions_modseq, _save_summaries
+from twisted_mailhub.imap.handlers.messages import (
+    _mentions_modseq, _save_summaries, keep_updated, result_options,
+)
 from twisted_mailhub.imap.session import Session
 from twisted_mailhub.interfaces import IBulkMessageAccess
 from twisted_mailhub.model import MessageMeta
@@ -32,6 +34,8 @@ OPEN_BATCH = 200
 
 
 async def sort(session: Session, cmd: C.Sort):
+    if "UPDATE" in (cmd.returns or ()):
+        session.contexts.check_tag(cmd.tag)
     selected = session.selected
     found = await _search(session, cmd.key)
     header = any(c.key in S.HEADER_KEYS for c in cmd.criteria)
@@ -49,7 +53,7 @@ async def sort(session: Session, cmd: C.Sort):
             data += b" (MODSEQ %d)" % highest
         session.io.write(responses.untagged(data))
         return None
-    returns = set(cmd.returns) or {"ALL"}
+    returns = result_options(cmd.returns)
     if "SAVE" in returns:
         # RFC 5182: the result, as a set of messages, for "$"; RFC 9394
         # section 3.2 with PARTIAL.
@@ -57,6 +61,7 @@ async def sort(session: Session, cmd: C.Sort):
                                 else saved_with_partial(returns, cmd.partial, uids))
         returns.discard("SAVE")
         if not returns:
+            keep_updated(session, cmd, uids)
             return None
     parts = [b'ESEARCH (TAG "%s")' % cmd.tag.encode("ascii", "replace")]
     if cmd.uid:
@@ -78,6 +83,7 @@ async def sort(session: Session, cmd: C.Sort):
     if highest is not None:
         parts.append(b"MODSEQ %d" % highest)
     session.io.write(responses.untagged(b" ".join(parts)))
+    keep_updated(session, cmd, uids)
     return None
 
 
