@@ -80,6 +80,11 @@ async def idle(session: Session, cmd: C.Idle):
         async def go():
             try:
                 await session.send_updates(allow_expunge=True)
+                # What came while those were told (a SEARCH context's
+                # results are checked again after an await) goes out too.
+                while session.selected is selected and (
+                        selected.has_pending or session.contexts.stale):
+                    await session.send_updates(allow_expunge=True)
             finally:
                 pushing.clear()
 
