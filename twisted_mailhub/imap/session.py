@@ -142,6 +142,8 @@ class Session:
             "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
             "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
             "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY",
+            # RFC 7162 section 3.2: quick resynchronization (ENABLE QRESYNC).
+            "QRESYNC",
             # RFC 5256, RFC 5957 and RFC 5267 section 3.1.
             "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT",
             # RFC 8438: STATUS (SIZE) is answered, so say so.
@@ -195,6 +197,21 @@ class Session:
             status = await self.selected.mailbox.status()
             self.io.write(responses.status(None, "OK", "Highest",
                                            f"HIGHESTMODSEQ {status.highestmodseq}"))
+
+    @property
+    def qresync(self) -> bool:
+        """The client enabled QRESYNC (RFC 7162 section 3.2.3)."""
+        return "QRESYNC" in self.enabled
+
+    async def enable_qresync(self) -> None:
+        """
+        ENABLE QRESYNC: CONDSTORE too (RFC 7162 section 3.2.3), and VANISHED
+        instead of EXPUNGE from now on, in the selected mailbox as well.
+        """
+        self.enabled.add("QRESYNC")
+        if self.selected is not None:
+            self.selected.qresync = True
+        await self.enable_condstore()
 
     @property
     def rev2(self) -> bool:

@@ -54,9 +54,9 @@ def _writable(session: Session) -> None:
 
 
 async def fetch(session: Session, cmd: C.Fetch):
-    if cmd.vanished and "QRESYNC" not in session.enabled:
-        # RFC 7162 section 3.2.6: VANISHED needs QRESYNC enabled (never, as
-        # it is not offered): a parameter of an extension not enabled is BAD.
+    if cmd.vanished and not session.qresync:
+        # RFC 7162 section 3.2.6: VANISHED needs ENABLE QRESYNC first; a
+        # parameter of an extension not enabled is BAD.
         raise CommandFailed("VANISHED needs QRESYNC, which is not enabled", condition="BAD")
     selected = session.selected
     mailbox = selected.mailbox
@@ -76,6 +76,10 @@ async def fetch(session: Session, cmd: C.Fetch):
         # RFC 9394 section 3.3: only the messages at these positions of
         # the set, before CHANGEDSINCE picks among them (section 3.4).
         uids = cmd.partial.pick(uids)
+    if cmd.vanished:
+        # RFC 7162 section 3.2.6: before any FETCH response.
+        for line in await _vanished(session, cmd):
+            io.write(line)
     await selected.prepare(uids)
     bulk = IBulkMessageAccess(mailbox, None) if want_content else None
     # This process's index of the mailbox keeps rendered ENVELOPE,
@@ -171,6 +175,29 @@ async def fetch(session: Session, cmd: C.Fetch):
     if missing:
         return ("Some messages were expunged and could not be fetched", "EXPUNGEISSUED")
     return None
+
+
+async def _vanished(session: Session, cmd: C.Fetch) -> list[bytes]:
+    """``* VANISHED (EARLIER)``: the UIDs of the set expunged since CHANGEDSINCE."""
+    from twisted_mailhub.imap import qresync
+
+    selected = session.selected
+    status = await selected.mailbox.status()
+    # UIDs up to UIDNEXT - 1 were all given once; * stands for the highest.
+    top = max(status.uidnext - 1, selected.uids[-1] if selected.uids else 0)
+    if cmd.set.saved:
+        ranges = qresync.merged((uid, uid) for uid in session.saved_search)
+    else:
+        ranges = qresync.merged(cmd.set.bounds(top))
+    vanished, _ = await qresync.resync(selected, ranges, cmd.changedsince, top=top)
+    return vanished
+
+
+async def _own_expunge_modseq(selected) -> int:
+    """The MODSEQ of this session's last expunge (its event said), else the mailbox's."""
+    if selected.own_expunge_modseq is not None:
+        return selected.own_expunge_modseq
+    return (await selected.mailbox.status()).highestmodseq
 
 
 def _save_summaries(memo) -> None:
@@ -364,6 +391,7 @@ async def copy(session: Session, cmd: C.Copy):
     except MailboxNotFound:
         raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
     if cmd.move:
+        selected.own_expunge_modseq = None
         # RFC 6851 section 3.3: one change where the store can (no \\Deleted
         # is ever set, other sessions see only the EXPUNGEs).
         pairs, gone = await move_messages(selected.mailbox, target, uids, origin=session)
@@ -379,9 +407,12 @@ async def copy(session: Session, cmd: C.Copy):
     if code:
         # RFC 6851 section 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
         session.io.write(responses.status(None, "OK", "Moved", code))
-    # Without QRESYNC (not offered) these are EXPUNGEs, not VANISHED (4.4).
-    for seq in selected.forget_expunged(gone):
-        session.io.write(responses.expunge(seq))
+    # EXPUNGEs, or one VANISHED with QRESYNC (RFC 6851 section 4.4).
+    for line in selected.expunge_responses(gone):
+        session.io.write(line)
+    if gone and session.qresync:
+        # RFC 6851 section 4.4: the new HIGHESTMODSEQ, in the tagged OK.
+        return (f"{verb} completed", f"HIGHESTMODSEQ {await _own_expunge_modseq(selected)}")
     return f"{verb} completed"
 
 
@@ -389,9 +420,15 @@ async def expunge(session: Session, cmd: C.Expunge):
     _writable(session)
     selected = session.selected
     uids = resolve(session, cmd.uids, True) if cmd.uids is not None else None
+    selected.own_expunge_modseq = None
     gone = await selected.mailbox.expunge(uids, origin=session)
-    for seq in selected.forget_expunged(gone):
-        session.io.write(responses.expunge(seq))
+    for line in selected.expunge_responses(gone):
+        session.io.write(line)
+    if gone and session.qresync:
+        # RFC 7162 sections 3.2.7 and 3.2.9: the HIGHESTMODSEQ after the
+        # expunge in the tagged OK (never after CLOSE, 3.2.8).
+        return (f"{cmd.name} completed", f"HIGHESTMODSEQ {await _own_expunge_modseq(selected)}")
+    return None
 
 
 async def close(session: Session, cmd: C.Close):
