@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 from zope.interface import implementer
 
@@ -30,6 +30,8 @@ from twisted_mailhub.model import (
     MessagesAdded,
     MessagesExpunged,
 )
+
+_NOTHING: frozenset[int] = frozenset()
 
 
 @implementer(IMailboxListener)
@@ -159,6 +161,10 @@ class SelectedMailbox:
     def is_recent(self, uid: int) -> bool:
         """Whether FETCH FLAGS shows \\Recent for C{uid}."""
         return not self.rev2 and uid in self.recent
+
+    def recent_test(self) -> Callable[[int], bool]:
+        """L{is_recent} as one C-level call, for loops over many messages."""
+        return (_NOTHING if self.rev2 else self.recent).__contains__
 
     def uids_for(self, numbers: list[int]) -> list[int]:
         """UIDs of ascending sequence numbers (which must be in range)."""

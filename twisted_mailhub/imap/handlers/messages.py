@@ -88,6 +88,7 @@ async def fetch(session: Session, cmd: C.Fetch):
     memoised = memo is not None and F.can_memoise(attrs)
     missing = False
     truncated: list[int] = []
+    render = None
     for start in range(0, len(uids), BATCH):
         batch = uids[start:start + BATCH]
         metas = {m.uid: m for m in await mailbox.metadata(batch)}
@@ -106,11 +107,12 @@ async def fetch(session: Session, cmd: C.Fetch):
             # without a round trip per message.
             if cmd.changedsince is None and len(metas) < len(batch):
                 missing = True
-            seq_of, is_recent = selected.seq_of, selected.is_recent
-            io.write(b"".join(
-                F.render_meta(seq_of(uid), metas[uid], attrs, uid=cmd.uid,
-                              recent=is_recent(uid), modseq=modseq)
-                for uid in batch if uid in metas))
+            if render is None:
+                render = F.meta_renderer(attrs, uid=cmd.uid, modseq=modseq)
+            present = [uid for uid in batch if uid in metas]
+            is_recent = selected.recent_test()
+            io.write(b"".join([render(seq, metas[uid], is_recent(uid))
+                               for seq, uid in zip(selected.seqs_of(present), present)]))
             await io.drain()
             continue
         if memoised:
