@@ -384,6 +384,55 @@ class QresyncTranscriptTests(IMAPServerTestCase):
             b"* 5 FETCH (UID 7)\r\n", b"* 6 FETCH (UID 8)\r\n", b"* 7 FETCH (UID 9)\r\n",
             b"* 8 FETCH (UID 10)\r\n", b"* VANISHED 1\r\n"])
 
+    async def test_vanished_pushed_while_idling(self) -> None:
+        def run():
+            a = self.login()
+            a.command(b"a1 SELECT INBOX")
+            a.send(b"a2 IDLE\r\n")
+            idling = a.line()
+            b = self.login(enable=False)
+            b.command(b"b1 SELECT INBOX")
+            b.command(b"b2 STORE 4:6 +FLAGS.SILENT (\\Deleted)")
+            b.command(b"b3 EXPUNGE")
+            pushed = [a.line()]
+            while not pushed[-1].startswith(b"* VANISHED"):
+                pushed.append(a.line())
+            a.send(b"DONE\r\n")
+            done = a.until_tagged(b"a2")
+            after = a.command(b"a3 FETCH 4 (UID)")
+            a.close()
+            b.close()
+            return idling, pushed, done, after
+
+        idling, pushed, done, after = await self.in_thread(run)
+        self.assertEqual(idling, b"+ idling\r\n")
+        # The \\Deleted flags first (FETCH), then the expunge.
+        self.assertEqual(pushed[-1], b"* VANISHED 4:6\r\n")
+        self.assertTrue(all(b" FETCH " in line for line in pushed[:-1]), pushed)
+        self.assertEqual(done, [b"a2 OK IDLE terminated\r\n"])
+        self.assertEqual(without_modseq(after), [b"* 4 FETCH (UID 7)\r\n",
+                                                 b"a3 OK FETCH completed\r\n"])
+
+    async def test_no_vanished_after_a_uid_search_by_message_number(self) -> None:
+        # RFC 7162 3.2.10.2: UID SEARCH naming message numbers keeps them.
+        def run():
+            a = self.login()
+            a.command(b"a1 SELECT INBOX")
+            b = self.login(enable=False)
+            b.command(b"b1 SELECT INBOX")
+            b.command(b"b2 STORE 2 +FLAGS.SILENT (\\Deleted)")
+            b.command(b"b3 EXPUNGE")
+            out = [a.command(b"a2 UID SEARCH 1:3"), a.command(b"a3 UID SEARCH NOT 9:10"),
+                   a.command(b"a4 UID SEARCH UID 1:3")]
+            a.close()
+            b.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[0][0], b"* SEARCH 1 3\r\n")
+        self.assertNotIn(b"* VANISHED 2\r\n", out[0] + out[1])
+        self.assertEqual(out[2][:2], [b"* SEARCH 1 3\r\n", b"* VANISHED 2\r\n"])
+
     async def test_own_expunge_uid_expunge_move_and_close(self) -> None:
         def run():
             c = self.login()

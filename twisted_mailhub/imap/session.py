@@ -80,6 +80,35 @@ _ALLOWED.update({cls: (State.SELECTED,) for cls in C.SELECTED})
 _NO_EXPUNGE = (C.Fetch, C.Store, C.Search, C.Sort, C.Thread)
 
 
+def _expunge_allowed(command: C.Command) -> bool:
+    """
+    Whether EXPUNGE (or VANISHED) may be told at the end of C{command}: not
+    after FETCH, STORE, SEARCH (SORT, THREAD) by sequence number, nor after
+    their UID form when the search names message numbers (RFC 7162
+    section 3.2.10.2), whose meaning the client must be able to rely on.
+    """
+    if not isinstance(command, _NO_EXPUNGE):
+        return True
+    if not getattr(command, "uid", False):
+        return False
+    key = getattr(command, "key", None)
+    return key is None or not _names_sequence_numbers(key)
+
+
+def _names_sequence_numbers(key) -> bool:
+    from twisted_mailhub import criteria as K
+
+    if isinstance(key, K.Sequence):
+        return True
+    if isinstance(key, K.Not):
+        return _names_sequence_numbers(key.key)
+    if isinstance(key, K.Or):
+        return _names_sequence_numbers(key.left) or _names_sequence_numbers(key.right)
+    if isinstance(key, K.And):
+        return any(_names_sequence_numbers(k) for k in key.keys)
+    return False
+
+
 class Session:
     """The state of one client connection and the execution of its commands."""
 
@@ -264,9 +293,8 @@ class Session:
         if self.state is State.LOGOUT:
             self.io.write(responses.status(command.tag, condition, text, code))
             return
-        await self.send_updates(allow_expunge=not (
-            isinstance(command, _NO_EXPUNGE) and not getattr(command, "uid", False)),
-            uid_in_fetch=getattr(command, "uid", False))
+        await self.send_updates(allow_expunge=_expunge_allowed(command),
+                                uid_in_fetch=getattr(command, "uid", False))
         self.io.write(responses.status(command.tag, condition, text, code))
         after, self.after_ok = self.after_ok, None
         if after is not None and condition == "OK":
