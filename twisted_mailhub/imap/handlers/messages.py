@@ -267,18 +267,12 @@ async def store(session: Session, cmd: C.Store):
             report = [m for m in update.changed]
         else:
             report = await mailbox.metadata(batch)
-        for meta in report:
-            seq = selected.seq_of(meta.uid)
-            if seq is None:
-                continue
-            items = []
-            if cmd.uid:
-                items.append(b"UID %d" % meta.uid)
-            if not cmd.silent:
-                items.append(F.flags_item(meta, selected.is_recent(meta.uid)))
-            if session.condstore:
-                items.append(b"MODSEQ (%d)" % meta.modseq)
-            session.io.write(responses.fetch(seq, items))
+        render = F.meta_renderer([] if cmd.silent else [C.FetchAttr("FLAGS")],
+                                 uid=cmd.uid, modseq=session.condstore)
+        seq_of, is_recent = selected.seq_of, selected.recent_test()
+        session.io.write(b"".join([
+            render(seq, meta, is_recent(meta.uid))
+            for meta in report if (seq := seq_of(meta.uid)) is not None]))
     if modified:
         if cmd.uid:
             failed = format_numbers(modified)
