@@ -50,12 +50,15 @@ class New:
 @dataclass(frozen=True, slots=True)
 class Date:
     """
-    BEFORE/ON/SINCE (``field="internal"``, the INTERNALDATE) and
-    SENTBEFORE/SENTON/SENTSINCE (``field="sent"``, the Date: header),
-    compared by calendar date, ignoring time and zone (RFC 3501 6.4.4).
+    BEFORE/ON/SINCE (``field="internal"``, the INTERNALDATE),
+    SENTBEFORE/SENTON/SENTSINCE (``field="sent"``, the Date: header) and
+    SAVEDBEFORE/SAVEDON/SAVEDSINCE (``field="saved"``, when the message
+    was put into this mailbox, L{MessageMeta.saved}; the INTERNALDATE for a
+    message whose store keeps none, RFC 8514 section 4.3), compared by
+    calendar date, ignoring time and zone (RFC 3501 6.4.4).
     """
 
-    field: Literal["internal", "sent"]
+    field: Literal["internal", "sent", "saved"]
     op: Literal["before", "on", "since"]
     value: date
 
@@ -138,6 +141,24 @@ class Age:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """
+    EMAILID (RFC 8474 section 6): the message whose
+    L{MessageMeta.identity} is exactly ``value`` (case matters).
+    """
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveDateKnown:
+    """
+    SAVEDATESUPPORTED (RFC 8514 section 4.3): the messages whose store
+    keeps when they were saved (L{MessageMeta.saved} is not C{None}).
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class Not:
     """NOT key"""
 
@@ -162,4 +183,5 @@ class And:
 SearchKey = (
     All | Flag | Recent | New | Date | Header | Body | Text | Size | Sequence | Uid
     | ModSeq | Age | Not | Or | And
+    | Identity | SaveDateKnown
 )

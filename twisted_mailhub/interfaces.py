@@ -92,6 +92,15 @@ class IMailbox(Interface):
         the largest MODSEQ assigned.  Expunged UIDs are remembered with the
         MODSEQ of their expunge (for QRESYNC).
       - Each write publishes an event on the store's L{INotifier}.
+      - Every L{MessageMeta} carries the message's C{identity} and C{saved}
+        date, and every L{MailboxStatus} the mailbox's C{identity}
+        (L{twisted_mailhub.model}): an identity is given once and kept for
+        good -- across restarts, renames (a mailbox's) and copies and
+        moves (a message's: L{ICopyableMailbox}, L{IMoveableMailbox} and
+        an L{AppendRequest} with C{identity} keep it) -- and never given
+        to another mailbox or another message.  C{saved} is set by each
+        write that puts a message into the mailbox (append, copy, move)
+        and stays while the message does.
     """
 
     name = Attribute("The full mailbox name (str).")
@@ -150,16 +159,6 @@ class IMailbox(Interface):
         """
         Asynchronous.  C{(metas, expunged_uids)}: metas of messages whose
         MODSEQ is greater than C{modseq}, and UIDs expunged after it.
-
-        An expunge takes a MODSEQ of its own (the mailbox's HIGHESTMODSEQ
-        after it, as L{MessagesExpunged} says); C{expunged_uids} are the
-        UIDs whose expunge's MODSEQ is greater than C{modseq}, ascending.
-        A store remembers every expunge for as long as the UIDVALIDITY
-        stays (QRESYNC, RFC 7162 section 3.2, answers from this), so the
-        list is complete.  A store that forgets old expunges provides
-        L{IExpungeHistory}: C{expunged_uids} is then complete only for a
-        C{modseq} at or above what it reports, and a subset (the expunges
-        still remembered) below that.
         """
 
     def subscribe(listener):
@@ -167,24 +166,6 @@ class IMailbox(Interface):
 
     def unsubscribe(listener):
         """Stop delivering events to C{listener}."""
-
-
-class IExpungeHistory(IMailbox):
-    """
-    Optional: a mailbox that forgets old expunges (RFC 7162 section 5.3
-    lets a server keep a bounded queue of them).  None of the stores here
-    forgets any; a mailbox without this interface remembers them all.
-    """
-
-    def expunges_remembered_after():
-        """
-        Asynchronous.  The lowest MODSEQ C{m} such that every expunge with
-        a MODSEQ greater than C{m} is still remembered: for any C{modseq}
-        at or above C{m}, the C{expunged_uids} of L{IMailbox.changes_since}
-        are complete.  Asked about an older C{modseq}, the server reports
-        every UID of the client's set that does not exist now instead (RFC
-        7162 section 3.2.6, the note on C{minmodseq}).
-        """
 
 
 class ISearchableMailbox(IMailbox):
@@ -206,7 +187,8 @@ class ICopyableMailbox(IMailbox):
     def copy_to(uids, destination, origin=None):
         """
         Asynchronous.  Copy the existing messages among C{uids} into
-        C{destination} atomically, keeping flags and INTERNALDATE; return
+        C{destination} atomically, keeping flags, INTERNALDATE and identity
+        (the copies get their own save date); return
         C{[(source_uid, new_uid), ...]}, or C{None} if C{destination} is not
         one this mailbox can copy into directly.
         """
@@ -224,8 +206,8 @@ class IMoveableMailbox(IMailbox):
         Asynchronous.  Move the existing messages among C{uids} into
         C{destination} atomically: they leave this mailbox and arrive in
         C{destination} together, with new UIDs and MODSEQs there, keeping
-        their flags (a \\Deleted they had stays; none is added), keywords
-        and INTERNALDATE.  This mailbox remembers the removed UIDs as
+        their flags (a \\Deleted they had stays; none is added), keywords,
+        INTERNALDATE and identity (with a new save date).  This mailbox remembers the removed UIDs as
         expunged (QRESYNC) and publishes only L{MessagesExpunged};
         C{destination} publishes L{MessagesAdded}.  C{destination} may be
         this very mailbox.

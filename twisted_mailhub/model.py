@@ -13,6 +13,7 @@ Conventions at this boundary (see :mod:`twisted_mailhub.interfaces`):
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Hashable
@@ -41,6 +42,16 @@ class MessageMeta:
 
     ``flags`` never contains ``\\Recent``: that is per-session state kept
     by the protocol layer (see :meth:`IMailbox.claim_recent`).
+
+    ``identity`` names the message's immutable content (see
+    :func:`is_object_id` for its form): it never changes, a copy or a move
+    into another mailbox keeps it, and two different messages never share
+    one (two deliveries of the same bytes may).  ``saved`` is when the
+    message was put into *this* mailbox: APPEND, COPY and MOVE set it to
+    the time they ran, whatever the INTERNALDATE; it never changes while
+    the message stays.  Every store gives both; C{None} is for a value the
+    store cannot keep (the protocol layer then falls back, or answers NIL
+    where the protocol allows it).
     """
 
     uid: int
@@ -48,6 +59,8 @@ class MessageMeta:
     internaldate: datetime
     size: int
     modseq: int
+    identity: str | None = None
+    saved: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,10 @@ class MailboxStatus:
     recent: int = 0
     size: int = 0
     deleted: int = 0
+    #: The mailbox's own identity (:func:`is_object_id`): given when it is
+    #: created, kept across renames and restarts, never given to another
+    #: mailbox; a mailbox deleted and created again gets a new one.
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,34 @@ class MailboxInfo:
     name: str
     selectable: bool = True
     special_use: frozenset[str] = frozenset()
+
+
+_OBJECT_ID_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+)
+#: The longest identity a store may give (the protocol layer may add a
+#: letter of its own in front).
+MAX_OBJECT_ID = 250
+
+
+def is_object_id(value: str) -> bool:
+    """
+    Whether C{value} is usable as a message or mailbox identity: 1 to
+    L{MAX_OBJECT_ID} letters, digits, C{_} and C{-} (case matters).
+    """
+    return 0 < len(value) <= MAX_OBJECT_ID and _OBJECT_ID_CHARS.issuperset(value)
+
+
+def new_object_id() -> str:
+    """A fresh random identity (32 hex digits) for a message or a mailbox."""
+    return uuid.uuid4().hex
+
+
+def kept_object_id(value: str | None) -> str:
+    """C{value} when it is a usable identity (a copy's), else a new one."""
+    if value is not None and is_object_id(value):
+        return value
+    return new_object_id()
 
 
 # -- change notifications ---------------------------------------------------
@@ -121,6 +166,7 @@ MailboxEvent = MessagesAdded | FlagsChanged | MessagesExpunged | MailboxRemoved
 class AppendRequest:
     """
     One message to append: content plus the optional flags and date.
+    Its save date (L{MessageMeta.saved}) is always the time of the append.
 
     ``uid`` asks for that UID instead of the next one; only an
     L{IRestorableMailbox} honours it (see there), so callers set it only
@@ -131,6 +177,10 @@ class AppendRequest:
     flags: frozenset[str] = frozenset()
     internaldate: datetime | None = None
     uid: int | None = None
+    #: The identity to keep (L{MessageMeta.identity}) when the message is
+    #: one that exists already: a COPY done by reading and appending, a
+    #: migration.  C{None} for a new message, which gets a new identity.
+    identity: str | None = None
 
 
 @dataclass(slots=True)

@@ -126,7 +126,11 @@ class FileFormatTests(MaildirTestCase):
         header, first, second = self.uidlist()
         self.assertRegex(header, r"^3 V\d+ N3 G[0-9a-f]{32}$")
         self.assertEqual(header.split()[1], f"V{inbox.uidvalidity}")
-        self.assertEqual([first, second], [f"{plain.uid} :{new_name}", f"{flagged.uid} :{base}"])
+        # Each record carries the message's GUID (G), Dovecot's field for it,
+        # which is the identity the server reports (RFC 8474 EMAILID).
+        self.assertEqual([first, second], [f"{plain.uid} G{plain.identity} :{new_name}",
+                                           f"{flagged.uid} G{flagged.identity} :{base}"])
+        self.assertRegex(plain.identity, r"^[0-9a-f]{32}$")
         self.assertEqual(read_file(self.path("dovecot-keywords")), b"0 $Junk\n")
         # Python's mailbox module, like mutt, sees the same messages and flags.
         box = self.maildir()
@@ -164,7 +168,7 @@ class FileFormatTests(MaildirTestCase):
         self.assertEqual(self.uidlist()[1:], [
             "5 :1700000000.M1P2.host,S=10,W=11",
             "9 W99 P12345 :1700000001.M1P2.host",
-            f"10 :{self.files('new')[0]}",
+            f"10 G{meta.identity} :{self.files('new')[0]}",
         ])
 
     async def test_more_than_26_keywords(self) -> None:

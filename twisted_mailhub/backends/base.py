@@ -328,7 +328,7 @@ async def copy_messages(
 ) -> list[tuple[int, int]]:
     """
     Copy the existing messages among C{uids} from C{source} into
-    C{destination}, keeping flags and INTERNALDATE; return
+    C{destination}, keeping flags, INTERNALDATE and identity; return
     C{[(source_uid, new_uid), ...]} in ascending source order.
 
     Uses L{ICopyableMailbox.copy_to} when C{source} provides it and accepts
@@ -350,7 +350,9 @@ async def copy_messages(
         except MessageExpunged:
             continue
         content = await message.read(0, None)
-        requests.append(AppendRequest(content, meta.flags, meta.internaldate))
+        # The copy is the same message (RFC 8474 section 5.1: same EMAILID).
+        requests.append(AppendRequest(content, meta.flags, meta.internaldate,
+                                      identity=meta.identity))
         copied.append(meta.uid)
     if not requests:
         return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Hashable, Iterable
 
@@ -48,6 +49,8 @@ from twisted_mailhub.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    kept_object_id,
+    new_object_id,
 )
 from twisted_mailhub.notify import LocalNotifier
 
@@ -75,6 +78,7 @@ class _MailboxState:
         self, name: str, uidvalidity: int, selectable: bool, special_use: frozenset[str]
     ) -> None:
         self.key: Hashable = ("memory", next(_KEYS))
+        self.identity = new_object_id()
         self.name = name
         self.uidvalidity = uidvalidity
         self.selectable = selectable
@@ -104,10 +108,13 @@ class _MailboxState:
         structure: object,
         modseq: int,
         uid: int | None = None,
+        identity: str | None = None,
     ) -> MessageMeta:
+        """Add a message; a copy passes its source's C{identity}."""
         uid = self.uidnext if uid is None else uid
         self.uidnext = uid + 1
-        meta = MessageMeta(uid, flags, internaldate, len(content), modseq)
+        meta = MessageMeta(uid, flags, internaldate, len(content), modseq,
+                           kept_object_id(identity), datetime.now(timezone.utc))
         self.messages[uid] = _Stored(meta, content, structure)
         self.recent.add(uid)
         self.size += len(content)
@@ -206,6 +213,7 @@ class MemoryMailbox(BaseMailbox):
             recent=len(state.recent),
             size=state.size,
             deleted=deleted,
+            identity=state.identity,
         )
 
     async def uids(self) -> list[int]:
@@ -272,6 +280,7 @@ class MemoryMailbox(BaseMailbox):
                 structure,
                 modseq,
                 uid,
+                request.identity,
             )
             for request, structure, uid in zip(requests, parsed, uids)
         ]
@@ -320,9 +329,7 @@ class MemoryMailbox(BaseMailbox):
         if pending:
             modseq = state.next_modseq()
             for stored, new in pending:
-                stored.meta = MessageMeta(
-                    stored.meta.uid, new, stored.meta.internaldate, stored.meta.size, modseq
-                )
+                stored.meta = replace(stored.meta, flags=new, modseq=modseq)
                 update.changed.append(stored.meta)
             self._publish(FlagsChanged(tuple(update.changed), origin))
         return update
@@ -387,7 +394,7 @@ class MemoryMailbox(BaseMailbox):
         pairs, metas = [], []
         for stored in moving:
             meta = target.add(stored.content, stored.meta.flags, stored.meta.internaldate,
-                              stored.structure, modseq)
+                              stored.structure, modseq, identity=stored.meta.identity)
             pairs.append((stored.meta.uid, meta.uid))
             metas.append(meta)
         destination._publish(MessagesAdded(tuple(metas), origin))
@@ -416,6 +423,7 @@ class MemoryMailbox(BaseMailbox):
                 stored.meta.internaldate,
                 stored.structure,
                 modseq,
+                identity=stored.meta.identity,
             )
             pairs.append((stored.meta.uid, meta.uid))
             metas.append(meta)

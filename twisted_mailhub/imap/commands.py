@@ -313,7 +313,8 @@ class FetchAttr:
     RFC822.SIZE, ENVELOPE, BODY (no section: the non-extensible
     BODYSTRUCTURE), BODYSTRUCTURE, UID, RFC822, RFC822.HEADER, RFC822.TEXT,
     BODY[] (``section`` set; ``peek`` for BODY.PEEK), BINARY[], BINARY.SIZE,
-    MODSEQ, PREVIEW (RFC 8970; ``lazy`` for its LAZY modifier).
+    MODSEQ, PREVIEW (RFC 8970; ``lazy`` for its LAZY modifier), EMAILID and
+    THREADID (RFC 8474), SAVEDATE (RFC 8514).
     ``partial`` is ``(origin, count)``.
     """
 

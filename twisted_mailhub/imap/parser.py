@@ -250,7 +250,13 @@ _SEARCH_HEADERS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject
 _SEARCH_DATES = {
     "BEFORE": ("internal", "before"), "ON": ("internal", "on"), "SINCE": ("internal", "since"),
     "SENTBEFORE": ("sent", "before"), "SENTON": ("sent", "on"), "SENTSINCE": ("sent", "since"),
+    # RFC 8514 section 4.3
+    "SAVEDBEFORE": ("saved", "before"), "SAVEDON": ("saved", "on"),
+    "SAVEDSINCE": ("saved", "since"),
 }
+# RFC 8474 section 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+_OBJECTID_CHARS = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_SEARCH_DEPTH = 64
 
 
@@ -463,10 +469,32 @@ class _SearchReader:
             return sk.Or(left, self.key(depth + 1))
         if word == "MODSEQ":
             return self.modseq()
+        if word in ("EMAILID", "THREADID"):
+            return self.object_id(word)
+        if word == "SAVEDATESUPPORTED":
+            return sk.SaveDateKnown()
         if word in ("OLDER", "YOUNGER"):
             self.arg("interval")
             return sk.Age(word.lower(), cur.number("interval", nonzero=True))  # type: ignore[arg-type]
         raise ParseError(f"Unknown search key: {word}")
+
+    def object_id(self, word: str) -> sk.SearchKey:
+        """RFC 8474 section 6: ``EMAILID objectid`` / ``THREADID objectid``."""
+        from twisted_mailhub.imap.objectid import identity_of_email_id
+
+        cur = self.cur
+        self.arg("object id")
+        raw = cur.take_while(_OBJECTID_CHARS)
+        if not raw:
+            raise cur.missing_or_invalid("object id")
+        if len(raw) > 255:
+            raise ParseError("Object id longer than 255 characters")
+        identity = identity_of_email_id(raw.decode("ascii")) if word == "EMAILID" else None
+        if identity is None:
+            # No THREADID is ever given (section 5.2: then SEARCH THREADID
+            # matches nothing), nor an EMAILID of another form.
+            return sk.Not(sk.All())
+        return sk.Identity(identity)
 
     def modseq(self) -> sk.ModSeq:
         # RFC 7162 section 3.1.5: MODSEQ [entry-name entry-type-req] modseq
@@ -492,6 +520,8 @@ _FETCH_NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 _FETCH_SIMPLE = frozenset({
     "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
     "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ",
+    # RFC 8474 section 5.3, RFC 8514 section 4.2
+    "EMAILID", "THREADID", "SAVEDATE",
 })
 _FAST = (c.FetchAttr("FLAGS"), c.FetchAttr("INTERNALDATE"), c.FetchAttr("RFC822.SIZE"))
 # RFC 3501 section 6.4.5

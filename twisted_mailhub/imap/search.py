@@ -381,6 +381,9 @@ class _Compiler:
             # The date as written in the INTERNALDATE, in its own zone
             # (RFC 3501 appendix B, item 71).
             return _Node(lambda c: compare(c.meta.internaldate.date(), value))
+        if key.field == "saved":
+            # RFC 8514 section 4.3: the INTERNALDATE where no save date is kept.
+            return _Node(lambda c: compare((c.meta.saved or c.meta.internaldate).date(), value))
 
         def test(c: _Candidate) -> Outcome:
             if c.structure is None:
@@ -392,6 +395,13 @@ class _Compiler:
             return sent is not None and compare(sent, value)
 
         return _Node(test, _STRUCTURE)
+
+    def _identity(self, key: sk.Identity) -> _Node:
+        value = key.value
+        return _Node(lambda c: c.meta.identity == value)
+
+    def _savedateknown(self, key: sk.SaveDateKnown) -> _Node:
+        return _Node(lambda c: c.meta.saved is not None)
 
     # -- content keys --------------------------------------------------------
 

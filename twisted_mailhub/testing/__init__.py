@@ -20,12 +20,13 @@ events are awaited, never expected to have arrived already, so a backend
 that notifies across processes or works in threads passes as well.  The
 groups of tests are also available one by one (L{TreeConformance},
 L{MessageConformance}, L{ChangeConformance}, L{MoveConformance},
-L{RestartConformance}, L{RestoreConformance}).
+L{RestartConformance}, L{RestoreConformance}, L{IdentityConformance}).
 """
 
 from __future__ import annotations
 
 from twisted_mailhub.testing.changes import ChangeConformance
+from twisted_mailhub.testing.identity import IdentityConformance
 from twisted_mailhub.testing.messages import MessageConformance
 from twisted_mailhub.testing.moves import MoveConformance
 from twisted_mailhub.testing.restart import RestartConformance
@@ -45,6 +46,7 @@ __all__ = [
     "BackendConformanceMixin",
     "ChangeConformance",
     "ConformanceBase",
+    "IdentityConformance",
     "MessageConformance",
     "MoveConformance",
     "RecordingListener",
@@ -61,7 +63,7 @@ __all__ = [
 
 class BackendConformanceMixin(
     TreeConformance, MessageConformance, ChangeConformance, MoveConformance, RestartConformance,
-    RestoreConformance,
+    RestoreConformance, IdentityConformance,
 ):
     """
     Every conformance test: the documented semantics of L{IBackend},

@@ -69,10 +69,19 @@ class Message:
     size: int
     # Served as the file holds it, without turning LF into CRLF.
     raw: bool = False
+    # The G field of its uidlist record, or one derived from its base name.
+    identity: str = ""
+    # When it was saved into this folder, if this server did it.
+    saved: datetime | None = None
 
     def meta(self) -> MessageMeta:
-        """The L{MessageMeta} of this message."""
-        return MessageMeta(self.uid, self.flags, self.internaldate, self.size, self.modseq)
+        """
+        The L{MessageMeta} of this message.  A file another program
+        delivered has no save date kept: its INTERNALDATE (the file's
+        mtime, the delivery's) stands in.
+        """
+        return MessageMeta(self.uid, self.flags, self.internaldate, self.size, self.modseq,
+                           self.identity, self.saved or self.internaldate)
 
 
 @dataclass(slots=True)

@@ -52,6 +52,7 @@ from twisted_mailhub.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    kept_object_id,
 )
 
 __all__ = ["Delivery", "Folder", "FolderCache", "FolderSettings", "create_folder", "open_folder"]
@@ -60,6 +61,11 @@ __all__ = ["Delivery", "Folder", "FolderCache", "FolderSettings", "create_folder
 def now() -> datetime:
     """The current time, timezone-aware, to the second as INTERNALDATE carries it."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def now_exactly() -> datetime:
+    """The current time, timezone-aware, as a save date keeps it."""
+    return datetime.now(UTC)
 
 
 @contextmanager
@@ -98,6 +104,8 @@ class Delivery:
     date: datetime
     raw: bool = False
     wanted_uid: int | None = None
+    # The identity it keeps (a copy's), written as the record's G field.
+    identity: str = ""
     # Set by place().
     uid: int = 0
     subdir: str = "new"
@@ -135,6 +143,8 @@ class Folder(SyncedFolder):
             recent=recent,
             size=size,
             deleted=deleted,
+            # The mailbox GUID of dovecot-uidlist, which moves with the folder.
+            identity=self.uidlist.guid,
         )
 
     def metadata(self, uids: Iterable[int] | None = None) -> list[MessageMeta]:
@@ -228,11 +238,14 @@ class Folder(SyncedFolder):
                     _unlink_quietly(target)
                 raise
             modseq = state.next_modseq()
+            # RFC 8514 section 3: saved now, whatever the INTERNALDATE.
+            saved = now_exactly()
             for delivery in deliveries:
-                uidlist.records.append(Record(delivery.uid, delivery.base))
+                uidlist.records.append(Record(delivery.uid, delivery.base,
+                                              (f"G{kept_object_id(delivery.identity)}",)))
                 state.known[delivery.uid] = Known(
                     modseq, self._flags_of(delivery.info, delivery.extra), delivery.date,
-                    delivery.size, delivery.extra, delivery.raw)
+                    delivery.size, delivery.extra, delivery.raw, saved)
                 self._c.listing[delivery.base] = (delivery.subdir, delivery.filename)
             uidlist.nextuid = uid
             self._uidlist_dirty = self._state_dirty = True
@@ -290,7 +303,7 @@ class Folder(SyncedFolder):
                 message.subdir, message.filename = found
                 continue
             return Delivery(target, base, message.size, message.flags, message.internaldate,
-                            message.raw)
+                            message.raw, identity=message.identity)
         return None
 
     def _write_tmp(self, request: AppendRequest) -> Delivery:
@@ -318,7 +331,7 @@ class Folder(SyncedFolder):
             _unlink_quietly(tmp)
             raise
         return Delivery(tmp, base, len(request.content), frozenset(request.flags), date, raw,
-                        request.uid)
+                        request.uid, request.identity or "")
 
     def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
                     unchangedsince: int | None = None) -> FlagUpdate:

@@ -9,8 +9,9 @@ only by this server (other programs leave it alone):
   - HIGHESTMODSEQ, and for each message its MODSEQ, its flags as last seen
     (a rename by another program that changed them is a flag change with a
     new MODSEQ), its INTERNALDATE, its size as served, the keywords that
-    did not fit in the 26 letters of the file name, and whether its file
-    is served as it is (L{twisted_mailhub.backends.maildir.content});
+    did not fit in the 26 letters of the file name, whether its file
+    is served as it is (L{twisted_mailhub.backends.maildir.content}), and
+    when this server saved it into the folder (RFC 8514 SAVEDATE);
   - the expunge history (UID and MODSEQ of each expunge) for QRESYNC;
   - which UIDs are still \\Recent, and the special-use attributes.
 
@@ -43,13 +44,18 @@ class Known:
     extra: frozenset[str] = frozenset()
     # The file is served as it is (see twisted_mailhub.backends.maildir.content).
     raw: bool = False
+    # When this server saved it into the folder; None for a file another
+    # program delivered (and for states written before this was kept).
+    saved: datetime | None = None
 
     def to_json(self, uid: int) -> list:
         row = [uid, self.modseq, sorted(self.flags), self.internaldate.isoformat(), self.size]
-        if self.extra or self.raw:
+        if self.extra or self.raw or self.saved is not None:
             row.append(sorted(self.extra))
-        if self.raw:
-            row.append(1)
+        if self.raw or self.saved is not None:
+            row.append(1 if self.raw else 0)
+        if self.saved is not None:
+            row.append(self.saved.isoformat())
         return row
 
     @classmethod
@@ -57,7 +63,9 @@ class Known:
         uid, modseq, flags, date, size = row[:5]
         extra = frozenset(row[5]) if len(row) > 5 else frozenset()
         raw = len(row) > 6 and bool(row[6])
-        return uid, cls(modseq, frozenset(flags), datetime.fromisoformat(date), size, extra, raw)
+        saved = datetime.fromisoformat(row[7]) if len(row) > 7 and row[7] else None
+        return uid, cls(modseq, frozenset(flags), datetime.fromisoformat(date), size, extra, raw,
+                        saved)
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ the listing would otherwise go unseen.  Everything here blocks.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -70,6 +71,7 @@ from twisted_mailhub.model import (
     MailboxRemoved,
     MessagesAdded,
     MessagesExpunged,
+    is_object_id,
 )
 
 log = Logger()
@@ -443,7 +445,8 @@ class SyncedFolder:
                 subdir, filename = found
                 messages.append(Message(
                     record.uid, record.base, subdir, filename, split_filename(filename)[1],
-                    known.flags, known.modseq, known.internaldate, known.size, known.raw))
+                    known.flags, known.modseq, known.internaldate, known.size, known.raw,
+                    _identity_of(record), known.saved))
         c.messages = messages
         self._by_uid = None
 
@@ -538,6 +541,21 @@ class SyncedFolder:
             c.uidlist_sig = (st.st_size, st.st_mtime_ns, st.st_ino)
             self._uidlist_dirty = False
 
+
+
+def _identity_of(record: Record) -> str:
+    guid = record.guid
+    return guid if guid is not None and is_object_id(guid) else derived_identity(record.base)
+
+
+def derived_identity(base: str) -> str:
+    """
+    The identity of a message whose record has no C{G} field (a file
+    another program delivered): from its base name, which is unique in the
+    folder and never changes (Dovecot too takes the base name as the GUID
+    of such a file).  Hashed, since a base name holds dots and commas.
+    """
+    return hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _delivery_order(base: str) -> tuple:

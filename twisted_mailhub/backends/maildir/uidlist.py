@@ -10,8 +10,8 @@ C{dovecot-uidlist}, version 3 (what Dovecot has written since 1.1)::
 
 The header holds UIDVALIDITY (C{V}), the next UID (C{N}) and the mailbox
 GUID (C{G}); each record a UID, optional fields (an upper-case letter and a
-value: C{W} virtual size, C{S} physical size, C{G}, C{P}, C{O}, ... of
-Dovecot) and, after C{:}, the I{base} of the message's file name (the part
+value: C{W} virtual size, C{S} physical size, C{G} the message's GUID,
+which this server writes as its identity, C{P}, C{O}, ... of Dovecot) and, after C{:}, the I{base} of the message's file name (the part
 before C{:2,}, which a flag change does not touch).  Records are in UID
 order.  Dovecot may append records without rewriting the header, so the
 next UID is the larger of C{N} and the last UID plus one.
@@ -43,6 +43,14 @@ class Record:
     base: str
     # Extra fields as written ("W1234"), kept for Dovecot.
     extensions: tuple[str, ...] = ()
+
+    @property
+    def guid(self) -> str | None:
+        """The message GUID of the C{G} field, if the record has one."""
+        for extension in self.extensions:
+            if extension.startswith("G") and len(extension) > 1:
+                return extension[1:]
+        return None
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from twisted.logger import Logger
 
@@ -44,6 +45,7 @@ from twisted_mailhub.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    kept_object_id,
 )
 
 log = Logger()
@@ -315,6 +317,7 @@ class MboxFolder:
             recent=sum(1 for entry in index.entries if entry.uid > index.recent_after),
             size=size,
             deleted=deleted,
+            identity=index.key,
         )
 
     def metadata(self, uids: Iterable[int] | None = None) -> list[MessageMeta]:
@@ -370,6 +373,7 @@ class MboxFolder:
         modseq = index.highestmodseq + 1
         entries = []
         uid = index.uidnext
+        saved = datetime.now(timezone.utc)
         for request in requests:
             uid = next_uid(uid, request.uid)
             date = request.internaldate or mbox.now()
@@ -380,7 +384,8 @@ class MboxFolder:
             body_end = offset + len(data) - 1
             content, _ = mbox.content_of(data[len(from_line) : -1])
             entries.append(Entry(uid, flags, modseq, date, offset, body_start, body_end,
-                                 mbox.digest(content), len(content) - trim, trim, status))
+                                 mbox.digest(content), len(content) - trim, trim, status,
+                                 kept_object_id(request.identity), saved))
             chunks.append(data)
             offset += len(data)
             uid += 1

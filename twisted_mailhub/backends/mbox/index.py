@@ -2,8 +2,9 @@
 The index kept next to each mbox file (C{<file>.mailhub}, JSON).
 
 The mbox file holds the messages; the index holds what IMAP needs and mbox
-cannot: UIDVALIDITY, UIDNEXT, each message's UID, flags, MODSEQ and
-INTERNALDATE, the expunge history for QRESYNC, and which UIDs are still
+cannot: UIDVALIDITY, UIDNEXT, the mailbox's identity (its C{key}), each
+message's UID, flags, MODSEQ, INTERNALDATE, identity and save date, the
+expunge history for QRESYNC, and which UIDs are still
 \\Recent.  Each message is recorded with its place in the file and a digest
 of its content (L{twisted_mailhub.backends.mbox.format.digest}), so that
 when another program rewrites the file the messages can be recognised
@@ -42,24 +43,37 @@ class Entry:
     size: int
     trim: int = 0
     status: str = ""
+    # The message's identity and when it was saved here, for a message
+    # this server put in the file; "" and None for one found in it
+    # (another program's delivery, or an index written before they were
+    # kept), whose identity is then its digest and its save date its
+    # INTERNALDATE (the From line's date, the delivery's).
+    identity: str = ""
+    saved: datetime | None = None
 
     def meta(self) -> MessageMeta:
         """The L{MessageMeta} of this message."""
-        return MessageMeta(self.uid, self.flags, self.internaldate, self.size, self.modseq)
+        return MessageMeta(self.uid, self.flags, self.internaldate, self.size, self.modseq,
+                           self.identity or self.digest, self.saved or self.internaldate)
 
     def to_json(self) -> list:
-        return [
+        row = [
             self.uid, sorted(self.flags), self.modseq, self.internaldate.isoformat(),
             self.start, self.body_start, self.body_end, self.digest, self.size,
             self.trim, self.status,
         ]
+        if self.identity or self.saved is not None:
+            row += [self.identity, self.saved.isoformat() if self.saved is not None else None]
+        return row
 
     @classmethod
     def from_json(cls, row: list) -> Entry:
         (uid, flags, modseq, date, start, body_start, body_end, digest, size, trim,
-         status) = row
+         status) = row[:11]
+        identity, saved = (row[11], row[12]) if len(row) > 12 else ("", None)
         return cls(uid, frozenset(flags), modseq, datetime.fromisoformat(date), start,
-                   body_start, body_end, digest, size, trim, status)
+                   body_start, body_end, digest, size, trim, status, identity,
+                   datetime.fromisoformat(saved) if saved is not None else None)
 
 
 FileSignature = tuple[int, int, int]

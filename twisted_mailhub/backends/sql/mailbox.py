@@ -14,6 +14,7 @@ what it changed, so STATUS reads one row whatever the mailbox's size.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
@@ -38,6 +39,7 @@ from twisted_mailhub.backends.sql.rows import (
     load_rows,
     lock_mailbox,
     meta_of,
+    saved_us,
     split_flags,
     uid_conditions,
 )
@@ -73,6 +75,7 @@ from twisted_mailhub.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    kept_object_id,
 )
 
 if TYPE_CHECKING:
@@ -329,6 +332,7 @@ def status_of_row(box: Row) -> MailboxStatus:
         recent=box.recent_count,
         size=box.total_size,
         deleted=box.deleted_count,
+        identity=box.object_id,
     )
 
 
@@ -403,6 +407,7 @@ def _prepare(requests: list[AppendRequest], with_text: bool) -> list[tuple]:
             date_columns(when),
             fts.index_text(request.content, structure) if with_text else None,
             request.uid,
+            kept_object_id(request.identity),
         ))
     return prepared
 
@@ -412,7 +417,8 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
     uid, modseq = box.uidnext, box.highestmodseq + 1
     metas, texts = [], []
     unseen = deleted = size = 0
-    for data, row, system, kws, dates, text, wanted in prepared:
+    saved = _now()
+    for data, row, system, kws, dates, text, wanted, identity in prepared:
         uid = next_uid(uid, wanted)
         content_id = content_store.insert_content(conn, data, row, refcount=1)
         if text is not None:
@@ -420,7 +426,8 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
         message_id = conn.execute(
             insert(messages).values(
                 mailbox_id=mailbox_id, uid=uid, content_id=content_id, modseq=modseq,
-                size=len(data), **system, **dates,
+                size=len(data), **system, **dates, object_id=identity,
+                saved_us=saved_us(saved),
             )
         ).inserted_primary_key[0]
         if kws:
@@ -432,6 +439,8 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
             internaldate=_date_of(dates),
             size=len(data),
             modseq=modseq,
+            identity=identity,
+            saved=saved,
         ))
         unseen += not system["seen"]
         deleted += system["deleted"]
@@ -477,6 +486,11 @@ def _restore_txn(conn: Connection, mailbox_id: int, uidvalidity: int, uidnext: i
     return changed, _status_txn(conn, mailbox_id)
 
 
+def _now() -> datetime:
+    """A save date: now, to the microsecond the C{saved_us} column keeps."""
+    return datetime.now(timezone.utc)
+
+
 def _date_of(dates: dict[str, int]) -> datetime:
     return internaldate(dates["internal_us"], dates["internal_tz"])
 
@@ -513,13 +527,8 @@ def _store_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: str,
         updates.append({"b_id": row.id, **values})
         kw_added += [{"message_id": row.id, "keyword": k} for k in new_kws - old_kws]
         kw_removed += [{"b_id": row.id, "b_kw": k} for k in old_kws - new_kws]
-        result.changed.append(MessageMeta(
-            uid=row.uid,
-            flags=flags_of(values, new_kws),
-            internaldate=meta_of(row, ()).internaldate,
-            size=row.size,
-            modseq=modseq,
-        ))
+        result.changed.append(replace(
+            meta_of(row, ()), flags=flags_of(values, new_kws), modseq=modseq))
     if not updates:
         return result
     conn.execute(
@@ -645,6 +654,8 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
     if not found:
         return [], []
     first, modseq = target.uidnext, target.highestmodseq + 1
+    # RFC 8514 section 3: a copy is saved now, whenever the original was.
+    saved = _now()
     pairs, metas, rows, refs = [], [], [], {}
     copied_keywords: dict[int, frozenset[str]] = {}
     unseen = deleted = size = 0
@@ -654,12 +665,12 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
             mailbox_id=target_id, uid=uid, content_id=row.content_id, modseq=modseq,
             size=row.size, internal_us=row.internal_us, internal_tz=row.internal_tz,
             internal_day=row.internal_day, **values,
+            object_id=row.object_id, saved_us=saved_us(saved),
         ))
         if kws:
             copied_keywords[uid] = kws
         refs[row.content_id] = refs.get(row.content_id, 0) + 1
-        meta = meta_of(row, kws)
-        metas.append(MessageMeta(uid, meta.flags, meta.internaldate, meta.size, modseq))
+        metas.append(replace(meta_of(row, kws), uid=uid, modseq=modseq, saved=saved))
         pairs.append((row.uid, uid))
         unseen += not row.seen
         deleted += bool(row.deleted)
@@ -707,12 +718,12 @@ def _move_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
     # Into the same mailbox, one change: the expunge and the arrivals share it.
     modseq = gone_modseq if source_id == target_id else target.highestmodseq + 1
     first = target.uidnext
+    saved = _now()
     pairs, metas, moves = [], [], []
     unseen = deleted = recent = size = 0
     for uid, (row, kws) in enumerate(found, start=first):
         moves.append({"b_id": row.id, "b_uid": uid})
-        meta = meta_of(row, kws)
-        metas.append(MessageMeta(uid, meta.flags, meta.internaldate, meta.size, modseq))
+        metas.append(replace(meta_of(row, kws), uid=uid, modseq=modseq, saved=saved))
         pairs.append((row.uid, uid))
         unseen += not row.seen
         deleted += bool(row.deleted)
@@ -721,7 +732,8 @@ def _move_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
     count = len(found)
     conn.execute(
         update(messages).where(messages.c.id == bindparam("b_id"))
-        .values(mailbox_id=target_id, uid=bindparam("b_uid"), modseq=modseq),
+        .values(mailbox_id=target_id, uid=bindparam("b_uid"), modseq=modseq,
+                saved_us=saved_us(saved)),
         moves,
     )
     conn.execute(

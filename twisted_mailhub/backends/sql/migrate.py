@@ -21,14 +21,17 @@ Version history:
      C{content_text} full-text index;
   3. C{summaries}, values derived from a content once and kept with it;
   4. the quota limits of each account, two columns of C{users}
-     (L{QUOTA_COLUMNS}), NULL (the server's default) for every account.
+     (L{QUOTA_COLUMNS}), NULL (the server's default) for every account;
+  5. identities and save dates (RFC 8474 OBJECTID, RFC 8514 SAVEDATE):
+     C{mailboxes.object_id}, C{messages.object_id} and
+     C{messages.saved_us}, given to every existing row by the upgrade.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import case, func, inspect, select, text, update
+from sqlalchemy import bindparam, case, func, inspect, select, text, update
 from sqlalchemy.engine import Connection
 
 from twisted_mailhub.backends.sql import fts
@@ -42,6 +45,7 @@ from twisted_mailhub.backends.sql.schema import (
     schema_version,
     summaries,
 )
+from twisted_mailhub.model import new_object_id
 
 
 class SchemaError(Exception):
@@ -78,8 +82,49 @@ def _v3_to_v4(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE users ADD COLUMN {name} BIGINT")
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    """
+    Add the identities and save dates, and give every existing mailbox and
+    message one.  Messages sharing a content are copies of one message, so
+    they share an identity.  When a message was saved is not known: its
+    INTERNALDATE stands in, the date RFC 8514 section 4.3 falls back to.
+    A column already there (a step that was begun by hand) is kept, and
+    only rows without a value are given one.
+    """
+    found = inspect(conn)
+    for table, column, kind, default in (
+            ("mailboxes", "object_id", "VARCHAR(64)", "''"),
+            ("messages", "object_id", "VARCHAR(64)", "''"),
+            ("messages", "saved_us", "BIGINT", "0")):
+        if column not in {c["name"] for c in found.get_columns(table)}:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {table} ADD COLUMN {column} {kind} NOT NULL DEFAULT {default}")
+    conn.execute(update(messages).where(messages.c.saved_us == 0)
+                 .values(saved_us=messages.c.internal_us))
+    box_ids = list(conn.execute(
+        select(mailboxes.c.id).where(mailboxes.c.object_id == "")).scalars())
+    if box_ids:
+        conn.execute(
+            update(mailboxes).where(mailboxes.c.id == bindparam("b_id"))
+            .values(object_id=bindparam("b_object")),
+            [{"b_id": box_id, "b_object": new_object_id()} for box_id in box_ids])
+    content_ids = list(conn.execute(
+        select(messages.c.content_id).where(messages.c.object_id == "").distinct()).scalars())
+    if content_ids:
+        conn.execute(
+            update(messages).where(messages.c.content_id == bindparam("b_content"),
+                                   messages.c.object_id == "")
+            .values(object_id=bindparam("b_object")),
+            [{"b_content": content_id, "b_object": new_object_id()}
+             for content_id in content_ids])
+    indexes = {index["name"] for index in inspect(conn).get_indexes("messages")}
+    for index in messages.indexes:
+        if index.name == "ix_messages_mailbox_object" and index.name not in indexes:
+            index.create(conn)
+
+
 #: MIGRATIONS[n] upgrades a version n database to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def compute_counters(conn: Connection) -> None:

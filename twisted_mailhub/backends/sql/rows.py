@@ -33,6 +33,8 @@ META_COLUMNS = (
     messages.c.internal_us,
     messages.c.internal_tz,
     messages.c.internal_day,
+    messages.c.object_id,
+    messages.c.saved_us,
     *(messages.c[column] for column in FLAG_COLUMNS.values()),
 )
 
@@ -106,7 +108,14 @@ def meta_of(row: Row, keyword_set: Iterable[str]) -> MessageMeta:
         internaldate=internaldate(row.internal_us, row.internal_tz),
         size=row.size,
         modseq=row.modseq,
+        identity=row.object_id,
+        saved=internaldate(row.saved_us, 0),
     )
+
+
+def saved_us(when: datetime) -> int:
+    """The C{saved_us} column value of a save date."""
+    return (when - EPOCH) // _US
 
 
 def uid_conditions(column: Any, uids: Iterable[int]) -> Iterator[ColumnElement[bool]]:

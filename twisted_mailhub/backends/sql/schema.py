@@ -6,13 +6,16 @@ Layout, in short (docs/backends-sql.md has the long version):
   - C{users}: one row per account, with the opaque password hash, the
     counter UIDVALIDITY values are drawn from, and the account's own quota
     limits (L{QUOTA_COLUMNS});
-  - C{mailboxes}: one row per name in a user's tree, holding the counters
+  - C{mailboxes}: one row per name in a user's tree, holding its
+    C{object_id} (the identity, schema version 5) and the counters
     (UIDNEXT, HIGHESTMODSEQ, the \\Recent floor, and the message, unseen,
     deleted and \\Recent counts and total size STATUS reports) so they
     change in the same transaction as the messages;
   - C{messages}: one row per message in a mailbox: flags as booleans,
-    MODSEQ, INTERNALDATE, size, and the C{content_id} it shares with its
-    copies; C{keywords} holds its non-system flags;
+    MODSEQ, INTERNALDATE, size, the C{content_id} it shares with its
+    copies, and (schema version 5) its C{object_id}, which its copies
+    share too, and C{saved_us}, when it came into this mailbox;
+    C{keywords} holds its non-system flags;
   - C{contents}: the parsed structure and the header fields SEARCH uses,
     reference counted by C{messages}; C{chunks} holds the raw bytes in
     slices of L{CHUNK_SIZE};
@@ -42,7 +45,7 @@ from sqlalchemy import (
 )
 
 #: The layout version this code writes; see L{twisted_mailhub.backends.sql.migrate}.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Bytes per row of C{chunks}.  A read of a range touches only its chunks.
 CHUNK_SIZE = 256 * 1024
@@ -117,6 +120,9 @@ mailboxes = Table(
     # changes the messages (schema version 2).
     *(Column(column, BigInteger, nullable=False, default=0, server_default="0")
       for column in COUNTER_COLUMNS),
+    # The mailbox's identity (MailboxStatus.identity), kept across renames
+    # (schema version 5).
+    Column("object_id", String(64), nullable=False, server_default=""),
     UniqueConstraint("user_id", "name", name="uq_mailboxes_user_name"),
 )
 
@@ -164,6 +170,11 @@ messages = Table(
     Column("internal_tz", Integer, nullable=False),
     Column("internal_day", Integer, nullable=False),
     Column("size", BigInteger, nullable=False),
+    # The message's identity (MessageMeta.identity), the same in its copies,
+    # and when it was saved into this mailbox, microseconds since the epoch
+    # (UTC): schema version 5.
+    Column("object_id", String(64), nullable=False, server_default=""),
+    Column("saved_us", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("mailbox_id", "uid", name="uq_messages_mailbox_uid"),
 )
 Index("ix_messages_mailbox_seen", messages.c.mailbox_id, messages.c.seen)
@@ -172,6 +183,7 @@ Index("ix_messages_mailbox_flagged", messages.c.mailbox_id, messages.c.flagged)
 Index("ix_messages_mailbox_modseq", messages.c.mailbox_id, messages.c.modseq)
 Index("ix_messages_mailbox_day", messages.c.mailbox_id, messages.c.internal_day)
 Index("ix_messages_content", messages.c.content_id)
+Index("ix_messages_mailbox_object", messages.c.mailbox_id, messages.c.object_id)
 
 keywords = Table(
     "keywords",

@@ -146,11 +146,21 @@ class _Compiler:
 
     def _date(self, key: sk.Date) -> ColumnElement[bool]:
         day = key.value.toordinal()
+        if key.field == "saved":
+            # No day column for save dates: the metadata answers it.
+            raise _Unsupported("save date")
         if key.field == "internal":
             return _compare(messages.c.internal_day, key.op, day)
         self.join = True
         column = contents.c.sent_day
         return and_(column.is_not(None), _compare(column, key.op, day))
+
+    def _identity(self, key: sk.Identity) -> ColumnElement[bool]:
+        return messages.c.object_id == key.value
+
+    def _savedateknown(self, key: sk.SaveDateKnown) -> ColumnElement[bool]:
+        # Every row has its save date (schema version 5).
+        return true()
 
     def _age(self, key: sk.Age) -> ColumnElement[bool]:
         # RFC 5032 section 2, to the second: a date with a fraction of a

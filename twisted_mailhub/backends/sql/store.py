@@ -37,7 +37,13 @@ from twisted_mailhub.errors import (
     NotSelectable,
 )
 from twisted_mailhub.interfaces import IBulkStatusQuery, IMailStore, IStatusQuery, IUsageQuery
-from twisted_mailhub.model import MailboxInfo, MailboxRemoved, MailboxStatus, MessagesExpunged
+from twisted_mailhub.model import (
+    MailboxInfo,
+    MailboxRemoved,
+    MailboxStatus,
+    MessagesExpunged,
+    new_object_id,
+)
 
 if TYPE_CHECKING:
     from twisted_mailhub.backends.sql.backend import SQLBackend
@@ -241,6 +247,7 @@ def create_mailbox(conn: Connection, user_id: int, name: str, special_use: froze
             selectable=selectable,
             special_use=" ".join(sorted(special_use)),
             uidvalidity=new_uidvalidity(conn, user_id),
+            object_id=new_object_id(),
             **counters,
         )
     ).inserted_primary_key[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted_mailhub.errors import MailboxNotFound
 from twisted_mailhub.imap import commands as C
-from twisted_mailhub.imap import responses, wire
+from twisted_mailhub.imap import objectid, responses, wire
 from twisted_mailhub.imap.listing import canonical_pattern, list_entries, lsub_entries
 from twisted_mailhub.imap.selected import SelectedMailbox, flags_responses
 from twisted_mailhub.ranges import format_numbers
@@ -26,21 +26,19 @@ def encode_name(session: Session, name: str) -> bytes:
 
 
 async def select(session: Session, cmd: C.Select):
-    if cmd.qresync is not None and not session.qresync:
-        # RFC 7162 section 3.2.5: QRESYNC before ENABLE QRESYNC is BAD.
+    if cmd.qresync is not None and "QRESYNC" not in session.enabled:
+        # RFC 7162 section 3.2.5: QRESYNC before ENABLE QRESYNC is BAD (and
+        # QRESYNC is not offered, so it is never enabled).
         raise CommandFailed("QRESYNC is not enabled", condition="BAD")
     was_selected = session.selected is not None
     session.deselect()
-    if was_selected:
-        # RFC 7162 section 3.2.11: tell where the old mailbox's responses
-        # end, whether or not CONDSTORE or QRESYNC is enabled, as both are
-        # advertised.
+    if was_selected and session.condstore:
+        # RFC 7162 section 3.2.11: tell where the old mailbox's responses end.
         session.io.write(responses.status(None, "OK", "Previous mailbox closed", "CLOSED"))
     if cmd.condstore:
         session.enabled.add("CONDSTORE")
     mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=cmd.read_only)
-    selected = SelectedMailbox(mailbox, session, condstore=session.condstore, rev2=session.rev2,
-                               qresync=session.qresync)
+    selected = SelectedMailbox(mailbox, session, condstore=session.condstore, rev2=session.rev2)
     await selected.open()
     status = await mailbox.status()
     write = session.io.write
@@ -59,38 +57,14 @@ async def select(session: Session, cmd: C.Select):
     write(responses.status(None, "OK", "Predicted next UID", f"UIDNEXT {status.uidnext}"))
     if session.condstore:
         write(responses.status(None, "OK", "Highest", f"HIGHESTMODSEQ {status.highestmodseq}"))
-    if cmd.qresync is not None and cmd.qresync[0] == mailbox.uidvalidity:
-        # RFC 7162 section 3.2.5: only when the UIDVALIDITY matches; else
-        # the client learns from UIDVALIDITY that it starts over.
-        await _resync(session, selected, status, cmd.qresync)
+    mailboxid = objectid.mailbox_id(status.identity)
+    if mailboxid is not None:
+        # RFC 8474 section 4.2
+        write(responses.status(None, "OK", "Ok", f"MAILBOXID ({mailboxid})"))
     session.selected = selected
     session.state = State.SELECTED
     mode = "READ-ONLY" if selected.read_only else "READ-WRITE"
     return (f"{'EXAMINE' if cmd.read_only else 'SELECT'} completed", mode)
-
-
-async def _resync(session: Session, selected: SelectedMailbox, status: MailboxStatus,
-                  params) -> None:
-    """
-    RFC 7162 section 3.2.5.1: what changed since the client's MODSEQ among
-    its known UIDs (1:UIDNEXT-1 if it gave none), as ``* VANISHED
-    (EARLIER)`` (narrowed by the sequence match data of 3.2.5.2) and then
-    ``* n FETCH (UID FLAGS MODSEQ)``.
-    """
-    from twisted_mailhub.imap import qresync
-
-    _, modseq, known, match = params
-    top = max(status.uidnext - 1, selected.uids[-1] if selected.uids else 0)
-    if known is None:
-        ranges = [(1, top)] if top else []
-    else:
-        ranges = qresync.merged(known.bounds(top))
-    vanished, changed = await qresync.resync(
-        selected, ranges, modseq, floor=qresync.seq_match_floor(match, selected.uids), top=top)
-    write = session.io.write
-    for line in vanished + qresync.fetch_responses(selected, changed):
-        write(line)
-        await session.io.drain()
 
 
 async def _first_unseen(selected: SelectedMailbox) -> int | None:
@@ -124,6 +98,17 @@ async def create(session: Session, cmd: C.Create):
         # Nothing is created; the code says the attribute is the reason.
         raise CommandFailed(f"Special use not supported: {' '.join(refused)}", "USEATTR")
     await session.store.create_mailbox(cmd.mailbox, cmd.special_use)
+    # RFC 8474 section 4.1: the tagged OK of every successful CREATE names
+    # the new mailbox's MAILBOXID.
+    query = IStatusQuery(session.store, None)
+    if query is not None:
+        st = await query.mailbox_status(cmd.mailbox)
+    else:
+        st = await (await session.store.get_mailbox(cmd.mailbox, read_only=True)).status()
+    mailboxid = objectid.mailbox_id(st.identity)
+    if mailboxid is None:
+        return None
+    return ("CREATE completed", f"MAILBOXID ({mailboxid})")
 
 
 async def delete(session: Session, cmd: C.Delete):
@@ -228,6 +213,13 @@ def _write_status(session: Session, st: MailboxStatus, name: str, items,
     }
     out = []
     for item in items:
+        if item == "MAILBOXID":
+            # RFC 8474 section 4.3
+            mailboxid = objectid.mailbox_id(st.identity)
+            if mailboxid is None:
+                raise CommandFailed("No MAILBOXID for this mailbox")
+            out.append(b"MAILBOXID (" + mailboxid.encode("ascii") + b")")
+            continue
         if item not in values:
             raise CommandFailed(f"Unsupported STATUS item: {item}", condition="BAD")
         out.append(b"%s %d" % (item.encode("ascii"), values[item]))
