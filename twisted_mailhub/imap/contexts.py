@@ -58,6 +58,12 @@ class Contexts:
     def __bool__(self) -> bool:
         return bool(self.active)
 
+    @property
+    def stale(self) -> bool:
+        """Whether the mailbox changed since the results were last told."""
+        selected = self.session.selected
+        return bool(self.active) and selected is not None and selected.changes != self._seen
+
     def check_tag(self, tag: str) -> None:
         """Section 4.3: reusing the tag of a live context is BAD."""
         if tag in self.active:
@@ -112,9 +118,9 @@ class Contexts:
         mailbox changed (a message arrived, flags changed, ...).  New
         messages must already be in the view (their EXISTS sent).
         """
-        selected = self.session.selected
-        if not self.active or selected is None or selected.changes == self._seen:
+        if not self.stale:
             return
+        selected = self.session.selected
         self._seen = selected.changes
         for context in list(self.active.values()):
             new = await evaluate(self.session, context.key, context.criteria)
