@@ -166,6 +166,22 @@ class ContextTranscriptTests(IMAPServerTestCase):
                                   b"a6 OK NOOP completed\r\n"])
         self.assertEqual(out[3], [b"a7 OK STORE completed\r\n"])
 
+    async def test_mail_not_yet_told_when_the_context_starts(self) -> None:
+        def run():
+            a = self.prepared()
+            b = self.login(b"b")
+            message = make_message(99)
+            b.send(b"b2 APPEND INBOX {%d+}\r\n" % len(message) + message + b"\r\n")
+            b.until_tagged(b"b2")
+            out = a.command(b"G01 UID SEARCH RETURN (UPDATE) UNSEEN")
+            a.close()
+            b.close()
+            return out
+
+        self.assertEqual(await self.in_thread(run), [
+            b'* ESEARCH (TAG "G01") UID ALL 3:10\r\n', b"* 9 EXISTS\r\n", b"* 8 RECENT\r\n",
+            b'* ESEARCH (TAG "G01") UID ADDTO (0 11)\r\n', b"G01 OK SEARCH completed\r\n"])
+
     async def test_removefrom_comes_before_the_expunge(self) -> None:
         """Section 4.3.4, by UID and by number, for SEARCH and SORT."""
         def run():
@@ -266,6 +282,27 @@ class ContextTranscriptTests(IMAPServerTestCase):
         self.assertEqual(fetch[:10], b"* 7 FETCH ")
         self.assertEqual(update, b'* ESEARCH (TAG "E01") UID ADDTO (0 9)\r\n')
         self.assertEqual(done, [b"a5 OK IDLE terminated\r\n"])
+
+    async def test_a_failed_update_does_not_fail_the_command(self) -> None:
+        from twisted_mailhub.imap import contexts
+
+        async def broken(*args):
+            raise RuntimeError("store trouble")
+
+        def run():
+            a = self.prepared()
+            b = self.login(b"b")
+            a.command(b"F01 UID SEARCH RETURN (UPDATE) FLAGGED")
+            b.command(b"b2 UID STORE 9 +FLAGS.SILENT (\\Flagged)")
+            self.patch(contexts, "evaluate", broken)
+            out = a.command(b"a5 NOOP")
+            a.close()
+            b.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual([line[:10] for line in out], [b"* 7 FETCH ", b"a5 OK NOOP"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     async def test_too_many_contexts(self) -> None:
         """Section 4.3.1, the B02 example: NOUPDATE, the rest answered."""

@@ -16,11 +16,15 @@ Contexts live as long as the mailbox is selected, or until CANCELUPDATE.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from twisted.logger import Logger
+
 from twisted_mailhub import criteria as sk
+from twisted_mailhub.connection import ClientGone
 from twisted_mailhub.imap import responses
 from twisted_mailhub.ranges import SequenceSet, format_numbers
 
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
     from twisted_mailhub.imap.selected import SelectedMailbox
     from twisted_mailhub.imap.session import Session
     from twisted_mailhub.imap.sort import Criterion
+
+log = Logger()
 
 #: Updating contexts one session may hold (section 4.3.1 asks for at least
 #: one); a searching command past them gets ``NO [NOUPDATE "tag"]``.
@@ -43,7 +49,8 @@ class UpdateContext:
     key: sk.SearchKey
     #: The sort criteria of a SORT; None for a SEARCH.
     criteria: tuple[Criterion, ...] | None
-    results: list[int] = field(default_factory=list)
+    #: 4 bytes a message, whatever the size of the result.
+    results: array = field(default_factory=lambda: array("I"))
 
 
 class Contexts:
@@ -83,12 +90,12 @@ class Contexts:
             session.io.write(responses.status(None, "NO", "Too many contexts",
                                               f'NOUPDATE {_quoted(tag)}'))
             return
-        selected = session.selected
-        selected.on_expunge = self.expunging
-        if not self.active:
-            self._seen = selected.changes
+        session.selected.on_expunge = self.expunging
+        # Checked again at the end of this command: changes not yet told
+        # (mail the view does not hold yet) are not in these results.
+        self._seen = -1
         self.active[tag] = UpdateContext(tag, uid, freeze(key, session), criteria,
-                                         list(results))
+                                         array("I", results))
 
     def cancel(self, tags: Sequence[str]) -> None:
         for tag in tags:
@@ -123,18 +130,26 @@ class Contexts:
         selected = self.session.selected
         self._seen = selected.changes
         for context in list(self.active.values()):
-            new = await evaluate(self.session, context.key, context.criteria)
-            if context.tag in self.active:
+            try:
+                new = await evaluate(self.session, context.key, context.criteria)
+            except ClientGone:
+                raise
+            except Exception:
+                # Told at the next change instead; the command whose end
+                # this is still gets its tagged response.
+                log.failure("Updating the results of {tag}", tag=context.tag)
+                continue
+            if context.tag in self.active and self.session.selected is selected:
                 self._write(context, new)
 
-    def _write(self, context: UpdateContext, new: list[int]) -> None:
+    def _write(self, context: UpdateContext, new: Sequence[int]) -> None:
         line = update_response(context, new, self.session.selected)
-        context.results = new
+        context.results = array("I", new)
         if line is not None:
             self.session.io.write(line)
 
 
-def update_response(context: UpdateContext, new: list[int],
+def update_response(context: UpdateContext, new: Sequence[int],
                     selected: SelectedMailbox) -> bytes | None:
     """
     The ``ESEARCH`` response taking the client from C{context.results} to
@@ -143,7 +158,7 @@ def update_response(context: UpdateContext, new: list[int],
     order (section 4.3.3, the RECOMMENDED form); a SORT context gives the
     positions in the sort order, a run of neighbours in one pair.
     """
-    old = context.results
+    old: Sequence[int] = context.results
     if context.uid:
         number = int
     else:
@@ -174,7 +189,7 @@ def update_response(context: UpdateContext, new: list[int],
     return responses.untagged(b" ".join([head, *items]))
 
 
-def _removals(old: list[int], kept: set[int], number) -> list[bytes]:
+def _removals(old: Sequence[int], kept: set[int], number) -> list[bytes]:
     """
     Section 4.3.4 pairs removing from C{old} what is not C{kept}: each
     position is where the first of its run stands once the earlier runs
@@ -196,7 +211,7 @@ def _removals(old: list[int], kept: set[int], number) -> list[bytes]:
     return pairs
 
 
-def _additions(new: list[int], present: set[int], number) -> list[bytes]:
+def _additions(new: Sequence[int], present: set[int], number) -> list[bytes]:
     """
     Section 4.3.3 pairs inserting into the list what C{new} has and it has
     not: in the order of C{new}, each run at the position its first takes.
