@@ -201,6 +201,12 @@ def test_literal_minus_bounds_non_synchronizing_literals():
     assert events(parser, b"a3 APPEND INBOX ~{5000}\r\n") == [ContinuationRequest("a3", 5000)]
     [big] = events(parser, b"z" * 5000 + b"\r\n")
     assert big.command.messages[0].content == b"z" * 5000
+    # Section 6: the same bound for a non-synchronizing literal8.
+    data = b"a4 APPEND INBOX ~{4097+}\r\n" + b"\0" * 4097 + b"\r\na5 NOOP\r\n"
+    assert events(parser, data) == [
+        CommandError("a4", "Non-synchronizing literal over 4096 bytes: 4097", "TOOBIG", "BAD"),
+        CommandReceived(c.Noop("a5")),
+    ]
 
 
 def test_literals_of_one_command_count_together():
