@@ -230,6 +230,24 @@ class ContextTranscriptTests(IMAPServerTestCase):
                                   b"* 2 EXPUNGE\r\n", b"* 3 EXPUNGE\r\n",
                                   b"a6 OK EXPUNGE completed\r\n"])
 
+    async def test_own_move(self) -> None:
+        """RFC 6851: MOVE expunges from the source, so REMOVEFROM first."""
+        def run():
+            a = self.prepared()
+            a.command(b"a5 CREATE Archive")
+            out = [a.command(b"H01 SORT RETURN (UPDATE) (ARRIVAL) UTF-8 UNKEYWORD $Junk"),
+                   a.command(b"a6 UID MOVE 4,8 Archive")]
+            a.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[0], [b'* ESEARCH (TAG "H01") ALL 1:2,5:8\r\n',
+                                  b"H01 OK SORT completed\r\n"])
+        moved = [line for line in out[1] if not line.startswith(b"* OK [COPYUID ")]
+        self.assertEqual(moved, [b'* ESEARCH (TAG "H01") REMOVEFROM (2 2 3 6)\r\n',
+                                 b"* 2 EXPUNGE\r\n", b"* 5 EXPUNGE\r\n",
+                                 b"a6 OK MOVE completed\r\n"])
+
     async def test_cancelupdate_and_deselect(self) -> None:
         """Section 4.3.5, the B04 example; and updates end with the selection."""
         def run():
