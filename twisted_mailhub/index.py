@@ -407,6 +407,11 @@ class MailboxIndex:
             for name, value in values.items():
                 self.remember(uid, name, value)
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether there are kept values the store does not have yet."""
+        return bool(self._unsaved)
+
     async def save(self) -> None:
         """Give the store the kept values it does not have yet."""
         store = ISummaryStore(self._mailbox, None)

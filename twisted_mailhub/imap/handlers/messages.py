@@ -161,7 +161,7 @@ async def fetch(session: Session, cmd: C.Fetch):
                 elif not await _stream(io, piece):
                     truncated.append(uid)
             await io.drain()
-    if memo is not None:
+    if memo is not None and memo.unsaved:
         _save_summaries(memo)
     if truncated:
         # The padded data must not be taken for the message: say NO.
