@@ -214,6 +214,37 @@ class ContextTranscriptTests(IMAPServerTestCase):
         self.assertEqual(out[3], [b"* 2 EXPUNGE\r\n", b"* 5 EXPUNGE\r\n", b"* 5 EXPUNGE\r\n",
                                   b"B03 OK NOOP completed\r\n"])
 
+    async def test_numbers_and_saved_result_are_fixed_when_the_command_comes(self) -> None:
+        """
+        Section 4.3 (the RFC 3501 errata): sequence numbers name the
+        messages they named then; "$" is the result saved before the
+        command, not the one its own SAVE keeps (RFC 5182).
+        """
+        def run():
+            a = self.prepared()
+            out = [a.command(b"J01 UID SEARCH RETURN (SAVE) UID 3:4"),
+                   a.command(b"a5 UID STORE 7 +FLAGS.SILENT (\\Flagged)"),
+                   a.command(b"J02 UID SEARCH RETURN (SAVE UPDATE ALL) OR UID $ FLAGGED"),
+                   a.command(b"J03 UID SEARCH RETURN (UPDATE) 2:3 FLAGGED"),
+                   a.command(b"a6 STORE 1 +FLAGS.SILENT (\\Deleted)"),
+                   a.command(b"a7 EXPUNGE"),
+                   a.command(b"a8 UID STORE 4,7 -FLAGS.SILENT (\\Flagged)"),
+                   a.command(b"a9 UID STORE 4 +FLAGS.SILENT (\\Flagged)")]
+            a.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[2][0], b'* ESEARCH (TAG "J02") UID ALL 3:4,7\r\n')
+        # Messages 2:3 are UIDs 4 and 5, whatever their numbers become;
+        # neither is flagged yet.
+        self.assertEqual(out[3][0], b'* ESEARCH (TAG "J03") UID\r\n')
+        self.assertEqual(out[5], [b'* ESEARCH (TAG "J02") UID REMOVEFROM (0 3)\r\n',
+                                  b"* 1 EXPUNGE\r\n", b"a7 OK EXPUNGE completed\r\n"])
+        self.assertEqual(out[6], [b'* ESEARCH (TAG "J02") UID REMOVEFROM (0 7)\r\n',
+                                  b"a8 OK STORE completed\r\n"])
+        self.assertEqual(out[7], [b'* ESEARCH (TAG "J03") UID ADDTO (0 4)\r\n',
+                                  b"a9 OK STORE completed\r\n"])
+
     async def test_own_expunge(self) -> None:
         def run():
             a = self.prepared()

@@ -61,6 +61,8 @@ class Contexts:
         self.active: dict[str, UpdateContext] = {}
         # The mailbox changes counted when the results were last computed.
         self._seen = -1
+        # The tag and fixed search program of the command starting one.
+        self._starting: tuple[str, sk.SearchKey] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.active)
@@ -71,12 +73,17 @@ class Contexts:
         selected = self.session.selected
         return bool(self.active) and selected is not None and selected.changes != self._seen
 
-    def check_tag(self, tag: str) -> None:
-        """Section 4.3: reusing the tag of a live context is BAD."""
+    def check_tag(self, tag: str, key: sk.SearchKey) -> None:
+        """
+        A searching command C{tag} with UPDATE begins: reusing the tag of a
+        live context is BAD (section 4.3).  C{key} is fixed now, before a
+        SAVE of the same command changes what ``$`` stands for.
+        """
         if tag in self.active:
             from twisted_mailhub.imap.session import CommandFailed
 
             raise CommandFailed("Tag reuse", condition="BAD")
+        self._starting = (tag, freeze(key, self.session))
 
     def start(self, tag: str, uid: bool, key: sk.SearchKey,
               criteria: tuple[Criterion, ...] | None, results: Sequence[int]) -> None:
@@ -87,15 +94,20 @@ class Contexts:
         """
         session = self.session
         if len(self.active) >= MAX_CONTEXTS:
+            self._starting = None
             session.io.write(responses.status(None, "NO", "Too many contexts",
                                               f'NOUPDATE {_quoted(tag)}'))
             return
+        starting, self._starting = self._starting, None
+        if starting is not None and starting[0] == tag:
+            frozen = starting[1]
+        else:
+            frozen = freeze(key, session)
         session.selected.on_expunge = self.expunging
         # Checked again at the end of this command: changes not yet told
         # (mail the view does not hold yet) are not in these results.
         self._seen = -1
-        self.active[tag] = UpdateContext(tag, uid, freeze(key, session), criteria,
-                                         array("I", results))
+        self.active[tag] = UpdateContext(tag, uid, frozen, criteria, array("I", results))
 
     def cancel(self, tags: Sequence[str]) -> None:
         for tag in tags:

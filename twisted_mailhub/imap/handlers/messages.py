@@ -264,7 +264,7 @@ async def search(session: Session, cmd: C.Search):
     from twisted_mailhub.imap.search import search as run_search
 
     if "UPDATE" in (cmd.returns or ()):
-        session.contexts.check_tag(cmd.tag)
+        session.contexts.check_tag(cmd.tag, cmd.key)
     selected = session.selected
     if is_metadata_only(cmd.key):
         # Flag and UID keys are answered from the index: fill it if need be.

@@ -35,7 +35,7 @@ OPEN_BATCH = 200
 
 async def sort(session: Session, cmd: C.Sort):
     if "UPDATE" in (cmd.returns or ()):
-        session.contexts.check_tag(cmd.tag)
+        session.contexts.check_tag(cmd.tag, cmd.key)
     selected = session.selected
     found = await _search(session, cmd.key)
     header = any(c.key in S.HEADER_KEYS for c in cmd.criteria)
