@@ -159,6 +159,16 @@ class IMailbox(Interface):
         """
         Asynchronous.  C{(metas, expunged_uids)}: metas of messages whose
         MODSEQ is greater than C{modseq}, and UIDs expunged after it.
+
+        An expunge takes a MODSEQ of its own (the mailbox's HIGHESTMODSEQ
+        after it, as L{MessagesExpunged} says); C{expunged_uids} are the
+        UIDs whose expunge's MODSEQ is greater than C{modseq}, ascending.
+        A store remembers every expunge for as long as the UIDVALIDITY
+        stays (QRESYNC, RFC 7162 section 3.2, answers from this), so the
+        list is complete.  A store that forgets old expunges provides
+        L{IExpungeHistory}: C{expunged_uids} is then complete only for a
+        C{modseq} at or above what it reports, and a subset (the expunges
+        still remembered) below that.
         """
 
     def subscribe(listener):
@@ -166,6 +176,24 @@ class IMailbox(Interface):
 
     def unsubscribe(listener):
         """Stop delivering events to C{listener}."""
+
+
+class IExpungeHistory(IMailbox):
+    """
+    Optional: a mailbox that forgets old expunges (RFC 7162 section 5.3
+    lets a server keep a bounded queue of them).  None of the stores here
+    forgets any; a mailbox without this interface remembers them all.
+    """
+
+    def expunges_remembered_after():
+        """
+        Asynchronous.  The lowest MODSEQ C{m} such that every expunge with
+        a MODSEQ greater than C{m} is still remembered: for any C{modseq}
+        at or above C{m}, the C{expunged_uids} of L{IMailbox.changes_since}
+        are complete.  Asked about an older C{modseq}, the server reports
+        every UID of the client's set that does not exist now instead (RFC
+        7162 section 3.2.6, the note on C{minmodseq}).
+        """
 
 
 class ISearchableMailbox(IMailbox):

@@ -169,12 +169,13 @@ class ConformanceTests(IMAPServerTestCase):
         self.assertEqual(status[0], b"* STATUS INBOX (MESSAGES 1 SIZE %d)\r\n" % len(message))
 
     async def test_qresync_parameters_without_qresync_are_bad(self) -> None:
-        # RFC 7162 3.2.5 / 3.2.6: QRESYNC is not offered, so never enabled.
+        # RFC 7162 3.2.5 / 3.2.6: BAD until ENABLE QRESYNC (CONDSTORE is
+        # not enough).
         def run():
             c = self.session()
             caps = c.command(b"t0 CAPABILITY")
             self.append(c, b"Subject: s\r\n\r\nbody\r\n")
-            r = [c.command(b"t1 ENABLE QRESYNC"),
+            r = [c.command(b"t1 ENABLE CONDSTORE"),
                  c.command(b"t2 SELECT INBOX (QRESYNC (1 1))"),
                  c.command(b"t3 SELECT INBOX"),
                  c.command(b"t4 UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)"),
@@ -183,8 +184,8 @@ class ConformanceTests(IMAPServerTestCase):
             return caps, r
 
         caps, r = await self.in_thread(run)
-        self.assertNotIn(b"QRESYNC", caps[0])
-        self.assertEqual(r[0], [b"* ENABLED\r\n", b"t1 OK ENABLE completed\r\n"])
+        self.assertIn(b"QRESYNC", caps[0].split())
+        self.assertEqual(r[0], [b"* ENABLED CONDSTORE\r\n", b"t1 OK ENABLE completed\r\n"])
         self.assertEqual(r[1], [b"t2 BAD QRESYNC is not enabled\r\n"])
         self.assertEqual(r[2][-1], b"t3 OK [READ-WRITE] SELECT completed\r\n")
         self.assertEqual(r[3], [b"t4 BAD VANISHED needs QRESYNC, which is not enabled\r\n"])
@@ -316,7 +317,9 @@ class ConformanceTests(IMAPServerTestCase):
         # Another session is told before the FETCH that shows the keyword.
         self.assertEqual(noop[0], flags)
         self.assertEqual(noop[2], b"* 2 FETCH (FLAGS (\\Seen Fresh))\r\n")
-        self.assertEqual(examine[:2], [
+        # RFC 7162 3.2.11: the EXAMINE that closes INBOX says so first.
+        self.assertEqual(examine[:3], [
+            b"* OK [CLOSED] Previous mailbox closed\r\n",
             flags, b"* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n"])
 
     async def test_address_keys_match_the_parsed_address(self) -> None:

@@ -385,3 +385,38 @@ class ImaplibTests(IMAPServerTestCase):
         since, before, by_id = await self.in_thread(search_saved)
         self.assertEqual((since, before), (b"1", b""))
         self.assertEqual(by_id, str(after_restart["Trash"][0][0]).encode())
+
+
+@on_every_store
+class MetadataPathTests(IMAPServerTestCase):
+    """EMAILID, THREADID and SAVEDATE come from metadata: no message is opened."""
+
+    async def test_fetch_opens_no_message(self) -> None:
+        from twisted_mailhub.model import AppendRequest
+
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([AppendRequest(m) for m in (MESSAGE_A, MESSAGE_B, MESSAGE_C)])
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a message was opened")
+
+        for name in ("open_message", "open_messages"):
+            if hasattr(type(inbox), name):
+                self.patch(type(inbox), name, refuse)
+
+        def run():
+            c = self.raw()
+            c.line()
+            c.command(b"t0 LOGIN alice wonderland")
+            c.command(b"t1 EXAMINE INBOX")
+            out = c.command(b"t2 FETCH 1:* (UID EMAILID THREADID SAVEDATE FLAGS)")
+            c.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[-1], b"t2 OK FETCH completed\r\n")
+        self.assertEqual(len(out), 4, out)
+        for n, line in enumerate(out[:3], 1):
+            self.assertRegex(line, rb"^\* %d FETCH \(UID %d EMAILID \(M" % (n, n) + OBJECTID
+                             + rb"\) THREADID NIL SAVEDATE \"[^\"]+\" FLAGS \(\\Recent\)\)\r\n$")

@@ -22,7 +22,7 @@ EVENT_TYPES = (CommandReceived, ContinuationRequest, CommandError, RawLine, Fata
 
 VALID = [
     b"a1 LOGIN {4}\r\nuser {6+}\r\nsecret\r\n",
-    b"a2 SELECT INBOX (QRESYNC (1 2 1:* (1,3 2,5)))\r\n",
+    b"a2 SELECT INBOX (QRESYNC (1 2 1:9 (1,3 2,5)))\r\n",
     b'a3 APPEND Drafts (\\Draft) "17-Jul-1996 02:44:25 -0700" ~{5}\r\nx\x00y\r\n\r\n',
     b"a4 UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (DATE FROM)]<0.10>) (CHANGEDSINCE 1)\r\n",
     b'a5 SEARCH RETURN (MIN) CHARSET UTF-8 OR (SEEN FROM "x") NOT UID 1:5 MODSEQ 5\r\n',

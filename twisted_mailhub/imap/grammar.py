@@ -27,7 +27,7 @@ from twisted_mailhub.imap.framing import (
     ParseError,
     Part,
 )
-from twisted_mailhub.ranges import SequenceSet
+from twisted_mailhub.ranges import STAR, SequenceSet
 from twisted_mailhub.model import RECENT, SYSTEM_FLAGS, canonical_flag
 
 SP, DQUOTE, BACKSLASH, LPAREN, RPAREN = 0x20, 0x22, 0x5C, 0x28, 0x29
@@ -342,7 +342,7 @@ def _select_param(ctx: Context, command: str) -> object:
     match = None
     if cur.skip(SP):
         if cur.peek() != LPAREN:
-            known = sequence_set(ctx, "known UIDs")
+            known = _known_set(sequence_set(ctx, "known UIDs"), "known UIDs")
             if cur.skip(SP) and cur.peek() != LPAREN:
                 raise ParseError("Expected ( before sequence match data")
         if cur.skip(LPAREN):
@@ -350,8 +350,31 @@ def _select_param(ctx: Context, command: str) -> object:
             cur.sp("known UID set")
             match = (seqs, sequence_set(ctx, "known UID set"))
             cur.expect(RPAREN, "after sequence match data")
+            # Both ascending (RFC 7162 section 3.2.5.2), pair by pair.
+            if (_ascending_count(seqs, "known sequence set")
+                    != _ascending_count(match[1], "known UID set")):
+                raise ParseError("Known sequence set and known UID set differ in length")
     cur.expect(RPAREN, "after QRESYNC parameters")
     return (uidvalidity, modseq, known, match)
+
+
+def _known_set(seqset: SequenceSet, what: str) -> SequenceSet:
+    """RFC 7162 section 7: the QRESYNC sets are numbers; ``*`` (or ``$``) is not allowed."""
+    if seqset.saved or any(STAR in pair for pair in seqset.ranges):
+        raise ParseError(f"Invalid {what}: * is not allowed")
+    return seqset
+
+
+def _ascending_count(seqset: SequenceSet, what: str) -> int:
+    """How many numbers C{seqset} holds, which must be ascending (and without ``*``)."""
+    _known_set(seqset, what)
+    count, last = 0, 0
+    for low, high in seqset.bounds(0):
+        if low <= last:
+            raise ParseError(f"Invalid {what}: not in ascending order")
+        count += high - low + 1
+        last = high
+    return count
 
 
 _SPECIAL_USE = {

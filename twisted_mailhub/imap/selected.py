@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 from zope.interface import implementer
 
 from twisted_mailhub import index
 from twisted_mailhub.imap import responses, wire
 from twisted_mailhub.interfaces import IMailbox, IMailboxListener
+from twisted_mailhub.ranges import format_numbers
 from twisted_mailhub.model import (
     SYSTEM_FLAGS,
     FlagsChanged,
@@ -30,19 +31,23 @@ from twisted_mailhub.model import (
     MessagesExpunged,
 )
 
+_NOTHING: frozenset[int] = frozenset()
+
 
 @implementer(IMailboxListener)
 class SelectedMailbox:
     """The UID map, \\Recent set and pending updates of one session."""
 
     def __init__(self, mailbox: IMailbox, origin: Hashable, *, condstore: bool = False,
-                 rev2: bool = False) -> None:
+                 rev2: bool = False, qresync: bool = False) -> None:
         # The mailbox behind this process's shared index of it (see
         # twisted_mailhub.index), so metadata reads are served from memory.
         self.mailbox, self._release_index = index.wrap(mailbox)
         self.origin = origin
         self.read_only: bool = bool(mailbox.read_only)
         self.condstore = condstore
+        #: QRESYNC is enabled: expunges are told as VANISHED (RFC 7162 3.2.10).
+        self.qresync = qresync
         # IMAP4rev2 has no \Recent (RFC 9051 appendix E, item 4).
         self.rev2 = rev2
         # The compact UID map: 4 bytes per message (UIDs are 32-bit).
@@ -51,6 +56,10 @@ class SelectedMailbox:
         self.removed = False
         self._added: dict[int, MessageMeta] = {}
         self._expunged: set[int] = set()
+        # The lowest MODSEQ of the expunges in _expunged (RFC 7162 3.2).
+        self._expunged_modseq: int | None = None
+        #: The MODSEQ of the last expunge this session made (its own event).
+        self.own_expunge_modseq: int | None = None
         self._flags: dict[int, MessageMeta] = {}
         self._snapshot_done = False
         #: The keywords the client was told of in FLAGS (RFC 3501 7.2.6).
@@ -66,6 +75,8 @@ class SelectedMailbox:
         known_max = self.uids[-1] if self.uids else 0
         self._added = {uid: m for uid, m in self._added.items() if uid > known_max}
         self._expunged = {uid for uid in self._expunged if self.seq_of(uid) is not None}
+        if not self._expunged:
+            self._expunged_modseq = None
         self._snapshot_done = True
 
     def close(self) -> None:
@@ -151,6 +162,10 @@ class SelectedMailbox:
         """Whether FETCH FLAGS shows \\Recent for C{uid}."""
         return not self.rev2 and uid in self.recent
 
+    def recent_test(self) -> Callable[[int], bool]:
+        """L{is_recent} as one C-level call, for loops over many messages."""
+        return (_NOTHING if self.rev2 else self.recent).__contains__
+
     def uids_for(self, numbers: list[int]) -> list[int]:
         """UIDs of ascending sequence numbers (which must be in range)."""
         return [self.uids[n - 1] for n in numbers]
@@ -164,11 +179,15 @@ class SelectedMailbox:
                 self._added[meta.uid] = meta
         elif isinstance(event, MessagesExpunged):
             if event.origin == self.origin:
+                self.own_expunge_modseq = event.modseq
                 return
             for uid in event.uids:
                 self._added.pop(uid, None)
                 self._flags.pop(uid, None)
                 self._expunged.add(uid)
+            if event.uids and (self._expunged_modseq is None
+                               or event.modseq < self._expunged_modseq):
+                self._expunged_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
             if event.origin == self.origin:
                 return
@@ -209,6 +228,21 @@ class SelectedMailbox:
                 told.append(seq)
         return told
 
+    def expunge_responses(self, uids: list[int]) -> list[bytes]:
+        """
+        Remove C{uids} from the view and say so: an EXPUNGE per message
+        (L{forget_expunged}) or, with QRESYNC, one ``* VANISHED`` naming the
+        UIDs that were in the view (RFC 7162 section 3.2.10.2: never a UID
+        the client was not told of, and nothing when none was).
+        """
+        if not self.qresync:
+            return [responses.expunge(seq) for seq in self.forget_expunged(uids)]
+        told = sorted(uid for uid in set(uids) if self.seq_of(uid) is not None)
+        if not told:
+            return []
+        self.forget_expunged(told)
+        return [responses.untagged(b"VANISHED " + format_numbers(told).encode("ascii"))]
+
     async def flush(self, allow_expunge: bool, uid_in_fetch: bool = False) -> list[bytes]:
         """
         The untagged responses that bring the client up to date, with the
@@ -217,9 +251,8 @@ class SelectedMailbox:
         out: list[bytes] = []
         if allow_expunge and self._expunged:
             gone = self._expunged
-            self._expunged = set()
-            for seq in self.forget_expunged(sorted(gone)):
-                out.append(responses.expunge(seq))
+            self._expunged, self._expunged_modseq = set(), None
+            out.extend(self.expunge_responses(sorted(gone)))
         if self._flags or self._added:
             out.extend(self.keyword_responses(list(self._flags.values())
                                               + list(self._added.values())))
@@ -256,6 +289,15 @@ class SelectedMailbox:
                 out.append(responses.exists(len(self.uids)))
                 if not self.rev2:
                     out.append(responses.recent(len(self.recent)))
+        if (not allow_expunge and self.qresync and self._expunged_modseq is not None
+                and any(self.seq_of(uid) is not None for uid in self._expunged)):
+            # RFC 7162 section 3.2 (and the example of section 6): MODSEQs
+            # may have been sent while these VANISHED wait, so a client must
+            # not take the highest of those as its HIGHESTMODSEQ; this one,
+            # below the waiting expunges, it must use instead.
+            out.append(responses.status(
+                None, "OK", "VANISHED delayed",
+                f"HIGHESTMODSEQ {self._expunged_modseq - 1}"))
         return out
 
 

@@ -80,6 +80,35 @@ _ALLOWED.update({cls: (State.SELECTED,) for cls in C.SELECTED})
 _NO_EXPUNGE = (C.Fetch, C.Store, C.Search, C.Sort, C.Thread)
 
 
+def _expunge_allowed(command: C.Command) -> bool:
+    """
+    Whether EXPUNGE (or VANISHED) may be told at the end of C{command}: not
+    after FETCH, STORE, SEARCH (SORT, THREAD) by sequence number, nor after
+    their UID form when the search names message numbers (RFC 7162
+    section 3.2.10.2), whose meaning the client must be able to rely on.
+    """
+    if not isinstance(command, _NO_EXPUNGE):
+        return True
+    if not getattr(command, "uid", False):
+        return False
+    key = getattr(command, "key", None)
+    return key is None or not _names_sequence_numbers(key)
+
+
+def _names_sequence_numbers(key) -> bool:
+    from twisted_mailhub import criteria as K
+
+    if isinstance(key, K.Sequence):
+        return True
+    if isinstance(key, K.Not):
+        return _names_sequence_numbers(key.key)
+    if isinstance(key, K.Or):
+        return _names_sequence_numbers(key.left) or _names_sequence_numbers(key.right)
+    if isinstance(key, K.And):
+        return any(_names_sequence_numbers(k) for k in key.keys)
+    return False
+
+
 class Session:
     """The state of one client connection and the execution of its commands."""
 
@@ -142,6 +171,8 @@ class Session:
             "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
             "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
             "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY",
+            # RFC 7162 section 3.2: quick resynchronization (ENABLE QRESYNC).
+            "QRESYNC",
             # RFC 5256, RFC 5957 and RFC 5267 section 3.1.
             "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT",
             # RFC 8438: STATUS (SIZE) is answered, so say so.
@@ -199,6 +230,21 @@ class Session:
                                            f"HIGHESTMODSEQ {status.highestmodseq}"))
 
     @property
+    def qresync(self) -> bool:
+        """The client enabled QRESYNC (RFC 7162 section 3.2.3)."""
+        return "QRESYNC" in self.enabled
+
+    async def enable_qresync(self) -> None:
+        """
+        ENABLE QRESYNC: CONDSTORE too (RFC 7162 section 3.2.3), and VANISHED
+        instead of EXPUNGE from now on, in the selected mailbox as well.
+        """
+        self.enabled.add("QRESYNC")
+        if self.selected is not None:
+            self.selected.qresync = True
+        await self.enable_condstore()
+
+    @property
     def rev2(self) -> bool:
         """The client enabled IMAP4rev2 (RFC 9051 section 6.3.1)."""
         return "IMAP4REV2" in self.enabled
@@ -249,9 +295,8 @@ class Session:
         if self.state is State.LOGOUT:
             self.io.write(responses.status(command.tag, condition, text, code))
             return
-        await self.send_updates(allow_expunge=not (
-            isinstance(command, _NO_EXPUNGE) and not getattr(command, "uid", False)),
-            uid_in_fetch=getattr(command, "uid", False))
+        await self.send_updates(allow_expunge=_expunge_allowed(command),
+                                uid_in_fetch=getattr(command, "uid", False))
         self.io.write(responses.status(command.tag, condition, text, code))
         after, self.after_ok = self.after_ok, None
         if after is not None and condition == "OK":

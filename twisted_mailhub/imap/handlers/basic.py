@@ -32,7 +32,9 @@ async def id_(session: Session, cmd: C.Id):
 
 
 # ENABLE-able extensions (RFC 5161) and what they turn on.
-_ENABLEABLE = {"CONDSTORE": "CONDSTORE", "IMAP4REV2": "IMAP4rev2"}
+_ENABLEABLE = {"CONDSTORE": "CONDSTORE", "IMAP4REV2": "IMAP4rev2", "QRESYNC": "QRESYNC"}
+# Enabled by their own session method (which tells HIGHESTMODSEQ).
+_ENABLED_BY_SESSION = ("CONDSTORE", "QRESYNC")
 
 
 async def enable(session: Session, cmd: C.Enable):
@@ -40,11 +42,14 @@ async def enable(session: Session, cmd: C.Enable):
     for cap in cmd.capabilities:
         cap = cap.upper()
         if cap in _ENABLEABLE and cap not in session.enabled and _ENABLEABLE[cap] not in newly:
-            if cap != "CONDSTORE":
+            if cap not in _ENABLED_BY_SESSION:
                 session.enabled.add(cap)
             newly.append(_ENABLEABLE[cap])
     session.io.write(responses.untagged(" ".join(["ENABLED"] + newly).encode("ascii")))
-    if "CONDSTORE" in newly:
+    if "QRESYNC" in newly:
+        # RFC 7162 section 3.2.3: QRESYNC implies CONDSTORE.
+        await session.enable_qresync()
+    elif "CONDSTORE" in newly:
         # With a mailbox selected, this also tells its HIGHESTMODSEQ (RFC 7162 3.1).
         await session.enable_condstore()
 
@@ -80,6 +85,11 @@ async def idle(session: Session, cmd: C.Idle):
         async def go():
             try:
                 await session.send_updates(allow_expunge=True)
+                # What came while those were told (a SEARCH context's
+                # results are checked again after an await) goes out too.
+                while session.selected is selected and (
+                        selected.has_pending or session.contexts.stale):
+                    await session.send_updates(allow_expunge=True)
             finally:
                 pushing.clear()
 

@@ -26,19 +26,21 @@ def encode_name(session: Session, name: str) -> bytes:
 
 
 async def select(session: Session, cmd: C.Select):
-    if cmd.qresync is not None and "QRESYNC" not in session.enabled:
-        # RFC 7162 section 3.2.5: QRESYNC before ENABLE QRESYNC is BAD (and
-        # QRESYNC is not offered, so it is never enabled).
+    if cmd.qresync is not None and not session.qresync:
+        # RFC 7162 section 3.2.5: QRESYNC before ENABLE QRESYNC is BAD.
         raise CommandFailed("QRESYNC is not enabled", condition="BAD")
     was_selected = session.selected is not None
     session.deselect()
-    if was_selected and session.condstore:
-        # RFC 7162 section 3.2.11: tell where the old mailbox's responses end.
+    if was_selected:
+        # RFC 7162 section 3.2.11: tell where the old mailbox's responses
+        # end, whether or not CONDSTORE or QRESYNC is enabled, as both are
+        # advertised.
         session.io.write(responses.status(None, "OK", "Previous mailbox closed", "CLOSED"))
     if cmd.condstore:
         session.enabled.add("CONDSTORE")
     mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=cmd.read_only)
-    selected = SelectedMailbox(mailbox, session, condstore=session.condstore, rev2=session.rev2)
+    selected = SelectedMailbox(mailbox, session, condstore=session.condstore, rev2=session.rev2,
+                               qresync=session.qresync)
     await selected.open()
     status = await mailbox.status()
     write = session.io.write
@@ -61,10 +63,38 @@ async def select(session: Session, cmd: C.Select):
     if mailboxid is not None:
         # RFC 8474 section 4.2
         write(responses.status(None, "OK", "Ok", f"MAILBOXID ({mailboxid})"))
+    if cmd.qresync is not None and cmd.qresync[0] == mailbox.uidvalidity:
+        # RFC 7162 section 3.2.5: only when the UIDVALIDITY matches; else
+        # the client learns from UIDVALIDITY that it starts over.
+        await _resync(session, selected, status, cmd.qresync)
     session.selected = selected
     session.state = State.SELECTED
     mode = "READ-ONLY" if selected.read_only else "READ-WRITE"
     return (f"{'EXAMINE' if cmd.read_only else 'SELECT'} completed", mode)
+
+
+async def _resync(session: Session, selected: SelectedMailbox, status: MailboxStatus,
+                  params) -> None:
+    """
+    RFC 7162 section 3.2.5.1: what changed since the client's MODSEQ among
+    its known UIDs (1:UIDNEXT-1 if it gave none), as ``* VANISHED
+    (EARLIER)`` (narrowed by the sequence match data of 3.2.5.2) and then
+    ``* n FETCH (UID FLAGS MODSEQ)``.
+    """
+    from twisted_mailhub.imap import qresync
+
+    _, modseq, known, match = params
+    top = max(status.uidnext - 1, selected.uids[-1] if selected.uids else 0)
+    if known is None:
+        ranges = [(1, top)] if top else []
+    else:
+        ranges = qresync.merged(known.bounds(top))
+    vanished, changed = await qresync.resync(
+        selected, ranges, modseq, floor=qresync.seq_match_floor(match, selected.uids), top=top)
+    write = session.io.write
+    for line in vanished + qresync.fetch_responses(selected, changed):
+        write(line)
+        await session.io.drain()
 
 
 async def _first_unseen(selected: SelectedMailbox) -> int | None:

@@ -54,9 +54,9 @@ def _writable(session: Session) -> None:
 
 
 async def fetch(session: Session, cmd: C.Fetch):
-    if cmd.vanished and "QRESYNC" not in session.enabled:
-        # RFC 7162 section 3.2.6: VANISHED needs QRESYNC enabled (never, as
-        # it is not offered): a parameter of an extension not enabled is BAD.
+    if cmd.vanished and not session.qresync:
+        # RFC 7162 section 3.2.6: VANISHED needs ENABLE QRESYNC first; a
+        # parameter of an extension not enabled is BAD.
         raise CommandFailed("VANISHED needs QRESYNC, which is not enabled", condition="BAD")
     selected = session.selected
     mailbox = selected.mailbox
@@ -76,6 +76,10 @@ async def fetch(session: Session, cmd: C.Fetch):
         # RFC 9394 section 3.3: only the messages at these positions of
         # the set, before CHANGEDSINCE picks among them (section 3.4).
         uids = cmd.partial.pick(uids)
+    if cmd.vanished:
+        # RFC 7162 section 3.2.6: before any FETCH response.
+        for line in await _vanished(session, cmd):
+            io.write(line)
     await selected.prepare(uids)
     bulk = IBulkMessageAccess(mailbox, None) if want_content else None
     # This process's index of the mailbox keeps rendered ENVELOPE,
@@ -84,6 +88,7 @@ async def fetch(session: Session, cmd: C.Fetch):
     memoised = memo is not None and F.can_memoise(attrs)
     missing = False
     truncated: list[int] = []
+    render = None
     for start in range(0, len(uids), BATCH):
         batch = uids[start:start + BATCH]
         metas = {m.uid: m for m in await mailbox.metadata(batch)}
@@ -102,11 +107,12 @@ async def fetch(session: Session, cmd: C.Fetch):
             # without a round trip per message.
             if cmd.changedsince is None and len(metas) < len(batch):
                 missing = True
-            seq_of, is_recent = selected.seq_of, selected.is_recent
-            io.write(b"".join(
-                F.render_meta(seq_of(uid), metas[uid], attrs, uid=cmd.uid,
-                              recent=is_recent(uid), modseq=modseq)
-                for uid in batch if uid in metas))
+            if render is None:
+                render = F.meta_renderer(attrs, uid=cmd.uid, modseq=modseq)
+            present = [uid for uid in batch if uid in metas]
+            is_recent = selected.recent_test()
+            io.write(b"".join([render(seq, metas[uid], is_recent(uid))
+                               for seq, uid in zip(selected.seqs_of(present), present)]))
             await io.drain()
             continue
         if memoised:
@@ -171,6 +177,29 @@ async def fetch(session: Session, cmd: C.Fetch):
     if missing:
         return ("Some messages were expunged and could not be fetched", "EXPUNGEISSUED")
     return None
+
+
+async def _vanished(session: Session, cmd: C.Fetch) -> list[bytes]:
+    """``* VANISHED (EARLIER)``: the UIDs of the set expunged since CHANGEDSINCE."""
+    from twisted_mailhub.imap import qresync
+
+    selected = session.selected
+    status = await selected.mailbox.status()
+    # UIDs up to UIDNEXT - 1 were all given once; * stands for the highest.
+    top = max(status.uidnext - 1, selected.uids[-1] if selected.uids else 0)
+    if cmd.set.saved:
+        ranges = qresync.merged((uid, uid) for uid in session.saved_search)
+    else:
+        ranges = qresync.merged(cmd.set.bounds(top))
+    vanished, _ = await qresync.resync(selected, ranges, cmd.changedsince, top=top)
+    return vanished
+
+
+async def _own_expunge_modseq(selected) -> int:
+    """The MODSEQ of this session's last expunge (its event said), else the mailbox's."""
+    if selected.own_expunge_modseq is not None:
+        return selected.own_expunge_modseq
+    return (await selected.mailbox.status()).highestmodseq
 
 
 def _save_summaries(memo) -> None:
@@ -238,18 +267,12 @@ async def store(session: Session, cmd: C.Store):
             report = [m for m in update.changed]
         else:
             report = await mailbox.metadata(batch)
-        for meta in report:
-            seq = selected.seq_of(meta.uid)
-            if seq is None:
-                continue
-            items = []
-            if cmd.uid:
-                items.append(b"UID %d" % meta.uid)
-            if not cmd.silent:
-                items.append(F.flags_item(meta, selected.is_recent(meta.uid)))
-            if session.condstore:
-                items.append(b"MODSEQ (%d)" % meta.modseq)
-            session.io.write(responses.fetch(seq, items))
+        render = F.meta_renderer([] if cmd.silent else [C.FetchAttr("FLAGS")],
+                                 uid=cmd.uid, modseq=session.condstore)
+        seq_of, is_recent = selected.seq_of, selected.recent_test()
+        session.io.write(b"".join([
+            render(seq, meta, is_recent(meta.uid))
+            for meta in report if (seq := seq_of(meta.uid)) is not None]))
     if modified:
         if cmd.uid:
             failed = format_numbers(modified)
@@ -364,6 +387,7 @@ async def copy(session: Session, cmd: C.Copy):
     except MailboxNotFound:
         raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
     if cmd.move:
+        selected.own_expunge_modseq = None
         # RFC 6851 section 3.3: one change where the store can (no \\Deleted
         # is ever set, other sessions see only the EXPUNGEs).
         pairs, gone = await move_messages(selected.mailbox, target, uids, origin=session)
@@ -379,9 +403,12 @@ async def copy(session: Session, cmd: C.Copy):
     if code:
         # RFC 6851 section 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
         session.io.write(responses.status(None, "OK", "Moved", code))
-    # Without QRESYNC (not offered) these are EXPUNGEs, not VANISHED (4.4).
-    for seq in selected.forget_expunged(gone):
-        session.io.write(responses.expunge(seq))
+    # EXPUNGEs, or one VANISHED with QRESYNC (RFC 6851 section 4.4).
+    for line in selected.expunge_responses(gone):
+        session.io.write(line)
+    if gone and session.qresync:
+        # RFC 6851 section 4.4: the new HIGHESTMODSEQ, in the tagged OK.
+        return (f"{verb} completed", f"HIGHESTMODSEQ {await _own_expunge_modseq(selected)}")
     return f"{verb} completed"
 
 
@@ -389,9 +416,15 @@ async def expunge(session: Session, cmd: C.Expunge):
     _writable(session)
     selected = session.selected
     uids = resolve(session, cmd.uids, True) if cmd.uids is not None else None
+    selected.own_expunge_modseq = None
     gone = await selected.mailbox.expunge(uids, origin=session)
-    for seq in selected.forget_expunged(gone):
-        session.io.write(responses.expunge(seq))
+    for line in selected.expunge_responses(gone):
+        session.io.write(line)
+    if gone and session.qresync:
+        # RFC 7162 sections 3.2.7 and 3.2.9: the HIGHESTMODSEQ after the
+        # expunge in the tagged OK (never after CLOSE, 3.2.8).
+        return (f"{cmd.name} completed", f"HIGHESTMODSEQ {await _own_expunge_modseq(selected)}")
+    return None
 
 
 async def close(session: Session, cmd: C.Close):
