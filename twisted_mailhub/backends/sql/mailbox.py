@@ -39,6 +39,7 @@ from twisted_mailhub.backends.sql.rows import (
     load_rows,
     lock_mailbox,
     meta_of,
+    row_uid,
     saved_us,
     split_flags,
     uid_conditions,
@@ -582,15 +583,15 @@ def _store_system_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: 
         ).all())
     if not changed:
         return result
-    changed.sort(key=lambda row: row.uid)
+    changed.sort(key=row_uid)
     kws: dict[int, set[str]] = {}
-    for condition in uid_conditions(messages.c.uid, [row.uid for row in changed]):
+    for condition in uid_conditions(messages.c.uid, [row_uid(row) for row in changed]):
         for uid, keyword in conn.execute(
                 select(messages.c.uid, keywords.c.keyword)
                 .join(keywords, keywords.c.message_id == messages.c.id)
                 .where(messages.c.mailbox_id == mailbox_id, condition)):
             kws.setdefault(uid, set()).add(keyword)
-    result.changed = [meta_of(row, kws.get(row.uid, ())) for row in changed]
+    result.changed = [meta_of(row, kws.get(row_uid(row), ())) for row in changed]
     conn.execute(_counted(mailbox_id, **counts).values(highestmodseq=modseq))
     return result
 

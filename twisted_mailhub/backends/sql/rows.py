@@ -8,6 +8,7 @@ reads only C{messages}, C{keywords} and C{mailboxes}, never content.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter, itemgetter
 from typing import Any, Iterable, Iterator
 
 from sqlalchemy import ColumnElement, or_, select
@@ -51,20 +52,22 @@ def date_columns(when: datetime) -> dict[str, int]:
     }
 
 
-_ZONES: dict[int, timezone] = {}
+# The epoch in each zone offset seen: a stored date is one addition away.
+_EPOCHS: dict[int, datetime] = {}
 
 
 def internaldate(us: int, tz: int) -> datetime:
     """The INTERNALDATE stored as C{internal_us}/C{internal_tz}."""
-    zone = _ZONES.get(tz)
-    if zone is None:
-        zone = _ZONES[tz] = timezone(timedelta(seconds=tz))
-    seconds, micro = divmod(us, 1_000_000)
+    epoch = _EPOCHS.get(tz)
+    if epoch is None:
+        epoch = _EPOCHS[tz] = EPOCH.astimezone(timezone(timedelta(seconds=tz)))
     try:
-        return datetime.fromtimestamp(seconds, zone).replace(microsecond=micro)
-    except (OverflowError, OSError, ValueError):
-        # Outside what the platform's time functions take: the slow way.
-        return (EPOCH + timedelta(microseconds=us)).astimezone(zone)
+        # Fixed offsets have no DST: adding to the zone's epoch is exact,
+        # and four times faster than fromtimestamp() and replace().
+        return epoch + timedelta(microseconds=us)
+    except OverflowError:
+        # Past year 9999 (or before year 1) in that zone, not in UTC.
+        return EPOCH + timedelta(microseconds=us)
 
 
 def split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], frozenset[str]]:
@@ -89,11 +92,19 @@ _FLAG_ITEMS = tuple(FLAG_COLUMNS.items())
 _SYSTEM_SETS: dict[tuple[bool, ...], frozenset[str]] = {}
 
 
+# The flag columns' values of a row (or a dict of columns) in one call.
+_ROW_FLAGS = attrgetter(*(column for _, column in _FLAG_ITEMS))
+_DICT_FLAGS = itemgetter(*(column for _, column in _FLAG_ITEMS))
+
+
 def flags_of(row: Row | dict[str, Any], keyword_set: Iterable[str]) -> frozenset[str]:
-    if isinstance(row, Row):
-        present = tuple(bool(getattr(row, column)) for _, column in _FLAG_ITEMS)
-    else:
-        present = tuple(bool(row[column]) for _, column in _FLAG_ITEMS)
+    # Keys of _SYSTEM_SETS are tuples of the columns' values as read: 0/1
+    # and False/True hash and compare alike.
+    present = _ROW_FLAGS(row) if isinstance(row, Row) else _DICT_FLAGS(row)
+    return _flag_set(present, keyword_set)
+
+
+def _flag_set(present: tuple, keyword_set: Iterable[str]) -> frozenset[str]:
     system = _SYSTEM_SETS.get(present)
     if system is None:
         system = _SYSTEM_SETS[present] = frozenset(
@@ -101,15 +112,30 @@ def flags_of(row: Row | dict[str, Any], keyword_set: Iterable[str]) -> frozenset
     return system | frozenset(keyword_set) if keyword_set else system
 
 
+# Where each column of META_COLUMNS is in a row: SQLAlchemy's Row is
+# several times faster to index than to read by attribute name.
+_AT = {column.name: i for i, column in enumerate(META_COLUMNS)}
+_META_VALUES = itemgetter(*(_AT[name] for name in (
+    "uid", "internal_us", "internal_tz", "size", "modseq", "object_id", "saved_us")))
+_META_FLAGS = itemgetter(*(_AT[column] for _, column in _FLAG_ITEMS))
+#: The UID of a row that starts with META_COLUMNS.
+row_uid = itemgetter(_AT["uid"])
+
+
 def meta_of(row: Row, keyword_set: Iterable[str]) -> MessageMeta:
+    """
+    The metadata of a row whose first columns are L{META_COLUMNS}, in that
+    order (as every query of this package selects them).
+    """
+    uid, us, tz, size, modseq, object_id, saved_us = _META_VALUES(row)
     return MessageMeta(
-        uid=row.uid,
-        flags=flags_of(row, keyword_set),
-        internaldate=internaldate(row.internal_us, row.internal_tz),
-        size=row.size,
-        modseq=row.modseq,
-        identity=row.object_id,
-        saved=internaldate(row.saved_us, 0),
+        uid=uid,
+        flags=_flag_set(_META_FLAGS(row), keyword_set),
+        internaldate=internaldate(us, tz),
+        size=size,
+        modseq=modseq,
+        identity=object_id,
+        saved=internaldate(saved_us, 0),
     )
 
 
@@ -151,8 +177,8 @@ def load_rows(conn: Connection, mailbox_id: int, uids: Iterable[int] | None,
         where = [messages.c.mailbox_id == mailbox_id, *extra]
         if condition is not None:
             where.append(condition)
-        for row in conn.execute(select(*META_COLUMNS, messages.c.content_id).where(*where)):
-            rows[row.uid] = row
+        rows.update((row_uid(row), row) for row in conn.execute(
+            select(*META_COLUMNS, messages.c.content_id).where(*where)))
         keyword_query = (
             select(messages.c.uid, keywords.c.keyword)
             .join(keywords, keywords.c.message_id == messages.c.id)
@@ -160,7 +186,9 @@ def load_rows(conn: Connection, mailbox_id: int, uids: Iterable[int] | None,
         )
         for uid, keyword in conn.execute(keyword_query):
             found.setdefault(uid, set()).add(keyword)
-    return [(rows[uid], frozenset(found.get(uid, ()))) for uid in sorted(rows)]
+    empty: frozenset[str] = frozenset()
+    return [(rows[uid], frozenset(found[uid]) if uid in found else empty)
+            for uid in sorted(rows)]
 
 
 def load_metas(conn: Connection, mailbox_id: int, uids: Iterable[int] | None,
