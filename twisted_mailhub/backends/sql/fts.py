@@ -304,9 +304,13 @@ def condition(dialect: str, field: str, needle: str) -> ColumnElement[bool]:
             return messages.c.content_id.in_(union(*queries) if len(queries) > 1 else queries[0])
         found = or_(*(func.instr(c, needle) > 0 for c in columns))
     else:
-        found = or_(*(c.contains(needle, autoescape=True) for c in columns))
         if len(needle) >= MIN_INDEXED:
-            return messages.c.content_id.in_(select(key).where(found))
+            # One query per column, as for SQLite: an OR of the two LIKEs
+            # made PostgreSQL filter the rows of one index by the other
+            # column (TEXT took 150 ms where BODY took 7).
+            queries = [select(key).where(c.contains(needle, autoescape=True)) for c in columns]
+            return messages.c.content_id.in_(union(*queries) if len(queries) > 1 else queries[0])
+        found = or_(*(c.contains(needle, autoescape=True) for c in columns))
     return exists().where(key == messages.c.content_id, found)
 
 
