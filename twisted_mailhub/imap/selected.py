@@ -268,7 +268,9 @@ class SelectedMailbox:
                 if self.is_recent(uid):
                     flags.add("\\Recent")
                 items = [b"FLAGS " + wire.flag_list(flags)]
-                if uid_in_fetch or self.condstore:
+                # RFC 9051 section 7.5.2: in IMAP4rev2 every unsolicited
+                # FETCH carries the UID.
+                if uid_in_fetch or self.condstore or self.rev2:
                     items.insert(0, b"UID %d" % uid)
                 if self.condstore:
                     items.append(b"MODSEQ (%d)" % meta.modseq)

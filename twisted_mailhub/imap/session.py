@@ -272,6 +272,11 @@ class Session:
         handler = HANDLERS[type(command)]
         condition, code, text = "OK", None, f"{command.name} completed"
         try:
+            if self.rev2:
+                # What RFC 9051 removed from the grammar is BAD (imap/rev2.py).
+                from twisted_mailhub.imap import rev2
+
+                rev2.check(command)
             result = await handler(self, command)
             if result == SILENT:
                 return

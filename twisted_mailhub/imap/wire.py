@@ -20,6 +20,7 @@ NIL = b"NIL"
 # The same sets as bytes, for bytes.translate(None, delete): what is left
 # over is what does not belong (a C loop, not a Python one per byte).
 _QUOTABLE = bytes(range(0x20, 0x7F))
+_QUOTABLE_UTF8 = _QUOTABLE + bytes(range(0x80, 0x100))
 _ATOM_CHARS = bytes(b for b in range(0x21, 0x7F) if b not in _ATOM_SPECIALS)
 
 
@@ -72,6 +73,20 @@ def astring(value: bytes | str) -> bytes:
     if value and not value.translate(None, _ATOM_CHARS):
         return value
     return quoted_or_literal(value)
+
+
+def utf8_astring(value: str) -> bytes:
+    """
+    An astring that may hold UTF-8 (RFC 9051 QUOTED-CHAR has UTF8-2..4,
+    as RFC 6855 section 3 has for UTF8=ACCEPT): quoted, not a literal,
+    when 8-bit is all that keeps it from a quoted string.
+    """
+    data = value.encode("utf-8")
+    if data and not data.translate(None, _ATOM_CHARS):
+        return data
+    if len(data) <= 1024 and not data.translate(None, _QUOTABLE_UTF8):
+        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return literal(data)
 
 
 def number(value: int) -> bytes:

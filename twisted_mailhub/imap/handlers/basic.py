@@ -46,6 +46,10 @@ async def enable(session: Session, cmd: C.Enable):
                 session.enabled.add(cap)
             newly.append(_ENABLEABLE[cap])
     session.io.write(responses.untagged(" ".join(["ENABLED"] + newly).encode("ascii")))
+    if "IMAP4rev2" in newly:
+        # RFC 9051 section 5.1: IMAP4rev2 mailbox names are UTF-8, not
+        # modified UTF-7 (which appendix A.1 keeps for IMAP4rev1 only).
+        session.io.set_utf8(True)
     if "QRESYNC" in newly:
         # RFC 7162 section 3.2.3: QRESYNC implies CONDSTORE.
         await session.enable_qresync()

@@ -17,9 +17,12 @@ from twisted_mailhub.model import AppendRequest, MailboxStatus
 
 
 def encode_name(session: Session, name: str) -> bytes:
-    """A mailbox name as sent: modified UTF-7 (RFC 3501 5.1.3) unless UTF8=ACCEPT."""
-    if "UTF8=ACCEPT" in session.enabled:
-        return wire.string(name)
+    """
+    A mailbox name as sent: modified UTF-7 (RFC 3501 5.1.3), or UTF-8 once
+    IMAP4rev2 (RFC 9051 section 5.1) or UTF8=ACCEPT is enabled.
+    """
+    if session.rev2 or "UTF8=ACCEPT" in session.enabled:
+        return wire.utf8_astring(name)
     from twisted_mailhub.imap import mutf7
 
     return wire.astring(mutf7.encode(name))
@@ -57,6 +60,9 @@ async def select(session: Session, cmd: C.Select):
                                f"UNSEEN {first_unseen}"))
     write(responses.status(None, "OK", "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
     write(responses.status(None, "OK", "Predicted next UID", f"UIDNEXT {status.uidnext}"))
+    if session.rev2:
+        # RFC 9051 section 6.3.2: a LIST of the mailbox, attributes accurate.
+        write(await _select_list(session, mailbox.name))
     if session.condstore:
         write(responses.status(None, "OK", "Highest", f"HIGHESTMODSEQ {status.highestmodseq}"))
     mailboxid = objectid.mailbox_id(status.identity)
@@ -95,6 +101,17 @@ async def _resync(session: Session, selected: SelectedMailbox, status: MailboxSt
     for line in vanished + qresync.fetch_responses(selected, changed):
         write(line)
         await session.io.drain()
+
+
+async def _select_list(session: Session, name: str) -> bytes:
+    """The ``* LIST`` that ``LIST "" name`` would give, for SELECT in IMAP4rev2."""
+    store = session.store
+    delim = store.delimiter
+    # Stores refuse the wildcards in names, so the name matches only itself.
+    entries = list_entries(await store.list_mailboxes(), [name], delim)
+    attributes = entries[0].attributes if entries else []
+    return responses.untagged(b"LIST (" + " ".join(attributes).encode("ascii") + b") "
+                              + wire.string(delim) + b" " + encode_name(session, name))
 
 
 async def _first_unseen(selected: SelectedMailbox) -> int | None:
