@@ -194,6 +194,29 @@ class IMAP4rev2TranscriptTests(IMAPServerTestCase):
         self.assertEqual(rev1, [b"* 2 FETCH (FLAGS (\\Flagged))\r\n",
                                 b"b2 OK NOOP completed\r\n"])
 
+    async def test_enable_with_a_mailbox_selected(self) -> None:
+        # RFC 9051 6.3.1: clients must not, servers need not check; the
+        # selected mailbox follows the session's IMAP4rev2 rules at once.
+        def run():
+            c, other = self.login(rev2=False), self.login(rev2=False)
+            c.command(b"a1 SELECT INBOX")
+            out = [c.command(b"a2 FETCH 1 FLAGS"), c.command(b"a3 ENABLE IMAP4rev2"),
+                   c.command(b"a4 FETCH 1 FLAGS")]
+            other.command(b"b1 SELECT INBOX")
+            other.command(b"b2 STORE 1 +FLAGS.SILENT (\\Seen)")
+            out.append(c.command(b"a5 NOOP"))
+            c.close()
+            other.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out, [
+            [b"* 1 FETCH (FLAGS (\\Recent))\r\n", b"a2 OK FETCH completed\r\n"],
+            [b"* ENABLED IMAP4rev2\r\n", b"a3 OK ENABLE completed\r\n"],
+            [b"* 1 FETCH (FLAGS ())\r\n", b"a4 OK FETCH completed\r\n"],
+            [b"* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n", b"a5 OK NOOP completed\r\n"],
+        ])
+
     async def test_mailbox_names_are_utf8(self) -> None:
         # RFC 9051 section 5.1 (appendix E item 16): UTF-8 names, quoted;
         # an IMAP4rev1 session sees the same mailbox in modified UTF-7.

@@ -50,6 +50,10 @@ async def enable(session: Session, cmd: C.Enable):
         # RFC 9051 section 5.1: IMAP4rev2 mailbox names are UTF-8, not
         # modified UTF-7 (which appendix A.1 keeps for IMAP4rev1 only).
         session.io.set_utf8(True)
+        if session.selected is not None:
+            # A client should not ENABLE with a mailbox selected (RFC 9051
+            # 6.3.1); one that does gets IMAP4rev2 there too, no \Recent.
+            session.selected.rev2 = True
     if "QRESYNC" in newly:
         # RFC 7162 section 3.2.3: QRESYNC implies CONDSTORE.
         await session.enable_qresync()
