@@ -17,7 +17,10 @@ _MAILBOXID = re.compile(rb"^(\S+ OK )\[MAILBOXID \([A-Za-z0-9_-]+\)\] (CREATE co
 
 def _created(line: bytes) -> bytes:
     match = _MAILBOXID.match(line)
-    return match.group(1) + match.group(2) if match else line
+    if match:
+        return match.group(1) + match.group(2)
+    assert not line.endswith(b" OK CREATE completed\r\n"), f"no MAILBOXID: {line!r}"
+    return line
 
 
 @on_every_store
