@@ -14,6 +14,18 @@ from tests_messages import simple_message
 from twisted_mailhub.model import AppendRequest
 
 
+def test_utf8_astring() -> None:
+    from twisted_mailhub.imap import wire
+
+    assert wire.utf8_astring("INBOX") == b"INBOX"
+    assert wire.utf8_astring("") == b'""'
+    assert wire.utf8_astring("Entwürfe") == '"Entwürfe"'.encode()
+    assert wire.utf8_astring('a "b" \\ c') == b'"a \\"b\\" \\\\ c"'
+    # CR and LF cannot be quoted, nor can more than 1024 octets.
+    assert wire.utf8_astring("a\r\nb") == b"{4}\r\na\r\nb"
+    assert wire.utf8_astring("é" * 600) == b"{1200}\r\n" + "é".encode() * 600
+
+
 def normalized(lines: list[bytes]) -> list[bytes]:
     """The lines with the values that differ per run and store replaced."""
     out = []
