@@ -305,6 +305,15 @@ class ChangeWatcher:
         metas, gone = await mailbox.changes_since(since)
         if self._watched.get(key) is not state or state.removed:
             return
+        # A change committed after the status was read may be this
+        # process's own, its event not published yet (the writer's result
+        # can come back after this read): it is left for the next check,
+        # which its commit triggers.
+        metas = [meta for meta in metas if meta.modseq <= status.highestmodseq]
+        # Local events published during the read may have moved state.modseq
+        # past changes read as new (and dropped them from state.local):
+        # everything up to it has been announced or is this process's own.
+        known = state.modseq
         held_events, state.held = state.held, []
         held = {meta.uid for event in held_events for meta in event.messages}
         # Held messages this read predates wait for the next one.
@@ -319,7 +328,7 @@ class ChangeWatcher:
         for meta in sorted(metas, key=lambda m: m.uid):
             if meta.uid >= state.uidnext or meta.uid in held:
                 added.append(meta)
-            elif meta.modseq not in state.local:
+            elif meta.modseq > known and meta.modseq not in state.local:
                 flagged.append(meta)
         expunged = tuple(uid for uid in gone if uid not in state.local_expunged)
         floor = max(state.modseq, status.highestmodseq)
