@@ -181,8 +181,9 @@ class IMailbox(Interface):
 class IExpungeHistory(IMailbox):
     """
     Optional: a mailbox that forgets old expunges (RFC 7162 section 5.3
-    lets a server keep a bounded queue of them).  None of the stores here
-    forgets any; a mailbox without this interface remembers them all.
+    lets a server keep a bounded queue of them).  The Maildir store forgets
+    those made before its state file was lost; a mailbox without this
+    interface remembers them all.
     """
 
     def expunges_remembered_after():

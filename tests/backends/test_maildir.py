@@ -442,6 +442,52 @@ APPENDER = textwrap.dedent("""
 """)
 
 
+class StateLossTests(MaildirTestCase):
+    """C{mailhub-state} lost while C{dovecot-uidlist} survives."""
+
+    async def test_modseqs_go_on_and_the_lost_history_is_admitted(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(make_message(n)) for n in range(4)])
+        await inbox.store_flags([metas[0].uid], "add", {"\\Deleted"})
+        await inbox.expunge()
+        await inbox.store_flags([metas[1].uid], "add", {"\\Flagged"})
+        known = (await inbox.status()).highestmodseq
+        self.assertEqual(await inbox.expunges_remembered_after(), 0)
+        await self.backend.close()
+        os.unlink(self.path("mailhub-state"))
+
+        _, again = await self.inbox(self.make())
+        # Same UIDs under the same UIDVALIDITY, so a client keeps its cache...
+        self.assertEqual(again.uidvalidity, inbox.uidvalidity)
+        self.assertEqual(await again.uids(), [m.uid for m in metas[1:]])
+        # ...and what it holds is older than anything now: every message
+        # counts as changed since the client's HIGHESTMODSEQ, and the server
+        # admits that it no longer knows the expunges before.
+        status = await again.status()
+        self.assertGreater(status.highestmodseq, known)
+        changed, expunged = await again.changes_since(known)
+        self.assertEqual([m.uid for m in changed], [m.uid for m in metas[1:]])
+        self.assertEqual(expunged, [])
+        self.assertGreater(await again.expunges_remembered_after(), known)
+        # Flags kept in the file names survive; MODSEQs keep growing.
+        [flagged] = await again.metadata([metas[1].uid])
+        self.assertIn("\\Flagged", flagged.flags)
+        update = await again.store_flags([metas[2].uid], "add", {"\\Seen"})
+        self.assertGreater(update.changed[0].modseq, status.highestmodseq)
+        # The rebuilt state is kept: a restart does not move MODSEQs again.
+        await self.backend.close()
+        _, third = await self.inbox(self.make())
+        self.assertEqual((await third.status()).highestmodseq, update.changed[0].modseq)
+
+    async def test_unused_folder_starts_from_one(self) -> None:
+        store, _ = await self.inbox()
+        await store.create_mailbox("Empty")
+        os.unlink(self.path(".Empty", "mailhub-state"))
+        box = await store.get_mailbox("Empty")
+        self.assertEqual((await box.status()).highestmodseq, 1)
+        self.assertEqual(await box.expunges_remembered_after(), 0)
+
+
 class CrashTests(MaildirTestCase):
     async def test_failure_before_the_uid_list_leaves_a_whole_message(self) -> None:
         _, inbox = await self.inbox()

@@ -15,6 +15,7 @@ from twisted_mailhub.errors import (
 from twisted_mailhub.interfaces import (
     IBackend,
     ICopyableMailbox,
+    IExpungeHistory,
     IMailbox,
     IMailStore,
     IMessage,
@@ -42,7 +43,7 @@ class TreeConformance(ConformanceBase):
         verifyObject(IMailStore, store)
         inbox = await store.get_mailbox("INBOX")
         verifyObject(IMailbox, inbox)
-        for optional in (ICopyableMailbox, IMoveableMailbox, IRemovableMailbox):
+        for optional in (ICopyableMailbox, IMoveableMailbox, IRemovableMailbox, IExpungeHistory):
             if optional.providedBy(inbox):
                 verifyObject(optional, inbox)
         [meta] = await inbox.append([AppendRequest(make_message())])

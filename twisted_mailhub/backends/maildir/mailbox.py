@@ -22,6 +22,7 @@ from twisted_mailhub.backends.maildir.folder import Folder, open_folder
 from twisted_mailhub.errors import ReadOnlyMailbox
 from twisted_mailhub.interfaces import (
     ICopyableMailbox,
+    IExpungeHistory,
     IMailbox,
     IRemovableMailbox,
     IRestorableMailbox,
@@ -32,7 +33,8 @@ class MaildirMessage(HeldMessage):
     """A message file of a Maildir folder, as read when it was opened."""
 
 
-@implementer(IMailbox, ICopyableMailbox, IRemovableMailbox, IRestorableMailbox)
+@implementer(IMailbox, ICopyableMailbox, IRemovableMailbox, IRestorableMailbox,
+             IExpungeHistory)
 class MaildirMailbox(FolderMailbox):
     """
     One session's handle on a Maildir folder.  Its folder's identity is the
@@ -54,6 +56,13 @@ class MaildirMailbox(FolderMailbox):
     def _events_of(folder: Folder) -> list:
         # What the sync with other programs' changes found comes first.
         return folder.synced + folder.events
+
+    async def expunges_remembered_after(self) -> int:
+        """
+        L{IExpungeHistory}: the expunges before a lost C{mailhub-state} are
+        forgotten (L{twisted_mailhub.backends.maildir.state.FolderState.rebuilt}).
+        """
+        return await self._run(lambda folder: folder.state.history_from)
 
     async def remove(self, uids: Iterable[int], origin: Hashable | None = None) -> list[int]:
         """

@@ -12,7 +12,8 @@ only by this server (other programs leave it alone):
     did not fit in the 26 letters of the file name, whether its file
     is served as it is (L{twisted_mailhub.backends.maildir.content}), and
     when this server saved it into the folder (RFC 8514 SAVEDATE);
-  - the expunge history (UID and MODSEQ of each expunge) for QRESYNC;
+  - the expunge history (UID and MODSEQ of each expunge) for QRESYNC, and
+    the MODSEQ from which it is complete (see L{FolderState.rebuilt});
   - which UIDs are still \\Recent, and the special-use attributes.
 
 It is replaced atomically (temporary file, fsync, rename) while the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -80,6 +82,25 @@ class FolderState:
     known: dict[int, Known] = field(default_factory=dict)
     # (uid, modseq of its expunge), in expunge order.
     expunged: list[tuple[int, int]] = field(default_factory=list)
+    # Every expunge with a greater MODSEQ is in C{expunged}; those before
+    # were lost with an earlier state file.
+    history_from: int = 0
+
+    @classmethod
+    def rebuilt(cls, uidvalidity: int, special_use: frozenset[str] = frozenset(),
+                now: float | None = None) -> FolderState:
+        """
+        The state of a folder whose UIDs survived but whose state file did
+        not (deleted, or unreadable).  The UIDs keep their UIDVALIDITY, so
+        the MODSEQs must go on above every MODSEQ a client may hold (RFC
+        7162 section 3.1.2: they only grow).  The old HIGHESTMODSEQ is gone;
+        the clock in microseconds is above it, since MODSEQs count changes
+        from 1 and no folder changes a million times a second.  The expunge
+        history before that point is gone too, which QRESYNC is told.
+        """
+        floor = int((time.time() if now is None else now) * 1_000_000)
+        return cls(uidvalidity, highestmodseq=floor, special_use=special_use,
+                   history_from=floor)
 
     def next_modseq(self) -> int:
         """Allocate a MODSEQ greater than any before."""
@@ -96,6 +117,8 @@ class FolderState:
             "messages": [known.to_json(uid) for uid, known in sorted(self.known.items())],
             "expunged": [list(pair) for pair in self.expunged],
         }
+        if self.history_from:
+            data["history_from"] = self.history_from
         return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
@@ -112,6 +135,7 @@ def parse_state(data: bytes) -> FolderState:
         special_use=frozenset(raw["special_use"]),
         known=known,
         expunged=[(uid, modseq) for uid, modseq in raw["expunged"]],
+        history_from=raw.get("history_from", 0),
     )
 
 

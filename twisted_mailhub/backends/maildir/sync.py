@@ -265,7 +265,7 @@ class SyncedFolder:
         try:
             return parse_state(data)
         except (ValueError, KeyError, TypeError):
-            log.warn("Unreadable {path}; MODSEQs start again", path=path)  # noqa: G010
+            log.warn("Unreadable {path}; it is rebuilt", path=path)  # noqa: G010
             return None
 
     def _consistent(self) -> bool:
@@ -300,7 +300,13 @@ class SyncedFolder:
         if not uidlist.guid:
             uidlist.guid = uuid.uuid4().hex
             self._uidlist_dirty = True
-        if state is None or state.uidvalidity != uidlist.uidvalidity:
+        if state is None and (uidlist.records or uidlist.nextuid > 1):
+            # UIDs survived their state: MODSEQs must not start again.
+            log.warn("{path} lost {state}; MODSEQs go on from the clock",  # noqa: G010
+                     path=self.path, state=STATE_FILE)
+            state = FolderState.rebuilt(uidlist.uidvalidity)
+            self._state_dirty = True
+        elif state is None or state.uidvalidity != uidlist.uidvalidity:
             if state is not None:
                 # UIDs were given again: sessions must start over.
                 self.synced.append(MailboxRemoved())
