@@ -288,7 +288,7 @@ def test_utf8_mailbox_names_after_enable():
     # 8-bit text must be quoted: it is no ASTRING-CHAR (RFC 9051 section 9).
     assert error("a SELECT Entwürfe".encode(), utf8=True) == "Invalid character in mailbox name"
     assert command(b"a SELECT &U,BTFw-", utf8=True) == c.Select("a", "&U,BTFw-")
-    assert error(b"a SELECT \"\xff\"", utf8=True) == "Invalid UTF-8 mailbox name"
+    assert error(b"a SELECT \"\xff\"", utf8=True) == "Invalid UTF-8 in quoted mailbox name"
 
 
 def test_utf8_can_be_switched_on_later():

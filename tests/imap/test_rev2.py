@@ -289,7 +289,7 @@ class IMAP4rev2TranscriptTests(IMAPServerTestCase):
             [b"t2 NO [CANNOT] Mailbox name is not Net-Unicode (RFC 5198)\r\n"],
             [b"t3 NO [CANNOT] Mailbox name is not in Unicode Normalization Form C\r\n"],
         ])
-        self.assertEqual(out[3], [b"t4 BAD Invalid UTF-8 mailbox name\r\n"])
+        self.assertEqual(out[3], [b"t4 BAD Invalid UTF-8 in quoted mailbox name\r\n"])
         self.assertEqual(out[4], [b'* LIST (\\HasChildren) "/" Archive\r\n',
                                   b'* LIST (\\HasNoChildren) "/" Archive/2022\r\n',
                                   b'* LIST (\\HasNoChildren) "/" INBOX\r\n',

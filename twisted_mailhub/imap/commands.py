@@ -184,6 +184,8 @@ class AppendMessage:
     content: bytes
     flags: frozenset[str] = frozenset()
     internaldate: datetime | None = None
+    #: Sent as RFC 6855 section 4 ``UTF8 (literal8)``: headers may be UTF-8.
+    utf8: bool = False
 
 
 @dataclass(frozen=True, slots=True)

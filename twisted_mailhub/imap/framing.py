@@ -332,12 +332,17 @@ class Cursor:
     """
     Reads a command's parts: line text byte by byte, each literal as one
     token.  A literal is always followed by more line text (maybe empty).
+
+    C{utf8} is set once the client may send UTF-8 in quoted strings
+    (UTF8=ACCEPT, RFC 6855 section 3, or IMAP4rev2, RFC 9051 section
+    4.3.1): a quoted string must then be valid UTF-8.
     """
 
-    def __init__(self, parts: tuple[Part, ...]) -> None:
+    def __init__(self, parts: tuple[Part, ...], utf8: bool = False) -> None:
         self._parts = parts
         self._index = 0
         self._pos = 0
+        self.utf8 = utf8
 
     def mark(self) -> tuple[int, int]:
         """The current position, for L{reset}."""
@@ -452,6 +457,13 @@ class Cursor:
             byte = text[end]
             if byte == _DQUOTE:
                 self._pos = end + 1
+                if self.utf8 and not out.isascii():
+                    # RFC 6855 section 3: high-bit octets that are not
+                    # UTF-8 in the extended quoted syntax are BAD.
+                    try:
+                        out.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ParseError(f"Invalid UTF-8 in quoted {what}") from None
                 return bytes(out)
             if byte == _BACKSLASH:
                 if end + 1 >= len(text) or text[end + 1] not in (_DQUOTE, _BACKSLASH):

@@ -521,12 +521,22 @@ def cmd_append(ctx: Context, tag: str, name: str) -> c.Append:
         if cur.peek() == DQUOTE:
             when = date_time(ctx)
             cur.sp("message literal")
+        utf8 = cur.peek_word() == "UTF8"
+        if utf8:
+            # RFC 6855 section 4: utf8-literal = "UTF8" SP "(" literal8 ")"
+            cur.word("UTF8")
+            cur.sp("UTF8 message literal")
+            cur.expect(LPAREN, "before UTF8 message literal")
         if not cur.at_literal():
             raise cur.missing_or_invalid("message literal") if cur.at_end() else ParseError(
                 "Expected message literal"
             )
-        content = cur.take_literal().data
-        messages.append(c.AppendMessage(content, flags, when))
+        literal = cur.take_literal()
+        if utf8:
+            if not literal.binary:
+                raise ParseError("UTF8 message data must be a literal8 (~{n})")
+            cur.expect(RPAREN, "after UTF8 message literal")
+        messages.append(c.AppendMessage(literal.data, flags, when, utf8))
         if cur.at_end():
             return c.Append(tag, box, tuple(messages))
 

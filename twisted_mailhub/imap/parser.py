@@ -183,7 +183,7 @@ def parse_command(parts: tuple[Part, ...], *, utf8: bool = False) -> c.Command:
     Parse one framed command.  A L{ParseError} raised has its C{tag}
     attribute set to the command's tag, or None if the tag is invalid.
     """
-    cursor = Cursor(parts)
+    cursor = Cursor(parts, utf8)
     tag = None
     try:
         tag = g.parse_tag(cursor)

@@ -60,9 +60,9 @@ def check(command: C.Command) -> None:
         if name is not None:
             raise _refused(f"SEARCH {name} is not part of IMAP4rev2 (it has no \\Recent)")
     elif isinstance(command, C.Create):
-        _check_new_name(command.mailbox)
+        check_new_name(command.mailbox)
     elif isinstance(command, C.Rename):
-        _check_new_name(command.new)
+        check_new_name(command.new)
 
 
 def _recent_key(key) -> str | None:
@@ -89,7 +89,8 @@ def _recent_key(key) -> str | None:
 _NOT_NET_UNICODE = frozenset(chr(c) for c in range(0x80, 0xA0)) | {"\u2028", "\u2029"}
 
 
-def _check_new_name(name: str) -> None:
+def check_new_name(name: str) -> None:
+    """NO [CANNOT] for a new mailbox name that is not Net-Unicode in NFC."""
     if any(c in _NOT_NET_UNICODE for c in name):
         raise _refused("Mailbox name is not Net-Unicode (RFC 5198)", "NO", "CANNOT")
     if not unicodedata.is_normalized("NFC", name):

@@ -192,6 +192,8 @@ class Session:
             "PARTIAL",
             # RFC 5267 section 4: SEARCH and SORT results kept up to date.
             "CONTEXT=SEARCH", "CONTEXT=SORT",
+            # RFC 6855 section 3: UTF-8 names and headers after ENABLE.
+            "UTF8=ACCEPT",
         ]
         if self.state in (State.AUTHENTICATED, State.SELECTED):
             # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,
@@ -249,6 +251,19 @@ class Session:
         """The client enabled IMAP4rev2 (RFC 9051 section 6.3.1)."""
         return "IMAP4REV2" in self.enabled
 
+    @property
+    def utf8_accept(self) -> bool:
+        """The client enabled UTF8=ACCEPT (RFC 6855 section 3)."""
+        return "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def utf8_headers(self) -> bool:
+        """
+        The client takes UTF-8 in message headers: it enabled UTF8=ACCEPT
+        or IMAP4rev2 (RFC 9051 section 4.3.1).
+        """
+        return self.utf8_accept or self.rev2
+
     # -- running commands ------------------------------------------------------
 
     async def greet(self) -> None:
@@ -277,6 +292,11 @@ class Session:
                 from twisted_mailhub.imap import rev2
 
                 rev2.check(command)
+            if self.utf8_accept:
+                # RFC 6855 section 3 (imap/utf8.py).
+                from twisted_mailhub.imap import utf8
+
+                utf8.check(command)
             result = await handler(self, command)
             if result == SILENT:
                 return

@@ -32,7 +32,8 @@ async def id_(session: Session, cmd: C.Id):
 
 
 # ENABLE-able extensions (RFC 5161) and what they turn on.
-_ENABLEABLE = {"CONDSTORE": "CONDSTORE", "IMAP4REV2": "IMAP4rev2", "QRESYNC": "QRESYNC"}
+_ENABLEABLE = {"CONDSTORE": "CONDSTORE", "IMAP4REV2": "IMAP4rev2", "QRESYNC": "QRESYNC",
+               "UTF8=ACCEPT": "UTF8=ACCEPT"}
 # Enabled by their own session method (which tells HIGHESTMODSEQ).
 _ENABLED_BY_SESSION = ("CONDSTORE", "QRESYNC")
 
@@ -41,11 +42,18 @@ async def enable(session: Session, cmd: C.Enable):
     newly = []
     for cap in cmd.capabilities:
         cap = cap.upper()
+        if cap == "UTF8=ACCEPT" and session.state is State.SELECTED:
+            # RFC 6855 section 3: "only valid in the authenticated state";
+            # ENABLED then leaves it out (RFC 5161 section 3.2).
+            continue
         if cap in _ENABLEABLE and cap not in session.enabled and _ENABLEABLE[cap] not in newly:
             if cap not in _ENABLED_BY_SESSION:
                 session.enabled.add(cap)
             newly.append(_ENABLEABLE[cap])
     session.io.write(responses.untagged(" ".join(["ENABLED"] + newly).encode("ascii")))
+    if "UTF8=ACCEPT" in newly:
+        # RFC 6855 section 3: quoted strings and mailbox names in UTF-8.
+        session.io.set_utf8(True)
     if "IMAP4rev2" in newly:
         # RFC 9051 section 5.1: IMAP4rev2 mailbox names are UTF-8, not
         # modified UTF-7 (which appendix A.1 keeps for IMAP4rev1 only).

@@ -21,7 +21,7 @@ def encode_name(session: Session, name: str) -> bytes:
     A mailbox name as sent: modified UTF-7 (RFC 3501 5.1.3), or UTF-8 once
     IMAP4rev2 (RFC 9051 section 5.1) or UTF8=ACCEPT is enabled.
     """
-    if session.rev2 or "UTF8=ACCEPT" in session.enabled:
+    if session.rev2 or session.utf8_accept:
         return wire.utf8_astring(name)
     from twisted_mailhub.imap import mutf7
 
@@ -275,6 +275,10 @@ def _write_status(session: Session, st: MailboxStatus, name: str, items,
 
 
 async def append(session: Session, cmd: C.Append):
+    if not session.utf8_headers:
+        from twisted_mailhub.imap import utf8
+
+        utf8.check_append(cmd)
     try:
         mailbox = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:
