@@ -224,6 +224,32 @@ class PostgreSQLWatchTests(WatchMixin, unittest.TestCase):
         self.assertNotIn("mailhub-pg-listen", names())
 
     @defer.inlineCallbacks
+    def test_change_whose_notification_was_lost_is_swept_up(self):
+        from twisted_mailhub.backends.sql import watch
+
+        self.patch(watch, "SWEEP_INTERVAL", FAST * 5)
+        url = yield threads.deferToThread(create_pg_database)
+        self.addCleanup(threads.deferToThread, drop_pg_database, url)
+        # b stands for a process that died between its commit and its
+        # NOTIFY: it does not watch, so it sends none.
+        a, b = open_backend(url), open_backend(url)
+        self.addCleanup(lambda: defer.ensureDeferred(a.close()))
+        self.addCleanup(lambda: defer.ensureDeferred(b.close()))
+        a.watch_changes(FAST)
+        box_b = yield defer.ensureDeferred(
+            (yield defer.ensureDeferred(b.open_store("alice"))).get_mailbox("INBOX"))
+        box_a = yield defer.ensureDeferred(
+            (yield defer.ensureDeferred(a.open_store("alice"))).get_mailbox("INBOX"))
+        listener = RecordingListener()
+        box_a.subscribe(listener)
+        self.addCleanup(box_a.unsubscribe, listener)
+        yield defer.ensureDeferred(self.settle(a))
+        [meta] = yield defer.ensureDeferred(box_b.append([message(1)]))
+        from twisted.internet import reactor
+
+        yield listener.wait_for(lambda es: added_uids(es) == [meta.uid]).addTimeout(10, reactor)
+
+    @defer.inlineCallbacks
     def test_listener_reconnects(self):
         from sqlalchemy import text
 

@@ -12,6 +12,9 @@ L{twisted_mailhub.watch}).
     watcher which mailbox changed.  It reconnects when the connection drops
     and then checks every watched mailbox, since notifications sent in
     between are lost.
+    A change whose C{NOTIFY} never left (its process died right after
+    the commit) is found by a slow sweep of every watched mailbox, every
+    L{SWEEP_INTERVAL} seconds.
   - Other databases: the C{mailboxes} rows are polled (L{RowProbe}).
 """
 
@@ -27,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -50,6 +54,10 @@ LISTEN_WAKEUP = 0.2
 
 #: Seconds L{PostgresTrigger.stop} waits for the listening thread.
 STOP_TIMEOUT = 2.0
+
+#: Seconds between two sweeps of the watched mailboxes on PostgreSQL, the
+#: bound on how late a change whose notification was lost is announced.
+SWEEP_INTERVAL = 30.0
 
 _Row = tuple[Any, ...] | None
 
@@ -159,6 +167,7 @@ class PostgresTrigger:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_done: Deferred | None = None
+        self._sweep: LoopingCall | None = None
         self.connections = 0
 
     # -- IChangeTrigger ------------------------------------------------------
@@ -174,10 +183,16 @@ class PostgresTrigger:
                 target=self._listen, name="mailhub-pg-listen", daemon=True
             )
             self._thread.start()
+        if self._sweep is None and self._watcher is not None:
+            self._sweep = LoopingCall(self._swept)
+            self._sweep.clock = self._reactor
+            self._sweep.start(SWEEP_INTERVAL, now=False)
 
     def unwatch(self, key: Hashable) -> None:
         # The listening connection stays: it is one per process.
         self._keys.pop(key[2], None)
+        if not self._keys:
+            self._stop_sweep()
 
     def changed_here(self, key: Hashable, event: MailboxEvent) -> None:
         if self._watcher is None:
@@ -190,6 +205,7 @@ class PostgresTrigger:
     async def stop(self) -> None:
         self._watcher = None
         self._stopping.set()
+        self._stop_sweep()
         if self._thread_done is not None:
             # The thread sees the flag within LISTEN_WAKEUP, unless it is
             # still connecting to a server that does not answer; it is a
@@ -207,6 +223,17 @@ class PostgresTrigger:
                     await self.backend.db.call(thread.join, STOP_TIMEOUT)
         while self._sending is not None:
             await self._sending
+
+    # -- the sweep -----------------------------------------------------------
+
+    def _swept(self) -> None:
+        if self._watcher is not None and self._keys:
+            self._watcher.check()
+
+    def _stop_sweep(self) -> None:
+        sweep, self._sweep = self._sweep, None
+        if sweep is not None and sweep.running:
+            sweep.stop()
 
     # -- sending -------------------------------------------------------------
 
