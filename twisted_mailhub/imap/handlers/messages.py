@@ -29,6 +29,10 @@ log = Logger()
 BATCH = 1000
 # Messages a backend with IBulkMessageAccess opens per round trip.
 OPEN_BATCH = 50
+# Messages whose flags one store call changes: each call is a transaction
+# (a commit, an fsync) and a thread hop, which cost more than the larger
+# batch of metadata held meanwhile.
+STORE_BATCH = 10_000
 
 
 def resolve(session: Session, seqset: SequenceSet, uid: bool) -> list[int]:
@@ -252,8 +256,8 @@ async def store(session: Session, cmd: C.Store):
     uids = resolve(session, cmd.set, cmd.uid)
     modified: list[int] = []
     changed_uids: set[int] = set()
-    for start in range(0, len(uids), BATCH):
-        batch = uids[start:start + BATCH]
+    for start in range(0, len(uids), STORE_BATCH):
+        batch = uids[start:start + STORE_BATCH]
         update = await mailbox.store_flags(batch, cmd.mode, set(cmd.flags),
                                            unchangedsince=cmd.unchangedsince, origin=session)
         modified.extend(update.modified)
