@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted_mailhub.errors import MailboxNotFound
 from twisted_mailhub.imap import commands as C
-from twisted_mailhub.imap import objectid, responses, wire
+from twisted_mailhub.imap import mutf7, objectid, responses, wire
 from twisted_mailhub.imap.listing import canonical_pattern, list_entries, lsub_entries
 from twisted_mailhub.imap.selected import SelectedMailbox, flags_responses
 from twisted_mailhub.ranges import format_numbers
@@ -23,8 +23,6 @@ def encode_name(session: Session, name: str) -> bytes:
     """
     if session.rev2 or session.utf8_accept:
         return wire.utf8_astring(name)
-    from twisted_mailhub.imap import mutf7
-
     return wire.astring(mutf7.encode(name))
 
 
@@ -189,7 +187,11 @@ async def list_(session: Session, cmd: C.List):
                                  + wire.string(root)))
         return f"{kind.decode()} completed"
     infos = await store.list_mailboxes()
-    subscribed = await store.subscriptions()
+    # Only LSUB and the SUBSCRIBED options read the subscriptions: a plain
+    # LIST does not wait for a second query.
+    wants_subscriptions = (cmd.lsub or "SUBSCRIBED" in cmd.selection
+                           or "SUBSCRIBED" in cmd.returns)
+    subscribed = await store.subscriptions() if wants_subscriptions else set()
     if cmd.lsub:
         entries = lsub_entries(infos, subscribed, patterns[0], delim)
     else:
@@ -202,17 +204,24 @@ async def list_(session: Session, cmd: C.List):
             select_special_use="SPECIAL-USE" in cmd.selection,
         )
     selectable = {info.name for info in infos if info.selectable}
+    delimiter = b" " + wire.string(delim) + b" "
+    lines = []
     for entry in entries:
-        line = (kind + b" (" + " ".join(entry.attributes).encode("ascii") + b") "
-                + wire.string(delim) + b" " + encode_name(session, entry.name))
+        line = (kind + b" (" + " ".join(entry.attributes).encode("ascii") + b")" + delimiter
+                + encode_name(session, entry.name))
         if entry.childinfo:
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
-        write(responses.untagged(line))
+        lines.append(responses.untagged(line))
         if cmd.return_status and entry.name in selectable:
+            write(b"".join(lines))
+            lines = []
             mailbox = await store.get_mailbox(entry.name, read_only=True)
             st = await mailbox.status()
             extra = await _computed_items(session, entry.name, st, cmd.return_status, mailbox)
             _write_status(session, st, entry.name, cmd.return_status, extra)
+    if lines:
+        # One write for the whole listing, not one per mailbox.
+        write(b"".join(lines))
     return f"{kind.decode()} completed"
 
 
