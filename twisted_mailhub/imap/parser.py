@@ -682,6 +682,20 @@ def _section(ctx: Context) -> c.Section:
     return c.Section(part, text, fields)
 
 
+def parse_section(text: bytes) -> c.Section:
+    """
+    A section-spec on its own (as an IMAP URL's ``;SECTION=`` holds one,
+    RFC 5092), e.g. ``1.2.MIME`` or ``HEADER.FIELDS (FROM)``.  Raises
+    L{ParseError}.
+    """
+    if b"]" in text or b"\r" in text or b"\n" in text:
+        raise ParseError("Invalid section")
+    cursor = Cursor((text + b"]",))
+    section = _section(Context(cursor, False))
+    cursor.finish()
+    return section
+
+
 def _partial(ctx: Context) -> tuple[int, int] | None:
     """``<origin.count>``"""
     cur = ctx.c
