@@ -180,12 +180,26 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatenateUrl:
+    """A CATENATE ``URL`` part (RFC 4469 section 5): the URL as sent."""
+
+    url: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
+    """
+    One message of APPEND: C{content}, or with CATENATE (RFC 4469) the
+    C{catenate} parts to join -- the bytes of ``TEXT`` literals and
+    L{CatenateUrl}s -- and an empty C{content}.
+    """
+
     content: bytes
     flags: frozenset[str] = frozenset()
     internaldate: datetime | None = None
     #: Sent as RFC 6855 section 4 ``UTF8 (literal8)``: headers may be UTF-8.
     utf8: bool = False
+    catenate: tuple[bytes | CatenateUrl, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -506,7 +506,7 @@ def cmd_status(ctx: Context, tag: str, name: str) -> c.Status:
 
 
 def cmd_append(ctx: Context, tag: str, name: str) -> c.Append:
-    """APPEND, with MULTIAPPEND (RFC 3502) and literal8 (RFC 3516)."""
+    """APPEND, with MULTIAPPEND (RFC 3502), literal8 (RFC 3516) and CATENATE (RFC 4469)."""
     cur = ctx.c
     cur.sp("mailbox name")
     box = mailbox(ctx)
@@ -521,6 +521,14 @@ def cmd_append(ctx: Context, tag: str, name: str) -> c.Append:
         if cur.peek() == DQUOTE:
             when = date_time(ctx)
             cur.sp("message literal")
+        if cur.peek_word() == "CATENATE":
+            cur.advance(len("CATENATE"))
+            cur.sp("CATENATE parts")
+            parts = tuple(paren_list(ctx, lambda: _cat_part(ctx), "CATENATE parts", empty=False))
+            messages.append(c.AppendMessage(b"", flags, when, catenate=parts))
+            if cur.at_end():
+                return c.Append(tag, box, tuple(messages))
+            continue
         utf8 = cur.peek_word() == "UTF8"
         if utf8:
             # RFC 6855 section 4: utf8-literal = "UTF8" SP "(" literal8 ")"
@@ -539,6 +547,35 @@ def cmd_append(ctx: Context, tag: str, name: str) -> c.Append:
         messages.append(c.AppendMessage(literal.data, flags, when, utf8))
         if cur.at_end():
             return c.Append(tag, box, tuple(messages))
+
+
+def _cat_part(ctx: Context) -> bytes | c.CatenateUrl:
+    """
+    RFC 4469 section 5 ``cat-part``: ``TEXT`` literal or ``URL`` astring.
+    A TEXT literal may be a literal8, as the message literal of APPEND may
+    (RFC 3516 section 4.4).  The URL is read later: a URL that is not one
+    the server can use is NO [BADURL] (section 4.1), not BAD.
+    """
+    cur = ctx.c
+    word = cur.word("CATENATE part")
+    if word == "UTF8":
+        # RFC 6855 section 4: cat-part =/ utf8-literal
+        cur.sp("UTF8 literal")
+        cur.expect(LPAREN, "before UTF8 literal")
+        if not cur.at_literal() or not (literal := cur.take_literal()).binary:
+            raise ParseError("UTF8 data must be a literal8 (~{n})")
+        cur.expect(RPAREN, "after UTF8 literal")
+        return literal.data
+    if word == "TEXT":
+        cur.sp("TEXT literal")
+        if not cur.at_literal():
+            raise cur.missing_or_invalid("TEXT literal") if cur.at_end() else ParseError(
+                "Expected literal after TEXT")
+        return cur.take_literal().data
+    if word == "URL":
+        cur.sp("URL")
+        return c.CatenateUrl(cur.astring("URL"))
+    raise ParseError(f"Unknown CATENATE part: {word} (expected TEXT, URL or UTF8)")
 
 
 # -- QUOTA (RFC 9208 section 7) -------------------------------------------------

@@ -180,6 +180,8 @@ class Session:
             # RFC 3502: APPEND of several messages is one store operation,
             # all or nothing (IMailbox.append).
             "MULTIAPPEND",
+            # RFC 4469: APPEND of TEXT and URL parts of the user's own mail.
+            "CATENATE",
             # RFC 7889: the same limit for every mailbox, the literal bound.
             f"APPENDLIMIT={self.policy.max_literal_size}",
             # RFC 8970 and RFC 6154 section 3.

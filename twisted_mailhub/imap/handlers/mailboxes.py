@@ -5,6 +5,8 @@ DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST/LSUB, STATUS, APPEND.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted_mailhub.errors import MailboxNotFound
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import mutf7, objectid, responses, wire
@@ -292,6 +294,15 @@ async def append(session: Session, cmd: C.Append):
         mailbox = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:
         raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
+    if any(m.catenate is not None for m in cmd.messages):
+        built = [replace(m, content=await _catenated(session, m.catenate), catenate=None)
+                 if m.catenate is not None else m for m in cmd.messages]
+        cmd = replace(cmd, messages=tuple(built))
+        if not session.utf8_headers:
+            # The header a CATENATE builds is held to RFC 6855 section 4 too.
+            from twisted_mailhub.imap import utf8
+
+            utf8.check_append(cmd)
     requests = []
     for message in cmd.messages:
         if not message.content:
@@ -301,6 +312,43 @@ async def append(session: Session, cmd: C.Append):
     metas = await mailbox.append(requests, origin=session)
     code = f"APPENDUID {mailbox.uidvalidity} {format_numbers(m.uid for m in metas)}"
     return ("APPEND completed", code)
+
+
+async def _catenated(session: Session, parts) -> bytes:
+    """
+    RFC 4469 section 3: the message the CATENATE parts make.  Every URL is
+    read before anything is appended, so one that fails leaves every
+    mailbox as it was.
+    """
+    from twisted_mailhub.imap import catenate
+
+    try:
+        return await catenate.build(parts, lambda raw, room: _url_part(session, raw, room),
+                                    session.policy.max_literal_size)
+    except catenate.BadUrl as e:
+        raise CommandFailed(f"CATENATE failed: {e.reason}", catenate.badurl_code(e.url))
+    except catenate.TooBig:
+        limit = session.policy.max_literal_size
+        raise CommandFailed(f"CATENATE message over {limit} bytes", "TOOBIG")
+
+
+async def _url_part(session: Session, raw: bytes, room: int) -> bytes:
+    """The octets of one CATENATE URL, which must name this user's mail."""
+    from twisted_mailhub.imap import catenate, url as imapurl
+
+    try:
+        parsed = imapurl.parse(raw, utf8=session.rev2 or session.utf8_accept)
+    except imapurl.UrlError as e:
+        raise catenate.BadUrl(raw, str(e)) from None
+    if parsed.user is not None and parsed.user != session.username:
+        raise catenate.BadUrl(raw, "URL names another user's mailbox")
+    mailbox = None
+    if parsed.mailbox is None:
+        # Relative to the selected mailbox (RFC 4469 section 3's base URL).
+        if session.selected is None:
+            raise catenate.BadUrl(raw, "URL relative to a selected mailbox, and none is")
+        mailbox = session.selected.mailbox
+    return await catenate.read_part(session.store, parsed, raw, limit=room, mailbox=mailbox)
 
 
 HANDLERS = {
