@@ -54,7 +54,10 @@ class IMailboxListener(Interface):
         """
         Called on the reactor thread with one of the event values of
         L{twisted_mailhub.model} (L{MessagesAdded}, L{FlagsChanged},
-        L{MessagesExpunged}, L{MailboxRemoved}).  Must not raise or block.
+        L{MessagesExpunged}, L{MailboxRemoved}); a listener on a user's
+        L{TreeKey} gets that tree's L{MailboxCreated}, L{MailboxDeleted},
+        L{MailboxRenamed} and L{SubscriptionChanged} instead.  Must not
+        raise or block.
         """
 
 
@@ -62,7 +65,10 @@ class INotifier(Interface):
     """
     Delivers mailbox events to listeners, possibly across processes.
 
-    Keys are the opaque L{IMailbox.key} values.
+    Keys are the opaque L{IMailbox.key} values, and the
+    L{twisted_mailhub.model.TreeKey} of each user, under which an
+    L{IMailStore} publishes the changes of its tree of mailboxes and
+    subscriptions (told to the listeners of this process only).
     """
 
     def subscribe(key, listener):

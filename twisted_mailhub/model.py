@@ -163,6 +163,52 @@ MailboxEvent = MessagesAdded | FlagsChanged | MessagesExpunged | MailboxRemoved
 
 
 @dataclass(frozen=True, slots=True)
+class TreeKey:
+    """
+    The notifier key of one user's tree of mailboxes: the L{TreeEvent}s of
+    that user are published under it (the events of each mailbox under
+    the mailbox's own key).
+    """
+
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCreated:
+    """C{name} was created (with any missing superiors, see C{created})."""
+
+    name: str
+    #: Every name that came to exist, C{name} and superiors that did not.
+    created: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxDeleted:
+    """C{name} was deleted, or became a hierarchy node (not selectable)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRenamed:
+    """C{old} is now C{new}, its inferiors with it (INBOX: its messages only)."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChanged:
+    """C{name} was subscribed (or unsubscribed, when not C{subscribed})."""
+
+    name: str
+    subscribed: bool
+
+
+TreeEvent = MailboxCreated | MailboxDeleted | MailboxRenamed | SubscriptionChanged
+
+
+@dataclass(frozen=True, slots=True)
 class AppendRequest:
     """
     One message to append: content plus the optional flags and date.

@@ -50,6 +50,7 @@ from twisted_mailhub.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    TreeKey,
 )
 from twisted_mailhub.notify import LocalNotifier
 
@@ -98,6 +99,11 @@ class IWatchableBackend(IBackend):
         C{poll_interval} is in seconds, for triggers that poll.  Stopped by
         L{IBackend.close}.
         """
+
+
+def _watchable(key: Hashable) -> bool:
+    """Whether C{key} names a mailbox (a L{TreeKey} has no status to compare)."""
+    return not isinstance(key, TreeKey)
 
 
 @dataclass(eq=False, slots=True)
@@ -152,7 +158,8 @@ class ChangeWatcher:
         self._trigger = trigger
         trigger.start(self)
         for key in self._listeners:
-            self._watch(key)
+            if _watchable(key):
+                self._watch(key)
 
     async def stop(self) -> None:
         """Stop the trigger and wait for the checks under way."""
@@ -175,7 +182,7 @@ class ChangeWatcher:
         if listener not in listeners:
             listeners.append(listener)
         self.inner.subscribe(key, listener)
-        if self._trigger is not None and key not in self._watched:
+        if self._trigger is not None and key not in self._watched and _watchable(key):
             self._watch(key)
 
     def unsubscribe(self, key: Hashable, listener: IMailboxListener) -> None:
@@ -191,6 +198,10 @@ class ChangeWatcher:
 
     def publish(self, key: Hashable, event: MailboxEvent) -> None:
         """A change committed by this process: deliver it and note it."""
+        if not _watchable(key):
+            # A tree's events are told to this process's listeners only.
+            self.inner.publish(key, event)
+            return
         if self._trigger is not None:
             self._trigger.changed_here(key, event)
         state = self._watched.get(key)

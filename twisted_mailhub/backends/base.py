@@ -34,8 +34,14 @@ from twisted_mailhub.interfaces import (
 from twisted_mailhub.model import (
     RECENT,
     AppendRequest,
+    MailboxCreated,
+    MailboxDeleted,
     MailboxEvent,
     MailboxInfo,
+    MailboxRenamed,
+    SubscriptionChanged,
+    TreeEvent,
+    TreeKey,
     canonical_flag,
 )
 
@@ -138,7 +144,10 @@ class BaseMailStore:
             name = name[:-1]
         name = validate_name(name, self.delimiter)
         async with self._tree_changing():
+            before = {info.name for info in await self._list()}
             await self._create_tree(name, frozenset(special_use))
+        created = tuple(n for n in (*superiors(name, self.delimiter), name) if n not in before)
+        self._publish_tree(MailboxCreated(name, created))
 
     async def delete_mailbox(self, name: str) -> None:
         name = validate_name(name, self.delimiter)
@@ -146,6 +155,7 @@ class BaseMailStore:
             raise InvalidMailboxName("INBOX cannot be deleted")
         async with self._tree_changing():
             await self._delete_tree(name)
+        self._publish_tree(MailboxDeleted(name))
 
     async def _delete_tree(self, name: str) -> None:
         infos = {info.name: info for info in await self._list()}
@@ -168,6 +178,7 @@ class BaseMailStore:
         new = validate_name(new, self.delimiter)
         async with self._tree_changing():
             await self._rename_tree(old, new)
+        self._publish_tree(MailboxRenamed(old, new))
 
     async def _rename_tree(self, old: str, new: str) -> None:
         infos = {info.name: info for info in await self._list()}
@@ -193,10 +204,18 @@ class BaseMailStore:
         return set(await self._subscriptions())
 
     async def subscribe(self, name: str) -> None:
-        await self._subscribe(validate_name(name, self.delimiter))
+        name = validate_name(name, self.delimiter)
+        await self._subscribe(name)
+        self._publish_tree(SubscriptionChanged(name, True))
 
     async def unsubscribe(self, name: str) -> None:
-        await self._unsubscribe(normalize_name(name, self.delimiter))
+        name = normalize_name(name, self.delimiter)
+        await self._unsubscribe(name)
+        self._publish_tree(SubscriptionChanged(name, False))
+
+    def _publish_tree(self, event: TreeEvent) -> None:
+        """Tell this tree's listeners (see L{TreeKey}) of a change made here."""
+        self.notifier.publish(TreeKey(self.username), event)
 
     # -- generic helpers ---------------------------------------------------
 
