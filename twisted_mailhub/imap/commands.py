@@ -381,13 +381,40 @@ class Copy(Command):
     move: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """
+    One RFC 5465 event group: a mailbox filter and its events.
+
+    ``filter`` is SELECTED, SELECTED-DELAYED, INBOXES, PERSONAL,
+    SUBSCRIBED, SUBTREE or MAILBOXES (upper case); ``mailboxes`` the names
+    given to SUBTREE and MAILBOXES.  ``events`` are the event names in the
+    RFC's spelling (``MessageNew``, ...; an unknown one as the client
+    wrote it), empty for NONE; ``fetch`` the attributes of MessageNew.
+    """
+
+    filter: str
+    mailboxes: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    fetch: tuple[FetchAttr, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """NOTIFY (RFC 5465 section 3.1): ``groups`` is None for NOTIFY NONE."""
+
+    name: ClassVar[str] = "NOTIFY"
+    groups: tuple[NotifyGroup, ...] | None = None
+    status: bool = False
+
+
 # Which commands are allowed in which state (RFC 3501 section 3).
 ANY_STATE = (Capability, Noop, Logout, Id)
 NOT_AUTHENTICATED = (StartTLS, Login, Authenticate)
 AUTHENTICATED = (
     Enable, Select, Create, Delete, Rename, Subscribe, Unsubscribe, List,
     Namespace, Status, Append, Idle, GetQuota, GetQuotaRoot, SetQuota, Compress,
-    Unauthenticate,
+    Unauthenticate, Notify,
 )
 SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Sort, Thread)
 # RFC 5267 section 5: command-select.

@@ -20,6 +20,7 @@ from typing import Callable, Union
 
 from twisted_mailhub.imap import commands as c
 from twisted_mailhub.imap import grammar as g
+from twisted_mailhub.imap import grammar_notify
 from twisted_mailhub.imap.esearch import PartialRange
 from twisted_mailhub import criteria as sk
 from twisted_mailhub.imap.framing import (
@@ -723,6 +724,8 @@ _COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
     "COMPRESS": g.cmd_compress,
     # RFC 5267 section 4.3.5
     "CANCELUPDATE": lambda ctx, tag, name: _cancelupdate(ctx, tag),
+    # RFC 5465 section 8
+    "NOTIFY": lambda ctx, tag, name: grammar_notify.cmd_notify(ctx, tag, _fetch_att),
 }
 
 
