@@ -61,6 +61,10 @@ class SelectedMailbox:
         #: The MODSEQ of the last expunge this session made (its own event).
         self.own_expunge_modseq: int | None = None
         self._flags: dict[int, MessageMeta] = {}
+        # New messages this session added itself (RFC 5465 section 5.2).
+        self._own_added: set[int] = set()
+        #: The UIDs the last flush told with EXISTS that other sessions added.
+        self.announced: list[int] = []
         self._snapshot_done = False
         #: The keywords the client was told of in FLAGS (RFC 3501 7.2.6).
         self.keywords: set[str] = set()
@@ -177,6 +181,8 @@ class SelectedMailbox:
         if isinstance(event, MessagesAdded):
             for meta in event.messages:
                 self._added[meta.uid] = meta
+            if event.origin == self.origin:
+                self._own_added.update(meta.uid for meta in event.messages)
         elif isinstance(event, MessagesExpunged):
             if event.origin == self.origin:
                 self.own_expunge_modseq = event.modseq
@@ -211,6 +217,11 @@ class SelectedMailbox:
     def has_pending(self) -> bool:
         return bool(self._added or self._expunged or self._flags)
 
+    def pending_of(self, new: bool, expunge: bool, flags: bool) -> bool:
+        """Whether changes of these kinds wait to be told."""
+        return bool((new and self._added) or (expunge and self._expunged)
+                    or (flags and self._flags))
+
     def forget_expunged(self, uids: list[int]) -> list[int]:
         """
         Remove C{uids} (expunged by this session) from the view; return
@@ -243,20 +254,22 @@ class SelectedMailbox:
         self.forget_expunged(told)
         return [responses.untagged(b"VANISHED " + format_numbers(told).encode("ascii"))]
 
-    async def flush(self, allow_expunge: bool, uid_in_fetch: bool = False) -> list[bytes]:
+    async def flush(self, allow_expunge: bool, uid_in_fetch: bool = False,
+                    flags: bool = True) -> list[bytes]:
         """
         The untagged responses that bring the client up to date, with the
-        view updated to match.  EXPUNGEs are held back unless allowed.
+        view updated to match.  EXPUNGEs are held back unless allowed, flag
+        changes unless C{flags}.
         """
         out: list[bytes] = []
         if allow_expunge and self._expunged:
             gone = self._expunged
             self._expunged, self._expunged_modseq = set(), None
             out.extend(self.expunge_responses(sorted(gone)))
-        if self._flags or self._added:
-            out.extend(self.keyword_responses(list(self._flags.values())
-                                              + list(self._added.values())))
-        if self._flags:
+        told_flags = list(self._flags.values()) if flags else []
+        if told_flags or self._added:
+            out.extend(self.keyword_responses(told_flags + list(self._added.values())))
+        if flags and self._flags:
             changed = self._flags
             self._flags = {}
             for uid in sorted(changed):
@@ -281,6 +294,9 @@ class SelectedMailbox:
             self._added = {}
             if new:
                 self.uids.extend(new)
+                own = self._own_added
+                self.announced.extend(uid for uid in new if uid not in own)
+                own.difference_update(new)
                 shared = getattr(self.mailbox, "index", None)
                 if shared is not None:
                     # One claim per process for the sessions told together.

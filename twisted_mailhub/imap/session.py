@@ -20,6 +20,7 @@ from twisted_mailhub.errors import MailhubError
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import responses
 from twisted_mailhub.imap.contexts import Contexts
+from twisted_mailhub.imap.notify import Notifications
 from twisted_mailhub.imap.readahead import ReadAhead
 from twisted_mailhub.imap.selected import SelectedMailbox
 from twisted_mailhub.policy import ServerPolicy
@@ -136,6 +137,15 @@ class Session:
         self.saved_search: list[int] = []
         #: RFC 5267 section 4.3: search results kept up to date.
         self.contexts = Contexts(self)
+        #: RFC 5465: what NOTIFY asked for.
+        self.notifications = Notifications(self)
+        # A command is running (between its start and its tagged response);
+        # IDLE is the one during which updates are pushed all the same.
+        self.executing = False
+        self.idling = False
+        # The updates being pushed between commands (see wake).
+        self._pushing = False
+        self._push = None
         self.bad_commands = 0
         #: Messages opened for the FETCH commands pipelined behind this one.
         self.readahead = ReadAhead()
@@ -196,6 +206,8 @@ class Session:
             "CONTEXT=SEARCH", "CONTEXT=SORT",
             # RFC 6855 section 3: UTF-8 names and headers after ENABLE.
             "UTF8=ACCEPT",
+            # RFC 5465: events told without waiting for a command.
+            "NOTIFY",
         ]
         if self.state in (State.AUTHENTICATED, State.SELECTED):
             # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,
@@ -275,6 +287,18 @@ class Session:
 
     async def execute(self, command: C.Command) -> None:
         """Run one command to its tagged response."""
+        if self._push is not None:
+            # Updates pushed before it came are written to their end first.
+            await self._push
+        self.executing = True
+        try:
+            await self._execute(command)
+        finally:
+            self.executing = False
+        if self.state is not State.LOGOUT:
+            self.wake()
+
+    async def _execute(self, command: C.Command) -> None:
         if not isinstance(command, C.Fetch):
             # Only a STATUS leaves what STATUS reads as it was.
             self.readahead.clear(keep_status=isinstance(command, C.Status))
@@ -336,22 +360,95 @@ class Session:
             return "without a selected mailbox"
         return "in this state"
 
-    async def send_updates(self, allow_expunge: bool = True, uid_in_fetch: bool = False) -> None:
+    async def send_updates(self, allow_expunge: bool = True, uid_in_fetch: bool = False,
+                           flags: bool = True) -> None:
         """Tell the client what other sessions changed, as far as allowed now."""
         selected = self.selected
-        if selected is None:
+        if selected is not None:
+            if selected.removed:
+                # The mailbox was deleted or renamed away under us.
+                self.io.write(responses.status(None, "BYE", "Selected mailbox was removed"))
+                self.io.close()
+                self.state = State.LOGOUT
+                return
+            for line in await selected.flush(allow_expunge, uid_in_fetch, flags):
+                self.io.write(line)
+            if self.contexts:
+                # After EXISTS, so that ADDTO may name new messages by number.
+                await self.contexts.refresh()
+            # RFC 5465 section 5.2: the FETCH of new messages follows both.
+            await self.notifications.fetch_new(selected)
+        if self.notifications.pending:
+            await self.notifications.deliver()
+
+    # -- updates between commands (RFC 5465, RFC 2177) ----------------------------
+
+    def wake(self) -> None:
+        """
+        Something changed that the client may want told: push it now if no
+        command is running (or IDLE is), and NOTIFY (or IDLE) asks for it.
+        Commands wait for a push under way (L{execute}), so responses never
+        interleave and sequence numbers move only between commands.
+        """
+        if self._pushing or self.state is State.LOGOUT:
             return
-        if selected.removed:
-            # The mailbox was deleted or renamed away under us.
-            self.io.write(responses.status(None, "BYE", "Selected mailbox was removed"))
-            self.io.close()
-            self.state = State.LOGOUT
+        if self.executing and not self.idling:
             return
-        for line in await selected.flush(allow_expunge, uid_in_fetch):
-            self.io.write(line)
-        if self.contexts:
-            # After EXISTS, so that ADDTO may name new messages by number.
-            await self.contexts.refresh()
+        if not self._push_wanted():
+            return
+        from twisted.internet.defer import Deferred
+
+        self._pushing = True
+        pushed = Deferred.fromCoroutine(self._push_updates())
+        if self._pushing:
+            self._push = pushed
+
+    def _push_wanted(self) -> bool:
+        selected = self.selected
+        if self.idling:
+            return self.notifications.pending or (selected is not None and (
+                selected.removed or selected.has_pending or self.contexts.stale))
+        if not self.notifications.active:
+            return False
+        if self.notifications.pending:
+            return True
+        events = self.notifications.selected_events
+        if selected is None or not events:
+            return False
+        return selected.removed or selected.pending_of(
+            "MessageNew" in events,
+            "MessageExpunge" in events and not self.notifications.delayed,
+            "FlagChange" in events)
+
+    async def _push_updates(self) -> None:
+        try:
+            while self.state is not State.LOGOUT and self._push_wanted():
+                if self.idling:
+                    await self.send_updates(allow_expunge=True)
+                else:
+                    events = self.notifications.selected_events
+                    # RFC 5465 section 5.1: UID in each FETCH of flags.
+                    await self.send_updates(
+                        allow_expunge=not self.notifications.delayed, uid_in_fetch=True,
+                        flags="FlagChange" in events)
+        except ClientGone:
+            pass
+        except Exception:
+            self.log.failure("Pushing updates")
+        finally:
+            self._pushing = False
+            self._push = None
+
+    def start_idle(self) -> None:
+        """IDLE begins: every update is pushed at once (RFC 2177)."""
+        self.idling = True
+        self.wake()
+
+    async def end_idle(self) -> None:
+        """IDLE ends: wait for a push under way."""
+        self.idling = False
+        if self._push is not None:
+            await self._push
 
     # -- helpers for handlers ----------------------------------------------------
 
@@ -386,6 +483,7 @@ class Session:
         again.
         """
         self._end_login()
+        self.notifications.clear()
         self.state = State.NOT_AUTHENTICATED
         self.username = None
         self.store = None
@@ -396,6 +494,7 @@ class Session:
         self.io.set_timeout(self.policy.login_timeout)
 
     def connection_lost(self) -> None:
+        self.notifications.clear()
         self._end_login()
         self.state = State.LOGOUT
 

@@ -89,36 +89,12 @@ async def idle(session: Session, cmd: C.Idle):
     """
     session.io.write(responses.continuation("idling"))
     session.io.set_timeout(session.policy.idle_command_timeout)
-    selected = session.selected
-    pushing = []
-
-    def push() -> None:
-        if pushing:
-            return
-        pushing.append(True)
-        from twisted.internet.defer import Deferred
-
-        async def go():
-            try:
-                await session.send_updates(allow_expunge=True)
-                # What came while those were told (a SEARCH context's
-                # results are checked again after an await) goes out too.
-                while session.selected is selected and (
-                        selected.has_pending or session.contexts.stale):
-                    await session.send_updates(allow_expunge=True)
-            finally:
-                pushing.clear()
-
-        Deferred.fromCoroutine(go())
-
-    if selected is not None:
-        selected.notify = push
-        await session.send_updates(allow_expunge=True)
+    # RFC 5465 section 4: what NOTIFY asked for is pushed during IDLE too.
+    session.start_idle()
     try:
         line = await session.io.read_line()
     finally:
-        if selected is not None:
-            selected.notify = None
+        await session.end_idle()
         session.io.set_timeout(session.policy.idle_timeout)
     if line.strip().upper() != b"DONE":
         raise CommandFailed("Expected DONE to end IDLE", condition="BAD")

@@ -45,6 +45,8 @@ async def select(session: Session, cmd: C.Select):
     selected = SelectedMailbox(mailbox, session, condstore=session.condstore, rev2=session.rev2,
                                qresync=session.qresync)
     await selected.open()
+    # Its changes wake the session, which pushes them if NOTIFY or IDLE asks.
+    selected.notify = session.wake
     status = await mailbox.status()
     write = session.io.write
     # The keywords in use are applicable flags too (RFC 3501 7.2.6).
@@ -144,7 +146,8 @@ async def create(session: Session, cmd: C.Create):
     if refused:
         # Nothing is created; the code says the attribute is the reason.
         raise CommandFailed(f"Special use not supported: {' '.join(refused)}", "USEATTR")
-    await session.store.create_mailbox(cmd.mailbox, cmd.special_use)
+    with session.notifications.own_change(cmd.mailbox, cmd.mailbox.rstrip(session.store.delimiter)):
+        await session.store.create_mailbox(cmd.mailbox, cmd.special_use)
     # RFC 8474 section 4.1: the tagged OK of every successful CREATE names
     # the new mailbox's MAILBOXID.
     query = IStatusQuery(session.store, None)
@@ -161,19 +164,36 @@ async def create(session: Session, cmd: C.Create):
 async def delete(session: Session, cmd: C.Delete):
     if session.selected is not None and session.selected.mailbox.name == cmd.mailbox:
         session.deselect()
-    await session.store.delete_mailbox(cmd.mailbox)
+    with session.notifications.own_change(cmd.mailbox):
+        await session.store.delete_mailbox(cmd.mailbox)
 
 
 async def rename(session: Session, cmd: C.Rename):
-    await session.store.rename_mailbox(cmd.old, cmd.new)
+    with session.notifications.own_change(cmd.old, cmd.new):
+        await session.store.rename_mailbox(cmd.old, cmd.new)
 
 
 async def subscribe(session: Session, cmd: C.Subscribe):
-    await session.store.subscribe(cmd.mailbox)
+    with session.notifications.own_change(cmd.mailbox):
+        await session.store.subscribe(cmd.mailbox)
 
 
 async def unsubscribe(session: Session, cmd: C.Unsubscribe):
-    await session.store.unsubscribe(cmd.mailbox)
+    with session.notifications.own_change(cmd.mailbox):
+        await session.store.unsubscribe(cmd.mailbox)
+
+
+async def notify(session: Session, cmd: C.Notify):
+    """
+    RFC 5465 section 3.1.  NOTIFY SET implies a NOOP: what is pending for
+    the selected mailbox is told before the tagged OK (the session does
+    so at the end of every command).
+    """
+    if cmd.groups is None:
+        session.notifications.clear()
+        return "NOTIFY completed"
+    await session.notifications.set(cmd.groups, cmd.status)
+    return "NOTIFY completed"
 
 
 async def list_(session: Session, cmd: C.List):
@@ -361,4 +381,5 @@ HANDLERS = {
     C.List: list_,
     C.Status: status,
     C.Append: append,
+    C.Notify: notify,
 }
