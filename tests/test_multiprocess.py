@@ -310,3 +310,47 @@ def test_local_delivery_to_mbox_is_announced(servers: Servers) -> None:
     finally:
         for client in idlers:
             client.logout()
+
+
+def test_notify_tells_changes_of_other_process(servers: Servers) -> None:
+    # RFC 5465: with NOTIFY, what another server process does is told with
+    # no command in progress: STATUS for a watched mailbox, EXISTS with
+    # the MessageNew attributes, FETCH of flags and EXPUNGE for the
+    # selected one.
+    from harness import RawClient
+
+    writer = connect(servers.ports[1])
+    watcher = RawClient(servers.ports[0])
+    watcher.sock.settimeout(ANNOUNCED_WITHIN * 5)
+    try:
+        box, other = fresh_mailbox(writer), fresh_mailbox(writer)
+        writer.append(box, message("first"))
+        watcher.line()
+        watcher.command(b"a LOGIN %s %s" % (USER.encode(), PASSWORD.encode()))
+        watcher.command(b"b SELECT " + box.encode())
+        assert watcher.command(
+            b"c NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagChange))"
+            b" (mailboxes %s (MessageNew MessageExpunge))" % other.encode()
+        ) == [b"c OK NOTIFY completed\r\n"]
+
+        writer.append(other, message("elsewhere"))
+        status = watcher.line()
+        assert status.startswith(b"* STATUS %s (MESSAGES 1 UIDNEXT 2 " % other.encode()), status
+
+        writer.append(box, message("second"))
+        lines = [watcher.line()]
+        while b"FETCH" not in lines[-1]:
+            lines.append(watcher.line())
+        assert lines[0] == b"* 2 EXISTS\r\n", lines
+        assert lines[-1] == b"* 2 FETCH (UID 2)\r\n", lines
+
+        writer.select_folder(box)
+        writer.add_flags([1], [b"\\Deleted"])
+        flags = watcher.line()
+        assert flags.startswith(b"* 1 FETCH (UID 1 FLAGS (\\Deleted"), flags
+        writer.expunge()
+        assert watcher.line() == b"* 1 EXPUNGE\r\n"
+        assert watcher.command(b"d NOOP") == [b"d OK NOOP completed\r\n"]
+    finally:
+        watcher.close()
+        writer.logout()

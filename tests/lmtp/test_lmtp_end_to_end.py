@@ -123,3 +123,39 @@ def test_a_user_over_quota_gets_452_and_the_others_their_mail(request, tmp_path:
         [kept] = imap_messages(imap, "alice", USERS["alice"])
         assert b"Subject: first" in kept
         assert len(imap_messages(imap, "bob", USERS["bob"])) == 1
+
+
+def test_notify_client_told_of_deliveries(server: Server) -> None:
+    # RFC 5465: a client that asked NOTIFY for its inboxes is told of LMTP
+    # deliveries there (STATUS), and of one into the selected folder
+    # (EXISTS and the FETCH it asked for), without sending a command.
+    from harness import RawClient
+
+    imap = server.port("IMAP")
+    with IMAPClient("127.0.0.1", port=imap, ssl=False, timeout=10) as client:
+        client.login("alice", USERS["alice"])
+        client.create_folder("Lists")
+    watcher = RawClient(imap)
+    watcher.sock.settimeout(TOLD_WITHIN)
+    try:
+        watcher.line()
+        watcher.command(b"a LOGIN alice " + USERS["alice"].encode())
+        watcher.command(b"b SELECT Lists")
+        assert watcher.command(
+            b"c NOTIFY SET (selected (MessageNew (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+            b" MessageExpunge)) (inboxes (MessageNew MessageExpunge))"
+        ) == [b"c OK NOTIFY completed\r\n"]
+        lmtp = lmtp_tcp(server.port("LMTP"))
+        assert lmtp_send(lmtp, "chris@bar.example", ["alice"], message("Lunch")) == {
+            "alice": (250, b"2.0.0 Delivered")}
+        status = watcher.line()
+        assert status.startswith(b"* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY "), status
+        assert lmtp_send(lmtp, "chris@bar.example", ["alice+Lists"], message("Digest")) == {
+            "alice+Lists": (250, b"2.0.0 Delivered")}
+        assert watcher.line() == b"* 1 EXISTS\r\n"
+        assert watcher.line() == b"* 1 RECENT\r\n"
+        assert watcher.line() == b"* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {19}\r\n"
+        assert watcher.read_exact(19) == b"Subject: Digest\r\n\r\n"
+        assert watcher.line() == b")\r\n"
+    finally:
+        watcher.close()

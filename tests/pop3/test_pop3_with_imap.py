@@ -42,6 +42,37 @@ class InterplayTests(POP3ServerTestCase):
         self.assertEqual(expunged, ("EXPUNGE", [b"2"]))
         self.assertEqual(data[0].split(), [b"%d" % self.metas[0].uid, b"%d" % self.metas[2].uid])
 
+    async def test_dele_quit_is_told_to_a_notify_client(self) -> None:
+        # RFC 5465: an IMAP client that asked NOTIFY for INBOX is told of a
+        # POP3 deletion with no command in progress: EXPUNGE in the
+        # selected INBOX, STATUS when another mailbox is selected.
+        from harness import RawClient
+
+        store = await self.backend.open_store("alice")
+        await store.create_mailbox("Archive")
+
+        def run():
+            watchers = []
+            for selected in (b"INBOX", b"Archive"):
+                c = RawClient(self.imap_port)
+                c.line()
+                c.command(b"a LOGIN alice wonderland")
+                c.command(b"b SELECT " + selected)
+                c.command(b"c NOTIFY SET (selected (MessageNew MessageExpunge))"
+                          b" (inboxes (MessageNew MessageExpunge))")
+                watchers.append(c)
+            pop = self.pop()
+            pop.dele(2)
+            pop.quit()
+            out = [c.line() for c in watchers]
+            for c in watchers:
+                c.close()
+            return out
+
+        in_inbox, elsewhere = await self.in_thread(run)
+        self.assertEqual(in_inbox, b"* 2 EXPUNGE\r\n")
+        self.assertRegex(elsewhere, rb"^\* STATUS INBOX \(MESSAGES 2 UIDNEXT 4 UIDVALIDITY \d+\)")
+
     async def test_message_expunged_by_imap_during_pop3_session(self) -> None:
         def run():
             pop = self.pop()
