@@ -33,6 +33,9 @@ VALID = [
     b"a10 CREATE Sent (USE (\\Sent))\r\n",
     b"a11 STATUS inbox (MESSAGES UNSEEN)\r\n",
     b"a12 FETCH 1 FULL\r\n",
+    b"a13 NOTIFY SET STATUS (selected (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge))"
+    b' (subtree (Lists "a b") (MessageNew MessageExpunge FlagChange)) (personal NONE)\r\n',
+    b"a14 NOTIFY NONE\r\n",
 ]
 
 

@@ -32,6 +32,10 @@ VALID = [
     b"s AUTHENTICATE PLAIN", b"*", b"t ENABLE CONDSTORE", b"u DELETE baz", b"v LSUB \"\" %",
     b"w UID FETCH 3:1 (SAVEDATE BODY[]<4294967295.1>)", b"x FETCH 1 (EMAILID THREADID)",
     b"y UID STORE 1,1,1,2 +FLAGS.SILENT \\Draft", b"z SEARCH ((((NOT (ALL)))))",
+    b"A NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))"
+    b" (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))",
+    b"B NOTIFY SET STATUS (selected-delayed (MessageNew MessageExpunge)) (inboxes"
+    b" (MessageNew MessageExpunge))", b"C NOTIFY NONE", b"D SUBSCRIBE foo",
 ]
 
 MESSAGE = (b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n"
