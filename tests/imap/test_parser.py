@@ -186,6 +186,45 @@ def test_fetch_modifiers():
     )
 
 
+PIPELINED_FETCHES = [
+    b"FETCH %s BODY.PEEK[]",
+    b"uid fetch %s (FLAGS BODY.PEEK[HEADER.FIELDS (DATE FROM)]<0.100>)",
+    b"UID FETCH %s FLAGS (CHANGEDSINCE 7 VANISHED)",
+    b"FETCH %s FULL",
+]
+
+
+@pytest.mark.parametrize("shape", PIPELINED_FETCHES)
+def test_fetch_of_a_kept_shape(shape):
+    # The second and later FETCH of one spelling reuse its parsed items:
+    # they must read exactly as a first one would.
+    for tag, numbers in ((b"a1", b"5"), (b"b.2", b"1:3,9:*"), (b"c3", b"*"), (b"d4", b"77")):
+        line = tag + b" " + shape % numbers
+        fresh = command(line)
+        parser = CommandParser()
+        parser.receive_data(b"x " + shape % b"1" + b"\r\n" + line + b"\r\n")
+        parser.next_event()
+        assert parser.next_event() == CommandReceived(fresh)
+        assert fresh.tag == tag.decode() and fresh.set == seq(numbers.decode())
+
+
+@pytest.mark.parametrize("line", [
+    b"a FETCH 0 BODY.PEEK[]", b"a FETCH 1,,2 BODY.PEEK[]", b"a FETCH 1:0 BODY.PEEK[]",
+    b"a FETCH 1  BODY.PEEK[]", b"a FETCH 1 BODY.PEEK[] ", b"a+ FETCH 1 BODY.PEEK[]",
+    b"a FETCH 1 FLAGS (VANISHED)", b"a FETCH 1 (FLAGS", b"a FETCH 1 FLAGS (PARTIAL 1:2)",
+])
+def test_fetch_errors_after_a_kept_shape(line):
+    # A bad command of a kept spelling is refused as the full parser does.
+    expected = parse(line)
+    assert isinstance(expected, CommandError)
+    parser = CommandParser()
+    parser.receive_data(b"x FETCH 1 BODY.PEEK[]\r\nx FETCH 1 FLAGS\r\n"
+                        b"x FETCH 1 (FLAGS\r\n" + line + b"\r\n")
+    for _ in range(3):
+        parser.next_event()
+    assert parser.next_event() == expected
+
+
 def search(criteria, **kwargs):
     cmd = command(b"a SEARCH " + criteria, **kwargs)
     assert isinstance(cmd, c.Search)

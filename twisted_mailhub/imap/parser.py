@@ -15,6 +15,7 @@ L{twisted_mailhub.imap.commands} value.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Union
 
@@ -30,11 +31,13 @@ from twisted_mailhub.imap.framing import (
     Framer,
     LiteralAnnounced,
     Oversize,
+    TAG_CHARS,
     ParseError,
     Part,
     RawLineFrame,
 )
 from twisted_mailhub.imap.grammar import LPAREN, MAX_NUMBER64, RPAREN, SP, Context
+from twisted_mailhub.ranges import SequenceSet
 
 __all__ = [
     "CommandParser", "Event", "CommandReceived", "ContinuationRequest",
@@ -184,6 +187,54 @@ def parse_command(parts: tuple[Part, ...], *, utf8: bool = False) -> c.Command:
     Parse one framed command.  A L{ParseError} raised has its C{tag}
     attribute set to the command's tag, or None if the tag is invalid.
     """
+    if len(parts) == 1:
+        fetch = _pipelined_fetch(parts[0], utf8)
+        if fetch is not None:
+            return fetch
+    return _parse_command(parts, utf8)
+
+
+# A FETCH of plain numbers, ranges and * (no literal): what downloaders send
+# by the hundred, one message each.  Such commands differ in tag and set
+# only, so the rest (items and modifiers) is parsed once per spelling and
+# kept; the tag and set are read by a regular expression.  The tag class is
+# TAG_CHARS; the set group stops where the grammar's sequence-set would
+# (the SP after it is no set character), and anything the expression does
+# not take goes to the full parser.
+_TAG_CLASS = b"".join(re.escape(bytes([ch])) for ch in sorted(TAG_CHARS))
+_PLAIN_FETCH = re.compile(
+    rb"([" + _TAG_CLASS + rb"]+) (UID )?FETCH ([0-9][0-9:,*]*) ([^\r\n]+)", re.IGNORECASE)
+_FETCH_SHAPES: dict[tuple[bool, bytes, bool], tuple] = {}
+_MOST_SHAPES = 256
+
+
+def _pipelined_fetch(line: bytes, utf8: bool) -> c.Fetch | None:
+    """The FETCH C{line} is, from a kept shape (see L{_PLAIN_FETCH}); else None."""
+    match = _PLAIN_FETCH.fullmatch(line)
+    if match is None:
+        return None
+    tag, uid, set_text, rest = match.groups()
+    key = (uid is not None, rest, utf8)
+    shape = _FETCH_SHAPES.get(key)
+    if shape is None:
+        try:
+            command = _parse_command((line,), utf8)
+        except ParseError:
+            return None  # the caller parses it again, to raise the error
+        if len(_FETCH_SHAPES) >= _MOST_SHAPES:
+            _FETCH_SHAPES.clear()
+        _FETCH_SHAPES[key] = (command.attrs, command.changedsince, command.vanished,
+                              command.partial)
+        return command
+    try:
+        seq = SequenceSet.parse(set_text.decode("ascii"))
+    except ValueError:
+        return None
+    attrs, changedsince, vanished, partial = shape
+    return c.Fetch(tag.decode("ascii"), seq, attrs, key[0], changedsince, vanished, partial)
+
+
+def _parse_command(parts: tuple[Part, ...], utf8: bool) -> c.Command:
     cursor = Cursor(parts, utf8)
     tag = None
     try:
