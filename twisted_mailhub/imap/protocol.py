@@ -171,6 +171,12 @@ class IMAPServerProtocol(ServerConnection):
         kind = type(self._running)
         if kind not in (C.Fetch, C.Status):
             return
+        if len(self._ahead) > LOOKAHEAD // 2:
+            # Topped up only once half of it has run: each bulk open then
+            # takes the messages of many commands, instead of the one
+            # command parsed since the last (a thread hop and a query for
+            # every message).
+            return
         run = []
         while len(self._ahead) < LOOKAHEAD:
             if self._ahead and not _is_command(self._ahead[-1], kind):
