@@ -63,6 +63,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "metrics": str,
     "max-connections-per-ip": int,
     "max-connections-per-user": int,
+    "message-limit": int,
     "quota-storage": (int, str),
     "quota-messages": (int, str),
     # [quota.users.NAME] tables: per-user limits (twisted_mailhub.quota.limits).
@@ -171,6 +172,8 @@ class MailhubSettings:
     metrics: str | None = None
     max_connections_per_ip: int | None = None
     max_connections_per_user: int | None = None
+    #: RFC 9738 MESSAGELIMIT, or None for no limit.
+    message_limit: int | None = None
     quota: QuotaSettings = field(default_factory=QuotaSettings)
 
     @property
@@ -199,6 +202,8 @@ class MailhubSettings:
             changes["max_connections_per_address"] = self.max_connections_per_ip
         if self.max_connections_per_user is not None:
             changes["max_connections_per_user"] = self.max_connections_per_user
+        if self.message_limit is not None:
+            changes["message_limit"] = self.message_limit
         return replace(base, **changes) if changes else base
 
 
@@ -345,6 +350,14 @@ class MailhubOptions(usage.Options):
             f"[default: {ServerPolicy().max_connections_per_user}]",
         ],
         [
+            "message-limit",
+            None,
+            None,
+            "The most messages one IMAP SEARCH, FETCH, STORE, COPY, MOVE, APPEND or "
+            "UID EXPUNGE may process, advertised as MESSAGELIMIT (RFC 9738, which says "
+            "at least 1000).  [default: no limit]",
+        ],
+        [
             "quota-storage",
             None,
             None,
@@ -420,6 +433,7 @@ class MailhubOptions(usage.Options):
             merged.update(load_config_file(self["config"]))
         for key in ("store", "passwd", "tls-cert", "tls-key", "max-literal", "idle-timeout",
                     "autologout", "max-connections-per-ip", "max-connections-per-user",
+                    "message-limit",
                     "quota-storage", "quota-messages"):
             if self[key] is not None:
                 merged[key] = self[key]
@@ -502,7 +516,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         timeouts[name] = value
 
     limits: dict[str, int | None] = {}
-    for name in ("max-connections-per-ip", "max-connections-per-user"):
+    for name in ("max-connections-per-ip", "max-connections-per-user", "message-limit"):
         value = values.get(name)
         if value is not None:
             try:
@@ -543,6 +557,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         metrics=_metrics_endpoint(values.get("metrics")),
         max_connections_per_ip=limits["max-connections-per-ip"],
         max_connections_per_user=limits["max-connections-per-user"],
+        message_limit=limits["message-limit"],
         quota=quota,
     )
 

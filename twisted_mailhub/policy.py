@@ -49,3 +49,9 @@ class ServerPolicy:
     # (section 5): such literals only up to 4096 bytes, larger ones
     # refused with BAD [TOOBIG].
     literal_minus: bool = False
+    # RFC 9738: the most messages one SEARCH, FETCH, STORE, COPY, MOVE,
+    # APPEND or UID EXPUNGE processes, advertised as MESSAGELIMIT=<n>;
+    # None (the default) for no limit.  Section 4.2: a limit abandons
+    # clients that do not know the extension on large mailboxes, so it is
+    # the admin's choice; the RFC says it SHOULD NOT be lower than 1000.
+    message_limit: int | None = None

@@ -310,6 +310,7 @@ _SEARCH_DATES = {
 _OBJECTID_CHARS = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_SEARCH_DEPTH = 64
+MAX_UID = 2**32 - 1
 
 
 def _search(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Search:
@@ -511,6 +512,16 @@ class _SearchReader:
         if word == "UID":
             self.arg("UID set")
             return sk.Uid(g.sequence_set(self.ctx, "UID set"))
+        if word in ("UIDAFTER", "UIDBEFORE"):
+            # RFC 9738 section 3.2: UIDs greater (less) than the one given.
+            # Explicit bounds, not "n+1:*", which would name the last
+            # message when n is beyond it.
+            self.arg("UID")
+            uid = cur.number("UID", nonzero=True)
+            low, high = (uid + 1, MAX_UID) if word == "UIDAFTER" else (1, uid - 1)
+            if low > high:
+                return sk.Not(sk.All())
+            return sk.Uid(SequenceSet(((low, high),)))
         if word == "NOT":
             self.arg("search key")
             return sk.Not(self.key(depth + 1))

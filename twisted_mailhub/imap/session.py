@@ -209,6 +209,9 @@ class Session:
             # RFC 5465: events told without waiting for a command.
             "NOTIFY",
         ]
+        if self.policy.message_limit is not None:
+            # RFC 9738 section 3: the limit handlers enforce (imap/messagelimit.py).
+            caps.append(f"MESSAGELIMIT={self.policy.message_limit}")
         if self.state in (State.AUTHENTICATED, State.SELECTED):
             # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,
             # which servers may offer once authenticated, and must let the

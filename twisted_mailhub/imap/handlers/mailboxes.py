@@ -310,6 +310,12 @@ async def append(session: Session, cmd: C.Append):
         from twisted_mailhub.imap import utf8
 
         utf8.check_append(cmd)
+    limit = session.policy.message_limit
+    if limit is not None and len(cmd.messages) > limit:
+        # RFC 9738 section 3.1: MULTIAPPEND is atomic, so nothing is appended.
+        from twisted_mailhub.imap.messagelimit import code
+
+        raise CommandFailed(f"Too many messages to append; at most {limit} at once", code(limit))
     try:
         mailbox = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:

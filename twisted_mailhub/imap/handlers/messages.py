@@ -14,6 +14,7 @@ from twisted_mailhub.backends.base import copy_messages, move_messages
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import fetch as F
+from twisted_mailhub.imap import messagelimit as L
 from twisted_mailhub.imap.esearch import saved_with_partial
 from twisted_mailhub.imap import responses
 from twisted_mailhub import criteria as K
@@ -76,10 +77,22 @@ async def fetch(session: Session, cmd: C.Fetch):
     else:
         flags_attr = None
     uids = resolve(session, cmd.set, cmd.uid)
+    limit = session.policy.message_limit
+    lowest = None
     if cmd.partial is not None:
+        width = abs(cmd.partial.last - cmd.partial.first) + 1
+        if limit is not None and width > limit:
+            # RFC 9738 section 3.1: a PARTIAL range over the limit does nothing.
+            raise CommandFailed(f"FETCH exceeds the maximum {limit}-message limit",
+                                L.code(limit))
         # RFC 9394 section 3.3: only the messages at these positions of
         # the set, before CHANGEDSINCE picks among them (section 3.4).
         uids = cmd.partial.pick(uids)
+    else:
+        uids, lowest = L.cap(uids, limit)
+    # RFC 9738 section 3.1: with the limit reached, from the highest UID
+    # to the lowest (each batch read in ascending order, as stores expect).
+    descending = lowest is not None
     if cmd.vanished:
         # RFC 7162 section 3.2.6: before any FETCH response.
         for line in await _vanished(session, cmd):
@@ -93,7 +106,8 @@ async def fetch(session: Session, cmd: C.Fetch):
     missing = False
     truncated: list[int] = []
     render = None
-    for start in range(0, len(uids), BATCH):
+    starts = range(0, len(uids), BATCH)
+    for start in reversed(starts) if descending else starts:
         batch = uids[start:start + BATCH]
         metas = {m.uid: m for m in await mailbox.metadata(batch)}
         if cmd.changedsince is not None:
@@ -115,15 +129,17 @@ async def fetch(session: Session, cmd: C.Fetch):
                 render = F.meta_renderer(attrs, uid=cmd.uid, modseq=modseq)
             present = [uid for uid in batch if uid in metas]
             is_recent = selected.recent_test()
-            io.write(b"".join([render(seq, metas[uid], is_recent(uid))
-                               for seq, uid in zip(selected.seqs_of(present), present)]))
+            rendered = [render(seq, metas[uid], is_recent(uid))
+                        for seq, uid in zip(selected.seqs_of(present), present)]
+            io.write(b"".join(reversed(rendered) if descending else rendered))
             await io.drain()
             continue
         if memoised:
             # What the store kept of these messages at an earlier FETCH.
             await memo.recall([u for u in batch if u in metas], F.kept_names(attrs))
         opened: dict[int, object] = {}
-        for uid in batch:
+        order = batch[::-1] if descending else batch
+        for uid in order:
             meta = metas.get(uid)
             if meta is None:
                 missing = missing or cmd.changedsince is None
@@ -143,12 +159,12 @@ async def fetch(session: Session, cmd: C.Fetch):
             message = None
             if want_content:
                 if bulk is not None and uid not in opened:
-                    wanted = [u for u in batch[batch.index(uid):] if u in metas][:OPEN_BATCH]
+                    wanted = [u for u in order[order.index(uid):] if u in metas][:OPEN_BATCH]
                     # Opened ahead while an earlier pipelined FETCH ran?
                     opened = await session.readahead.take(selected, wanted)
                     if uid not in opened:
                         rest = [u for u in wanted if u not in opened]
-                        opened.update((m.meta.uid, m) for m in await bulk.open_messages(rest))
+                        opened.update((m.meta.uid, m) for m in await bulk.open_messages(sorted(rest)))
                 try:
                     message = opened.pop(uid) if bulk is not None else (
                         await mailbox.open_message(uid))
@@ -173,6 +189,12 @@ async def fetch(session: Session, cmd: C.Fetch):
             await io.drain()
     if memo is not None and memo.unsaved:
         _save_summaries(memo)
+    if lowest is not None:
+        partial = (f"FETCH completed with {limit} partial results", L.code(limit, lowest))
+        if not truncated and not missing:
+            return partial
+        # RFC 9738 section 3.1: EXPUNGEISSUED takes the tagged response.
+        session.io.write(responses.status(None, "NO", partial[0], partial[1]))
     if truncated:
         # The padded data must not be taken for the message: say NO.
         raise CommandFailed(
@@ -253,10 +275,13 @@ async def store(session: Session, cmd: C.Store):
     mailbox = selected.mailbox
     if cmd.unchangedsince is not None:
         await session.enable_condstore()
-    uids = resolve(session, cmd.set, cmd.uid)
+    uids, lowest = L.cap(resolve(session, cmd.set, cmd.uid), session.policy.message_limit)
+    # RFC 9738 section 3.1: over the limit, the highest UIDs first.
+    descending = lowest is not None
     modified: list[int] = []
     changed_uids: set[int] = set()
-    for start in range(0, len(uids), STORE_BATCH):
+    starts = range(0, len(uids), STORE_BATCH)
+    for start in reversed(starts) if descending else starts:
         batch = uids[start:start + STORE_BATCH]
         update = await mailbox.store_flags(batch, cmd.mode, set(cmd.flags),
                                            unchangedsince=cmd.unchangedsince, origin=session)
@@ -274,9 +299,17 @@ async def store(session: Session, cmd: C.Store):
         render = F.meta_renderer([] if cmd.silent else [C.FetchAttr("FLAGS")],
                                  uid=cmd.uid, modseq=session.condstore)
         seq_of, is_recent = selected.seq_of, selected.recent_test()
-        session.io.write(b"".join([
-            render(seq, meta, is_recent(meta.uid))
-            for meta in report if (seq := seq_of(meta.uid)) is not None]))
+        rendered = [render(seq, meta, is_recent(meta.uid))
+                    for meta in sorted(report, key=lambda m: m.uid, reverse=descending)
+                    if (seq := seq_of(meta.uid)) is not None]
+        session.io.write(b"".join(rendered))
+    if descending:
+        limit = session.policy.message_limit
+        partial = (f"STORE completed for the last {limit} messages", L.code(limit, lowest))
+        if not modified:
+            return partial
+        # The tagged response carries MODIFIED, as it would EXPUNGEISSUED.
+        session.io.write(responses.status(None, "NO", partial[0], partial[1]))
     if modified:
         if cmd.uid:
             failed = format_numbers(modified)
@@ -298,7 +331,17 @@ async def search(session: Session, cmd: C.Search):
         await selected.prepare(selected.uids)
     context = SearchContext(selected.uids, selected.recent, session.saved_search,
                             datetime.now(timezone.utc))
-    found = await run_search(selected.mailbox, cmd.key, context)
+    key, done = cmd.key, None
+    limit = session.policy.message_limit
+    if limit is not None and len(selected.uids) > limit:
+        # RFC 9738 section 3.1: the messages searched, not those found,
+        # count; over the limit, only the highest UIDs are searched.
+        domain = L.search_domain(selected.uids, key, session.saved_search)
+        if len(domain) > limit:
+            lowest = domain[-limit]
+            key = L.from_uid(key, lowest)
+            done = (f"SEARCH completed with {limit} partial results", L.code(limit, lowest))
+    found = await run_search(selected.mailbox, key, context)
     numbers = found if cmd.uid else selected.seqs_of(found)
     modseqs: dict[int, int] = {}
     if _mentions_modseq(cmd.key):
@@ -307,8 +350,9 @@ async def search(session: Session, cmd: C.Search):
             modseqs = {m.uid: m.modseq for m in await selected.mailbox.metadata(found)}
     highest = max(modseqs.values()) if modseqs else None
     if cmd.returns is None and not session.rev2:
-        session.io.write(responses.search(numbers, highest))
-        return None
+        # Over the limit, from the highest UID down (RFC 9738 section 3.1).
+        session.io.write(responses.search(numbers[::-1] if done else numbers, highest))
+        return done
     # IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 section 6.4.4).
     returns = result_options(cmd.returns)
     if "SAVE" in returns:
@@ -317,7 +361,7 @@ async def search(session: Session, cmd: C.Search):
         returns.discard("SAVE")
         if not returns:
             keep_updated(session, cmd, found)
-            return None
+            return done
     parts = [b'ESEARCH (TAG "%s")' % cmd.tag.encode("ascii", "replace")]
     if cmd.uid:
         parts.append(b"UID")
@@ -344,7 +388,7 @@ async def search(session: Session, cmd: C.Search):
         parts.append(b"MODSEQ %d" % highest)
     session.io.write(responses.untagged(b" ".join(parts)))
     keep_updated(session, cmd, found)
-    return None
+    return done
 
 
 async def cancelupdate(session: Session, cmd: C.CancelUpdate):
@@ -390,6 +434,16 @@ async def copy(session: Session, cmd: C.Copy):
         target = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:
         raise CommandFailed(f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
+    limit = session.policy.message_limit
+    lowest = None
+    if cmd.move:
+        # RFC 9738 section 3.1: MOVE need not be atomic, so it moves the
+        # highest UIDs and tells the client where it stopped.
+        uids, lowest = L.cap(uids, limit)
+    elif limit is not None and len(uids) > limit:
+        # COPY is atomic: nothing is copied.
+        raise CommandFailed("Too many messages to copy, try a smaller subset",
+                            L.code(limit, uids[-limit]))
     if cmd.move:
         selected.own_expunge_modseq = None
         # RFC 6851 section 3.3: one change where the store can (no \\Deleted
@@ -406,10 +460,17 @@ async def copy(session: Session, cmd: C.Copy):
         return (f"{verb} completed", code)
     if code:
         # RFC 6851 section 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
-        session.io.write(responses.status(None, "OK", "Moved", code))
+        session.io.write(responses.status(
+            None, "OK", "Some messages were not moved" if lowest is not None else "Moved", code))
     # EXPUNGEs, or one VANISHED with QRESYNC (RFC 6851 section 4.4).
     for line in selected.expunge_responses(gone):
         session.io.write(line)
+    if lowest is not None:
+        partial = (f"{verb} completed for the last {limit} messages", L.code(limit, lowest))
+        if not (gone and session.qresync):
+            return partial
+        # The tagged response carries HIGHESTMODSEQ, as it would EXPUNGEISSUED.
+        session.io.write(responses.status(None, "NO", partial[0], partial[1]))
     if gone and session.qresync:
         # RFC 6851 section 4.4: the new HIGHESTMODSEQ, in the tagged OK.
         return (f"{verb} completed", f"HIGHESTMODSEQ {await _own_expunge_modseq(selected)}")
@@ -420,10 +481,28 @@ async def expunge(session: Session, cmd: C.Expunge):
     _writable(session)
     selected = session.selected
     uids = resolve(session, cmd.uids, True) if cmd.uids is not None else None
+    limit = session.policy.message_limit
+    lowest = None
+    if uids is not None and limit is not None and len(uids) > limit:
+        # RFC 9738 section 3.1: UID EXPUNGE (never EXPUNGE) removes at most
+        # the limit of \Deleted messages, the highest UIDs.
+        deleted = []
+        for start in range(0, len(uids), BATCH):
+            metas = await selected.mailbox.metadata(uids[start:start + BATCH])
+            deleted.extend(m.uid for m in metas if "\\Deleted" in m.flags)
+        kept, lowest = L.cap(sorted(deleted), limit)
+        if lowest is not None:
+            uids = kept
     selected.own_expunge_modseq = None
     gone = await selected.mailbox.expunge(uids, origin=session)
     for line in selected.expunge_responses(gone):
         session.io.write(line)
+    if lowest is not None:
+        partial = (f"UID EXPUNGE completed for the last {limit} messages",
+                   L.code(limit, lowest))
+        if not (gone and session.qresync):
+            return partial
+        session.io.write(responses.status(None, "NO", partial[0], partial[1]))
     if gone and session.qresync:
         # RFC 7162 sections 3.2.7 and 3.2.9: the HIGHESTMODSEQ after the
         # expunge in the tagged OK (never after CLOSE, 3.2.8).
