@@ -332,3 +332,49 @@ class UTF8ClientTests(IMAPServerTestCase):
         self.assertEqual(out[6][0], "OK")
         self.assertEqual(out[7], ("OK", ['(\\HasChildren) "/" "Ärchiv"'.encode(),
                                          '(\\HasNoChildren) "/" "Ärchiv/2025 ✓"'.encode()]))
+
+        if self.store != "memory":
+            # The names as the store keeps them (file names for mbox and
+            # Maildir) read back by a new server over the same mail.
+            await self.restart()
+
+        def after_restart():
+            client = self.imaplib_client()
+            client.enable("UTF8=ACCEPT")
+            listing = client.list('""', '"Ä*"')
+            client.select(renamed)
+            subject = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1]
+            client.logout()
+            old = self.imaplib_client()
+            legacy = old.list('""', '"&AMQ-*"')
+            old.logout()
+            return listing, subject, legacy
+
+        listing, subject, legacy = await self.in_thread(after_restart)
+        self.assertEqual(listing, out[7])
+        self.assertEqual(subject, "Subject: Grüße aus Köln\r\n\r\n".encode())
+        # A client that did not enable it sees modified UTF-7.
+        self.assertEqual(legacy, ("OK", [b'(\\HasChildren) "/" &AMQ-rchiv',
+                                         b'(\\HasNoChildren) "/" "&AMQ-rchiv/2025 &JxM-"']))
+
+    async def restart(self) -> None:
+        """A new server over a new backend object on the same stored mail."""
+        from test_index import twin
+        from twisted.cred.portal import Portal
+        from twisted.internet import reactor
+
+        from harness import USERS
+        from twisted_mailhub.auth.checkers import InMemoryChecker
+        from twisted_mailhub.auth.realm import MailhubRealm
+        from twisted_mailhub.imap.protocol import IMAPServerFactory
+
+        await self.listening.stopListening()
+        for protocol in list(self.factory.connections):
+            protocol.transport.abortConnection()
+        old = self.backend
+        self.backend = twin(old)
+        await old.close()
+        portal = Portal(MailhubRealm(self.backend), [InMemoryChecker(dict(USERS))])
+        self.factory = IMAPServerFactory(portal, policy=self.policy)
+        self.listening = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.port = self.listening.getHost().port
