@@ -438,6 +438,27 @@ class SQLBackendTestsMixin:
                 sorted(u for u in pushed if u in view), await search(generic, key, context), key
             )
 
+    async def test_uidafter_and_uidbefore_are_pushed_down(self) -> None:
+        """RFC 9738 section 3.2's keys, as the parser makes them, in SQL as generically."""
+        from twisted_mailhub.imap.parser import CommandParser
+
+        inbox, context = await self.searchable_inbox()
+        uids = context.uids
+        generic = _GenericOnly(inbox)
+        for text, expected in [(b"UIDAFTER %d" % uids[1], uids[2:]),
+                               (b"UIDBEFORE %d" % uids[2], uids[:2]),
+                               (b"UIDBEFORE 1", []), (b"UIDAFTER 4294967295", []),
+                               (b"UIDAFTER %d" % (uids[-1] + 5), []),
+                               (b"NOT UIDAFTER %d UIDAFTER %d" % (uids[3], uids[0]),
+                                uids[1:4])]:
+            parser = CommandParser()
+            parser.receive_data(b"a UID SEARCH " + text + b"\r\n")
+            key = parser.next_event().command.key
+            pushed = await inbox.search(key, context)
+            self.assertIsNotNone(pushed, text)
+            self.assertEqual(sorted(u for u in pushed if u in set(uids)), expected, text)
+            self.assertEqual(await search(generic, key, context), expected, text)
+
     async def test_older_and_younger_to_the_second(self) -> None:
         """
         RFC 5032 section 2: OLDER/YOUNGER match to the second, inclusive,

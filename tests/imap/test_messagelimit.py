@@ -286,6 +286,30 @@ class MessageLimitTranscriptTests(IMAPServerTestCase):
         ])
 
 
+class NoLimitTests(IMAPServerTestCase):
+    """The default: no limit, none advertised; UIDAFTER and UIDBEFORE work all the same."""
+
+    async def test_default(self) -> None:
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([AppendRequest(simple_message(f"m{i}")) for i in range(1, 13)])
+
+        def run():
+            c = self.raw()
+            out = [c.line()]
+            c.command(b"t0 LOGIN alice wonderland")
+            c.command(b"t1 SELECT INBOX")
+            out.append(c.command(b"t2 UID SEARCH UIDAFTER 3 UIDBEFORE 12"))
+            out.append(c.command(b"t3 FETCH 1:* (UID)")[-1])
+            c.close()
+            return out
+
+        greeting, search, fetched = await self.in_thread(run)
+        self.assertNotIn(b"MESSAGELIMIT", greeting)
+        self.assertEqual(search, [b"* SEARCH 4 5 6 7 8 9 10 11\r\n", b"t2 OK SEARCH completed\r\n"])
+        self.assertEqual(fetched, b"t3 OK FETCH completed\r\n")
+
+
 class CodeReadingIMAP4(imaplib.IMAP4):
     """imaplib, keeping the text of each tagged response (with its code)."""
 
