@@ -463,6 +463,38 @@ class IBackend(Interface):
         """Asynchronous.  Release connections and threads."""
 
 
+class IAccessKeys(IBackend):
+    """
+    Optional: a backend that keeps a secret key for each mailbox of each
+    user, the "mailbox access key" that URLAUTH-authorized URLs are signed
+    with (RFC 4467 section 2.2).  A key is random, at least 128 bits, made
+    by the backend, never chosen by a client; it belongs to one mailbox of
+    one user, goes when the mailbox is deleted and stays across a rename
+    and a restart.  The IMAP server offers URLAUTH only on a backend with
+    this interface.  Names are full mailbox names as L{IMailStore} spells
+    them.
+    """
+
+    def access_key(username, mailbox, create=False):
+        """
+        Asynchronous.  The key (C{bytes}) of the selectable mailbox
+        C{mailbox} of C{username}.  With C{create}, a mailbox that has none
+        is given one first.  C{None} when there is no such user or mailbox,
+        or no key and not C{create}.  Never creates a user.
+        """
+
+    def reset_access_key(username, mailbox):
+        """
+        Asynchronous.  Give the mailbox a new key in place of its old one
+        (which no longer verifies anything) and return it; raises
+        L{twisted_mailhub.errors.MailboxNotFound} if there is no such
+        selectable mailbox.
+        """
+
+    def remove_access_keys(username):
+        """Asynchronous.  Remove the keys of every mailbox of C{username}."""
+
+
 class ICheckableBackend(IBackend):
     """
     Optional: a backend that can check its own bookkeeping against the mail

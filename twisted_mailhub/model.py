@@ -117,6 +117,18 @@ def new_object_id() -> str:
     return uuid.uuid4().hex
 
 
+#: Bytes of a URLAUTH mailbox access key: 256 bits, over the 128 that
+#: RFC 4467 section 2.2 asks for.
+ACCESS_KEY_BYTES = 32
+
+
+def new_access_key() -> bytes:
+    """A fresh, unpredictable mailbox access key (L{IAccessKeys})."""
+    import secrets
+
+    return secrets.token_bytes(ACCESS_KEY_BYTES)
+
+
 def kept_object_id(value: str | None) -> str:
     """C{value} when it is a usable identity (a copy's), else a new one."""
     if value is not None and is_object_id(value):

@@ -29,6 +29,7 @@ from twisted_mailhub.backends.base import (
 from twisted_mailhub.backends.identity import check_identity, next_uid, refuse_new_uidvalidity
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
 from twisted_mailhub.interfaces import (
+    IAccessKeys,
     IBackend,
     ICopyableMailbox,
     IMailbox,
@@ -50,6 +51,7 @@ from twisted_mailhub.model import (
     MessagesAdded,
     MessagesExpunged,
     kept_object_id,
+    new_access_key,
     new_object_id,
 )
 from twisted_mailhub.notify import LocalNotifier
@@ -92,6 +94,8 @@ class _MailboxState:
         self.recent: set[int] = set()
         self.size = 0
         self.removed = False
+        #: The URLAUTH mailbox access key (L{IAccessKeys}), once made.
+        self.access_key: bytes | None = None
 
     def info(self) -> MailboxInfo:
         return MailboxInfo(self.name, self.selectable, self.special_use)
@@ -491,7 +495,7 @@ class MemoryMailStore(BaseMailStore):
         self.notifier.publish(state.key, MailboxRemoved())
 
 
-@implementer(IBackend)
+@implementer(IBackend, IAccessKeys)
 class MemoryBackend:
     """
     Users' trees in memory.  Every L{open_store} of one user returns the
@@ -517,6 +521,36 @@ class MemoryBackend:
 
     async def close(self) -> None:
         """Nothing to release; the trees stay usable."""
+
+    # -- IAccessKeys -------------------------------------------------------
+
+    def _state(self, username: str, mailbox: str) -> _MailboxState | None:
+        store = self._stores.get(username)
+        state = store._tree.mailboxes.get(mailbox) if store is not None else None
+        return state if state is not None and state.selectable else None
+
+    async def access_key(self, username: str, mailbox: str, create: bool = False) -> bytes | None:
+        """L{IAccessKeys}: the key of the mailbox, made first with C{create}."""
+        state = self._state(username, mailbox)
+        if state is None:
+            return None
+        if state.access_key is None and create:
+            state.access_key = new_access_key()
+        return state.access_key
+
+    async def reset_access_key(self, username: str, mailbox: str) -> bytes:
+        """L{IAccessKeys}: a new key in place of the old."""
+        state = self._state(username, mailbox)
+        if state is None:
+            raise MailboxNotFound(f"Mailbox does not exist: {mailbox}")
+        state.access_key = new_access_key()
+        return state.access_key
+
+    async def remove_access_keys(self, username: str) -> None:
+        """L{IAccessKeys}: forget every key of the user."""
+        store = self._stores.get(username)
+        for state in store._tree.mailboxes.values() if store is not None else ():
+            state.access_key = None
 
 
 def _parse(content: bytes):

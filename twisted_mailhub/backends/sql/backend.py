@@ -27,8 +27,9 @@ from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
 from twisted_mailhub.backends.sql.store import SQLMailStore, clear_mailbox, create_mailbox
 from twisted_mailhub.errors import StoreUnavailable
 from twisted_mailhub.interfaces import ICheckableBackend, INotifier
-from twisted_mailhub.interfaces import IQuotaLimits
-from twisted_mailhub.model import MailboxRemoved
+from twisted_mailhub.interfaces import IAccessKeys, IQuotaLimits
+from twisted_mailhub.errors import MailboxNotFound
+from twisted_mailhub.model import MailboxRemoved, new_access_key
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import (
     DEFAULT_POLL_INTERVAL,
@@ -49,7 +50,7 @@ class UnknownUser(LookupError):
 
 
 @implementer(IQuotaLimits)
-@implementer(IWatchableBackend, ICheckableBackend)
+@implementer(IWatchableBackend, ICheckableBackend, IAccessKeys)
 class SQLBackend:
     """
     A mail store in the database at C{url} (any SQLAlchemy URL, or the
@@ -200,6 +201,29 @@ class SQLBackend:
         await self.ready()
         return await self.db.read(_list_users_txn)
 
+    # -- IAccessKeys -------------------------------------------------------------
+
+    async def access_key(self, username: str, mailbox: str, create: bool = False) -> bytes | None:
+        """L{IAccessKeys}: the key of the mailbox, made first with C{create}."""
+        await self.ready()
+        key = await self.db.read(_access_key_txn, username, mailbox)
+        if key is None and create:
+            key = await self.db.write(_make_access_key_txn, username, mailbox, False)
+        return key
+
+    async def reset_access_key(self, username: str, mailbox: str) -> bytes:
+        """L{IAccessKeys}: a new key in place of the old."""
+        await self.ready()
+        key = await self.db.write(_make_access_key_txn, username, mailbox, True)
+        if key is None:
+            raise MailboxNotFound(f"Mailbox does not exist: {mailbox}")
+        return key
+
+    async def remove_access_keys(self, username: str) -> None:
+        """L{IAccessKeys}: forget every key of the user."""
+        await self.ready()
+        await self.db.write(_remove_access_keys_txn, username)
+
     # -- consistency -----------------------------------------------------------
 
     async def check(self, usernames: list[str] | None = None, repair: bool = False) -> Any:
@@ -210,6 +234,40 @@ class SQLBackend:
 
 
 # -- transactions ----------------------------------------------------------------
+
+
+def _key_row(username: str, mailbox: str):
+    return (mailboxes.c.user_id == select(users.c.id).where(users.c.username == username)
+            .scalar_subquery(),
+            mailboxes.c.name == mailbox, mailboxes.c.selectable.is_(True))
+
+
+def _access_key_txn(conn: Connection, username: str, mailbox: str) -> bytes | None:
+    key = conn.execute(select(mailboxes.c.access_key).where(*_key_row(username, mailbox))).scalar()
+    return bytes(key) if key is not None else None
+
+
+def _make_access_key_txn(conn: Connection, username: str, mailbox: str,
+                         replace: bool) -> bytes | None:
+    """
+    A new key for the mailbox (only if it has none unless C{replace}); the
+    key it then has, or None without such a mailbox.
+    """
+    where = _key_row(username, mailbox)
+    if not replace:
+        where += (mailboxes.c.access_key.is_(None),)
+    key = new_access_key()
+    if conn.execute(update(mailboxes).where(*where).values(access_key=key)).rowcount:
+        return key
+    # Another writer made one first, or there is no such mailbox.
+    return None if replace else _access_key_txn(conn, username, mailbox)
+
+
+def _remove_access_keys_txn(conn: Connection, username: str) -> None:
+    user_id = _user_id(conn, username)
+    if user_id is not None:
+        conn.execute(update(mailboxes).where(mailboxes.c.user_id == user_id)
+                     .values(access_key=None))
 
 
 def _user_id(conn: Connection, username: str, lock: bool = False) -> int | None:

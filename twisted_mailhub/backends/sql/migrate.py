@@ -123,8 +123,16 @@ def _v4_to_v5(conn: Connection) -> None:
             index.create(conn)
 
 
+def _v5_to_v6(conn: Connection) -> None:
+    """Add the URLAUTH mailbox access keys; no mailbox has one yet."""
+    if "access_key" not in {c["name"] for c in inspect(conn).get_columns("mailboxes")}:
+        kind = mailboxes.c.access_key.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE mailboxes ADD COLUMN access_key {kind}")
+
+
 #: MIGRATIONS[n] upgrades a version n database to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
+                                    5: _v5_to_v6}
 
 
 def compute_counters(conn: Connection) -> None:

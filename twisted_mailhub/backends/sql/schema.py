@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 
 #: The layout version this code writes; see L{twisted_mailhub.backends.sql.migrate}.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Bytes per row of C{chunks}.  A read of a range touches only its chunks.
 CHUNK_SIZE = 256 * 1024
@@ -123,6 +123,9 @@ mailboxes = Table(
     # The mailbox's identity (MailboxStatus.identity), kept across renames
     # (schema version 5).
     Column("object_id", String(64), nullable=False, server_default=""),
+    # The URLAUTH mailbox access key (IAccessKeys), made on first use
+    # (schema version 6).
+    Column("access_key", LargeBinary, nullable=True),
     UniqueConstraint("user_id", "name", name="uq_mailboxes_user_name"),
 )
 
