@@ -107,6 +107,15 @@ def test_literal_minus_in_the_config_file(tmp_path):
     assert parse("--config", config).policy().literal_minus is True
 
 
+def test_urlauth_submitters_in_the_config_file(tmp_path):
+    assert parse().policy().urlauth_submitters == frozenset()
+    config = write_config(tmp_path, 'urlauth-submitters = ["submit", "relay"]\n')
+    assert parse("--config", config).policy().urlauth_submitters == {"submit", "relay"}
+    config = write_config(tmp_path, "urlauth-submitters = [1]\n")
+    with pytest.raises(usage.UsageError, match="'urlauth-submitters' has the wrong type"):
+        parse("--config", config)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -60,6 +60,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "keepalive": bool,
     "unauthenticate": bool,
     "literal-minus": bool,
+    "urlauth-submitters": list,
     "metrics": str,
     "max-connections-per-ip": int,
     "max-connections-per-user": int,
@@ -168,6 +169,8 @@ class MailhubSettings:
     unauthenticate: bool = True
     #: Offer LITERAL- instead of LITERAL+ (RFC 7888 section 5).
     literal_minus: bool = False
+    #: The users that are submission servers for URLAUTH "submit+" URLs.
+    urlauth_submitters: tuple[str, ...] = ()
     #: Endpoint string of the Prometheus metrics listener, or None for none.
     metrics: str | None = None
     max_connections_per_ip: int | None = None
@@ -198,6 +201,8 @@ class MailhubSettings:
             changes["unauthenticate"] = False
         if self.literal_minus:
             changes["literal_minus"] = True
+        if self.urlauth_submitters:
+            changes["urlauth_submitters"] = frozenset(self.urlauth_submitters)
         if self.max_connections_per_ip is not None:
             changes["max_connections_per_address"] = self.max_connections_per_ip
         if self.max_connections_per_user is not None:
@@ -554,12 +559,20 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         keepalive=bool(values.get("keepalive", True)),
         unauthenticate=bool(values.get("unauthenticate", True)),
         literal_minus=bool(values.get("literal-minus", False)),
+        urlauth_submitters=_user_names("urlauth-submitters", values.get("urlauth-submitters", [])),
         metrics=_metrics_endpoint(values.get("metrics")),
         max_connections_per_ip=limits["max-connections-per-ip"],
         max_connections_per_user=limits["max-connections-per-user"],
         message_limit=limits["message-limit"],
         quota=quota,
     )
+
+
+def _user_names(key: str, names: list) -> tuple[str, ...]:
+    """A list of user names from the configuration file."""
+    if not all(isinstance(name, str) and name for name in names):
+        raise usage.UsageError(f"{key}: expected a list of user names")
+    return tuple(names)
 
 
 def _quota_settings(values: dict[str, Any]) -> QuotaSettings:

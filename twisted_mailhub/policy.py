@@ -55,3 +55,6 @@ class ServerPolicy:
     # clients that do not know the extension on large mailboxes, so it is
     # the admin's choice; the RFC says it SHOULD NOT be lower than 1000.
     message_limit: int | None = None
+    # URLAUTH (RFC 4467 section 3): the users that are message submission
+    # servers, who may use URLs of a "submit+<user>" access identifier.
+    urlauth_submitters: frozenset[str] = frozenset()

@@ -241,6 +241,34 @@ class SetQuota(Command):
     limits: tuple[tuple[str, int], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ResetKey(Command):
+    """
+    RFC 4467 section 7 RESETKEY: a new access key for C{mailbox} (for
+    C{mechanisms}, upper case), or with no mailbox every key removed.
+    """
+
+    name: ClassVar[str] = "RESETKEY"
+    mailbox: str | None = None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth(Command):
+    """RFC 4467 section 7 GENURLAUTH: C{(url-rump, mechanism)} pairs, URLs as sent."""
+
+    name: ClassVar[str] = "GENURLAUTH"
+    pairs: tuple[tuple[bytes, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch(Command):
+    """RFC 4467 section 7 URLFETCH: the URLs as sent."""
+
+    name: ClassVar[str] = "URLFETCH"
+    urls: tuple[bytes, ...] = ()
+
+
 # -- selected -----------------------------------------------------------------
 
 
@@ -414,7 +442,7 @@ NOT_AUTHENTICATED = (StartTLS, Login, Authenticate)
 AUTHENTICATED = (
     Enable, Select, Create, Delete, Rename, Subscribe, Unsubscribe, List,
     Namespace, Status, Append, Idle, GetQuota, GetQuotaRoot, SetQuota, Compress,
-    Unauthenticate, Notify,
+    Unauthenticate, Notify, ResetKey, GenUrlAuth, UrlFetch,
 )
 SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Sort, Thread)
 # RFC 5267 section 5: command-select.

@@ -578,6 +578,56 @@ def _cat_part(ctx: Context) -> bytes | c.CatenateUrl:
     raise ParseError(f"Unknown CATENATE part: {word} (expected TEXT, URL or UTF8)")
 
 
+# -- URLAUTH (RFC 4467 section 9) ------------------------------------------------
+
+_MECHANISM = re.compile(rb"[A-Za-z0-9.-]+")
+
+
+def _mechanism(ctx: Context) -> str:
+    """``mechanism = "INTERNAL" / 1*(ALPHA / DIGIT / "-" / ".")``, case-insensitive."""
+    word = ctx.c.atom("URLAUTH mechanism")
+    if not _MECHANISM.fullmatch(word):
+        raise ParseError(f"Invalid URLAUTH mechanism: {word.decode('ascii')}")
+    return word.decode("ascii").upper()
+
+
+def cmd_resetkey(ctx: Context, tag: str, name: str) -> c.ResetKey:
+    """``RESETKEY [SP mailbox *(SP mechanism)]``"""
+    cur = ctx.c
+    if cur.at_end():
+        return c.ResetKey(tag)
+    cur.sp("mailbox name")
+    box = mailbox(ctx)
+    mechanisms = []
+    while cur.skip(SP):
+        mechanisms.append(_mechanism(ctx))
+    return c.ResetKey(tag, box, tuple(mechanisms))
+
+
+def cmd_genurlauth(ctx: Context, tag: str, name: str) -> c.GenUrlAuth:
+    """``GENURLAUTH 1*(SP url-rump SP mechanism)``; the URLs are read by the handler."""
+    cur = ctx.c
+    pairs = []
+    while True:
+        cur.sp("URL")
+        url = cur.astring("URL")
+        cur.sp("URLAUTH mechanism")
+        pairs.append((url, _mechanism(ctx)))
+        if cur.at_end():
+            return c.GenUrlAuth(tag, tuple(pairs))
+
+
+def cmd_urlfetch(ctx: Context, tag: str, name: str) -> c.UrlFetch:
+    """``URLFETCH 1*(SP url-full)``"""
+    cur = ctx.c
+    urls = []
+    while True:
+        cur.sp("URL")
+        urls.append(cur.astring("URL"))
+        if cur.at_end():
+            return c.UrlFetch(tag, tuple(urls))
+
+
 # -- QUOTA (RFC 9208 section 7) -------------------------------------------------
 
 

@@ -784,6 +784,7 @@ _COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
     "UID": _uid,
     "GETQUOTA": g.cmd_getquota, "GETQUOTAROOT": g.cmd_getquotaroot, "SETQUOTA": g.cmd_setquota,
     "COMPRESS": g.cmd_compress,
+    "RESETKEY": g.cmd_resetkey, "GENURLAUTH": g.cmd_genurlauth, "URLFETCH": g.cmd_urlfetch,
     # RFC 5267 section 4.3.5
     "CANCELUPDATE": lambda ctx, tag, name: _cancelupdate(ctx, tag),
     # RFC 5465 section 8

@@ -212,6 +212,11 @@ class Session:
         if self.policy.message_limit is not None:
             # RFC 9738 section 3: the limit handlers enforce (imap/messagelimit.py).
             caps.append(f"MESSAGELIMIT={self.policy.message_limit}")
+        from twisted_mailhub.imap import urlauth
+
+        if urlauth.access_keys(self) is not None:
+            # RFC 4467: only where the backend keeps mailbox access keys.
+            caps.append("URLAUTH")
         if self.state in (State.AUTHENTICATED, State.SELECTED):
             # RFC 4978 (COMPRESS is a command of these states) and RFC 8437,
             # which servers may offer once authenticated, and must let the

@@ -6,9 +6,9 @@ L{twisted_mailhub.errors.MailhubError} for NO and BAD.
 """
 
 from twisted_mailhub.imap.handlers import (
-    auth, basic, connection, mailboxes, messages, quota, sorting,
+    auth, basic, connection, mailboxes, messages, quota, sorting, urlauth,
 )
 
 HANDLERS = {}
-for _module in (basic, auth, connection, mailboxes, messages, quota, sorting):
+for _module in (basic, auth, connection, mailboxes, messages, quota, sorting, urlauth):
     HANDLERS.update(_module.HANDLERS)

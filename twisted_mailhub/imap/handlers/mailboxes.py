@@ -366,15 +366,21 @@ async def _url_part(session: Session, raw: bytes, room: int) -> bytes:
         parsed = imapurl.parse(raw, utf8=session.rev2 or session.utf8_accept)
     except imapurl.UrlError as e:
         raise catenate.BadUrl(raw, str(e)) from None
+    store = session.store
     if parsed.user is not None and parsed.user != session.username:
-        raise catenate.BadUrl(raw, "URL names another user's mailbox")
+        if parsed.access is None:
+            raise catenate.BadUrl(raw, "URL names another user's mailbox")
+        # Another user's mail only through a URLAUTH they gave (RFC 4467).
+        from twisted_mailhub.imap import urlauth
+
+        store = await urlauth.owner_store(session, parsed, raw)
     mailbox = None
     if parsed.mailbox is None:
         # Relative to the selected mailbox (RFC 4469 section 3's base URL).
         if session.selected is None:
             raise catenate.BadUrl(raw, "URL relative to a selected mailbox, and none is")
         mailbox = session.selected.mailbox
-    return await catenate.read_part(session.store, parsed, raw, limit=room, mailbox=mailbox)
+    return await catenate.read_part(store, parsed, raw, limit=room, mailbox=mailbox)
 
 
 HANDLERS = {
