@@ -290,16 +290,17 @@ class AccessTests(UrlauthCase):
             s = self.session(b"bob builder")
             ok = s.command(b'b1 APPEND INBOX CATENATE (TEXT {14+}\r\nSubject: Q\r\n\r\n URL "'
                            + url + b'")')
-            refused = s.command(b'b2 APPEND INBOX CATENATE (URL "' + url[:-1] + b'0")')
+            tampered = url[:-1] + (b"1" if url.endswith(b"0") else b"0")
+            refused = s.command(b'b2 APPEND INBOX CATENATE (URL "' + tampered + b'")')
             plain = url.rpartition(b";urlauth")[0]
             denied = s.command(b'b3 APPEND INBOX CATENATE (URL "' + plain + b'")')
             s.command(b"b4 EXAMINE INBOX")
             s.send(b"b5 FETCH 1:* BODY.PEEK[]\r\n")
-            return url, ok, refused, denied, self.read_until(s, b"b5")
+            return url, tampered, ok, refused, denied, self.read_until(s, b"b5")
 
-        url, ok, refused, denied, fetched = await self.in_thread(run)
+        url, tampered, ok, refused, denied, fetched = await self.in_thread(run)
         self.assertRegex(ok[-1], rb"^b1 OK \[APPENDUID \d+ 1\] APPEND completed\r\n$")
-        self.assertEqual(refused, [b"b2 NO [BADURL " + url[:-1] + b"0] CATENATE failed: "
+        self.assertEqual(refused, [b"b2 NO [BADURL " + tampered + b"] CATENATE failed: "
                                    b"URLAUTH does not verify\r\n"])
         self.assertEqual(denied, [b"b3 NO [BADURL " + url.rpartition(b";urlauth")[0]
                                   + b"] CATENATE failed: URL names another user's mailbox\r\n"])
