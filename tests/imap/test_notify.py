@@ -7,19 +7,14 @@ the first client reads while it sends no command at all.
 
 from __future__ import annotations
 
-import os
+import re
 
 import pytest
-from twisted.cred.portal import Portal
-from twisted.internet import defer, reactor
 
-from harness import USERS, IMAPServerTestCase, on_every_store
+from harness import IMAPServerTestCase, on_every_store
 
-from twisted_mailhub.auth.checkers import InMemoryChecker
-from twisted_mailhub.auth.realm import MailhubRealm
 from twisted_mailhub.imap import commands as C
-from twisted_mailhub.imap.parser import CommandError, CommandParser, CommandReceived
-from twisted_mailhub.imap.protocol import IMAPServerFactory
+from twisted_mailhub.imap.parser import CommandError, CommandParser
 from twisted_mailhub.model import AppendRequest
 
 BADEVENT = b"[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]"
@@ -70,6 +65,21 @@ def test_notify_filters_and_event_names_any_case() -> None:
     assert command.groups[0].events == ()
     # An unknown event is syntax (event-ext); the server refuses it with NO.
     assert parse(b"a NOTIFY SET (personal (x-Vendor))").command.groups[0].events == ("x-Vendor",)
+
+
+def test_search_and_sort_update_with_fetch_attributes() -> None:
+    # Section 7's example: RETURN (... UPDATE (fetch-att ...)).
+    command = parse(b'a00 SEARCH RETURN (COUNT UPDATE (UID BODY[HEADER.FIELDS (TO FROM'
+                    b' SUBJECT)])) FROM "boss"').command
+    assert command.returns == ("COUNT", "UPDATE")
+    assert [a.name for a in command.update_fetch] == ["UID", "BODY[]"]
+    command = parse(b"a UID SORT RETURN (UPDATE (FLAGS) MIN) (DATE) UTF-8 ALL").command
+    assert command.returns == ("UPDATE", "MIN")
+    assert command.update_fetch == (C.FetchAttr("FLAGS"),)
+    assert parse(b"a SEARCH RETURN (UPDATE) ALL").command.update_fetch == ()
+    event = parse(b"a SEARCH RETURN (UPDATE ()) ALL")
+    assert isinstance(event, CommandError)
+    assert event.message == "Empty UPDATE attributes"
 
 
 @pytest.mark.parametrize("line, message", [
@@ -198,19 +208,12 @@ class NotifyTranscriptTests(IMAPServerTestCase):
             return setting, pushed, exists, fetch
 
         setting, pushed, exists, fetch = await self.in_thread(run)
-        validity = setting[0].split(b"UIDVALIDITY ")[1].split(b")")[0]
-        self.assertEqual(sorted(setting[:-1]), [
-            b"* STATUS Lists (MESSAGES 0 UIDNEXT 1 UIDVALIDITY %s)\r\n"
-            % setting[[i for i, l in enumerate(setting) if b"Lists (" in l][0]]
-            .split(b"UIDVALIDITY ")[1].split(b")")[0],
-            b"* STATUS Lists/Im2000 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY %s)\r\n"
-            % setting[[i for i, l in enumerate(setting) if b"Im2000" in l][0]]
-            .split(b"UIDVALIDITY ")[1].split(b")")[0],
-            b"* STATUS Lists/Lemonade (MESSAGES 2 UIDNEXT 3 UIDVALIDITY %s)\r\n"
-            % setting[[i for i, l in enumerate(setting) if b"Lemonade" in l][0]]
-            .split(b"UIDVALIDITY ")[1].split(b")")[0],
-        ])
-        self.assertTrue(validity)
+        status = rb"^\* STATUS %s \(MESSAGES %d UIDNEXT %d UIDVALIDITY \d+\)\r\n$"
+        told = sorted(setting[:-1])
+        self.assertEqual(len(told), 3, setting)
+        self.assertRegex(told[0], status % (b"Lists", 0, 1))
+        self.assertRegex(told[1], status % (b"Lists/Im2000", 0, 1))
+        self.assertRegex(told[2], status % (b"Lists/Lemonade", 2, 3))
         self.assertEqual(setting[-1], b"b OK NOTIFY completed\r\n")
         self.assertRegex(pushed, rb"^\* STATUS Lists/Lemonade \(MESSAGES 3 UIDNEXT 4"
                                  rb" UIDVALIDITY \d+\)\r\n$")
@@ -311,6 +314,63 @@ class NotifyTranscriptTests(IMAPServerTestCase):
         self.assertEqual(out[4][0], b"* 4 EXISTS\r\n")
         self.assertEqual(out[4][-1], b"a3 OK NOOP completed\r\n")
         self.assertNotIn(b"STATUS", b"".join(out[4]))
+
+    async def test_flag_changes_elsewhere_without_condstore(self) -> None:
+        # Section 3.1: STATUS of a mailbox with FlagChange carries
+        # UIDVALIDITY and HIGHESTMODSEQ (the server supports CONDSTORE);
+        # section 5.1: UNSEEN tells a client without CONDSTORE of \\Seen.
+        def run():
+            c = self.login()
+            out = [c.command(b"a1 NOTIFY SET STATUS (mailboxes Lists/Lemonade (MessageNew"
+                             b" MessageExpunge FlagChange))")]
+            d = self.other(b"Lists/Lemonade")
+            d.command(b"d1 STORE 2 +FLAGS.SILENT (\\Seen)")
+            out.append(c.line())
+            out.append(d.command(b"d2 FETCH 2 (MODSEQ)"))
+            c.close()
+            d.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertRegex(out[0][0], rb"^\* STATUS Lists/Lemonade \(MESSAGES 2 UIDNEXT 3"
+                                    rb" UIDVALIDITY \d+ UNSEEN 2 HIGHESTMODSEQ \d+\)\r\n$")
+        modseq = re.search(rb"\* 2 FETCH \(.*MODSEQ \((\d+)\)", b"".join(out[2])).group(1)
+        self.assertRegex(out[1], rb"^\* STATUS Lists/Lemonade \(MESSAGES 2 UIDNEXT 3"
+                                 rb" UIDVALIDITY \d+ UNSEEN 1 HIGHESTMODSEQ " + modseq
+                         + rb"\)\r\n$")
+
+    async def test_search_context_fetches_new_matches(self) -> None:
+        # Section 7's example: the new message that joins the result is
+        # told by EXISTS, ADDTO and a FETCH of the attributes UPDATE named,
+        # merged with those of NOTIFY's MessageNew (section 5.2); a message
+        # that joins by a flag change gets no FETCH.
+        def run():
+            c = self.login()
+            c.command(b"a1 SELECT INBOX")
+            c.command(b"a2 NOTIFY SET (selected (MessageNew (UID) MessageExpunge))")
+            out = [c.command(b'a00 SEARCH RETURN (COUNT UPDATE (UID BODY.PEEK[HEADER.FIELDS'
+                             b' (SUBJECT)])) FROM "boss"')]
+            d = self.other(b"INBOX")
+            boss = b"From: boss@example.org\r\nSubject: Re: good morning\r\n\r\nHi\r\n"
+            d.command(b"d1 APPEND INBOX {%d+}\r\n" % len(boss) + boss)
+            out.append([c.line(), c.line(), c.line(), c.line(), c.read_exact(29), c.line()])
+            d.command(b"d2 APPEND INBOX {%d+}\r\n" % len(message("x")) + message("x"))
+            out.append([c.line(), c.line(), c.line()])
+            c.close()
+            d.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[0], [b'* ESEARCH (TAG "a00") COUNT 0\r\n',
+                                  b"a00 OK SEARCH completed\r\n"])
+        self.assertEqual(out[1], [
+            b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n",
+            b'* ESEARCH (TAG "a00") ADDTO (0 4)\r\n',
+            b"* 4 FETCH (UID 4 BODY[HEADER.FIELDS (SUBJECT)] {29}\r\n",
+            b"Subject: Re: good morning\r\n\r\n", b")\r\n"])
+        # Not from the boss: NOTIFY's attributes alone.
+        self.assertEqual(out[2], [b"* 5 EXISTS\r\n", b"* 5 RECENT\r\n",
+                                  b"* 5 FETCH (UID 5)\r\n"])
 
     async def test_own_changes_are_not_told(self) -> None:
         # Section 5: the server SHOULD NOT tell a client of its own changes.

@@ -318,6 +318,8 @@ class Search(Command):
     uid: bool = False
     returns: tuple[str, ...] | None = None
     partial: PartialRange | None = None
+    #: RFC 5465 section 7: ``UPDATE (fetch-att ...)``, for new messages.
+    update_fetch: tuple[FetchAttr, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +339,8 @@ class Sort(Command):
     uid: bool = False
     returns: tuple[str, ...] | None = None
     partial: PartialRange | None = None
+    #: RFC 5465 section 7: ``UPDATE (fetch-att ...)``, for new messages.
+    update_fetch: tuple[FetchAttr, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

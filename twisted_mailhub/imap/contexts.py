@@ -51,6 +51,8 @@ class UpdateContext:
     criteria: tuple[Criterion, ...] | None
     #: 4 bytes a message, whatever the size of the result.
     results: array = field(default_factory=lambda: array("I"))
+    #: RFC 5465 section 7: what to FETCH of a new message that joins.
+    fetch: tuple = ()
 
 
 class Contexts:
@@ -63,6 +65,10 @@ class Contexts:
         self._seen = -1
         # The tag and fixed search program of the command starting one.
         self._starting: tuple[str, sk.SearchKey] | None = None
+        #: New messages that joined a result with FETCH attributes (RFC
+        #: 5465 section 7), and those attributes, for the FETCH that
+        #: follows the ADDTO (imap/notify.py).
+        self.new_fetch: dict[int, list] = {}
 
     def __bool__(self) -> bool:
         return bool(self.active)
@@ -86,7 +92,8 @@ class Contexts:
         self._starting = (tag, freeze(key, self.session))
 
     def start(self, tag: str, uid: bool, key: sk.SearchKey,
-              criteria: tuple[Criterion, ...] | None, results: Sequence[int]) -> None:
+              criteria: tuple[Criterion, ...] | None, results: Sequence[int],
+              fetch: tuple = ()) -> None:
         """
         Keep the results of the searching command C{tag} up to date, or
         say why not (section 4.3.1: the other return options were answered
@@ -107,7 +114,7 @@ class Contexts:
         # Checked again at the end of this command: changes not yet told
         # (mail the view does not hold yet) are not in these results.
         self._seen = -1
-        self.active[tag] = UpdateContext(tag, uid, frozen, criteria, array("I", results))
+        self.active[tag] = UpdateContext(tag, uid, frozen, criteria, array("I", results), fetch)
 
     def cancel(self, tags: Sequence[str]) -> None:
         for tag in tags:
@@ -115,6 +122,7 @@ class Contexts:
 
     def clear(self) -> None:
         self.active.clear()
+        self.new_fetch.clear()
 
     # -- updates ---------------------------------------------------------------
 
@@ -155,7 +163,15 @@ class Contexts:
                 self._write(context, new)
 
     def _write(self, context: UpdateContext, new: Sequence[int]) -> None:
-        line = update_response(context, new, self.session.selected)
+        selected = self.session.selected
+        if context.fetch and selected.announced:
+            # Only mail that arrived, not a message whose flags now match
+            # (RFC 5465 section 7), nor one this session added itself.
+            fresh = set(selected.announced).difference(context.results)
+            for uid in new:
+                if uid in fresh:
+                    self.new_fetch.setdefault(uid, []).extend(context.fetch)
+        line = update_response(context, new, selected)
         context.results = array("I", new)
         if line is not None:
             self.session.io.write(line)

@@ -287,8 +287,12 @@ class Notifications:
         if self._watches.get(watch.name) is not watch:
             return
         if isinstance(event, MailboxRemoved):
-            # Deleted or renamed by another process: look at the tree again.
+            # Deleted, renamed, or given a new UIDVALIDITY (which section
+            # 5.1 says to tell): look at the tree again, and tell the
+            # STATUS of whatever has this name then.
             self._rewatch = True
+            if watch.events & {"FlagChange", "MessageNew"}:
+                self._status[watch.name] = None
             self.session.wake()
             return
         if getattr(event, "origin", None) is self.session:
@@ -340,8 +344,9 @@ class Notifications:
         """
         ``* STATUS``: MESSAGES, UIDNEXT and UIDVALIDITY (sections 5.2 and
         5.3), UNSEEN when flag changes are asked for (5.1, which allows it
-        so that a client without CONDSTORE learns of them) and
-        HIGHESTMODSEQ once CONDSTORE is enabled.
+        so that a client without CONDSTORE learns of them), and
+        HIGHESTMODSEQ then too (3.1: the server supports CONDSTORE) or
+        once CONDSTORE is enabled.
         """
         from twisted_mailhub.imap.handlers.mailboxes import encode_name
 
@@ -355,7 +360,7 @@ class Notifications:
                  b"UIDVALIDITY %d" % st.uidvalidity]
         if "FlagChange" in watch.events:
             items.append(b"UNSEEN %d" % st.unseen)
-        if self.session.condstore:
+        if self.session.condstore or "FlagChange" in watch.events:
             items.append(b"HIGHESTMODSEQ %d" % st.highestmodseq)
         self.session.io.write(responses.untagged(
             b"STATUS " + encode_name(self.session, name) + b" " + wire.plist(items)))
@@ -418,18 +423,32 @@ class Notifications:
     async def fetch_new(self, selected: SelectedMailbox) -> None:
         """
         Section 5.2: after the EXISTS of new messages (that this session
-        did not add), a FETCH of the attributes MessageNew asked for.
+        did not add) and the ESEARCH ADDTO of search contexts, a FETCH of
+        the attributes MessageNew asked for, with those of each context
+        the message joined (section 7), in one response per message.
         """
         new, selected.announced = selected.announced, []
-        group = self.selected_group
-        if not new or group is None or not group.fetch or "MessageNew" not in group.events:
+        contexts = self.session.contexts
+        joined, contexts.new_fetch = contexts.new_fetch, {}
+        if not new:
             return
+        group = self.selected_group
+        base: tuple[C.FetchAttr, ...] = ()
+        if group is not None and "MessageNew" in group.events:
+            base = group.fetch
+        by_attrs: dict[tuple[C.FetchAttr, ...], list[int]] = {}
+        for uid in new:
+            # Each attribute once (section 5.2: no duplicate data).
+            attrs = tuple(dict.fromkeys(base + tuple(joined.get(uid, ()))))
+            if attrs:
+                by_attrs.setdefault(attrs, []).append(uid)
         from twisted_mailhub.imap.handlers.messages import fetch
         from twisted_mailhub.imap.session import CommandFailed
 
-        command = C.Fetch("", SequenceSet.from_numbers(new), group.fetch, uid=True)
-        try:
-            await fetch(self.session, command)
-        except (CommandFailed, MailhubError):
-            # Expunged meanwhile: its EXPUNGE will follow.
-            pass
+        for attrs, uids in by_attrs.items():
+            command = C.Fetch("", SequenceSet.from_numbers(uids), attrs, uid=True)
+            try:
+                await fetch(self.session, command)
+            except (CommandFailed, MailhubError):
+                # Expunged meanwhile: its EXPUNGE will follow.
+                pass

@@ -317,9 +317,10 @@ def _search(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Search:
     cur = ctx.c
     cur.sp("search criteria")
     returns = partial = None
+    update: tuple[c.FetchAttr, ...] = ()
     charset = None
     if cur.peek_word() == "RETURN":
-        returns, partial = _return_options(ctx, "SEARCH")
+        returns, partial, update = _return_options(ctx, "SEARCH")
         cur.sp("search criteria")
     if cur.peek_word() == "CHARSET":
         cur.word("CHARSET")
@@ -330,18 +331,22 @@ def _search(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Search:
             raise ParseError(f"Unsupported charset: {charset}",
                              "BADCHARSET (" + " ".join(_CHARSETS) + ")")
         cur.sp("search criteria")
-    return c.Search(tag, _search_keys(ctx, charset), charset, uid, returns, partial)
+    return c.Search(tag, _search_keys(ctx, charset), charset, uid, returns, partial, update)
 
 
-def _return_options(ctx: Context, command: str) -> tuple[tuple[str, ...], PartialRange | None]:
+def _return_options(ctx: Context, command: str
+                    ) -> tuple[tuple[str, ...], PartialRange | None, tuple[c.FetchAttr, ...]]:
     """
     ``RETURN (options)`` of SEARCH (RFC 4731) and SORT (RFC 5267 section
-    3), the option names and the range of a PARTIAL (RFC 9394 section 4).
+    3): the option names, the range of a PARTIAL (RFC 9394 section 4) and
+    the FETCH attributes of ``UPDATE (fetch-att ...)`` (RFC 5465 section
+    7: told of each new message that joins the result).
     """
     cur = ctx.c
     cur.word("RETURN")
     cur.sp("RETURN options")
     partial: list[PartialRange] = []
+    update: list[c.FetchAttr] = []
 
     def option() -> str:
         word = cur.word("RETURN option")
@@ -350,13 +355,17 @@ def _return_options(ctx: Context, command: str) -> tuple[tuple[str, ...], Partia
         if word == "PARTIAL":
             cur.sp("PARTIAL range")
             partial.append(_partial_range(ctx))
+        elif word == "UPDATE" and cur.peek_bytes(2) == b" (":
+            cur.advance()
+            update.extend(g.paren_list(ctx, lambda: _fetch_att(ctx), "UPDATE attributes",
+                                       empty=False))
         return word
 
     returns = tuple(g.paren_list(ctx, option, "RETURN options"))
     # RFC 9394 section 3.1: one PARTIAL or one ALL, not both, not twice.
     if returns.count("PARTIAL") + returns.count("ALL") > 1:
         raise ParseError("At most one of PARTIAL and ALL may be given")
-    return returns, (partial[0] if partial else None)
+    return returns, (partial[0] if partial else None), tuple(update)
 
 
 def _partial_range(ctx: Context) -> PartialRange:
@@ -390,9 +399,10 @@ def _sort(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Sort:
     cur = ctx.c
     cur.sp("sort criteria")
     returns = partial = None
+    update: tuple[c.FetchAttr, ...] = ()
     if cur.peek_word() == "RETURN":
         # RFC 5267 section 3 (ESORT): the return options of ESEARCH.
-        returns, partial = _return_options(ctx, "SORT")
+        returns, partial, update = _return_options(ctx, "SORT")
         cur.sp("sort criteria")
 
     def criterion() -> Criterion:
@@ -411,7 +421,8 @@ def _sort(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Sort:
     cur.sp("charset")
     charset = _sort_charset(ctx)
     cur.sp("search criteria")
-    return c.Sort(tag, criteria, _search_keys(ctx, charset), charset, uid, returns, partial)
+    return c.Sort(tag, criteria, _search_keys(ctx, charset), charset, uid, returns, partial,
+                  update)
 
 
 def _thread(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Thread:

@@ -410,7 +410,7 @@ def keep_updated(session: Session, cmd: C.Search | C.Sort, results: list[int]) -
     """RFC 5267 section 4.3: RETURN (UPDATE) leaves an updating context."""
     if "UPDATE" in (cmd.returns or ()):
         criteria = cmd.criteria if isinstance(cmd, C.Sort) else None
-        session.contexts.start(cmd.tag, cmd.uid, cmd.key, criteria, results)
+        session.contexts.start(cmd.tag, cmd.uid, cmd.key, criteria, results, cmd.update_fetch)
 
 
 def _mentions_modseq(key) -> bool:
