@@ -107,6 +107,9 @@ class UrlauthCase(IMAPServerTestCase):
         c.send(b'f URLFETCH "' + url + b'"\r\n')
         return self.read_until(c, b"f")
 
+    def fetch_as(self, login: bytes, url: bytes):
+        return self.in_thread(lambda: self.fetch(self.session(login), url))
+
     def read_until(self, c, tag: bytes) -> list[bytes]:
         """Lines up to the tagged one, a literal's data kept with its line."""
         out = []
@@ -234,7 +237,7 @@ class AccessTests(UrlauthCase):
                 good.replace(b"/INBOX/", b"/Nowhere/"),
                 good.replace(b":internal:", b":xsample:"),
                 expired,
-                good.rpartition(b";urlauth")[0],  # no URLAUTH at all
+                good.rpartition(b";urlauth")[0],  # alice's, without URLAUTH
                 b"/INBOX/;uid=%d" % self.uid,
                 b"not a url",
                 other_box,  # the mailbox exists, the message does not
@@ -255,6 +258,9 @@ class AccessTests(UrlauthCase):
         self.assertEqual(several, [
             b'* URLFETCH "%s" {28}\r\n%s "%s" NIL "%s" {28}\r\n%s\r\n'
             % (good, SECRET, bad[0], later, SECRET), b"m OK URLFETCH completed\r\n"])
+        # Alice's own URL needs no URLAUTH for alice.
+        [line, _] = await self.fetch_as(b"alice wonderland", bad[8])
+        self.assertEqual(line, b'* URLFETCH "' + bad[8] + b'" {28}\r\n' + SECRET + b"\r\n")
         # Asking about a user who does not exist created no user.
         if hasattr(self.backend, "list_users"):
             self.assertNotIn("nobody", await self.backend.list_users())

@@ -90,7 +90,12 @@ async def urlfetch(session: Session, cmd: C.UrlFetch):
 async def _fetch(session: Session, raw: bytes) -> bytes | None:
     try:
         url = imapurl.parse(raw, utf8=_utf8(session))
-        store = await urlauth.owner_store(session, url, raw)
+        if url.access is None and url.user is not None and url.user == session.username:
+            # A plain URL of the user's own mail (RFC 5092 asks only that
+            # the session be that user's).
+            store = session.store
+        else:
+            store = await urlauth.owner_store(session, url, raw)
         return await catenate.read_part(store, url, raw, limit=session.policy.max_literal_size)
     except (imapurl.UrlError, catenate.BadUrl, catenate.TooBig):
         return None
