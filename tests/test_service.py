@@ -107,6 +107,13 @@ def test_literal_minus_in_the_config_file(tmp_path):
     assert parse("--config", config).policy().literal_minus is True
 
 
+def test_utf8_accept_option_and_config_file(tmp_path):
+    assert parse().policy().utf8_accept is True
+    assert parse("--no-utf8-accept").policy().utf8_accept is False
+    config = write_config(tmp_path, "utf8-accept = false\n")
+    assert parse("--config", config).policy().utf8_accept is False
+
+
 def test_urlauth_submitters_in_the_config_file(tmp_path):
     assert parse().policy().urlauth_submitters == frozenset()
     config = write_config(tmp_path, 'urlauth-submitters = ["submit", "relay"]\n')

@@ -60,6 +60,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "keepalive": bool,
     "unauthenticate": bool,
     "literal-minus": bool,
+    "utf8-accept": bool,
     "urlauth-submitters": list,
     "metrics": str,
     "max-connections-per-ip": int,
@@ -169,6 +170,8 @@ class MailhubSettings:
     unauthenticate: bool = True
     #: Offer LITERAL- instead of LITERAL+ (RFC 7888 section 5).
     literal_minus: bool = False
+    #: Offer UTF8=ACCEPT (RFC 6855), refusing 8-bit headers from other clients.
+    utf8_accept: bool = True
     #: The users that are submission servers for URLAUTH "submit+" URLs.
     urlauth_submitters: tuple[str, ...] = ()
     #: Endpoint string of the Prometheus metrics listener, or None for none.
@@ -201,6 +204,8 @@ class MailhubSettings:
             changes["unauthenticate"] = False
         if self.literal_minus:
             changes["literal_minus"] = True
+        if not self.utf8_accept:
+            changes["utf8_accept"] = False
         if self.urlauth_submitters:
             changes["urlauth_submitters"] = frozenset(self.urlauth_submitters)
         if self.max_connections_per_ip is not None:
@@ -292,6 +297,13 @@ class MailhubOptions(usage.Options):
             None,
             "Do not offer IMAP UNAUTHENTICATE (RFC 8437), by which a client logged in "
             "may log in again as another user on the same connection.",
+        ],
+        [
+            "no-utf8-accept",
+            None,
+            "Do not offer IMAP UTF8=ACCEPT (RFC 6855), and take messages whose headers "
+            "hold 8-bit octets from every client, as many old messages do; with it, "
+            "clients that did not enable it may not APPEND such messages (section 4).",
         ],
     ]
     optParameters = [
@@ -453,6 +465,8 @@ class MailhubOptions(usage.Options):
             merged["keepalive"] = False
         if self["no-unauthenticate"]:
             merged["unauthenticate"] = False
+        if self["no-utf8-accept"]:
+            merged["utf8-accept"] = False
         if self["metrics"] is not None:
             merged["metrics"] = self["metrics"]
         if self["lmtp-detail-separator"] is not None:
@@ -559,6 +573,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         keepalive=bool(values.get("keepalive", True)),
         unauthenticate=bool(values.get("unauthenticate", True)),
         literal_minus=bool(values.get("literal-minus", False)),
+        utf8_accept=bool(values.get("utf8-accept", True)),
         urlauth_submitters=_user_names("urlauth-submitters", values.get("urlauth-submitters", [])),
         metrics=_metrics_endpoint(values.get("metrics")),
         max_connections_per_ip=limits["max-connections-per-ip"],

@@ -55,6 +55,12 @@ class ServerPolicy:
     # clients that do not know the extension on large mailboxes, so it is
     # the admin's choice; the RFC says it SHOULD NOT be lower than 1000.
     message_limit: int | None = None
+    # RFC 6855: offer UTF8=ACCEPT.  Its section 4 then obliges the server
+    # to refuse an APPEND with 8-bit header octets from a client that did
+    # not enable it, which old mail copied by such clients (mbsync,
+    # offlineimap, mutt saving a message) often has; false takes such
+    # messages as they come, and offers no UTF8=ACCEPT.
+    utf8_accept: bool = True
     # URLAUTH (RFC 4467 section 3): the users that are message submission
     # servers, who may use URLs of a "submit+<user>" access identifier.
     urlauth_submitters: frozenset[str] = frozenset()

@@ -8,6 +8,8 @@ strings.
 
 from __future__ import annotations
 
+import dataclasses
+
 from harness import IMAPServerTestCase, on_every_store
 from tests_messages import simple_message
 
@@ -378,3 +380,31 @@ class UTF8ClientTests(IMAPServerTestCase):
         self.factory = IMAPServerFactory(portal, policy=self.policy)
         self.listening = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.port = self.listening.getHost().port
+
+
+class UTF8NotOfferedTests(IMAPServerTestCase):
+    """``--no-utf8-accept``: no UTF8=ACCEPT, and 8-bit headers taken from anyone."""
+
+    policy = dataclasses.replace(IMAPServerTestCase.policy, utf8_accept=False)
+
+    async def test_not_offered_and_old_mail_taken(self) -> None:
+        size = len(UTF8_MESSAGE)
+
+        def run():
+            c = self.raw()
+            c.line()
+            c.command(b"t0 LOGIN alice wonderland")
+            out = [c.command(b"c1 CAPABILITY")[0],
+                   c.command(b"e1 ENABLE UTF8=ACCEPT"),
+                   c.command(b"a1 APPEND INBOX {%d+}\r\n" % size + UTF8_MESSAGE)[-1],
+                   c.command(b"f1 EXAMINE INBOX")[-1],
+                   c.command(b"f2 FETCH 1 BODY.PEEK[]")]
+            c.close()
+            return out
+
+        caps, enabled, appended, _, fetched = await self.in_thread(run)
+        self.assertNotIn(b"UTF8=ACCEPT", caps)
+        self.assertEqual(enabled, [b"* ENABLED\r\n", b"e1 OK ENABLE completed\r\n"])
+        self.assertRegex(appended, rb"^a1 OK \[APPENDUID \d+ 1\] APPEND completed\r\n$")
+        self.assertEqual(b"".join(fetched[:-1]),
+                         b"* 1 FETCH (BODY[] {%d}\r\n%s)\r\n" % (size, UTF8_MESSAGE))

@@ -205,10 +205,12 @@ class Session:
             # RFC 5267 section 4: SEARCH and SORT results kept up to date.
             "CONTEXT=SEARCH", "CONTEXT=SORT",
             # RFC 6855 section 3: UTF-8 names and headers after ENABLE.
-            "UTF8=ACCEPT",
             # RFC 5465: events told without waiting for a command.
             "NOTIFY",
         ]
+        if self.policy.utf8_accept:
+            # RFC 6855 (see ServerPolicy.utf8_accept).
+            caps.append("UTF8=ACCEPT")
         if self.policy.message_limit is not None:
             # RFC 9738 section 3: the limit handlers enforce (imap/messagelimit.py).
             caps.append(f"MESSAGELIMIT={self.policy.message_limit}")
@@ -285,6 +287,15 @@ class Session:
         or IMAP4rev2 (RFC 9051 section 4.3.1).
         """
         return self.utf8_accept or self.rev2
+
+    @property
+    def refuses_8bit_headers(self) -> bool:
+        """
+        An APPEND with 8-bit header octets is refused: the server offers
+        UTF8=ACCEPT and the client took neither it nor IMAP4rev2 (RFC 6855
+        section 4).
+        """
+        return self.policy.utf8_accept and not self.utf8_headers
 
     # -- running commands ------------------------------------------------------
 

@@ -42,6 +42,9 @@ async def enable(session: Session, cmd: C.Enable):
     newly = []
     for cap in cmd.capabilities:
         cap = cap.upper()
+        if cap == "UTF8=ACCEPT" and not session.policy.utf8_accept:
+            # Not offered (RFC 5161 section 3.1: an unknown name is ignored).
+            continue
         if cap == "UTF8=ACCEPT" and session.state is State.SELECTED:
             # RFC 6855 section 3: "only valid in the authenticated state";
             # ENABLED then leaves it out (RFC 5161 section 3.2).

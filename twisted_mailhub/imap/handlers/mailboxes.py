@@ -306,7 +306,7 @@ def _write_status(session: Session, st: MailboxStatus, name: str, items,
 
 
 async def append(session: Session, cmd: C.Append):
-    if not session.utf8_headers:
+    if session.refuses_8bit_headers:
         from twisted_mailhub.imap import utf8
 
         utf8.check_append(cmd)
@@ -324,7 +324,7 @@ async def append(session: Session, cmd: C.Append):
         built = [replace(m, content=await _catenated(session, m.catenate), catenate=None)
                  if m.catenate is not None else m for m in cmd.messages]
         cmd = replace(cmd, messages=tuple(built))
-        if not session.utf8_headers:
+        if session.refuses_8bit_headers:
             # The header a CATENATE builds is held to RFC 6855 section 4 too.
             from twisted_mailhub.imap import utf8
 
