@@ -350,12 +350,17 @@ async def _catenated(session: Session, parts) -> bytes:
 
     try:
         return await catenate.build(parts, lambda raw, room: _url_part(session, raw, room),
-                                    session.policy.max_literal_size)
+                                    _catenate_limit(session))
     except catenate.BadUrl as e:
         raise CommandFailed(f"CATENATE failed: {e.reason}", catenate.badurl_code(e.url))
     except catenate.TooBig:
-        limit = session.policy.max_literal_size
+        limit = _catenate_limit(session)
         raise CommandFailed(f"CATENATE message over {limit} bytes", "TOOBIG")
+
+
+def _catenate_limit(session: Session) -> int:
+    """RFC 4469 section 4.2: the APPENDLIMIT, and never over the 4 GB of IMAP."""
+    return min(session.policy.max_literal_size, 2**32 - 1)
 
 
 async def _url_part(session: Session, raw: bytes, room: int) -> bytes:
