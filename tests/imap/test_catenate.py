@@ -278,9 +278,9 @@ class TranscriptTests(CatenateCase):
 
     async def test_utf8_names_and_headers(self) -> None:
         """
-        RFC 6855: the mailbox name of a URL is UTF-8 once UTF8=ACCEPT is
-        enabled (modified UTF-7 before), and an 8-bit header built by
-        CATENATE is refused to a client that did not enable it.
+        The mailbox name of a URL is UTF-8 (RFC 5092) whether or not
+        UTF8=ACCEPT is enabled, and an 8-bit header built by CATENATE is
+        refused to a client that did not enable it (RFC 6855 section 4).
         """
         await self.alice.create_mailbox("\u00c9t\u00e9")
         box = await self.alice.get_mailbox("\u00c9t\u00e9")
@@ -288,7 +288,8 @@ class TranscriptTests(CatenateCase):
 
         def run():
             c = self.session()
-            c.send(b'a2 APPEND INBOX CATENATE (TEXT {6+}\r\nX: 1\r\n URL "/&AMk-t&AOk-/;UID=1")\r\n')
+            c.send(b'a2 APPEND INBOX CATENATE (TEXT {6+}\r\nX: 1\r\n '
+                   b'URL "/%C3%89t%C3%A9/;UID=1")\r\n')
             refused = c.until_tagged(b"a2")
             c.command(b"a3 ENABLE UTF8=ACCEPT")
             c.send(b'a4 APPEND INBOX CATENATE (TEXT {6+}\r\nX: 1\r\n '

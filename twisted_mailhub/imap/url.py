@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from twisted_mailhub.imap import mutf7
 from twisted_mailhub.mime.sections import Section
 
 
@@ -76,10 +75,13 @@ _TOKEN = re.compile(r"[0-9A-Fa-f]{32,}")
 _MAX_UINT32 = 2**32 - 1
 
 
-def parse(text: str | bytes, *, utf8: bool = False) -> ImapUrl:
+def parse(text: str | bytes) -> ImapUrl:
     """
-    Parse a message (part) URL; C{utf8} says how the mailbox name's octets
-    are read (UTF-8 rather than modified UTF-7).  Raises L{UrlError}.
+    Parse a message (part) URL.  Raises L{UrlError}.
+
+    The mailbox name is percent-encoded UTF-8 whatever the session's mode
+    (RFC 5092 replaced RFC 2192's modified UTF-7 there), so the same URL
+    names the same mailbox for every session that fetches it.
     """
     if isinstance(text, bytes):
         try:
@@ -95,9 +97,9 @@ def parse(text: str | bytes, *, utf8: bool = False) -> ImapUrl:
         user, host = _server(s)
         if not s.skip("/"):
             raise UrlError("URL names no mailbox")
-        mailbox = _mailbox(s, utf8)
+        mailbox = _mailbox(s)
     elif s.skip("/"):
-        mailbox = _mailbox(s, utf8)
+        mailbox = _mailbox(s)
     elif ":" in text.split(";", 1)[0].split("/", 1)[0]:
         raise UrlError("Not an IMAP URL")
     elif not s.at(";"):
@@ -206,7 +208,7 @@ def _server(s: _Scanner) -> tuple[str | None, str]:
     return user, host.lower()
 
 
-def _mailbox(s: _Scanner, utf8: bool) -> str:
+def _mailbox(s: _Scanner) -> str:
     """
     RFC 5092 ``enc-mailbox``: bchars up to the first ``;``.  Without
     ``;UIDVALIDITY`` the ``/`` before ``;UID`` ends the name.
@@ -224,7 +226,7 @@ def _mailbox(s: _Scanner, utf8: bool) -> str:
         raise UrlError("Missing or invalid mailbox name in URL")
     octets = _percent_decode(raw)
     try:
-        name = octets.decode("utf-8") if utf8 else mutf7.decode(octets)
+        name = octets.decode("utf-8")
     except ValueError:
         raise UrlError("Invalid mailbox name encoding in URL") from None
     head = name[:6].upper()

@@ -368,7 +368,7 @@ async def _url_part(session: Session, raw: bytes, room: int) -> bytes:
     from twisted_mailhub.imap import catenate, url as imapurl
 
     try:
-        parsed = imapurl.parse(raw, utf8=session.rev2 or session.utf8_accept)
+        parsed = imapurl.parse(raw)
     except imapurl.UrlError as e:
         raise catenate.BadUrl(raw, str(e)) from None
     store = session.store

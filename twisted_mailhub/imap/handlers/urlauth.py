@@ -24,10 +24,6 @@ def _check_mechanisms(mechanisms) -> None:
             raise CommandFailed(f"Unknown URLAUTH mechanism: {mechanism}", condition="BAD")
 
 
-def _utf8(session: Session) -> bool:
-    return session.rev2 or session.utf8_accept
-
-
 async def resetkey(session: Session, cmd: C.ResetKey):
     keys = _keys(session)
     if cmd.mailbox is None:
@@ -59,7 +55,7 @@ async def genurlauth(session: Session, cmd: C.GenUrlAuth):
 def _rump(session: Session, raw: bytes) -> imapurl.ImapUrl:
     """BASE.6.3.GENURLAUTH's checks of a url-rump; each failure is BAD."""
     try:
-        url = imapurl.parse(raw, utf8=_utf8(session))
+        url = imapurl.parse(raw)
     except imapurl.UrlError as e:
         raise CommandFailed(f"Invalid URL: {e}", condition="BAD") from None
     if url.user is None:
@@ -89,7 +85,7 @@ async def urlfetch(session: Session, cmd: C.UrlFetch):
 
 async def _fetch(session: Session, raw: bytes) -> bytes | None:
     try:
-        url = imapurl.parse(raw, utf8=_utf8(session))
+        url = imapurl.parse(raw)
         if url.access is None and url.user is not None and url.user == session.username:
             # A plain URL of the user's own mail (RFC 5092 asks only that
             # the session be that user's).
