@@ -330,6 +330,29 @@ class ISummaryStore(IMailbox):
         """
 
 
+class ISummarizer(Interface):
+    """
+    What derives a message's summaries (see L{ISummaryStore}) from its
+    content, so that a store can keep them from the moment it stores the
+    message rather than from the first FETCH that needed them.  The
+    protocol layer provides one; the server gives it to the backend
+    (L{ISummarizingBackend}).  Names and values are as opaque to the store
+    as those of L{ISummaryStore}.
+    """
+
+    names = Attribute("The names L{summarize} gives values for: a tuple of C{str}.")
+
+    def summarize(content, structure):
+        """
+        Synchronous, and safe to call from any thread (a store calls it in
+        its worker threads): C{{name: value}} for the message C{content}
+        (C{bytes}) whose parsed structure is C{structure}
+        (L{twisted_mailhub.mime.parse.parse_message}).  May raise for a
+        message it cannot summarize; the store then keeps nothing for it,
+        and the values are derived later, as for messages stored before.
+        """
+
+
 class IStatusQuery(Interface):
     """
     Optional, on an L{IMailStore}: the STATUS of a mailbox by name in one
@@ -493,6 +516,24 @@ class IAccessKeys(IBackend):
 
     def remove_access_keys(username):
         """Asynchronous.  Remove the keys of every mailbox of C{username}."""
+
+
+class ISummarizingBackend(IBackend):
+    """
+    Optional: a backend whose mailboxes keep summaries (L{ISummaryStore})
+    and can compute them as messages arrive.
+    """
+
+    def use_summarizer(summarizer):
+        """
+        From now on, compute the summaries of every message this backend
+        stores (APPEND, delivery, a COPY that reads and writes the bytes)
+        with C{summarizer} (an L{ISummarizer}, or C{None} for none), away
+        from the reactor thread where the backend works in threads, and
+        keep them with the message: in the same transaction where the
+        backend has transactions.  A COPY or MOVE within the backend keeps
+        the source's summaries.
+        """
 
 
 class ICheckableBackend(IBackend):

@@ -25,7 +25,7 @@ from zope.interface import implementer
 
 from twisted_mailhub.backends.registry import open_backend
 from twisted_mailhub.config import MailhubOptions, MailhubSettings
-from twisted_mailhub.interfaces import IBackend
+from twisted_mailhub.interfaces import IBackend, ISummarizingBackend
 from twisted_mailhub.watch import IWatchableBackend
 
 log = Logger()
@@ -253,11 +253,27 @@ def open_configured_backend(settings: MailhubSettings) -> IBackend:
     from twisted_mailhub.quota import quota_backend
 
     backend = open_backend(settings.store)
+    give_summarizer(backend)
     if IWatchableBackend.providedBy(backend):
         # Other processes may share the store: their changes are announced
         # here, and (PostgreSQL) ours to them, commands' included.
         backend.watch_changes()
     return quota_backend(backend, settings.quota)
+
+
+def give_summarizer(backend: IBackend) -> None:
+    """
+    Have C{backend} keep the summaries FETCH, SORT and THREAD use
+    (L{twisted_mailhub.imap.summaries}) from the moment it stores each
+    message, whoever stores it (IMAP, LMTP, ``mailhub deliver``, an
+    import), when it can (L{ISummarizingBackend}); otherwise they are kept
+    after the first command that needed them, as before.
+    """
+    from twisted_mailhub.imap.summaries import FetchSummarizer
+
+    summarizing = ISummarizingBackend(backend, None)
+    if summarizing is not None:
+        summarizing.use_summarizer(FetchSummarizer())
 
 
 def make_portal(backend: IBackend, settings: MailhubSettings) -> Portal:
@@ -305,9 +321,11 @@ def make_service(options: MailhubOptions | MailhubSettings, *, reactor: Any = No
     settings = options.settings if isinstance(options, MailhubOptions) else options
     if backend is None:
         backend = open_configured_backend(settings)
-    elif IWatchableBackend.providedBy(backend):
-        # Other processes may share the store: announce their changes too.
-        backend.watch_changes()
+    else:
+        give_summarizer(backend)
+        if IWatchableBackend.providedBy(backend):
+            # Other processes may share the store: announce their changes too.
+            backend.watch_changes()
     portal = make_portal(backend, settings)
     # As a twistd plugin (given MailhubOptions), an unusable store ends the
     # process with a one-line message; embedders get StoreUnusable.

@@ -99,6 +99,9 @@ def damage_sqlite(path) -> None:
         db.execute("DELETE FROM chunks WHERE content_id = ?", (lost_chunks,))
         _, lost_row = _ids(db, "Copy", 1)
         db.execute("DELETE FROM chunks WHERE content_id = ?", (lost_row,))
+        # Its summaries (kept since the APPEND) go with it: the one orphaned
+        # summary row is the one inserted below.
+        db.execute("DELETE FROM summaries WHERE content_id = ?", (lost_row,))
         db.execute("DELETE FROM contents WHERE id = ?", (lost_row,))
         resized, _ = _ids(db, "Copy", 2)
         db.execute("UPDATE messages SET size = 1 WHERE id = ?", (resized,))

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Hashable, Iterable
 
 from twisted.internet.defer import DeferredLock
+from twisted.logger import Logger
 
 from twisted_mailhub.errors import (
     InvalidMailboxName,
@@ -30,6 +31,7 @@ from twisted_mailhub.interfaces import (
     IMoveableMailbox,
     INotifier,
     IRemovableMailbox,
+    ISummarizer,
 )
 from twisted_mailhub.model import (
     RECENT,
@@ -44,6 +46,8 @@ from twisted_mailhub.model import (
     TreeKey,
     canonical_flag,
 )
+
+log = Logger()
 
 MAX_NAME_LENGTH = 1000
 _FORBIDDEN = set("\x00\r\n") | {chr(c) for c in range(0x01, 0x20)} | {"\x7f"}
@@ -422,3 +426,25 @@ def _unwrapped(mailbox: IMailbox) -> IMailbox:
     # A session's view of a mailbox (twisted_mailhub.index) wraps the
     # backend's object, which is what a backend recognises as its own.
     return getattr(mailbox, "wrapped", mailbox)
+
+
+def summarize(summarizer: ISummarizer | None, content: bytes,
+              structure: Any = None) -> dict[str, bytes]:
+    """
+    The summaries of C{content} by C{summarizer} (L{ISummarizer}), parsing
+    it first unless its C{structure} is given; C{{}} when there is no
+    summarizer or it fails (logged: the message is stored all the same,
+    and its values are derived later, as for messages stored before).
+    Blocking: call it where the store does its work, off the reactor thread.
+    """
+    if summarizer is None:
+        return {}
+    try:
+        if structure is None:
+            from twisted_mailhub.mime.parse import parse_message
+
+            structure = parse_message(content)
+        return dict(summarizer.summarize(content, structure))
+    except Exception:  # noqa: BLE001 - a summary is never worth a lost message
+        log.failure("Summarizing a message failed; it is stored without summaries")
+        return {}

@@ -13,6 +13,11 @@ pool (C{backend.run}) and publishes the events on the reactor thread.
 A folder names the mailbox it holds by an I{identity} (the mbox index's key,
 the Maildir GUID), so that a mailbox deleted and made again under the same
 name is not taken for the one a session had selected.
+
+The summaries of messages (L{ISummaryStore}) are kept in one file per user
+(L{twisted_mailhub.backends.summaryfile}), keyed by the message's
+identity; the store names it (C{summary_path}) and the backend holds the
+L{SummaryFiles} and the L{ISummarizer} it was given, if any.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from twisted.logger import Logger
 from zope.interface import implementer
 
-from twisted_mailhub.backends.base import BaseMailbox, sorted_unique
+from twisted_mailhub.backends.base import BaseMailbox, sorted_unique, summarize
 from twisted_mailhub.backends.identity import check_identity
+from twisted_mailhub.backends.summaryfile import SummaryFile
 from twisted_mailhub.errors import MailboxNotFound, ReadOnlyMailbox
-from twisted_mailhub.interfaces import IMessage
+from twisted_mailhub.interfaces import IMessage, ISummarizer, ISummaryStore
 from twisted_mailhub.model import (
     AppendRequest,
     FlagUpdate,
@@ -34,6 +41,8 @@ from twisted_mailhub.model import (
     MailboxStatus,
     MessageMeta,
 )
+
+log = Logger()
 
 
 @implementer(IMessage)
@@ -65,6 +74,7 @@ class HeldMessage:
         return self._content[offset : offset + length]
 
 
+@implementer(ISummaryStore)
 class FolderMailbox(BaseMailbox):
     """
     One session's handle on a mailbox kept in files.  A subclass says how
@@ -177,19 +187,73 @@ class FolderMailbox(BaseMailbox):
         """Metas changed after C{modseq} and UIDs expunged after it."""
         return await self._run(lambda folder: folder.changes_since(modseq))
 
+    # -- summaries -----------------------------------------------------------
+
+    def _summary_file(self) -> SummaryFile:
+        return self._store.backend.summary_files.at(self._store.summary_path)
+
+    async def summaries(self, uids: Iterable[int], names: Iterable[str],
+                        ) -> dict[int, dict[str, bytes]]:
+        """L{ISummaryStore}: from the user's summaries file, by identity."""
+        wanted, names = sorted_unique(uids), list(names)
+        if not wanted or not names:
+            return {}
+        summaries = self._summary_file()
+
+        def read(folder: Any) -> dict[int, dict[str, bytes]]:
+            metas = folder.metadata(wanted)
+            found = summaries.get((meta.identity for meta in metas), names)
+            return {meta.uid: found[meta.identity] for meta in metas if meta.identity in found}
+
+        return await self._run(read)
+
+    async def keep_summaries(self, values: dict[int, dict[str, bytes]]) -> None:
+        """L{ISummaryStore}: append those not kept yet to the summaries file."""
+        if not values:
+            return
+        summaries = self._summary_file()
+
+        def keep(folder: Any) -> None:
+            summaries.add({meta.identity: values[meta.uid]
+                           for meta in folder.metadata(sorted(values))})
+
+        await self._run(keep)
+
     # -- writes ------------------------------------------------------------
 
     async def append(
         self, requests: Iterable[AppendRequest], origin: Hashable | None = None
     ) -> list[MessageMeta]:
-        """Append all of C{requests}, durable when this returns."""
+        """
+        Append all of C{requests}, durable when this returns.  With a
+        summarizer, their summaries are computed first (in a pool thread,
+        outside the folder's locks) and written once the messages are,
+        before anyone hears of them; a copy's are already kept.
+        """
         requests = list(requests)
         if not requests:
             return []
+        if self.read_only:
+            raise ReadOnlyMailbox(f"Mailbox is read-only: {self.name}")
+        backend = self._store.backend
+        summaries = self._summary_file()
+        values: list[dict[str, bytes]] = []
+        if backend.summarizer is not None:
+            values = await backend.run(_summarize_all, backend.summarizer, summaries, requests)
+
+        def append_now(folder: Any) -> list[MessageMeta]:
+            metas = folder.append(requests)
+            if any(values):
+                try:
+                    summaries.add({meta.identity: found
+                                   for meta, found in zip(metas, values) if found})
+                except OSError:
+                    # The messages are stored; their summaries come at a FETCH.
+                    log.failure("Keeping the summaries of appended messages failed")
+            return metas
+
         return await self._run(
-            lambda folder: with_origin(folder, origin, lambda: folder.append(requests)),
-            write=True,
-        )
+            lambda folder: with_origin(folder, origin, lambda: append_now(folder)), write=True)
 
     async def store_flags(
         self,
@@ -226,6 +290,14 @@ class FolderMailbox(BaseMailbox):
         return await self._run(
             lambda folder: folder.restore_identity(self.name, uidvalidity, uidnext), write=True
         )
+
+
+def _summarize_all(summarizer: ISummarizer, summaries: SummaryFile,
+                   requests: list[AppendRequest]) -> list[dict[str, bytes]]:
+    """The summaries of each request, C{{}} for a copy whose are kept already."""
+    names = frozenset(summarizer.names)
+    return [{} if request.identity and names <= summaries.names_of(request.identity)
+            else summarize(summarizer, request.content) for request in requests]
 
 
 def with_origin(folder: Any, origin: Hashable | None, write: Callable[[], Any]) -> Any:

@@ -25,6 +25,7 @@ from twisted_mailhub.backends.base import (
     apply_flags,
     clean_flags,
     sorted_unique,
+    summarize,
 )
 from twisted_mailhub.backends.identity import check_identity, next_uid, refuse_new_uidvalidity
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
@@ -39,6 +40,9 @@ from twisted_mailhub.interfaces import (
     INotifier,
     IRemovableMailbox,
     IRestorableMailbox,
+    ISummarizer,
+    ISummarizingBackend,
+    ISummaryStore,
 )
 from twisted_mailhub.model import (
     AppendRequest,
@@ -63,14 +67,19 @@ _MAX_UIDVALIDITY = 2**32 - 1
 
 
 class _Stored:
-    """One message: its current meta, its bytes and its parsed structure."""
+    """
+    One message: its current meta, its bytes, its parsed structure and its
+    summaries (L{ISummaryStore}; shared with its copies, as the content is).
+    """
 
-    __slots__ = ("meta", "content", "structure")
+    __slots__ = ("meta", "content", "structure", "summaries")
 
-    def __init__(self, meta: MessageMeta, content: bytes, structure: object) -> None:
+    def __init__(self, meta: MessageMeta, content: bytes, structure: object,
+                 summaries: dict[str, bytes] | None = None) -> None:
         self.meta = meta
         self.content = content
         self.structure = structure
+        self.summaries = summaries if summaries is not None else {}
 
 
 class _MailboxState:
@@ -113,13 +122,14 @@ class _MailboxState:
         modseq: int,
         uid: int | None = None,
         identity: str | None = None,
+        summaries: dict[str, bytes] | None = None,
     ) -> MessageMeta:
-        """Add a message; a copy passes its source's C{identity}."""
+        """Add a message; a copy passes its source's C{identity} and summaries."""
         uid = self.uidnext if uid is None else uid
         self.uidnext = uid + 1
         meta = MessageMeta(uid, flags, internaldate, len(content), modseq,
                            kept_object_id(identity), datetime.now(timezone.utc))
-        self.messages[uid] = _Stored(meta, content, structure)
+        self.messages[uid] = _Stored(meta, content, structure, summaries)
         self.recent.add(uid)
         self.size += len(content)
         return meta
@@ -170,7 +180,8 @@ class MemoryMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(IMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox, IRestorableMailbox)
+@implementer(IMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox, IRestorableMailbox,
+             ISummaryStore)
 class MemoryMailbox(BaseMailbox):
     """One session's view of a mailbox; the state behind it is shared."""
 
@@ -236,6 +247,28 @@ class MemoryMailbox(BaseMailbox):
             raise MessageExpunged(f"Message {uid} no longer exists")
         return MemoryMessage(stored)
 
+    async def summaries(self, uids: Iterable[int], names: Iterable[str],
+                        ) -> dict[int, dict[str, bytes]]:
+        """L{ISummaryStore}: those kept with the messages."""
+        messages, names = self._state.messages, set(names)
+        found = {}
+        for uid in sorted_unique(uids):
+            stored = messages.get(uid)
+            if stored is not None:
+                values = {n: v for n, v in stored.summaries.items() if n in names}
+                if values:
+                    found[uid] = values
+        return found
+
+    async def keep_summaries(self, values: dict[int, dict[str, bytes]]) -> None:
+        """L{ISummaryStore}: add those not kept yet."""
+        messages = self._state.messages
+        for uid, named in values.items():
+            stored = messages.get(uid)
+            if stored is not None:
+                for name, value in named.items():
+                    stored.summaries.setdefault(name, value)
+
     async def changes_since(self, modseq: int) -> tuple[list[MessageMeta], list[int]]:
         """Metas changed after C{modseq} and UIDs expunged after it."""
         state = self._state
@@ -270,6 +303,9 @@ class MemoryMailbox(BaseMailbox):
         parsed = [_parse(request.content) for request in requests]
         if not requests:
             return []
+        summarizer = self._store.backend.summarizer
+        summaries = [summarize(summarizer, request.content, structure)
+                     for request, structure in zip(requests, parsed)]
         uids, uid = [], state.uidnext
         for request in requests:
             uids.append(next_uid(uid, request.uid))
@@ -285,8 +321,9 @@ class MemoryMailbox(BaseMailbox):
                 modseq,
                 uid,
                 request.identity,
+                values,
             )
-            for request, structure, uid in zip(requests, parsed, uids)
+            for request, structure, uid, values in zip(requests, parsed, uids, summaries)
         ]
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
@@ -398,7 +435,8 @@ class MemoryMailbox(BaseMailbox):
         pairs, metas = [], []
         for stored in moving:
             meta = target.add(stored.content, stored.meta.flags, stored.meta.internaldate,
-                              stored.structure, modseq, identity=stored.meta.identity)
+                              stored.structure, modseq, identity=stored.meta.identity,
+                              summaries=stored.summaries)
             pairs.append((stored.meta.uid, meta.uid))
             metas.append(meta)
         destination._publish(MessagesAdded(tuple(metas), origin))
@@ -428,6 +466,7 @@ class MemoryMailbox(BaseMailbox):
                 stored.structure,
                 modseq,
                 identity=stored.meta.identity,
+                summaries=stored.summaries,
             )
             pairs.append((stored.meta.uid, meta.uid))
             metas.append(meta)
@@ -495,7 +534,7 @@ class MemoryMailStore(BaseMailStore):
         self.notifier.publish(state.key, MailboxRemoved())
 
 
-@implementer(IBackend, IAccessKeys)
+@implementer(IBackend, IAccessKeys, ISummarizingBackend)
 class MemoryBackend:
     """
     Users' trees in memory.  Every L{open_store} of one user returns the
@@ -505,6 +544,11 @@ class MemoryBackend:
     def __init__(self, notifier: INotifier | None = None) -> None:
         self.notifier = notifier if notifier is not None else LocalNotifier()
         self._stores: dict[str, MemoryMailStore] = {}
+        self.summarizer: ISummarizer | None = None
+
+    def use_summarizer(self, summarizer: ISummarizer | None) -> None:
+        """L{ISummarizingBackend}: summaries are made with the parse at APPEND."""
+        self.summarizer = summarizer
 
     def __repr__(self) -> str:
         return f"<MemoryBackend users={len(self._stores)}>"

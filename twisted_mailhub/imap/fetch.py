@@ -371,14 +371,11 @@ async def _item(attr, meta, message, structure, recent) -> list[Piece]:
         return [b"MODSEQ (%d)" % meta.modseq]
     if name in ("EMAILID", "THREADID", "SAVEDATE"):
         return [_object_item(name, meta)]
-    from twisted_mailhub.imap import bodystructure
+    from twisted_mailhub.imap import summaries
 
-    if name == "ENVELOPE":
-        return [b"ENVELOPE " + bodystructure.envelope(structure.envelope)]
-    if name == "BODYSTRUCTURE":
-        return [b"BODYSTRUCTURE " + bodystructure.bodystructure(structure.root, True)]
-    if name == "BODY":
-        return [b"BODY " + bodystructure.bodystructure(structure.root, False)]
+    if name in summaries.ITEMS:
+        # Rendered as a store renders them at APPEND (imap.summaries).
+        return [_MEMO_ITEMS[name] + summaries.render_item(name, structure)]
     if name == "PREVIEW":
         from twisted_mailhub.imap import preview
 

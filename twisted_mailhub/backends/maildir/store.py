@@ -45,8 +45,14 @@ from twisted_mailhub.backends.maildir.uidlist import UnreadableUidList, parse_ui
 from twisted_mailhub.backends.mbox.atomic import fsync_directory
 from twisted_mailhub.backends.mbox.locking import locked_file
 from twisted_mailhub.backends.mbox.naming import user_directory
+from twisted_mailhub.backends.summaryfile import SummaryFiles
 from twisted_mailhub.errors import MailboxExists
-from twisted_mailhub.interfaces import IMailStore, INotifier
+from twisted_mailhub.interfaces import (
+    IMailStore,
+    INotifier,
+    ISummarizer,
+    ISummarizingBackend,
+)
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import (
@@ -62,6 +68,11 @@ UIDVALIDITY_FILE = "mailhub-uidvalidity"
 _SUBSCRIPTIONS_HEADER = "V\t2\n\n"
 
 
+#: The user's summaries file, in the root beside INBOX's cur/ and new/
+#: (not a folder: folders are directories).
+SUMMARY_FILE = "mailhub-summaries"
+
+
 @implementer(IMailStore)
 class MaildirMailStore(BaseMailStore):
     """One user's Maildir++ tree."""
@@ -70,6 +81,7 @@ class MaildirMailStore(BaseMailStore):
         super().__init__(username, backend.notifier)
         self.backend = backend
         self.directory = directory
+        self.summary_path = os.path.join(directory, SUMMARY_FILE)
         self.settings = FolderSettings(
             lock_timeout=backend.lock_timeout,
             stale_lock_after=backend.stale_lock_after,
@@ -293,7 +305,7 @@ class MaildirMailStore(BaseMailStore):
                 _write_number(fd, value)
 
 
-@implementer(IWatchableBackend)
+@implementer(IWatchableBackend, ISummarizingBackend)
 class MaildirBackend:
     """
     Mail as Maildir++ trees: C{root/<user>/} is the user's INBOX and holds
@@ -327,12 +339,22 @@ class MaildirBackend:
         self.lock_timeout = lock_timeout
         self.stale_lock_after = stale_lock_after
         self.on_lock_wait = on_lock_wait
+        self.summarizer: ISummarizer | None = None
+        self.summary_files = SummaryFiles()
         self.cache = FolderCache()
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="maildir-backend")
         self._shutdown_trigger = None
 
     def __repr__(self) -> str:
         return f"<MaildirBackend {self.root}>"
+
+    def use_summarizer(self, summarizer: ISummarizer | None) -> None:
+        """
+        L{ISummarizingBackend}: each appended message's summaries are
+        computed in the backend's threads and written to the user's
+        summaries file with the message (L{twisted_mailhub.backends.folders}).
+        """
+        self.summarizer = summarizer
 
     def mailbox_key(self, guid: str) -> Hashable:
         """The L{IMailbox.key} of the folder whose C{dovecot-uidlist} has C{guid}."""

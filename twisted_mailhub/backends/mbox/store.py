@@ -37,8 +37,15 @@ from twisted_mailhub.backends.mbox.naming import (
     mailbox_file,
     user_directory,
 )
+from twisted_mailhub.backends.summaryfile import SummaryFiles
 from twisted_mailhub.errors import MailboxExists
-from twisted_mailhub.interfaces import ICheckableBackend, IMailStore, INotifier
+from twisted_mailhub.interfaces import (
+    ICheckableBackend,
+    IMailStore,
+    INotifier,
+    ISummarizer,
+    ISummarizingBackend,
+)
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import (
@@ -51,6 +58,10 @@ from twisted_mailhub.watch import (
 _MAX_UIDVALIDITY = 2**32 - 1
 
 
+#: The user's summaries file (a dot name: the backend's own, never a mailbox).
+SUMMARY_FILE = ".summaries"
+
+
 @implementer(IMailStore)
 class MboxMailStore(BaseMailStore):
     """One user's directory of mbox files."""
@@ -59,6 +70,7 @@ class MboxMailStore(BaseMailStore):
         super().__init__(username, backend.notifier)
         self.backend = backend
         self.directory = directory
+        self.summary_path = os.path.join(directory, SUMMARY_FILE)
         self.settings = FolderSettings(
             lock_timeout=backend.lock_timeout,
             stale_lock_after=backend.stale_lock_after,
@@ -305,7 +317,7 @@ class MboxMailStore(BaseMailStore):
                 os.fsync(fd)
 
 
-@implementer(IWatchableBackend, ICheckableBackend)
+@implementer(IWatchableBackend, ICheckableBackend, ISummarizingBackend)
 class MboxBackend:
     """
     Mail as mbox files: C{root/<user>/INBOX} and one file per mailbox.
@@ -338,12 +350,22 @@ class MboxBackend:
         self.lock_timeout = lock_timeout
         self.stale_lock_after = stale_lock_after
         self.on_lock_wait = on_lock_wait
+        self.summarizer: ISummarizer | None = None
+        self.summary_files = SummaryFiles()
         self.cache = IndexCache()
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="mbox-backend")
         self._shutdown_trigger = None
 
     def __repr__(self) -> str:
         return f"<MboxBackend {self.root}>"
+
+    def use_summarizer(self, summarizer: ISummarizer | None) -> None:
+        """
+        L{ISummarizingBackend}: each appended message's summaries are
+        computed in the backend's threads and written to the user's
+        summaries file with the message (L{twisted_mailhub.backends.folders}).
+        """
+        self.summarizer = summarizer
 
     def mailbox_key(self, index_key: str) -> Hashable:
         """The L{IMailbox.key} of the mailbox whose index has C{index_key}."""

@@ -28,6 +28,7 @@ from twisted_mailhub.backends.sql.store import SQLMailStore, clear_mailbox, crea
 from twisted_mailhub.errors import StoreUnavailable
 from twisted_mailhub.interfaces import ICheckableBackend, INotifier
 from twisted_mailhub.interfaces import IAccessKeys, IQuotaLimits
+from twisted_mailhub.interfaces import ISummarizer, ISummarizingBackend
 from twisted_mailhub.errors import MailboxNotFound
 from twisted_mailhub.model import MailboxRemoved, new_access_key
 from twisted_mailhub.notify import LocalNotifier
@@ -50,7 +51,7 @@ class UnknownUser(LookupError):
 
 
 @implementer(IQuotaLimits)
-@implementer(IWatchableBackend, ICheckableBackend, IAccessKeys)
+@implementer(IWatchableBackend, ICheckableBackend, IAccessKeys, ISummarizingBackend)
 class SQLBackend:
     """
     A mail store in the database at C{url} (any SQLAlchemy URL, or the
@@ -72,11 +73,21 @@ class SQLBackend:
         self._ready: Failure | bool = False
         self._waiting: list[Deferred] = []
         self._closed = False
+        # Computes each new message's summaries (use_summarizer).
+        self.summarizer: ISummarizer | None = None
         self.db.start()
         self.db.write(prepare).addBoth(self._prepared)
 
     def __repr__(self) -> str:
         return f"<SQLBackend {self._identity}>"
+
+    def use_summarizer(self, summarizer: ISummarizer | None) -> None:
+        """
+        L{ISummarizingBackend}: the summaries of each message are computed
+        with the parse at APPEND, in a database thread, and written in the
+        transaction that stores the message.
+        """
+        self.summarizer = summarizer
 
     def mailbox_key(self, mailbox_id: int) -> Hashable:
         """The notifier key of a mailbox row of this database."""

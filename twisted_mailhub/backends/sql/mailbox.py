@@ -23,7 +23,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.engine import Connection, Row
 from zope.interface import implementer
 
-from twisted_mailhub.backends.base import BaseMailbox
+from twisted_mailhub.backends.base import BaseMailbox, summarize
 from twisted_mailhub.backends.identity import MAX_UID, check_identity, next_uid
 from twisted_mailhub.backends.identity import refuse_new_uidvalidity
 from twisted_mailhub.backends.sql import content as content_store
@@ -56,6 +56,7 @@ from twisted_mailhub.backends.sql.schema import (
     messages,
     users,
 )
+from twisted_mailhub.backends.sql.schema import summaries as summaries_table
 from twisted_mailhub.errors import MessageExpunged, ReadOnlyMailbox
 from twisted_mailhub.interfaces import (
     IBulkMessageAccess,
@@ -65,6 +66,7 @@ from twisted_mailhub.interfaces import (
     IRemovableMailbox,
     IRestorableMailbox,
     ISearchableMailbox,
+    ISummarizer,
     ISummaryStore,
 )
 from twisted_mailhub.model import (
@@ -226,7 +228,7 @@ class SQLMailbox(BaseMailbox):
         db = self._backend.db
         # Decode the text unless the database is known to have no index.
         with_text = fts.supported(db.dialect) and fts.known(db.engine) is not False
-        prepared = await db.call(_prepare, requests, with_text)
+        prepared = await db.call(_prepare, requests, with_text, self._backend.summarizer)
         metas = await self._backend.db.write(_append_txn, self.mailbox_id, prepared)
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
@@ -390,10 +392,12 @@ def _search_txn(conn: Connection, mailbox_id: int, compiled: Any) -> list[int]:
     return list(conn.execute(search_query(mailbox_id, compiled)).scalars())
 
 
-def _prepare(requests: list[AppendRequest], with_text: bool) -> list[tuple]:
+def _prepare(requests: list[AppendRequest], with_text: bool,
+             summarizer: ISummarizer | None = None) -> list[tuple]:
     """
-    Parse (and decode the text for the full-text index, when C{with_text})
-    outside the write transaction, so the writer lock is held briefly.
+    Parse (and decode the text for the full-text index, when C{with_text};
+    compute the summaries, when there is a C{summarizer}) outside the
+    write transaction, so the writer lock is held briefly.
     """
     prepared = []
     for request in requests:
@@ -409,6 +413,7 @@ def _prepare(requests: list[AppendRequest], with_text: bool) -> list[tuple]:
             fts.index_text(request.content, structure) if with_text else None,
             request.uid,
             kept_object_id(request.identity),
+            summarize(summarizer, request.content, structure),
         ))
     return prepared
 
@@ -419,9 +424,12 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
     metas, texts = [], []
     unseen = deleted = size = 0
     saved = _now()
-    for data, row, system, kws, dates, text, wanted, identity in prepared:
+    kept = []
+    for data, row, system, kws, dates, text, wanted, identity, values in prepared:
         uid = next_uid(uid, wanted)
         content_id = content_store.insert_content(conn, data, row, refcount=1)
+        kept.extend({"content_id": content_id, "name": name, "data": value}
+                    for name, value in values.items())
         if text is not None:
             texts.append((content_id, *text))
         message_id = conn.execute(
@@ -449,6 +457,10 @@ def _append_txn(conn: Connection, mailbox_id: int, prepared: list) -> list[Messa
         uid += 1
     if texts and fts.indexed(conn):
         fts.insert(conn, texts)
+    if kept:
+        # With the message, in its transaction: FETCH of its ENVELOPE or
+        # BODYSTRUCTURE never needs its content, in any process.
+        conn.execute(summaries_table.insert(), kept)
     # Every new UID is >= recent_floor (which is at most UIDNEXT): all are \Recent.
     conn.execute(
         _counted(mailbox_id, message_count=len(metas), unseen_count=unseen,
