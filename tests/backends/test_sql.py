@@ -359,6 +359,22 @@ class SQLBackendTestsMixin:
             expected = content[offset:] if length is None else content[offset:offset + length]
             self.assertEqual(await message.read(offset, length), expected, (offset, length))
 
+    async def test_opened_messages_carry_their_keywords_in_one_statement(self) -> None:
+        backend, store, inbox, _ = await self.inbox_with(0)
+        flags = [frozenset({"\\Seen", "$Label1", "Work", "$Junk"}), frozenset({"\\Flagged"}),
+                 frozenset({"Personal"})]
+        metas = await inbox.append([AppendRequest(make_message(n), f, DATE)
+                                    for n, f in enumerate(flags)])
+        statements = self.record_statements(backend)
+        opened = await inbox.open_messages([m.uid for m in metas])
+        self.assertEqual([m.meta.flags for m in opened], flags)
+        # The rows, keywords and small contents of a few messages: one query.
+        self.assertEqual(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]),
+                         1, statements)
+        single = await inbox.open_message(metas[0].uid)
+        self.assertEqual(single.meta.flags, flags[0])
+        self.assertEqual(await single.read(), make_message(0))
+
     async def test_range_read_touches_only_needed_chunks(self) -> None:
         content = make_message(1, b"y" * (4 * CHUNK_SIZE))
         backend, store, inbox, _ = await self.inbox_with(0)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from zope.interface import implementer
 
@@ -783,10 +783,17 @@ def _open_txn(conn, mailbox_id: int, uid: int):
 
 # Opening messages is what every FETCH of content does, one round trip per
 # few messages: one statement (built once, so SQLAlchemy only looks up its
-# compiled form) reads the rows, their structures and the bytes of the small
-# ones, and a second their keywords.
+# compiled form) reads the rows, their keywords (space-separated: a keyword
+# is an atom, which has no space), their structures and the bytes of the
+# small ones.  A second statement for the keywords cost as much as the first.
+_KEYWORD_LIST = (
+    select(func.aggregate_strings(keywords.c.keyword, literal_column("' '")))
+    .where(keywords.c.message_id == messages.c.id)
+    .scalar_subquery()
+)
 _OPEN = (
-    select(*META_COLUMNS, messages.c.content_id, contents.c.structure, chunks.c.data)
+    select(*META_COLUMNS, messages.c.content_id, contents.c.structure, chunks.c.data,
+           _KEYWORD_LIST.label("keyword_list"))
     .select_from(
         messages.join(contents, contents.c.id == messages.c.content_id).outerjoin(
             chunks,
@@ -797,12 +804,6 @@ _OPEN = (
     .where(messages.c.mailbox_id == bindparam("mailbox_id"),
            messages.c.uid.in_(bindparam("uids", expanding=True)))
 )
-_OPEN_KEYWORDS = (
-    select(messages.c.uid, keywords.c.keyword)
-    .join(keywords, keywords.c.message_id == messages.c.id)
-    .where(messages.c.mailbox_id == bindparam("mailbox_id"),
-           messages.c.uid.in_(bindparam("uids", expanding=True)))
-)
 
 
 def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
@@ -810,17 +811,14 @@ def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
     wanted = sorted(set(uids))
     for start in range(0, len(wanted), BATCH):
         params = {"mailbox_id": mailbox_id, "uids": wanted[start:start + BATCH]}
-        rows = sorted(conn.execute(_OPEN, params).all(), key=lambda r: r.uid)
-        if not rows:
-            continue
-        found: dict[int, set[str]] = {}
-        for uid, keyword in conn.execute(_OPEN_KEYWORDS, params):
-            found.setdefault(uid, set()).add(keyword)
+        rows = sorted(conn.execute(_OPEN, params).all(), key=row_uid)
         for row in rows:
             content = row.data
             if content is not None:
                 content = bytes(content)
                 if len(content) != row.size:
                     content = None
-            out.append((row, frozenset(found.get(row.uid, ())), row.structure, content))
+            listed = row.keyword_list
+            kws = frozenset(listed.split(" ")) if listed else frozenset()
+            out.append((row, kws, row.structure, content))
     return out
