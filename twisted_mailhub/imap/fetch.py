@@ -50,11 +50,23 @@ _META_ONLY = ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID", "MODSEQ",
 
 def needs_message(attrs: Iterable[FetchAttr]) -> bool:
     """Whether C{attrs} need the message itself, not only its metadata."""
+    # Asked once or twice per command, of the few spellings clients use.
+    return _needs_message(tuple(attrs))
+
+
+@lru_cache(maxsize=256)
+def _needs_message(attrs: tuple[FetchAttr, ...]) -> bool:
     return any(a.name not in _META_ONLY for a in attrs)
 
 
 def needs_structure(attrs: Iterable[FetchAttr]) -> bool:
     """Whether C{attrs} need the parsed structure (a whole-message read does not)."""
+    # Asked once or twice per command, of the few spellings clients use.
+    return _needs_structure(tuple(attrs))
+
+
+@lru_cache(maxsize=256)
+def _needs_structure(attrs: tuple[FetchAttr, ...]) -> bool:
     for a in attrs:
         if a.name in _META_ONLY or a.name == "RFC822":
             continue
@@ -66,6 +78,12 @@ def needs_structure(attrs: Iterable[FetchAttr]) -> bool:
 
 def sets_seen(attrs: Iterable[FetchAttr]) -> bool:
     """Whether fetching C{attrs} implicitly sets \\Seen (RFC 3501 6.4.5)."""
+    # Asked once or twice per command, of the few spellings clients use.
+    return _sets_seen(tuple(attrs))
+
+
+@lru_cache(maxsize=256)
+def _sets_seen(attrs: tuple[FetchAttr, ...]) -> bool:
     for a in attrs:
         if a.name in _SEEN_SETTING:
             return True
@@ -176,6 +194,12 @@ def kept_names(attrs: Sequence[FetchAttr]) -> list[str]:
 
 def can_memoise(attrs: Sequence[FetchAttr]) -> bool:
     """Whether L{render_memoised} may answer C{attrs} (given the values)."""
+    # Asked once or twice per command, of the few spellings clients use.
+    return _can_memoise(tuple(attrs))
+
+
+@lru_cache(maxsize=256)
+def _can_memoise(attrs: tuple[FetchAttr, ...]) -> bool:
     return all(a.name in _META_ONLY or _memo_name(a) is not None for a in attrs)
 
 
@@ -462,10 +486,18 @@ async def _binary(message, structure, section: Section) -> bytes:
 
 
 def _coalesce(pieces: list[Piece]) -> list[Piece]:
+    # Runs of bytes joined once: adding them one by one copied a message's
+    # literal once per piece after it.
     out: list[Piece] = []
+    run: list[bytes] = []
     for p in pieces:
-        if isinstance(p, bytes) and out and isinstance(out[-1], bytes):
-            out[-1] += p
-        else:
-            out.append(p)
+        if isinstance(p, bytes):
+            run.append(p)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(p)
+    if run:
+        out.append(b"".join(run))
     return out
