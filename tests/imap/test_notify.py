@@ -372,6 +372,32 @@ class NotifyTranscriptTests(IMAPServerTestCase):
         self.assertEqual(out[2], [b"* 5 EXISTS\r\n", b"* 5 RECENT\r\n",
                                   b"* 5 FETCH (UID 5)\r\n"])
 
+    async def test_a_failing_store_costs_the_status_not_the_session(self) -> None:
+        def start():
+            c = self.login()
+            c.command(b"a1 NOTIFY SET (mailboxes misc (MessageNew MessageExpunge))")
+            return c
+
+        c = await self.in_thread(start)
+        [protocol] = [p for p in self.factory.connections if p.session.notifications.active]
+
+        async def broken():
+            raise RuntimeError("the store is down")
+
+        watched = protocol.session.notifications._watches["misc"].mailbox
+        self.patch(watched, "status", broken)
+
+        def run():
+            d = self.other()
+            d.command(b"d1 APPEND misc {%d+}\r\n" % len(message("x")) + message("x"))
+            out = c.command(b"a2 NOOP")
+            c.close()
+            d.close()
+            return out
+
+        self.assertEqual(await self.in_thread(run), [b"a2 OK NOOP completed\r\n"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     async def test_own_changes_are_not_told(self) -> None:
         # Section 5: the server SHOULD NOT tell a client of its own changes.
         def run():

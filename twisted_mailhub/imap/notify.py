@@ -318,7 +318,24 @@ class Notifications:
     # -- responses -------------------------------------------------------------------
 
     async def deliver(self) -> None:
-        """Write what is due: LIST of tree changes, then STATUS of mailboxes."""
+        """
+        Write what is due: LIST of tree changes, then STATUS of mailboxes.
+        A store that fails costs those responses, not the session (nor the
+        tagged response of the command whose end this is).
+        """
+        from twisted_mailhub.connection import ClientGone
+
+        try:
+            await self._deliver()
+        except ClientGone:
+            raise
+        except Exception:
+            log.failure("Telling NOTIFY events")
+            self._status.clear()
+            self._lists.clear()
+            self._rewatch = False
+
+    async def _deliver(self) -> None:
         write = self.session.io.write
         if self._rewatch:
             self._rewatch = False
@@ -354,7 +371,8 @@ class Notifications:
         try:
             st = await watch.mailbox.status()
         except MailhubError:
-            self._rewatch = True
+            # Gone meanwhile: its MailboxRemoved makes the watches be
+            # looked at again.
             return
         items = [b"MESSAGES %d" % st.messages, b"UIDNEXT %d" % st.uidnext,
                  b"UIDVALIDITY %d" % st.uidvalidity]
@@ -445,6 +463,8 @@ class Notifications:
         from twisted_mailhub.imap.handlers.messages import fetch
         from twisted_mailhub.imap.session import CommandFailed
 
+        from twisted_mailhub.connection import ClientGone
+
         for attrs, uids in by_attrs.items():
             command = C.Fetch("", SequenceSet.from_numbers(uids), attrs, uid=True)
             try:
@@ -452,3 +472,7 @@ class Notifications:
             except (CommandFailed, MailhubError):
                 # Expunged meanwhile: its EXPUNGE will follow.
                 pass
+            except ClientGone:
+                raise
+            except Exception:
+                log.failure("Fetching new messages for NOTIFY")
