@@ -11,6 +11,7 @@ import re
 from harness import IMAPServerTestCase, on_every_store
 from tests_messages import simple_message
 
+from twisted_mailhub.interfaces import IAccessKeys
 from twisted_mailhub.model import AppendRequest
 
 
@@ -144,6 +145,9 @@ class IMAP4rev2TranscriptTests(IMAPServerTestCase):
             return out
 
         first, second = await self.in_thread(run)
+        # RFC 4467: stores that keep URLAUTH keys tell the mechanisms.
+        urlmech = ([b"* OK [URLMECH INTERNAL] URL mechanisms\r\n"]
+                   if IAccessKeys.providedBy(self.backend) else [])
         self.assertEqual(normalized(first), [
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n",
             b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft \\*)]"
@@ -152,6 +156,7 @@ class IMAP4rev2TranscriptTests(IMAPServerTestCase):
             b"* OK [UIDVALIDITY n] UIDs valid\r\n",
             b"* OK [UIDNEXT 4] Predicted next UID\r\n",
             b'* LIST (\\HasNoChildren) "/" INBOX\r\n',
+            *urlmech,
             b"t1 OK [READ-WRITE] SELECT completed\r\n",
         ])
         self.assertEqual(normalized(second), [
@@ -162,6 +167,7 @@ class IMAP4rev2TranscriptTests(IMAPServerTestCase):
             b"* OK [UIDVALIDITY n] UIDs valid\r\n",
             b"* OK [UIDNEXT 1] Predicted next UID\r\n",
             b'* LIST (\\HasNoChildren) "/" Archive/2022\r\n',
+            *urlmech,
             b"t2 OK [READ-ONLY] EXAMINE completed\r\n",
         ])
 

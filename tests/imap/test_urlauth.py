@@ -161,6 +161,15 @@ class TranscriptTests(UrlauthCase):
         self.assertEqual(out, [b'* URLFETCH "' + url + b'" {28}\r\n' + SECRET + b"\r\n",
                                b"a002 OK URLFETCH completed\r\n"])
 
+    async def test_select_and_examine_tell_the_mechanisms(self) -> None:
+        """BASE.7.1.URLMECH: in an untagged OK of SELECT and EXAMINE."""
+        def run():
+            c = self.session()
+            return c.command(b"s1 SELECT INBOX"), c.command(b"s2 EXAMINE INBOX")
+
+        for lines in await self.in_thread(run):
+            self.assertIn(b"* OK [URLMECH INTERNAL] URL mechanisms\r\n", lines)
+
     async def test_resetkey_examples(self) -> None:
         """BASE.6.3.RESETKEY's example, and the URLs each form revokes."""
         def run():
@@ -359,10 +368,12 @@ class NoKeysTests(IMAPServerTestCase):
                 c.command(b't4 URLFETCH "imap://alice@h/INBOX/;uid=1;urlauth=anonymous"')[-1],
                 c.command(b't5 APPEND INBOX CATENATE (URL "imap://bob@h/INBOX/;uid=1;urlauth=anonymous'
                           b':internal:' + b"0" * 42 + b'")')[-1],
+                c.command(b"t6 SELECT INBOX"),
             ]
 
         greeting, caps, out = await self.in_thread(run)
         self.assertNotIn(b"URLAUTH", greeting + caps)
+        self.assertNotIn(b"URLMECH", b"".join(out[4]))
         self.assertIn(b" CATENATE", caps)
         self.assertEqual(out[:3], [b"t%d BAD URLAUTH is not available on this server\r\n" % n
                                    for n in (2, 3, 4)])

@@ -71,6 +71,11 @@ async def select(session: Session, cmd: C.Select):
     if mailboxid is not None:
         # RFC 8474 section 4.2
         write(responses.status(None, "OK", "Ok", f"MAILBOXID ({mailboxid})"))
+    from twisted_mailhub.imap import urlauth
+
+    if urlauth.access_keys(session) is not None:
+        # RFC 4467 BASE.7.1: SELECT and EXAMINE tell the URLAUTH mechanisms.
+        write(responses.status(None, "OK", "URL mechanisms", f"URLMECH {urlauth.MECHANISM}"))
     if cmd.qresync is not None and cmd.qresync[0] == mailbox.uidvalidity:
         # RFC 7162 section 3.2.5: only when the UIDVALIDITY matches; else
         # the client learns from UIDVALIDITY that it starts over.
