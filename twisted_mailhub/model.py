@@ -187,11 +187,9 @@ class TreeKey:
 
 @dataclass(frozen=True, slots=True)
 class MailboxCreated:
-    """C{name} was created (with any missing superiors, see C{created})."""
+    """C{name} was created (and any of its superiors that were missing)."""
 
     name: str
-    #: Every name that came to exist, C{name} and superiors that did not.
-    created: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

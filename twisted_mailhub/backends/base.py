@@ -148,10 +148,8 @@ class BaseMailStore:
             name = name[:-1]
         name = validate_name(name, self.delimiter)
         async with self._tree_changing():
-            before = {info.name for info in await self._list()}
             await self._create_tree(name, frozenset(special_use))
-        created = tuple(n for n in (*superiors(name, self.delimiter), name) if n not in before)
-        self._publish_tree(MailboxCreated(name, created))
+        self._publish_tree(MailboxCreated(name))
 
     async def delete_mailbox(self, name: str) -> None:
         name = validate_name(name, self.delimiter)

@@ -60,7 +60,6 @@ SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName",
 #: past it later, ends the notifications (section 5.8).
 MAX_WATCHED = 1000
 
-_TREE_EVENTS = frozenset({"MailboxName", "SubscriptionChange"})
 _KIND = {MessagesAdded: "MessageNew", MessagesExpunged: "MessageExpunge",
          FlagsChanged: "FlagChange"}
 
