@@ -398,6 +398,22 @@ class NotifyTranscriptTests(IMAPServerTestCase):
         self.assertEqual(await self.in_thread(run), [b"a2 OK NOOP completed\r\n"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    async def test_set_replaces_the_events(self) -> None:
+        # Section 3.1: NOTIFY SET replaces the list of events.
+        def run():
+            c = self.login()
+            c.command(b"a1 NOTIFY SET (personal (MailboxName))")
+            c.command(b"a2 NOTIFY SET (selected (MessageNew MessageExpunge))")
+            d = self.other()
+            d.command(b"d1 CREATE Unwatched")
+            d.command(b"d2 APPEND misc {%d+}\r\n" % len(message("x")) + message("x"))
+            out = c.command(b"a3 NOOP")
+            c.close()
+            d.close()
+            return out
+
+        self.assertEqual(await self.in_thread(run), [b"a3 OK NOOP completed\r\n"])
+
     async def test_own_changes_are_not_told(self) -> None:
         # Section 5: the server SHOULD NOT tell a client of its own changes.
         def run():

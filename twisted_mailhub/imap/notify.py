@@ -266,10 +266,15 @@ class Notifications:
             self._watches[name] = watch
 
     def _listen_to_tree(self) -> None:
-        if self._tree is not None:
+        """Listen to the user's tree while a group other than SELECTED needs it."""
+        if not self._other_groups():
+            if self._tree is not None:
+                notifier, key, listener = self._tree
+                notifier.unsubscribe(key, listener)
+                self._tree = None
             return
         notifier = getattr(self.session.store, "notifier", None)
-        if notifier is None or not self._other_groups():
+        if self._tree is not None or notifier is None:
             return
         key = TreeKey(self.session.store.username)
         listener = _TreeListener(self)
