@@ -114,7 +114,8 @@ class SelectedMailbox:
         client was not told of yet (RFC 3501 section 7.2.6: an untagged FLAGS
         whenever the applicable flags change); else nothing.
         """
-        new = {f for m in metas for f in m.flags
+        # Messages share a few flag sets: each distinct one is looked at once.
+        new = {f for flags in {m.flags for m in metas} for f in flags
                if not f.startswith("\\") and f not in self.keywords}
         if not new:
             return []

@@ -6,6 +6,7 @@ EXPUNGE, CLOSE and UNSELECT (with their UID forms).
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from operator import attrgetter
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -34,6 +35,7 @@ OPEN_BATCH = 50
 # (a commit, an fsync) and a thread hop, which cost more than the larger
 # batch of metadata held meanwhile.
 STORE_BATCH = 10_000
+_uid_of = attrgetter("uid")
 
 
 def resolve(session: Session, seqset: SequenceSet, uid: bool) -> list[int]:
@@ -279,14 +281,12 @@ async def store(session: Session, cmd: C.Store):
     # RFC 9738 section 3.1: over the limit, the highest UIDs first.
     descending = lowest is not None
     modified: list[int] = []
-    changed_uids: set[int] = set()
     starts = range(0, len(uids), STORE_BATCH)
     for start in reversed(starts) if descending else starts:
         batch = uids[start:start + STORE_BATCH]
         update = await mailbox.store_flags(batch, cmd.mode, set(cmd.flags),
                                            unchangedsince=cmd.unchangedsince, origin=session)
         modified.extend(update.modified)
-        changed_uids.update(m.uid for m in update.changed)
         for line in selected.keyword_responses(update.changed):
             session.io.write(line)
         if cmd.silent and not session.condstore:
@@ -300,7 +300,7 @@ async def store(session: Session, cmd: C.Store):
                                  uid=cmd.uid, modseq=session.condstore)
         seq_of, is_recent = selected.seq_of, selected.recent_test()
         rendered = [render(seq, meta, is_recent(meta.uid))
-                    for meta in sorted(report, key=lambda m: m.uid, reverse=descending)
+                    for meta in sorted(report, key=_uid_of, reverse=descending)
                     if (seq := seq_of(meta.uid)) is not None]
         session.io.write(b"".join(rendered))
     if descending:
