@@ -13,8 +13,7 @@ flags exactly the marked UIDs ``\\Deleted`` and expunges exactly those.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Hashable, Iterable
+from typing import Hashable, Iterable, NamedTuple
 
 from twisted_mailhub import index
 from twisted_mailhub.errors import MessageExpunged
@@ -31,8 +30,7 @@ OPEN_AHEAD = 50
 OPEN_AHEAD_OCTETS = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One message of the snapshot."""
 
     uid: int
@@ -62,9 +60,14 @@ def unique_id(uidvalidity: int, uid: int) -> str:
 class Maildrop:
     """The messages one POP3 session works on, numbered from 1."""
 
-    def __init__(self, mailbox: IMailbox, entries: list[Entry]) -> None:
+    def __init__(self, mailbox: IMailbox, uids: list[int], sizes: list[int]) -> None:
         self.mailbox = mailbox
-        self.entries = entries
+        # The snapshot as two parallel lists rather than one object per
+        # message: a login lists the whole INBOX, and building 10,000
+        # objects there cost more than everything else the login does.
+        self._uids = uids
+        self._sizes = sizes
+        self._total = sum(sizes)
         self.deleted: set[int] = set()
         self.retrieved: set[int] = set()
         # Messages opened ahead of the RETR or TOP asking for them, by number.
@@ -81,11 +84,16 @@ class Maildrop:
             if isinstance(view, index.IndexedMailbox):
                 await view.validate()
                 await view.index.load_all()
+                # Complete now: read it in place, with no await between the
+                # UIDs and their sizes.
+                held = view.index.held()
+                uids = sorted(held)
+                return cls(mailbox, uids, [held[u].size for u in uids])
             uids = await view.uids()
             metas = await view.metadata(uids) if uids else []
         finally:
             release()
-        return cls(mailbox, [Entry(m.uid, m.size) for m in metas])
+        return cls(mailbox, [m.uid for m in metas], [m.size for m in metas])
 
     # -- reading ---------------------------------------------------------------
 
@@ -94,20 +102,23 @@ class Maildrop:
         The entry for 1-based C{number}; L{NoSuchMessage} when out of
         range, L{MarkedDeleted} when marked (unless C{allow_deleted}).
         """
-        if not 1 <= number <= len(self.entries):
+        if not 1 <= number <= len(self._uids):
             raise NoSuchMessage(number)
         if number in self.deleted and not allow_deleted:
             raise MarkedDeleted(number)
-        return self.entries[number - 1]
+        return Entry(self._uids[number - 1], self._sizes[number - 1])
 
     def listing(self) -> list[tuple[int, Entry]]:
         """C{(number, entry)} of every message not marked deleted."""
-        return [(n, e) for n, e in enumerate(self.entries, 1) if n not in self.deleted]
+        deleted = self.deleted
+        return [(n, Entry(uid, size))
+                for n, (uid, size) in enumerate(zip(self._uids, self._sizes), 1)
+                if n not in deleted]
 
     def stat(self) -> tuple[int, int]:
         """Count and total size of the messages not marked deleted."""
-        live = self.listing()
-        return len(live), sum(e.size for _, e in live)
+        gone = sum(self._sizes[n - 1] for n in self.deleted)
+        return len(self._uids) - len(self.deleted), self._total - gone
 
     def unique_id(self, entry: Entry) -> str:
         """The UIDL value of C{entry}."""
@@ -136,7 +147,7 @@ class Maildrop:
             # never came.
             self._opened.clear()
             return await self.mailbox.open_message(entry.uid)
-        by_uid = {self.entries[n - 1].uid: n for n in numbers}
+        by_uid = {self._uids[n - 1]: n for n in numbers}
         by_uid[entry.uid] = number
         opened = await bulk.open_messages(sorted(by_uid))
         self._opened = {by_uid[m.meta.uid]: m for m in opened if m.meta.uid in by_uid}
@@ -151,9 +162,9 @@ class Maildrop:
         octets = 0
         for n in ahead:
             if (n == number or n in numbers or n in self.deleted
-                    or not 1 <= n <= len(self.entries)):
+                    or not 1 <= n <= len(self._uids)):
                 continue
-            octets += self.entries[n - 1].size
+            octets += self._sizes[n - 1]
             if len(numbers) + 1 >= OPEN_AHEAD or octets > OPEN_AHEAD_OCTETS:
                 break
             numbers.append(n)
@@ -183,10 +194,10 @@ class Maildrop:
         (those another client removed meanwhile are simply absent).
         """
         if mark_seen:
-            seen = sorted(self.entries[n - 1].uid for n in self.retrieved - self.deleted)
+            seen = sorted(self._uids[n - 1] for n in self.retrieved - self.deleted)
             if seen:
                 await self.mailbox.store_flags(seen, "add", {SEEN}, origin=origin)
-        doomed = sorted(self.entries[n - 1].uid for n in self.deleted)
+        doomed = sorted(self._uids[n - 1] for n in self.deleted)
         if not doomed:
             return []
         await self.mailbox.store_flags(doomed, "add", {DELETED}, origin=origin)
