@@ -23,6 +23,9 @@ from zope.interface import implementer
 from twisted_mailhub.observer import NULL_OBSERVER, IServerObserver
 from twisted_mailhub.policy import ServerPolicy
 
+#: Bytes a connection's transport may hold before the session waits (drain).
+WRITE_BUFFER = 256 * 1024
+
 
 class ClientGone(Exception):
     """The connection closed while a command was still running."""
@@ -114,6 +117,11 @@ class ServerConnection(Protocol, TimeoutMixin):
         self.tls_available = factory.tls_options is not None and not self.secure
         self.transport.registerProducer(self, True)
         self._registered = True
+        # How much the transport holds before it pauses the session (see
+        # drain): Twisted's 64 KB is three messages of a pipelined download,
+        # and each pause costs a reactor turn before writing goes on.
+        if isinstance(getattr(self.transport, "bufferSize", None), int):
+            self.transport.bufferSize = max(self.transport.bufferSize, WRITE_BUFFER)
         # Responses are written whole per reactor turn; do not let Nagle's
         # algorithm hold the last line back waiting for an ACK.
         self._set_tcp_option("setTcpNoDelay", True)
