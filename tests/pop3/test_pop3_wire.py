@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,6 +67,27 @@ def test_stuffing_round_trips_whatever_the_chunking(parts, size) -> None:
     assert unstuff(response) == content
     # No line of the body is the lone terminator.
     assert b"\r\n.\r\n" not in response[:-3]
+
+
+def stuff_whole(content: bytes) -> bytes:
+    """RFC 1939 section 3 on the whole message at once: CRLF lines, dots doubled."""
+    body = re.sub(rb"(?<!\r)\n", b"\r\n", content).replace(b"\n.", b"\n..")
+    if body.startswith(b"."):
+        body = b"." + body
+    if body and not body.endswith(b"\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+@given(st.lists(st.sampled_from([b"a", b".", b"\r\n", b"\r", b"\n", b"..", b"x.", b"\n."]),
+                max_size=40),
+       st.integers(1, 9))
+def test_stuffing_any_bytes_in_chunks_is_stuffing_them_whole(parts, size) -> None:
+    # Bare LFs, lone CRs and dots anywhere, split at every place a chunk
+    # can end: the same bytes as one pass over the whole message.
+    content = b"".join(parts)
+    chunks = [content[i:i + size] for i in range(0, len(content), size)]
+    assert stuff(chunks) == stuff_whole(content)
 
 
 def top(content: bytes, lines: int, size: int = 3) -> tuple[bytes, bool]:
