@@ -33,6 +33,7 @@ from twisted_mailhub.backends.sql.rows import (
     BATCH,
     META_COLUMNS,
     date_columns,
+    driver_rows,
     internaldate,
     flags_of,
     load_metas,
@@ -578,7 +579,7 @@ def _store_system_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: 
     modseq = box.highestmodseq + 1
     result = FlagUpdate()
     counts = {"unseen_count": 0, "deleted_count": 0}
-    changed: list[Row] = []
+    changed: list[tuple] = []
     for condition in uid_conditions(messages.c.uid, uids):
         where = [messages.c.mailbox_id == mailbox_id, condition,
                  or_(*(messages.c[column] != value for column in columns))]
@@ -588,11 +589,11 @@ def _store_system_txn(conn: Connection, mailbox_id: int, uids: list[int], mode: 
                 flips = conn.execute(select(func.count()).select_from(messages).where(
                     *where, messages.c[column] != value)).scalar_one()
                 counts[counter] += flips * (sign if value else -sign)
-        changed.extend(conn.execute(
+        changed.extend(driver_rows(conn, (
             update(messages).where(*where)
             .values(modseq=modseq, **{column: value for column in columns})
             .returning(*META_COLUMNS)
-        ).all())
+        )))
     if not changed:
         return result
     changed.sort(key=row_uid)

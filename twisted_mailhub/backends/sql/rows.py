@@ -144,6 +144,25 @@ def saved_us(when: datetime) -> int:
     return (when - EPOCH) // _US
 
 
+def driver_rows(conn: Connection, statement: Any) -> list[tuple]:
+    """
+    The rows of C{statement}, run by the database driver itself on C{conn}'s
+    connection (in its transaction), as plain tuples: for statements that
+    return thousands of rows (STORE 1:* ... RETURNING), where building a
+    SQLAlchemy C{Row} each cost as much as the statement.  Every parameter
+    of C{statement} must be a number or a boolean: they are written into
+    the SQL text.  Columns come as the driver gives them (booleans as 0 or
+    1 on SQLite), which L{meta_of} reads alike.
+    """
+    sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def uid_conditions(column: Any, uids: Iterable[int]) -> Iterator[ColumnElement[bool]]:
     """
     Conditions on C{column} that together select C{uids}, each small
