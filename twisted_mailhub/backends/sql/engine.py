@@ -11,6 +11,13 @@ race for the lock and fail with "database is locked", writers of this
 process take a mutex and open their transaction with C{BEGIN IMMEDIATE}
 (other processes then wait up to the busy timeout).  Readers run
 concurrently with the writer thanks to WAL mode.
+
+Since the writers queue anyway, those that ask for it
+(L{Database.write_grouped}, which APPEND uses) share a commit: the writer
+that takes the mutex runs every grouped write waiting by then, each in a
+savepoint of one transaction, and commits (and so fsyncs) once for all of
+them.  Each still succeeds or fails alone, and none is reported before
+the commit that holds it.
 """
 
 from __future__ import annotations
@@ -135,6 +142,9 @@ class Database:
         self._started = False
         self._trigger: Any = None
         self._commit_handlers: dict[str, Callable[[list[Any]], None]] = {}
+        # Grouped writes not yet taken by a writer (see write_grouped).
+        self._grouped: list[_Grouped] = []
+        self._grouped_lock = threading.Lock()
 
     def start(self) -> None:
         if not self._started:
@@ -177,7 +187,63 @@ class Database:
         """
         return deferToThreadPool(self._reactor, self._pool, self.run_write, fn, *args)
 
+    def write_grouped(self, fn: Callable[..., T], *args: Any) -> Deferred:
+        """
+        L{write}, sharing the commit with the other grouped writes waiting
+        for the writer's mutex (SQLite; elsewhere it is L{write}).  C{fn}
+        must leave the transaction usable when it raises (it then rolls
+        back to its savepoint alone), as every statement error does.
+        """
+        if self._write_lock is None:
+            return self.write(fn, *args)
+        job = _Grouped(fn, args)
+        with self._grouped_lock:
+            self._grouped.append(job)
+        return deferToThreadPool(self._reactor, self._pool, self._run_grouped, job)
+
     # -- in a pool thread ------------------------------------------------------
+
+    def _run_grouped(self, job: "_Grouped") -> Any:
+        assert self._write_lock is not None
+        with self._write_lock:
+            if not job.done:
+                with self._grouped_lock:
+                    batch, self._grouped = self._grouped, []
+                self._write_batch(batch)
+        return job.outcome()
+
+    def _write_batch(self, batch: list["_Grouped"]) -> None:
+        """Run C{batch} in one transaction, a savepoint each; commit once."""
+        pending = None
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(mailhub_write=True)
+                conn.info.pop(_AFTER_COMMIT, None)  # left by a failed transaction
+                with conn.begin():
+                    for job in batch:
+                        before = {key: list(items) for key, items in
+                                  conn.info.get(_AFTER_COMMIT, {}).items()}
+                        try:
+                            with conn.begin_nested():
+                                job.value = job.fn(conn, *job.args)
+                        except Exception as e:  # noqa: BLE001 - that job's own failure
+                            job.error = e
+                            conn.info[_AFTER_COMMIT] = before
+                pending = conn.info.pop(_AFTER_COMMIT, None)
+        except BaseException as e:
+            # Nothing of the batch was committed: every job fails with it.
+            failure = _unavailable(e) if isinstance(e, OperationalError) else e
+            if failure is not e:
+                failure.__cause__ = e
+            for job in batch:
+                job.value, job.error, job.done = None, failure, True
+            if not isinstance(e, Exception):
+                raise
+            return
+        for job in batch:
+            job.done = True
+        if pending:
+            self._reactor.callFromThread(self._committed, pending)
 
     def run_read(self, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -234,6 +300,26 @@ class Database:
             handler = self._commit_handlers.get(key)
             if handler is not None:
                 handler(items)
+
+
+class _Grouped:
+    """One write of L{Database.write_grouped}, and its outcome once committed."""
+
+    __slots__ = ("fn", "args", "done", "value", "error")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
+        self.fn = fn
+        self.args = args
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            if isinstance(self.error, OperationalError):
+                raise _unavailable(self.error) from self.error
+            raise self.error
+        return self.value
 
 
 #: Where after_commit keeps its items on a connection during a transaction.

@@ -230,7 +230,8 @@ class SQLMailbox(BaseMailbox):
         # Decode the text unless the database is known to have no index.
         with_text = fts.supported(db.dialect) and fts.known(db.engine) is not False
         prepared = await db.call(_prepare, requests, with_text, self._backend.summarizer)
-        metas = await self._backend.db.write(_append_txn, self.mailbox_id, prepared)
+        # Concurrent APPENDs share a commit (and its fsync).
+        metas = await db.write_grouped(_append_txn, self.mailbox_id, prepared)
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
 
