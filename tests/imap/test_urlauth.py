@@ -383,3 +383,69 @@ class NoKeysTests(IMAPServerTestCase):
 
 class NoKeysMaildirTests(NoKeysTests):
     store = "maildir"
+
+
+class SlowReaderTests(UrlauthCase):
+    """URLFETCH of many URLs is written one URL at a time, as the client reads."""
+
+    async def test_many_urls_of_a_large_message(self) -> None:
+        import hashlib
+        import socket
+        import threading
+
+        from twisted.internet import reactor, task
+
+        from twisted_mailhub.backends import memory
+
+        line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n"
+        big = b"Subject: big\r\n\r\n" + line * (2 * 2**20 // len(line))
+        inbox = await self.alice.get_mailbox("INBOX")
+        [meta] = await inbox.append([AppendRequest(big)])
+        url = b"imap://alice@example.com/INBOX/;uid=%d" % meta.uid
+        count = 24
+        reads: list[int] = []
+        original = memory.MemoryMessage.read
+
+        async def counting_read(message, offset=0, length=None):
+            data = await original(message, offset, length)
+            reads.append(len(data))
+            return data
+
+        self.patch(memory.MemoryMessage, "read", counting_read)
+        resume, started, result = threading.Event(), threading.Event(), {}
+
+        def client():
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"t0 LOGIN alice wonderland\r\n")
+            f.readline()
+            s.sendall(b"f URLFETCH" + (b' "' + url + b'"') * count + b"\r\n")
+            head = f.readline()
+            started.set()
+            resume.wait(30)
+            digests = []
+            while True:
+                size = int(re.search(rb"\{(\d+)\}\r\n$", head).group(1))
+                digests.append(hashlib.sha256(f.read(size)).hexdigest())
+                head = f.readline()
+                if head == b"\r\n":
+                    break
+            result["digests"] = digests
+            result["tail"] = f.readline()
+            s.close()
+
+        done = self.in_thread(client)
+        for _ in range(1000):
+            protocols = list(self.factory.connections)
+            if started.is_set() and protocols and protocols[0]._drain is not None:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        paused_after = sum(reads)
+        resume.set()
+        await done
+        self.assertEqual(result["digests"], [hashlib.sha256(big).hexdigest()] * count)
+        self.assertEqual(result["tail"], b"f OK URLFETCH completed\r\n")
+        # Paused with most of the URLs not yet read from the store.
+        self.assertLess(paused_after, 4 * len(big))

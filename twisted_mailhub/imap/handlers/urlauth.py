@@ -4,6 +4,7 @@ URLAUTH commands (RFC 4467 section 7): RESETKEY, GENURLAUTH, URLFETCH.
 
 from __future__ import annotations
 
+from twisted_mailhub.errors import MailhubError
 from twisted_mailhub.imap import catenate, responses, urlauth, wire
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import url as imapurl
@@ -73,13 +74,22 @@ def _rump(session: Session, raw: bytes) -> imapurl.ImapUrl:
 
 async def urlfetch(session: Session, cmd: C.UrlFetch):
     _keys(session)
-    out = []
-    for raw in cmd.urls:
-        data = await _fetch(session, raw)
-        out.append(wire.string(raw) + b" " + (wire.NIL if data is None else wire.literal(data)))
+    io = session.io
     # BASE.6.3.URLFETCH: a syntactically valid URLFETCH gets its untagged
-    # response and OK, with NIL for each URL that does not validate.
-    session.io.write(responses.untagged(b"URLFETCH " + b" ".join(out)))
+    # response and OK, with NIL for each URL that does not validate.  The
+    # response is written one URL at a time, waiting while the client is
+    # slow to read: a line of URLs naming a large message many times must
+    # not all be held in memory at once.
+    for i, raw in enumerate(cmd.urls):
+        data = await _fetch(session, raw)
+        piece = wire.string(raw) + b" " + (wire.NIL if data is None else wire.literal(data))
+        if i == 0:
+            io.write(b"* URLFETCH " + piece)
+        else:
+            io.write_part(b" " + piece)
+        del data, piece
+        await io.drain()
+    io.write_part(responses.CRLF)
     return "URLFETCH completed"
 
 
@@ -93,7 +103,9 @@ async def _fetch(session: Session, raw: bytes) -> bytes | None:
         else:
             store = await urlauth.owner_store(session, url, raw)
         return await catenate.read_part(store, url, raw, limit=session.policy.max_literal_size)
-    except (imapurl.UrlError, catenate.BadUrl, catenate.TooBig):
+    except (imapurl.UrlError, catenate.BadUrl, catenate.TooBig, MailhubError):
+        # A store's refusal (an invalid mailbox name...) is one more URL
+        # that does not validate, not the end of the response.
         return None
 
 
