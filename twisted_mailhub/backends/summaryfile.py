@@ -34,6 +34,8 @@ from collections.abc import Iterable
 
 _Record = tuple[int, int, frozenset[str]]
 
+_NAME_SETS: dict[str, frozenset[str]] = {}
+
 
 def _valid(word: str) -> bool:
     return bool(word) and not any(c in word for c in " ,{\r\n\t")
@@ -161,7 +163,13 @@ def _record(line: bytes) -> tuple[str, frozenset[str]] | None:
         key, names = parts[0].decode("ascii"), parts[1].decode("ascii")
     except UnicodeError:
         return None
-    return (key, frozenset(names.split(","))) if _valid(key) else None
+    if not _valid(key):
+        return None
+    # Most lines name the same few sets: share them.
+    kept = _NAME_SETS.get(names)
+    if kept is None:
+        kept = _NAME_SETS.setdefault(names, frozenset(names.split(",")))
+    return key, kept
 
 
 def _values(line: bytes, key: str) -> dict[str, bytes]:
