@@ -274,6 +274,39 @@ class AccessTests(UrlauthCase):
         if hasattr(self.backend, "list_users"):
             self.assertNotIn("nobody", await self.backend.list_users())
 
+    async def test_names_no_mailbox_can_have(self) -> None:
+        """Percent-escaped NUL, CR and LF in URL names are answered plainly on every store."""
+        token = b":internal:" + b"0" * 42
+
+        def run():
+            c = self.session()
+            return [
+                c.command(b'g1 GENURLAUTH "imap://alice@example.com/%00/;uid=1;urlauth=anonymous"'
+                          b" INTERNAL"),
+                c.command(b'g2 GENURLAUTH "imap://alice@example.com/a%0D%0Ab/;uid=1'
+                          b';urlauth=anonymous" INTERNAL'),
+                c.command(b'f1 URLFETCH "imap://bob%00@example.com/INBOX/;uid=1;urlauth=anonymous'
+                          + token + b'"'),
+                c.command(b'f2 URLFETCH "imap://bob@example.com/%00/;uid=1;urlauth=anonymous'
+                          + token + b'"'),
+                c.command(b'c1 APPEND INBOX CATENATE (URL "imap://bob@example.com/x%00/;uid=1'
+                          b";urlauth=anonymous" + token + b'")'),
+                c.command(b"n1 NOOP"),
+            ]
+
+        out = await self.in_thread(run)
+        self.assertEqual(out, [
+            [b"g1 BAD Mailbox does not exist:  \r\n"],
+            [b"g2 BAD Mailbox does not exist: a  b\r\n"],
+            [b'* URLFETCH "imap://bob%00@example.com/INBOX/;uid=1;urlauth=anonymous' + token
+             + b'" NIL\r\n', b"f1 OK URLFETCH completed\r\n"],
+            [b'* URLFETCH "imap://bob@example.com/%00/;uid=1;urlauth=anonymous' + token
+             + b'" NIL\r\n', b"f2 OK URLFETCH completed\r\n"],
+            [b"c1 NO [BADURL imap://bob@example.com/x%2500/;uid=1;urlauth=anonymous" + token
+             + b"] CATENATE failed: URLAUTH does not verify\r\n"],
+            [b"n1 OK NOOP completed\r\n"],
+        ])
+
     async def test_genurlauth_refusals(self) -> None:
         def run():
             s = self.session(b"bob builder")

@@ -20,8 +20,11 @@ _MONTHS = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
 
 
 def _text(text: str) -> bytes:
-    # resp-text may not contain CR or LF; keep it 7-bit for old clients.
-    out = text.replace("\r", " ").replace("\n", " ").encode("ascii", "replace")
+    # resp-text is TEXT-CHARs: no CR, LF or NUL (RFC 9051 section 9, CHAR is
+    # %x01-7F), whatever a client's name echoed in it holds; keep it 7-bit
+    # for old clients.
+    out = (text.replace("\r", " ").replace("\n", " ").replace("\x00", " ")
+           .encode("ascii", "replace"))
     if out.endswith(b"}") and _LITERAL_AT_END.search(out):
         # A line ending in {n} announces a literal (RFC 9051 section 4.3):
         # text echoing a client's "{5}" must not end with it.

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_mailhub.backends.base import validate_name
 from twisted_mailhub.backends.sql.engine import Database, is_memory_sqlite, parse_url
 from twisted_mailhub.backends.sql.migrate import prepare
 from twisted_mailhub.backends.sql.quota import limits_txn, set_limits_txn
@@ -29,7 +30,7 @@ from twisted_mailhub.errors import StoreUnavailable
 from twisted_mailhub.interfaces import ICheckableBackend, INotifier
 from twisted_mailhub.interfaces import IAccessKeys, IQuotaLimits
 from twisted_mailhub.interfaces import ISummarizer, ISummarizingBackend
-from twisted_mailhub.errors import MailboxNotFound
+from twisted_mailhub.errors import InvalidMailboxName, MailboxNotFound
 from twisted_mailhub.model import MailboxRemoved, new_access_key
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import (
@@ -217,6 +218,8 @@ class SQLBackend:
     async def access_key(self, username: str, mailbox: str, create: bool = False) -> bytes | None:
         """L{IAccessKeys}: the key of the mailbox, made first with C{create}."""
         await self.ready()
+        if not _could_exist(username, mailbox):
+            return None
         key = await self.db.read(_access_key_txn, username, mailbox)
         if key is None and create:
             key = await self.db.write(_make_access_key_txn, username, mailbox, False)
@@ -225,6 +228,8 @@ class SQLBackend:
     async def reset_access_key(self, username: str, mailbox: str) -> bytes:
         """L{IAccessKeys}: a new key in place of the old."""
         await self.ready()
+        if not _could_exist(username, mailbox):
+            raise MailboxNotFound(f"Mailbox does not exist: {mailbox}")
         key = await self.db.write(_make_access_key_txn, username, mailbox, True)
         if key is None:
             raise MailboxNotFound(f"Mailbox does not exist: {mailbox}")
@@ -245,6 +250,21 @@ class SQLBackend:
 
 
 # -- transactions ----------------------------------------------------------------
+
+
+def _could_exist(username: str, mailbox: str) -> bool:
+    """
+    Whether a user and mailbox of these names may be stored.  The names of
+    the access key calls come from client URLs unchecked; PostgreSQL
+    refuses a NUL in any text, where it should simply find nothing.
+    """
+    if "\x00" in username:
+        return False
+    try:
+        validate_name(mailbox)
+    except InvalidMailboxName:
+        return False
+    return True
 
 
 def _key_row(username: str, mailbox: str):
