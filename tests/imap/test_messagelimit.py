@@ -174,6 +174,19 @@ class MessageLimitTranscriptTests(IMAPServerTestCase):
                                   b"r4 OK [MESSAGELIMIT 5 8] SEARCH completed with 5 "
                                   b"partial results\r\n"])
 
+    async def test_search_of_an_empty_uid_range(self) -> None:
+        # Section 3.2: UIDBEFORE 1 is the empty set, as is UIDAFTER the
+        # largest UID: no message is searched, so the result is not partial.
+        out = await self.in_thread(self.run_commands,
+                                   b"e1 UID SEARCH UIDBEFORE 1 UNDELETED",
+                                   b"e2 SEARCH UIDAFTER 4294967295",
+                                   b"e3 UID SEARCH RETURN (COUNT) UIDAFTER 12")
+        self.assertEqual(out, [
+            [b"* SEARCH\r\n", b"e1 OK SEARCH completed\r\n"],
+            [b"* SEARCH\r\n", b"e2 OK SEARCH completed\r\n"],
+            [b'* ESEARCH (TAG "e3") UID COUNT 0\r\n', b"e3 OK SEARCH completed\r\n"],
+        ])
+
     async def test_searchres_holds_the_truncated_result(self) -> None:
         # Section 3.4: $ holds what was found among the messages searched.
         out = await self.in_thread(self.run_commands,

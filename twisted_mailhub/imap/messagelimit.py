@@ -57,6 +57,10 @@ def search_domain(uids: Sequence[int], key, saved: Sequence[int]) -> list[int]:
     keys = key.keys if isinstance(key, K.And) else (key,)
     domain = list(uids)
     for k in keys:
+        if k == K.Not(K.All()):
+            # UIDBEFORE 1 or UIDAFTER 4294967295 (the parser's empty UID
+            # set): nothing is searched, so nothing is left for later.
+            return []
         if isinstance(k, K.Uid):
             named = set(saved) if k.set.saved else set(k.set.resolve_uids(uids))
             domain = [u for u in domain if u in named]
