@@ -33,6 +33,7 @@ from stores import make_store
 
 from twisted_mailhub.auth.checkers import InMemoryChecker
 from twisted_mailhub.auth.realm import MailhubRealm
+from twisted_mailhub.backends.folders import compact_summaries
 from twisted_mailhub.backends.summaryfile import SummaryFile
 from twisted_mailhub.imap.protocol import IMAPServerFactory
 from twisted_mailhub.imap.summaries import FetchSummarizer
@@ -367,3 +368,153 @@ class _EveryWayOfDelivery:
 for _kind in KINDS:
     _name = f"EveryWayOfDelivery_{_kind}"
     globals()[_name] = type(_name, (_EveryWayOfDelivery, unittest.TestCase), {"kind": _kind})
+
+
+# -- compacting the summaries file of the file stores ---------------------------
+
+
+class _Compaction:
+    """
+    The summaries file of a store kept in files, after heavy churn: compacted,
+    it keeps only the lines of the messages that exist, byte for byte, and
+    another process using the file meanwhile goes on as before.
+    """
+
+    backend_class: type
+
+    async def open(self, root: str):
+        backend = self.backend_class(root)
+        self.addCleanup(backend.close)
+        give_summarizer(backend)
+        return backend, await backend.open_store("alice")
+
+    async def churned(self):
+        """A store with the corpus in INBOX and 300 messages appended and expunged."""
+        from twisted_mailhub.model import AppendRequest
+
+        root = os.path.abspath(self.mktemp())
+        backend, store = await self.open(root)
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([AppendRequest(m, internaldate=WHEN) for m in CORPUS])
+        await store.create_mailbox("Junk")
+        junk = await store.get_mailbox("Junk")
+        for round in range(3):
+            await junk.append([AppendRequest(simple_message(f"spam {round} {i}"),
+                                             internaldate=WHEN) for i in range(100)])
+            await junk.store_flags(await junk.uids(), "add", ["\\Deleted"])
+            await junk.expunge()
+        return root, backend, store
+
+    def lines_of(self, path: str, keys) -> list[bytes]:
+        with open(path, "rb") as f:
+            return [line for line in f.read().splitlines(keepends=True)
+                    if line.split(b" ", 1)[0].decode() in keys]
+
+    async def test_compaction_keeps_what_exists(self) -> None:
+        root, backend, store = await self.churned()
+        inbox = await store.get_mailbox("INBOX")
+        uids = await inbox.uids()
+        identities = {meta.identity for meta in await inbox.metadata(uids)}
+        kept = await inbox.summaries(uids, NAMES)
+        self.assertEqual(len(kept), len(CORPUS))
+        lines = self.lines_of(store.summary_path, identities)
+        # Another process, that has read the file before the compaction.
+        other, other_store = await self.open(root)
+        other_inbox = await other_store.get_mailbox("INBOX")
+        self.assertEqual(await other_inbox.summaries(uids, NAMES), kept)
+
+        before, after = await compact_summaries(store)
+        self.assertLess(after * 10, before)
+        self.assertEqual(os.path.getsize(store.summary_path), after)
+        self.assertEqual(self.lines_of(store.summary_path, identities), lines)
+        with open(store.summary_path, "rb") as f:
+            self.assertEqual(f.read(), b"".join(lines))
+
+        # Both go on: the other reads the new file, and writes to it.
+        reads = spy_content_reads(self, other)
+        self.assertEqual(await other_inbox.summaries(uids, NAMES), kept)
+        self.assertEqual(reads, [])
+        from twisted_mailhub.model import AppendRequest
+
+        [meta] = await other_inbox.append([AppendRequest(FORWARD, internaldate=WHEN)])
+        self.assertEqual(len((await inbox.summaries([meta.uid], NAMES))[meta.uid]), len(NAMES))
+        # A restart serves them without reading a message either.
+        fresh, fresh_store = await self.open(root)
+        fresh_inbox = await fresh_store.get_mailbox("INBOX")
+        reads = spy_content_reads(self, fresh)
+        self.assertEqual(await fresh_inbox.summaries(uids, NAMES), kept)
+        self.assertEqual(reads, [])
+        # Nothing more to drop: the file is left alone.
+        size = os.path.getsize(store.summary_path)
+        self.assertEqual(await compact_summaries(fresh_store), (size, size))
+
+    async def test_a_writer_waiting_for_the_lock_writes_to_the_new_file(self) -> None:
+        import fcntl
+        import threading
+
+        root, backend, store = await self.churned()
+        path = store.summary_path
+        waiting, other = SummaryFile(path), SummaryFile(path)
+        # The compaction holds the lock; a writer of another process waits for it.
+        fd = os.open(path, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        writer = threading.Thread(target=waiting.add, args=({"LATE": {"ENVELOPE": b"late"}},))
+        writer.start()
+        inbox = await store.get_mailbox("INBOX")
+        live = {meta.identity for meta in await inbox.metadata(await inbox.uids())}
+        from twisted_mailhub.backends.summaryfile import _replace
+
+        with open(path, "rb") as f:
+            _replace(path, b"".join(line for line in f if line.split(b" ", 1)[0].decode() in live))
+        os.close(fd)
+        writer.join(30)
+        self.assertFalse(writer.is_alive())
+        self.assertEqual(other.get(["LATE"], ["ENVELOPE"]), {"LATE": {"ENVELOPE": b"late"}})
+
+    async def test_a_crash_before_the_rename_leaves_the_file_whole(self) -> None:
+        from twisted_mailhub.backends import summaryfile
+
+        root, backend, store = await self.churned()
+        with open(store.summary_path, "rb") as f:
+            whole = f.read()
+
+        def crash(source: str, target: str) -> None:
+            raise OSError("killed")
+
+        patched = self.patch(summaryfile.os, "rename", crash)
+        with self.assertRaises(OSError):
+            await compact_summaries(store)
+        patched.restore()
+        with open(store.summary_path, "rb") as f:
+            self.assertEqual(f.read(), whole)
+        self.assertEqual([n for n in os.listdir(os.path.dirname(store.summary_path))
+                          if "compact" in n], [])
+        fresh, fresh_store = await self.open(root)
+        inbox = await fresh_store.get_mailbox("INBOX")
+        reads = spy_content_reads(self, fresh)
+        self.assertEqual(len(await inbox.summaries(await inbox.uids(), NAMES)), len(CORPUS))
+        self.assertEqual(reads, [])
+
+    async def test_compacted_when_a_store_is_opened_and_mostly_dead(self) -> None:
+        from twisted_mailhub.backends import folders
+
+        self.patch(folders, "COMPACT_MIN_SIZE", 4096)
+        root, backend, store = await self.churned()
+        size = os.path.getsize(store.summary_path)
+        fresh = self.backend_class(root)
+        self.addCleanup(fresh.close)
+        await fresh.open_store("alice")
+        running = fresh.summary_compactions[store.summary_path]
+        await running
+        self.assertLess(os.path.getsize(store.summary_path) * 10, size)
+        # Not again until it has doubled.
+        await fresh.open_store("alice")
+        self.assertEqual(fresh.summary_compactions, {})
+
+
+class CompactionMbox(_Compaction, unittest.TestCase):
+    from twisted_mailhub.backends.mbox import MboxBackend as backend_class
+
+
+class CompactionMaildir(_Compaction, unittest.TestCase):
+    from twisted_mailhub.backends.maildir import MaildirBackend as backend_class

@@ -17,7 +17,9 @@ name is not taken for the one a session had selected.
 The summaries of messages (L{ISummaryStore}) are kept in one file per user
 (L{twisted_mailhub.backends.summaryfile}), keyed by the message's
 identity; the store names it (C{summary_path}) and the backend holds the
-L{SummaryFiles} and the L{ISummarizer} it was given, if any.
+L{SummaryFiles} and the L{ISummarizer} it was given, if any.  The file is
+compacted (L{compact_summaries}) when a store is opened and it has grown
+to mostly lines of messages that are gone (L{compact_when_due}).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox, sorted_unique, summarize
 from twisted_mailhub.backends.identity import check_identity
 from twisted_mailhub.backends.summaryfile import SummaryFile
-from twisted_mailhub.errors import MailboxNotFound, ReadOnlyMailbox
+from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
 from twisted_mailhub.interfaces import IMessage, ISummarizer, ISummaryStore
 from twisted_mailhub.model import (
     AppendRequest,
@@ -314,3 +317,94 @@ def publish_all(store: Any, identity: str, events: list[MailboxEvent]) -> None:
     key = store.backend.mailbox_key(identity)
     for event in events:
         store.notifier.publish(key, event)
+
+
+# -- compacting the summaries file ---------------------------------------------
+
+#: A summaries file smaller than this is never compacted automatically.
+COMPACT_MIN_SIZE = 1 << 20
+#: ... nor one whose lines are less than this fraction of messages that are gone.
+COMPACT_DEAD_FRACTION = 0.5
+
+
+async def live_identities(store: Any) -> frozenset[str] | None:
+    """
+    The identities of every message in C{store}'s mailboxes, from their
+    indexes (no message is read); C{None} when a mailbox went away or got
+    messages while they were gathered (a message moved from a mailbox not
+    yet looked at to one already looked at would be missed).
+    """
+    live: set[str] = set()
+    seen: list[tuple[Any, int]] = []
+    for info in await store._list():
+        if not info.selectable:
+            continue
+        try:
+            box = await store.get_mailbox(info.name, read_only=True)
+            uidnext = (await box.status()).uidnext
+            metas = await box.metadata(await box.uids())
+        except (MailboxNotFound, MessageExpunged):
+            return None
+        live.update(meta.identity for meta in metas if meta.identity)
+        seen.append((box, uidnext))
+    for box, uidnext in seen:
+        try:
+            if (await box.status()).uidnext != uidnext:
+                return None
+        except MailboxNotFound:
+            return None
+    return frozenset(live)
+
+
+async def compact_summaries(store: Any, dead_fraction: float = 0.0) -> tuple[int, int]:
+    """
+    Rewrite C{store}'s summaries file keeping only the lines of messages
+    that still exist (L{SummaryFile.compact}), when at least
+    C{dead_fraction} of the identities it has lines of are gone.  Returns
+    its sizes before and after (equal when nothing was done).
+    """
+    backend = store.backend
+    summaries = backend.summary_files.at(store.summary_path)
+    mark = await backend.run(summaries.mark)
+    before = mark[1]
+    live = await live_identities(store)
+    if live is None:
+        return before, before  # another time
+    keys = await backend.run(summaries.keys)
+    if not keys or len(keys - live) < dead_fraction * len(keys) or not keys - live:
+        summaries.checked_size = before
+        return before, before
+    before, after = await backend.run(summaries.compact, live, mark)
+    summaries.checked_size = after
+    return before, after
+
+
+def compact_when_due(store: Any, size: int) -> Deferred | None:
+    """
+    Start compacting C{store}'s summaries file, of C{size} octets, in the
+    background when it is large and has doubled since last looked at (in
+    this process); the work, or C{None} when not due.  Failures are logged.
+    """
+    backend = store.backend
+    summaries = backend.summary_files.at(store.summary_path)
+    running = backend.summary_compactions.get(store.summary_path)
+    if running is not None:
+        return running
+    if size < max(COMPACT_MIN_SIZE, 2 * summaries.checked_size):
+        return None
+
+    async def work() -> None:
+        try:
+            before, after = await compact_summaries(store, COMPACT_DEAD_FRACTION)
+            if after < before:
+                log.info("Compacted the summaries of {user}: {before} to {after} octets",
+                         user=store.username, before=before, after=after)
+        except Exception:  # noqa: BLE001 - a cache: the next open tries again
+            log.failure("Compacting the summaries of {user} failed", user=store.username)
+        finally:
+            del backend.summary_compactions[store.summary_path]
+
+    done = Deferred()
+    backend.summary_compactions[store.summary_path] = done
+    ensureDeferred(work()).chainDeferred(done)
+    return done

@@ -20,8 +20,15 @@ lines are and which names they hold, reads the lines others appended
 since it last looked, and reads a value only when asked for it.  A line
 left incomplete by a crash has the wrong length and is skipped (the next
 writer starts a new line first): a summary is derived again when missing, never trusted when torn.
-Summaries of messages that are gone stay in the file (a few hundred bytes
-a message).
+
+Lines of messages that are gone stay until the file is compacted
+(L{SummaryFile.compact}): rewritten, under the same lock, into a new file
+holding only the lines of the identities still in use, which is made
+durable and then renamed over the old one, so that a crash leaves one
+whole file or the other.  A writer that waited for the lock on the old
+file sees that its name now leads to another and opens it again; a reader
+sees the new inode and indexes the new file afresh, and reads values
+through a descriptor opened on the file it indexed.
 """
 
 from __future__ import annotations
@@ -53,27 +60,40 @@ class SummaryFile:
         self._records: dict[str, list[_Record]] = {}
         self._upto = 0
         self._inode: int | None = None
+        #: The size when last compacted or found not worth it, in this process.
+        self.checked_size = 0
 
     def __repr__(self) -> str:
         return f"<SummaryFile {self.path}>"
 
     # -- reading -------------------------------------------------------------
 
-    def _catch_up(self) -> None:
-        """Index the lines appended since the last look (lock held)."""
+    def _catch_up(self) -> int | None:
+        """
+        Index the lines appended since the last look (lock held); a
+        descriptor open on the file indexed (the caller closes it), or
+        C{None} when there is no file.
+        """
         try:
-            st = os.stat(self.path)
+            fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             self._records, self._upto, self._inode = {}, 0, None
-            return
+            return None
+        try:
+            self._index(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _index(self, fd: int) -> None:
+        st = os.fstat(fd)
         if st.st_ino != self._inode or st.st_size < self._upto:
             # Made anew (compacted, or removed and written again).
             self._records, self._upto, self._inode = {}, 0, st.st_ino
         if st.st_size == self._upto:
             return
-        with open(self.path, "rb") as f:
-            f.seek(self._upto)
-            data = f.read(st.st_size - self._upto)
+        data = _pread(fd, st.st_size - self._upto, self._upto)
         pos = 0
         while True:
             end = data.find(b"\n", pos)
@@ -89,24 +109,22 @@ class SummaryFile:
     def names_of(self, key: str) -> frozenset[str]:
         """The names kept for C{key}."""
         with self._lock:
-            self._catch_up()
+            _close(self._catch_up())
             return frozenset().union(*(names for _, _, names in self._records.get(key, ())))
 
     def get(self, keys: Iterable[str], names: Iterable[str]) -> dict[str, dict[str, bytes]]:
         """C{{key: {name: value}}} of the kept values among C{names}; absent when none."""
         wanted = frozenset(names)
+        found: dict[str, dict[str, bytes]] = {}
         with self._lock:
-            self._catch_up()
+            # The places are those of the file this descriptor is open on,
+            # whatever a compaction does to the name meanwhile.
+            fd = self._catch_up()
+            if fd is None:
+                return found
             places = {key: [(offset, length) for offset, length, kept in self._records[key]
                             if kept & wanted]
                       for key in set(keys) if key in self._records}
-        found: dict[str, dict[str, bytes]] = {}
-        if not any(places.values()):
-            return found
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return found
         try:
             for key, spots in places.items():
                 for offset, length in spots:
@@ -124,7 +142,7 @@ class SummaryFile:
     def add(self, values: dict[str, dict[str, bytes]]) -> None:
         """Append C{values}, C{{key: {name: value}}}, leaving the names a key has alone."""
         with self._lock:
-            self._catch_up()
+            _close(self._catch_up())
             lines = []
             for key, named in values.items():
                 if not _valid(key):
@@ -136,9 +154,8 @@ class SummaryFile:
                     lines.append(_line(key, new))
             if not lines:
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = self._locked()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     # A line cut short by a crash: ours must not continue it.
@@ -146,6 +163,135 @@ class SummaryFile:
                 os.write(fd, b"".join(lines))
             finally:
                 os.close(fd)
+
+    def _locked(self) -> int:
+        """A descriptor on the file now at the path, created if need be, flock-ed."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    current = None
+                if current == os.fstat(fd).st_ino:
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            # Compacted (or removed) while we waited: that file is no longer read.
+            os.close(fd)
+
+    # -- compacting ------------------------------------------------------------
+
+    def size(self) -> int:
+        """The file's size in octets; 0 when there is none."""
+        return self.mark()[1]
+
+    def mark(self) -> tuple[int | None, int]:
+        """The file's inode and size now: where lines appended from now on start."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None, 0
+        return st.st_ino, st.st_size
+
+    def compact(self, live: Iterable[str], since: tuple[int | None, int]) -> tuple[int, int]:
+        """
+        Rewrite the file keeping the whole lines of the keys in C{live},
+        and every line appended after the L{mark} C{since} (taken before
+        C{live} was gathered: their messages may be newer than it).
+        Returns the sizes before and after; (0, 0) when there is no file
+        or it was made anew since the mark.  Blocks, holding the writers'
+        lock while it copies.
+        """
+        keep = frozenset(live)
+        with self._lock:
+            try:
+                fd = os.open(self.path, os.O_RDWR)
+            except FileNotFoundError:
+                return 0, 0
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                inode = os.fstat(fd).st_ino
+                if inode != _inode_of(self.path) or inode != since[0]:
+                    return 0, 0  # compacted by another process meanwhile
+                size = os.fstat(fd).st_size
+                data = _pread(fd, size, 0)
+                kept, pos = [], 0
+                while True:
+                    end = data.find(b"\n", pos)
+                    if end < 0:
+                        break  # a torn last line: dropped
+                    record = _record(data[pos:end])
+                    if record is not None and (pos >= since[1] or record[0] in keep):
+                        kept.append(data[pos:end + 1])
+                    pos = end + 1
+                body = b"".join(kept)
+                if len(body) == size:
+                    return size, size
+                _replace(self.path, body)
+                return size, len(body)
+            finally:
+                # Unlocking the old file lets waiting writers find the new one.
+                os.close(fd)
+
+    def keys(self) -> frozenset[str]:
+        """The keys the file has lines of."""
+        with self._lock:
+            _close(self._catch_up())
+            return frozenset(self._records)
+
+
+def _replace(path: str, body: bytes) -> None:
+    """Put C{body} at C{path} durably: a whole new file, or the old one, after a crash."""
+    directory = os.path.dirname(path) or "."
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.compact.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    dirfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def _inode_of(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    parts = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 24), offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        length -= len(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
 
 
 def _line(key: str, values: dict[str, bytes]) -> bytes:

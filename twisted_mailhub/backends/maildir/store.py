@@ -25,7 +25,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
-from twisted_mailhub.backends.folders import publish_all
+from twisted_mailhub.backends.folders import compact_when_due, publish_all
 from twisted_mailhub.backends.maildir.folder import (
     FolderCache,
     FolderSettings,
@@ -341,6 +341,8 @@ class MaildirBackend:
         self.on_lock_wait = on_lock_wait
         self.summarizer: ISummarizer | None = None
         self.summary_files = SummaryFiles()
+        #: The compaction of each summaries file under way (folders.compact_when_due).
+        self.summary_compactions: dict[str, Any] = {}
         self.cache = FolderCache()
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="maildir-backend")
         self._shutdown_trigger = None
@@ -377,11 +379,12 @@ class MaildirBackend:
         directory = user_directory(self.root, username)
         store = MaildirMailStore(self, username, directory)
 
-        def prepare() -> None:
+        def prepare() -> int:
             for sub in ("cur", "new", "tmp"):
                 os.makedirs(os.path.join(directory, sub), 0o700, exist_ok=True)
+            return self.summary_files.at(store.summary_path).size()
 
-        await self.run(prepare)
+        compact_when_due(store, await self.run(prepare))
         return store
 
     # -- changes made by other programs ---------------------------------------

@@ -22,7 +22,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, validate_name
-from twisted_mailhub.backends.folders import publish_all
+from twisted_mailhub.backends.folders import compact_when_due, publish_all
 from twisted_mailhub.backends.mbox.atomic import fsync_directory, replace_file
 from twisted_mailhub.backends.mbox.folder import FolderSettings, IndexCache, open_folder
 from twisted_mailhub.backends.mbox.index import Index, signature
@@ -352,6 +352,8 @@ class MboxBackend:
         self.on_lock_wait = on_lock_wait
         self.summarizer: ISummarizer | None = None
         self.summary_files = SummaryFiles()
+        #: The compaction of each summaries file under way (folders.compact_when_due).
+        self.summary_compactions: dict[str, Any] = {}
         self.cache = IndexCache()
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="mbox-backend")
         self._shutdown_trigger = None
@@ -390,15 +392,16 @@ class MboxBackend:
         directory = user_directory(self.root, username)
         store = MboxMailStore(self, username, directory)
 
-        def prepare() -> None:
+        def prepare() -> int:
             os.makedirs(directory, 0o700, exist_ok=True)
             if not os.path.exists(mailbox_file(directory, "INBOX")):
                 try:
                     store._create_sync("INBOX", frozenset(), True)
                 except MailboxExists:
                     pass
+            return self.summary_files.at(store.summary_path).size()
 
-        await self.run(prepare)
+        compact_when_due(store, await self.run(prepare))
         return store
 
     # -- changes made by other programs ---------------------------------------
