@@ -93,8 +93,11 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
-        # Let SQLAlchemy's "begin" event, not the driver, open transactions,
-        # so writers can say BEGIN IMMEDIATE.
+        # Database begins the transactions, not the driver, so that writers
+        # can say BEGIN IMMEDIATE.  Not through SQLAlchemy's "begin" event:
+        # any connection event listener on the engine makes every
+        # connection join the engine's event dispatch, which cost more
+        # than the rest of an empty read transaction.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -105,18 +108,6 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection):
-        if connection.get_execution_options().get("mailhub_write"):
-            # Through SQLAlchemy, which turns SQLITE_BUSY into the error
-            # that Database.run_write retries on.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            # A deferred BEGIN takes no lock, so it cannot be busy: straight
-            # to the driver, as SQLAlchemy's statement machinery cost more
-            # than the BEGIN itself on every read.
-            connection.connection.driver_connection.execute("BEGIN")
 
     return engine
 
@@ -138,7 +129,8 @@ class Database:
         self.engine = make_engine(url, pool_size)
         self._reactor = reactor if reactor is not None else _global_reactor
         self._pool = ThreadPool(minthreads=0, maxthreads=pool_size, name="mailhub-sql")
-        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._sqlite = self.dialect == "sqlite"
+        self._write_lock = threading.Lock() if self._sqlite else None
         self._started = False
         self._trigger: Any = None
         self._commit_handlers: dict[str, Callable[[list[Any]], None]] = {}
@@ -257,6 +249,11 @@ class Database:
                 # One snapshot for all statements of the call.
                 conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
+                if self._sqlite:
+                    # A deferred BEGIN takes no lock, so it cannot be busy:
+                    # straight to the driver, as SQLAlchemy's statement
+                    # machinery cost more than the BEGIN itself.
+                    conn.connection.driver_connection.execute("BEGIN")
                 return fn(conn, *args)
 
     def run_write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -276,9 +273,12 @@ class Database:
 
     def _write_once(self, fn: Callable[..., T], args: tuple) -> T:
         with self.engine.connect() as conn:
-            conn.execution_options(mailhub_write=True)
             conn.info.pop(_AFTER_COMMIT, None)  # left by a failed attempt
             with conn.begin():
+                if self._sqlite:
+                    # Through SQLAlchemy, which turns SQLITE_BUSY into the
+                    # error that run_write retries on.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 result = fn(conn, *args)
             pending = conn.info.pop(_AFTER_COMMIT, None)
         if pending:
