@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from twisted.internet import threads
+from twisted.internet import defer, threads
 
 PG_URL = os.environ.get("MAILHUB_TEST_POSTGRESQL_URL")
 
@@ -75,8 +75,18 @@ async def make_store(kind: str, testcase):
         from twisted_mailhub.backends.sql import open_backend
 
         url = await threads.deferToThread(create_pg_database)
-        testcase.addCleanup(threads.deferToThread, drop_pg_database, url)
-        return open_backend(url)
+        backend = open_backend(url)
+
+        async def close_then_drop() -> None:
+            # Trial runs cleanups before tearDown: close the backend here
+            # (tearDown's close is then a no-op), so that writes the server
+            # still has under way (summaries kept after a FETCH) finish
+            # before the database goes.
+            await backend.close()
+            await threads.deferToThread(drop_pg_database, url)
+
+        testcase.addCleanup(lambda: defer.ensureDeferred(close_then_drop()))
+        return backend
     raise ValueError(kind)
 
 
