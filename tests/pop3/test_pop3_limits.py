@@ -50,7 +50,7 @@ class LargeMessageTests(POP3ServerTestCase):
         status, lines, octets = await self.in_thread(run)
         self.assertEqual(b"\r\n".join(lines) + b"\r\n", content)
         self.assertEqual(status, b"+OK %d octets" % len(content))
-        self.assertGreater(len(reads), 10)
+        self.assertGreaterEqual(len(reads), len(content) // READ_CHUNK)
         self.assertTrue(all(length is not None and length <= READ_CHUNK for _, length in reads))
 
     async def test_top_reads_only_the_start(self) -> None:

@@ -22,9 +22,10 @@ from twisted_mailhub.policy import ServerPolicy
 from twisted_mailhub.pop3 import wire
 from twisted_mailhub.pop3.maildrop import Maildrop, MarkedDeleted, NoSuchMessage
 
-# RETR reads a large message in ranges of this size (the SQL store's chunk
-# size), reading the next range while the client takes the last one.
-READ_CHUNK = 256 * 1024
+# RETR reads a large message in ranges of this size (four of the SQL store's
+# chunks, read in one round trip), reading the next range while the client
+# takes the last one.
+READ_CHUNK = 1024 * 1024
 # TOP usually needs only the header: start small.
 TOP_CHUNK = 8 * 1024
 # How many pipelined commands RETR and TOP look at to open the messages they
