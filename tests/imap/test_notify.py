@@ -552,6 +552,37 @@ class NotifyTranscriptTests(IMAPServerTestCase):
             b"* 1 FETCH (UID 1 FLAGS (\\Recent $Filed))\r\n"])
 
 
+class NotifyManyNamesTests(IMAPServerTestCase):
+    async def test_subtree_of_thousands_of_names(self) -> None:
+        """A SUBTREE of many names tells the changes under any of them, and no others."""
+        names = b" ".join(b"n%d" % i for i in range(5000))
+
+        def run():
+            c = self.raw()
+            c.line()
+            c.command(b"t0 LOGIN alice wonderland")
+            out = [c.command(b"a1 NOTIFY SET (subtree (" + names + b" box1) (MailboxName))")]
+            d = self.raw()
+            d.line()
+            d.command(b"t0 LOGIN alice wonderland")
+            for tag, name in ((b"d1", b"box10"), (b"d2", b"box1x/y"), (b"d3", b"box1/a/b"),
+                              (b"d4", b"n4999"), (b"d5", b"n49999")):
+                d.command(tag + b" CREATE " + name)
+            out.append(c.command(b"a2 NOOP"))
+            c.close()
+            d.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[0], [b"a1 OK NOTIFY completed\r\n"])
+        self.assertEqual(out[1], [
+            b'* LIST (\\HasNoChildren) "/" box1/a/b\r\n',
+            b'* LIST (\\HasChildren) "/" box1/a\r\n',
+            b'* LIST (\\HasNoChildren) "/" n4999\r\n',
+            b"a2 OK NOOP completed\r\n",
+        ])
+
+
 class NotifyOverflowTests(IMAPServerTestCase):
     async def test_too_many_mailboxes(self) -> None:
         from twisted_mailhub.imap import notify

@@ -94,8 +94,12 @@ class _TreeListener:
         self.owner._tree_changed(event)
 
 
-def matches(group: C.NotifyGroup, name: str, delimiter: str, subscribed: set[str]) -> bool:
-    """Whether C{group}'s filter (other than SELECTED) names mailbox C{name}."""
+def matches(group: C.NotifyGroup, name: str, delimiter: str, subscribed: set[str],
+            names: frozenset[str] | None = None) -> bool:
+    """
+    Whether C{group}'s filter (other than SELECTED) names mailbox C{name}.
+    C{names} is C{group.mailboxes} as a set, when the caller keeps one.
+    """
     kind = group.filter
     if kind in ("PERSONAL", "INBOXES"):
         # Section 6.3: "inboxes" is "personal" where the server cannot
@@ -103,11 +107,22 @@ def matches(group: C.NotifyGroup, name: str, delimiter: str, subscribed: set[str
         return True
     if kind == "SUBSCRIBED":
         return name in subscribed
+    if names is None:
+        names = frozenset(group.mailboxes)
     if kind == "MAILBOXES":
         # Section 6.6: no wildcard expansion.
-        return name in group.mailboxes
+        return name in names
     if kind == "SUBTREE":
-        return any(name == top or name.startswith(top + delimiter) for top in group.mailboxes)
+        # The name or one of its superiors: a look-up per level, not a
+        # comparison per name given (a client may give thousands).
+        if name in names:
+            return True
+        cut = name.find(delimiter)
+        while cut >= 0:
+            if name[:cut] in names:
+                return True
+            cut = name.find(delimiter, cut + 1)
+        return False
     return False
 
 
@@ -126,6 +141,8 @@ class Notifications:
         self._lists: list[TreeEvent] = []
         self._rewatch = False
         self._own: set[str] = set()
+        # The mailbox names of each group in self.groups, as sets.
+        self._names: dict[int, frozenset[str]] = {}
 
     # -- what the client asked for ---------------------------------------------
 
@@ -172,12 +189,13 @@ class Notifications:
             # Section 3.1: NO, with every event the server does support.
             raise CommandFailed("Unsupported NOTIFY event: " + " ".join(unsupported),
                                 "BADEVENT (" + " ".join(SUPPORTED_EVENTS) + ")")
-        previous = self.groups
+        previous, previous_names = self.groups, self._names
         self.groups = groups
+        self._names = {id(g): frozenset(g.mailboxes) for g in groups}
         try:
             await self._compute_watches()
         except _Overflow:
-            self.groups = previous
+            self.groups, self._names = previous, previous_names
             await self._compute_watches()
             raise CommandFailed("Too many mailboxes to watch", "NOTIFICATIONOVERFLOW")
         # Changes before this command are not told again.
@@ -193,6 +211,7 @@ class Notifications:
     def clear(self) -> None:
         """NOTIFY NONE, or the session ends: watch nothing, tell nothing."""
         self.groups = None
+        self._names = {}
         for watch in self._watches.values():
             watch.mailbox.unsubscribe(watch)
         self._watches.clear()
@@ -226,7 +245,7 @@ class Notifications:
         delimiter = self.session.store.delimiter
         out: set[str] = set()
         for group in self._other_groups():
-            if matches(group, name, delimiter, self._subscribed):
+            if matches(group, name, delimiter, self._subscribed, self._names.get(id(group))):
                 out.update(group.events)
         return frozenset(out)
 
@@ -418,7 +437,8 @@ class Notifications:
     def _wants(self, event: str, *names: str, subscribed: set[str] | None = None) -> bool:
         delimiter = self.session.store.delimiter
         subs = self._subscribed if subscribed is None else subscribed
-        return any(event in g.events and matches(g, name, delimiter, subs)
+        return any(event in g.events
+                   and matches(g, name, delimiter, subs, self._names.get(id(g)))
                    for g in self._other_groups() for name in names)
 
     def _list_line(self, infos, subscribed: set[str], name: str, old: str | None) -> bytes:
