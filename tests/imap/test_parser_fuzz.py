@@ -36,6 +36,11 @@ VALID = [
     b"a13 NOTIFY SET STATUS (selected (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge))"
     b' (subtree (Lists "a b") (MessageNew MessageExpunge FlagChange)) (personal NONE)\r\n',
     b"a14 NOTIFY NONE\r\n",
+    b'a15 APPEND INBOX CATENATE (TEXT {3+}\r\nabc URL "/INBOX/;UID=1" TEXT ~{2+}\r\n\x00b)\r\n',
+    b'a16 URLFETCH "imap://a@b/INBOX/;uid=1" {3+}\r\nabc\r\n',
+    b'a17 GENURLAUTH "imap://a@b/INBOX/;uid=1;urlauth=anonymous" INTERNAL "x" X-Y\r\n',
+    b"a18 SEARCH UIDAFTER 4294967295 UIDBEFORE 1 NOT UIDAFTER 9\r\n",
+    b'a19 APPEND INBOX UTF8 (~{3+}\r\nabc) CATENATE (URL ";uid=1")\r\n',
 ]
 
 

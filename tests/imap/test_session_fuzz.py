@@ -36,6 +36,14 @@ VALID = [
     b" (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))",
     b"B NOTIFY SET STATUS (selected-delayed (MessageNew MessageExpunge)) (inboxes"
     b" (MessageNew MessageExpunge))", b"C NOTIFY NONE", b"D SUBSCRIBE foo",
+    b'E APPEND INBOX CATENATE (TEXT {14+}\r\nSubject: Q\r\n\r\n URL "/INBOX/;UID=1/;SECTION=1"'
+    b' URL ";UID=2/;PARTIAL=0.4294967295")',
+    b'F URLFETCH "imap://alice@h/INBOX/;UID=1/;SECTION=1.MIME" "imap://bob%00@h/%00/;UID=1'
+    b';URLAUTH=anonymous:INTERNAL:' + b"0" * 42 + b'"',
+    b'G GENURLAUTH "imap://alice@h/INBOX/;UID=1;EXPIRE=2000-01-01T00:00:00Z;URLAUTH=anonymous"'
+    b" INTERNAL", b"H RESETKEY INBOX INTERNAL", b"I ENABLE UTF8=ACCEPT QRESYNC",
+    b"J SEARCH UIDBEFORE 1 UIDAFTER 4294967295", b"K UID SEARCH RETURN (SAVE) UIDAFTER 1",
+    b'L NOTIFY SET (subtree ("../bob/INBOX" "#shared" INBOX) (MessageNew MessageExpunge))',
 ]
 
 MESSAGE = (b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n"
@@ -161,6 +169,8 @@ FOUND = [
     b"a SEARCH " + b"NOT " * 300 + b"ALL",
     b"a SEARCH " + b"OR ALL " * 300 + b"ALL",
     b"a UID STORE 1,1,1,1,1,1,1,1,1,1,2 +FLAGS.SILENT \\Draft\r\nb UID FETCH 1:* (SAVEDATE)",
+    b'a GENURLAUTH "imap://alice@h/%00/;UID=1;URLAUTH=anonymous" INTERNAL',
+    b'a URLFETCH "imap://bob%00@h/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:' + b"0" * 42 + b'"',
 ]
 
 
