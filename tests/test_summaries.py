@@ -230,6 +230,25 @@ class KeptWhenStored(IMAPServerTestCase):
         self.assertEqual(reads, [])
         self.assertEqual(answers[1], expected[1])
 
+    async def test_headers_after_a_restart(self) -> None:
+        """
+        BODY.PEEK[HEADER] and HEADER.FIELDS as rendered from the messages; the
+        SQL store cuts the headers from the content it holds, one statement
+        for the whole set, with no message opened.
+        """
+        fetch = (b"UID FETCH 1:* (BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] "
+                 b"RFC822.HEADER)")
+        expected = await self.lazily(fetch)
+        await self.in_thread(self.append_corpus, self.port)
+        fresh = await self.restarted()
+        reads = spy_content_reads(self, fresh)
+        answers = await self.in_thread(session, self.serve(fresh), b"SELECT INBOX", fetch)
+        self.assertEqual(answers[1].count(b" FETCH ("), len(CORPUS))
+        self.assertEqual(answers[1], expected[1])
+        if self.store in ("sqlite", "postgresql"):
+            self.assertEqual(len(reads), 1, reads)
+            self.assertNotIn("SQLMailbox.open_messages", reads)
+
     async def test_copy_and_move_carry_them(self) -> None:
         fetch = b"UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)"
         expected = await self.lazily(fetch)

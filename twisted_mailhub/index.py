@@ -110,6 +110,8 @@ class MailboxIndex:
         self._unsaved: dict[int, dict[str, bytes]] = {}
         # Messages the store was asked for kept values of and had none.
         self._not_kept: set[int] = set()
+        # Messages whose raw header the store did not give (recall_headers).
+        self._no_header: set[int] = set()
         self.users = 0
         self.removed = False
         # Every UID up to this was claimed by a session of this process.
@@ -177,6 +179,7 @@ class MailboxIndex:
         self._drop_memo(uid)
         self._unsaved.pop(uid, None)
         self._not_kept.discard(uid)
+        self._no_header.discard(uid)
 
     def _drop(self, uid: int) -> None:
         known = self._metas.pop(uid, None)
@@ -195,6 +198,7 @@ class MailboxIndex:
         self.drop_memos()
         self._unsaved = {}
         self._not_kept = set()
+        self._no_header = set()
 
     def matches(self, status: MailboxStatus) -> bool:
         """
@@ -406,6 +410,29 @@ class MailboxIndex:
                 continue
             for name, value in values.items():
                 self.remember(uid, name, value)
+
+    async def recall_headers(self, uids: Iterable[int]) -> None:
+        """
+        Bring into memory the raw top-level headers (the C{header} memo) of
+        those of C{uids} that lack one, from a store that gives them under
+        that name without a message being opened (the SQL store cuts them
+        from the content it holds, in one statement per batch); asked once
+        per message.
+        """
+        store = ISummaryStore(self._mailbox, None)
+        if store is None:
+            return
+        wanted = [u for u in uids if u in self._metas and u not in self._no_header
+                  and self.memo(u, "header") is None]
+        if not wanted:
+            return
+        found = await store.summaries(wanted, ["header"])
+        for uid in wanted:
+            value = found.get(uid, {}).get("header")
+            if value is None:
+                self._no_header.add(uid)
+            else:
+                self.remember(uid, "header", value)
 
     @property
     def unsaved(self) -> bool:

@@ -319,7 +319,10 @@ class ISummaryStore(IMailbox):
         """
         Asynchronous.  C{{uid: {name: value}}} of the kept summaries among
         C{names} of the existing messages among C{uids}; a message or a name
-        with none kept is simply absent.
+        with none kept is simply absent.  The name C{header} asks for the
+        raw top-level header, which a store may give when it can without
+        opening the message (cut from content it holds) and is never given
+        to keep.
         """
 
     def keep_summaries(values):

@@ -192,6 +192,11 @@ def kept_names(attrs: Sequence[FetchAttr]) -> list[str]:
     return sorted({a.name for a in attrs if a.name in _MEMO_ITEMS})
 
 
+def wants_header(attrs: Sequence[FetchAttr]) -> bool:
+    """Whether some of C{attrs} are cut from the raw top-level header (the C{header} memo)."""
+    return any(_memo_name(a) == "header" for a in attrs)
+
+
 def can_memoise(attrs: Sequence[FetchAttr]) -> bool:
     """Whether L{render_memoised} may answer C{attrs} (given the values)."""
     # Asked once or twice per command, of the few spellings clients use.

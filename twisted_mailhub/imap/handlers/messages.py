@@ -139,6 +139,8 @@ async def fetch(session: Session, cmd: C.Fetch):
         if memoised:
             # What the store kept of these messages at an earlier FETCH.
             await memo.recall([u for u in batch if u in metas], F.kept_names(attrs))
+            if F.wants_header(attrs):
+                await memo.recall_headers([u for u in batch if u in metas])
         opened: dict[int, object] = {}
         order = batch[::-1] if descending else batch
         for uid in order:
