@@ -10,6 +10,7 @@ from __future__ import annotations
 import imaplib
 import os
 import re
+import sqlite3
 import threading
 
 from sqlalchemy import event, insert
@@ -55,12 +56,23 @@ class GroupedWrites(unittest.TestCase):
             conn.execute(insert(keywords).values(message_id=1, keyword="stray"))
             raise ValueError("refused")
 
+        def peek(conn) -> int:
+            # Another connection does not see the first APPEND yet: the
+            # group is one transaction, committed after its last write.
+            other = sqlite3.connect(path)
+            try:
+                return other.execute("SELECT count(*) FROM messages").fetchone()[0]
+            finally:
+                other.close()
+
         first = db.write_grouped(_append_txn, inbox.mailbox_id, prepared[0])
+        seen = db.write_grouped(peek)
         failing = db.write_grouped(broken)
         rest = [db.write_grouped(_append_txn, inbox.mailbox_id, p) for p in prepared[1:]]
         release.set()
         await held
         metas = [await first] + [await d for d in rest]
+        self.assertEqual(await seen, 0)
         with self.assertRaises(ValueError):
             await failing
 

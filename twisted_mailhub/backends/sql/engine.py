@@ -209,9 +209,11 @@ class Database:
         pending = None
         try:
             with self.engine.connect() as conn:
-                conn.execution_options(mailhub_write=True)
                 conn.info.pop(_AFTER_COMMIT, None)  # left by a failed transaction
                 with conn.begin():
+                    # The driver is in autocommit mode: without this, each
+                    # job's savepoint would be a transaction of its own.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                     for job in batch:
                         before = {key: list(items) for key, items in
                                   conn.info.get(_AFTER_COMMIT, {}).items()}
