@@ -356,6 +356,21 @@ class AccessTests(UrlauthCase):
                                    b"b5 OK FETCH completed\r\n"])
 
 
+    async def test_catenate_checks_a_urlauth_on_ones_own_mail(self) -> None:
+        """A URL that carries a URLAUTH is checked even when it names the user's own mail."""
+        def run():
+            c = self.session()
+            url = self.generate(c, self.base + b";urlauth=authuser")
+            tampered = url[:-1] + (b"1" if url.endswith(b"0") else b"0")
+            return tampered, [c.command(b'a1 APPEND INBOX CATENATE (URL "' + url + b'")')[-1],
+                              c.command(b'a2 APPEND INBOX CATENATE (URL "' + tampered + b'")')]
+
+        tampered, (ok, refused) = await self.in_thread(run)
+        self.assertRegex(ok, rb"^a1 OK \[APPENDUID \d+ \d+\] APPEND completed\r\n$")
+        self.assertEqual(refused, [b"a2 NO [BADURL " + tampered + b"] CATENATE failed: "
+                                   b"URLAUTH does not verify\r\n"])
+
+
 @on_key_stores
 class ImaplibTests(UrlauthCase):
     async def test_generate_then_fetch_as_another_user(self) -> None:

@@ -377,10 +377,12 @@ async def _url_part(session: Session, raw: bytes, room: int) -> bytes:
     except imapurl.UrlError as e:
         raise catenate.BadUrl(raw, str(e)) from None
     store = session.store
-    if parsed.user is not None and parsed.user != session.username:
-        if parsed.access is None:
-            raise catenate.BadUrl(raw, "URL names another user's mailbox")
-        # Another user's mail only through a URLAUTH they gave (RFC 4467).
+    if parsed.user is not None and parsed.user != session.username and parsed.access is None:
+        raise catenate.BadUrl(raw, "URL names another user's mailbox")
+    if parsed.access is not None:
+        # Another user's mail only through a URLAUTH they gave (RFC 4467);
+        # one that comes with a URL is checked on the user's own mail too,
+        # as URLFETCH checks it, so an expired or forged URL never works.
         from twisted_mailhub.imap import urlauth
 
         store = await urlauth.owner_store(session, parsed, raw)
