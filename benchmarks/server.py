@@ -83,9 +83,11 @@ async def analyze(backend) -> None:
 
 
 async def _run(reactor, args) -> None:
-    from twisted_mailhub.service import make_service
+    from twisted_mailhub.service import give_summarizer, make_service
 
     backend = open_backend(args.store)
+    # As the server and the import commands do: summaries made as stored.
+    give_summarizer(backend)
     if args.fill:
         start = time.perf_counter()
         await fill(backend, args.fill, args.seed, args.extras)
