@@ -123,6 +123,48 @@ class ReadingTests(MboxTestCase):
         self.assertEqual(quote(text), b">From a\n>>From b\n>>>From c\nFromage\n From d\n")
         self.assertEqual(unquote(quote(text)), text)
 
+    async def test_header_read_alone_is_the_served_header(self) -> None:
+        """
+        The header given without reading the whole message (what FETCH
+        BODY[HEADER] is cut from) is that of the served message: unquoted,
+        without the status fields, however long.
+        """
+        from twisted_mailhub.mime.parse import parse_message
+
+        received = b"".join(b"Received: from relay%d.example.org\n" % i for i in range(600))
+        os.makedirs(self.path())
+        write_file(self.path("INBOX"), CLASSIC + (
+            b"\nFrom carol@example.org Wed Jan  8 09:00:00 2020\n"
+            + received + b"Subject: long\nStatus: RO\nX-Status: A\nX-Keywords: work\n\n"
+            b">From the body\n" * 2000
+            + b"\nFrom dan@example.org Thu Jan  9 09:00:00 2020\n"
+            b"Subject: only a header\nStatus: O\n"
+        ), "wb")
+        store, inbox = await self.inbox()
+        uids = await inbox.uids()
+        self.assertEqual(uids, [1, 2, 3, 4])
+        found = await inbox.summaries(uids, ["header"])
+        for uid in uids:
+            content = await (await inbox.open_message(uid)).read()
+            self.assertEqual(found[uid]["header"],
+                             content[: parse_message(content).root.body_start], uid)
+        self.assertNotIn(b"Status", found[3]["header"])
+        self.assertTrue(found[3]["header"].startswith(received))
+
+    def test_entries_are_found_by_uid_in_any_order(self) -> None:
+        from datetime import datetime, timezone
+
+        from twisted_mailhub.backends.mbox.index import Entry, Index
+
+        def entry(uid: int) -> Entry:
+            return Entry(uid, frozenset(), 1, datetime.now(timezone.utc), 0, 0, 0, "", 0, 0, "")
+
+        index = Index(uidvalidity=1, entries=[entry(u) for u in (2, 5, 9)])
+        self.assertEqual([index.entry(u).uid for u in (2, 5, 9)], [2, 5, 9])
+        self.assertEqual([index.entry(u) for u in (1, 3, 10)], [None, None, None])
+        index.entries.reverse()
+        self.assertEqual([index.entry(u).uid for u in (2, 5, 9)], [2, 5, 9])
+
     def test_scan_keeps_content_of_message_without_final_separator(self) -> None:
         data = b"From a Mon Jan  6 10:00:00 2020\nX: 1\n\nbody\n"
         [found] = scan(data)

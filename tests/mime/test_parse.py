@@ -228,3 +228,19 @@ def test_nested_messages_depth_is_bounded():
         part, levels = part.message.root, levels + 1
     assert levels == MAX_DEPTH
     assert (part.type, part.subtype) == ("application", "octet-stream")
+
+
+def test_header_length_is_where_the_structure_puts_the_body():
+    from twisted_mailhub.mime.parse import header_length
+
+    for message in (
+        crlf("Subject: a\n\nbody\n"),
+        b"Subject: a\n\nbody\n",
+        b"Subject: a\r\n\r\n",
+        b"Subject: no blank line\r\nX: y",
+        b"\r\nbody only",
+        b"\nbody only",
+        b"",
+        b"Subject: a\r\n\nmixed\r\n",
+    ):
+        assert header_length(message) == parse_message(message).root.body_start, message

@@ -197,16 +197,30 @@ class FolderMailbox(BaseMailbox):
 
     async def summaries(self, uids: Iterable[int], names: Iterable[str],
                         ) -> dict[int, dict[str, bytes]]:
-        """L{ISummaryStore}: from the user's summaries file, by identity."""
+        """
+        L{ISummaryStore}: from the user's summaries file, by identity; the
+        C{header} (the raw top-level header) is cut from the message itself,
+        for all of C{uids} in one pass, without parsing the rest.
+        """
         wanted, names = sorted_unique(uids), list(names)
         if not wanted or not names:
             return {}
         summaries = self._summary_file()
+        kept = [name for name in names if name != "header"]
 
         def read(folder: Any) -> dict[int, dict[str, bytes]]:
             metas = folder.metadata(wanted)
-            found = summaries.get((meta.identity for meta in metas), names)
-            return {meta.uid: found[meta.identity] for meta in metas if meta.identity in found}
+            values: dict[int, dict[str, bytes]] = {}
+            if kept:
+                found = summaries.get((meta.identity for meta in metas), kept)
+                values = {meta.uid: found[meta.identity] for meta in metas
+                          if meta.identity in found}
+            if len(kept) < len(names):
+                for meta in metas:
+                    header = folder.header(meta.uid)
+                    if header is not None:
+                        values.setdefault(meta.uid, {})["header"] = header
+            return values
 
         return await self._run(read)
 

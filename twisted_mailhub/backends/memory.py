@@ -29,6 +29,7 @@ from twisted_mailhub.backends.base import (
 )
 from twisted_mailhub.backends.identity import check_identity, next_uid, refuse_new_uidvalidity
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
+from twisted_mailhub.mime.parse import header_length
 from twisted_mailhub.interfaces import (
     IAccessKeys,
     IBackend,
@@ -249,13 +250,18 @@ class MemoryMailbox(BaseMailbox):
 
     async def summaries(self, uids: Iterable[int], names: Iterable[str],
                         ) -> dict[int, dict[str, bytes]]:
-        """L{ISummaryStore}: those kept with the messages."""
+        """
+        L{ISummaryStore}: those kept with the messages; the C{header} (the
+        raw top-level header) is cut from the content.
+        """
         messages, names = self._state.messages, set(names)
         found = {}
         for uid in sorted_unique(uids):
             stored = messages.get(uid)
             if stored is not None:
                 values = {n: v for n, v in stored.summaries.items() if n in names}
+                if "header" in names:
+                    values["header"] = stored.content[: header_length(stored.content)]
                 if values:
                     found[uid] = values
         return found

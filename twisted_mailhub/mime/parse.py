@@ -72,6 +72,16 @@ def _header_end(data: bytes, start: int, end: int) -> int:
     return m.end() if m else end
 
 
+def header_length(message: bytes) -> int:
+    """
+    The length of the top-level header of C{message} through the blank
+    line that ends it (what BODY[HEADER] is), the whole length when there
+    is no blank line: the C{header_start}/C{body_start} of its structure's
+    root, without parsing the rest.
+    """
+    return _header_end(message, 0, len(message))
+
+
 def count_lines(data: bytes, start: int, end: int) -> int:
     """Text lines in data[start:end]; a last line without a line ending counts."""
     if end <= start:

@@ -43,6 +43,7 @@ from twisted_mailhub.backends.maildir.sync import SyncedFolder, _unlink_quietly
 from twisted_mailhub.backends.maildir.uidlist import Record, UidList
 from twisted_mailhub.backends.mbox.atomic import fsync_directory
 from twisted_mailhub.errors import MessageExpunged
+from twisted_mailhub.mime.parse import header_length
 from twisted_mailhub.model import (
     AppendRequest,
     FlagsChanged,
@@ -172,6 +173,17 @@ class Folder(SyncedFolder):
         # Gone: record the expunge now, so that the caller's events say so.
         self.sync(relist=True)
         raise MessageExpunged(f"Message {uid} no longer exists")
+
+    def header(self, uid: int) -> bytes | None:
+        """
+        The top-level header of message C{uid} as served (through the blank
+        line that ends it); C{None} when it is gone.
+        """
+        try:
+            _, content = self.content(uid)
+        except MessageExpunged:
+            return None
+        return content[: header_length(content)]
 
     def claim_recent(self, claim: bool) -> list[int]:
         """UIDs not yet reported to any session; C{claim} reports them."""

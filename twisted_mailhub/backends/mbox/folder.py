@@ -35,6 +35,7 @@ from twisted_mailhub.backends.mbox.index import (
 from twisted_mailhub.backends.mbox.locking import locked_mbox
 from twisted_mailhub.backends.mbox.naming import index_file
 from twisted_mailhub.errors import MessageExpunged
+from twisted_mailhub.mime.parse import header_length
 from twisted_mailhub.model import (
     AppendRequest,
     FlagsChanged,
@@ -49,6 +50,9 @@ from twisted_mailhub.model import (
 )
 
 log = Logger()
+
+#: How much of a message is read first for its header alone.
+HEADER_READ = 8192
 
 
 @dataclass(slots=True)
@@ -329,7 +333,7 @@ class MboxFolder:
 
     def content(self, uid: int, retry: bool = True) -> tuple[MessageMeta, bytes]:
         """The meta and the content of message C{uid}, as served to clients."""
-        entry = self.index.by_uid().get(uid)
+        entry = self.index.entry(uid)
         if entry is None:
             raise MessageExpunged(f"Message {uid} no longer exists")
         stored = self._pread(entry.body_end - entry.body_start, entry.body_start)
@@ -340,6 +344,30 @@ class MboxFolder:
             self.refresh()
             return self.content(uid, retry=False)
         return entry.meta(), content[: len(content) - entry.trim]
+
+    def header(self, uid: int) -> bytes | None:
+        """
+        The top-level header of message C{uid} as served (through the blank
+        line that ends it), read from the start of the message only; the
+        whole message when it has no body.  C{None} when it is gone.
+        """
+        entry = self.index.entry(uid)
+        if entry is None:
+            return None
+        length = entry.body_end - entry.body_start
+        want = HEADER_READ
+        while want < length:
+            stored = self._pread(want, entry.body_start)
+            # Whole lines only: unquoting and field splitting are by line.
+            stored = stored[: stored.rfind(b"\n") + 1]
+            served, _ = mbox.content_of(stored)
+            end = header_length(served)
+            # Far enough from the cut that no blank line can straddle it.
+            if end <= len(served) - 4:
+                return served[:end]
+            want *= 4
+        _, content = self.content(uid)
+        return content[: header_length(content)]
 
     def claim_recent(self, claim: bool) -> list[int]:
         """UIDs not yet reported to any session; C{claim} reports them."""

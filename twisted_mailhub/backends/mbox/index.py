@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -76,6 +77,10 @@ class Entry:
                    datetime.fromisoformat(saved) if saved is not None else None)
 
 
+def _uid_of(entry: Entry) -> int:
+    return entry.uid
+
+
 FileSignature = tuple[int, int, int]
 """(size, mtime in ns, inode) of an mbox file."""
 
@@ -112,6 +117,19 @@ class Index:
     def by_uid(self) -> dict[int, Entry]:
         """The entries keyed by UID."""
         return {entry.uid: entry for entry in self.entries}
+
+    def entry(self, uid: int) -> Entry | None:
+        """
+        The entry of C{uid}, or C{None}.  Entries are in file order, which
+        is UID order (a message found before known ones gets the mailbox a
+        new UIDVALIDITY), so a binary search finds it; a miss is confirmed
+        by a scan, which costs only for a UID that is gone.
+        """
+        entries = self.entries
+        i = bisect_left(entries, uid, key=_uid_of)
+        if i < len(entries) and entries[i].uid == uid:
+            return entries[i]
+        return next((entry for entry in entries if entry.uid == uid), None)
 
     def to_json(self) -> dict:
         return {
