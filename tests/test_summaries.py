@@ -270,6 +270,26 @@ class KeptWhenStored(IMAPServerTestCase):
             # opened (and parsed) for them.
             self.assertEqual([r for r in reads if r.endswith(".open_message")], [])
 
+    async def test_past_the_memo_budget_no_message_is_opened(self) -> None:
+        """
+        What the store gives is used for the command that asked for it even
+        when this process's memo keeps nothing more (a mailbox whose
+        summaries and headers exceed its budget).
+        """
+        from twisted_mailhub import index
+
+        fetch = (b"UID FETCH 1:* (ENVELOPE BODYSTRUCTURE "
+                 b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])")
+        sort = b"UID SORT (SUBJECT REVERSE DATE FROM) UTF-8 ALL"
+        expected = await self.lazily(fetch, sort)
+        await self.in_thread(self.append_corpus, self.port)
+        fresh = await self.restarted()
+        self.patch(index, "MEMO_BUDGET", 0)
+        reads = spy_content_reads(self, fresh)
+        answers = await self.in_thread(session, self.serve(fresh), b"SELECT INBOX", fetch, sort)
+        self.assertEqual(answers[1:], expected[1:])
+        self.assertEqual([r for r in reads if "open_message" in r], [])
+
     async def test_the_store_gives_every_kind_of_header(self) -> None:
         """
         The C{header} each store gives is the message's top-level header as

@@ -387,21 +387,24 @@ class MailboxIndex:
         self._memo = {}
         self._memo_bytes = 0
 
-    async def recall(self, uids: Iterable[int], names: Iterable[str]) -> None:
+    async def recall(self, uids: Iterable[int], names: Iterable[str],
+                     ) -> dict[int, dict[str, bytes]]:
         """
         Bring into memory the values the store keeps (L{ISummaryStore})
         under C{names} for those of C{uids} that lack one, in one request.
         Asked once per message: what the store does not have is computed and
-        given to it (L{remember} with C{keep}, then L{save}).
+        given to it (L{remember} with C{keep}, then L{save}).  Returns the
+        values read, for the caller to use even where the budget did not
+        admit them (see L{BatchMemo}).
         """
         store = ISummaryStore(self._mailbox, None)
         if store is None:
-            return
+            return {}
         names = list(names)
         wanted = [u for u in uids if u in self._metas and u not in self._not_kept
                   and any(self.memo(u, n) is None for n in names)]
         if not wanted:
-            return
+            return {}
         found = await store.summaries(wanted, names)
         for uid in wanted:
             values = found.get(uid)
@@ -410,29 +413,34 @@ class MailboxIndex:
                 continue
             for name, value in values.items():
                 self.remember(uid, name, value)
+        return found
 
-    async def recall_headers(self, uids: Iterable[int]) -> None:
+    async def recall_headers(self, uids: Iterable[int]) -> dict[int, dict[str, bytes]]:
         """
         Bring into memory the raw top-level headers (the C{header} memo) of
         those of C{uids} that lack one, from a store that gives them under
         that name without a message being opened (the SQL store cuts them
         from the content it holds, in one statement per batch); asked once
-        per message.
+        per message unless the budget did not admit them.  Returns the
+        headers read, as C{{uid: {"header": value}}}.
         """
         store = ISummaryStore(self._mailbox, None)
         if store is None:
-            return
+            return {}
         wanted = [u for u in uids if u in self._metas and u not in self._no_header
                   and self.memo(u, "header") is None]
         if not wanted:
-            return
+            return {}
         found = await store.summaries(wanted, ["header"])
+        headers: dict[int, dict[str, bytes]] = {}
         for uid in wanted:
             value = found.get(uid, {}).get("header")
             if value is None:
                 self._no_header.add(uid)
             else:
                 self.remember(uid, "header", value)
+                headers[uid] = {"header": value}
+        return headers
 
     @property
     def unsaved(self) -> bool:
@@ -452,6 +460,36 @@ class MailboxIndex:
         per_meta = sys.getsizeof(MessageMeta(0, frozenset(), None, 0, 0)) + 3 * 32  # type: ignore[arg-type]
         return (sys.getsizeof(self._metas) + len(self._metas) * per_meta
                 + self._memo_bytes + len(self._memo) * 250)
+
+
+class BatchMemo:
+    """
+    A L{MailboxIndex}'s memo with the values read from the store for one
+    batch of a command in front of it: past the memo's budget those are not
+    kept, and without this every message of the batch would be opened to
+    render again what the store has just given.
+    """
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: MailboxIndex, *values: dict[int, dict[str, bytes]]) -> None:
+        self._index = index
+        merged: dict[int, dict[str, bytes]] = {}
+        for found in values:
+            for uid, named in found.items():
+                merged.setdefault(uid, {}).update(named)
+        self._values = merged
+
+    def memo(self, uid: int, name: str) -> bytes | None:
+        values = self._values.get(uid)
+        if values is not None:
+            value = values.get(name)
+            if value is not None:
+                return value
+        return self._index.memo(uid, name)
+
+    def remember(self, uid: int, name: str, value: bytes, *, keep: bool = False) -> None:
+        self._index.remember(uid, name, value, keep=keep)
 
 
 # -- sharing one index per mailbox ---------------------------------------------------

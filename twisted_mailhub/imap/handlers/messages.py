@@ -21,6 +21,7 @@ from twisted_mailhub.imap import responses
 from twisted_mailhub import criteria as K
 from twisted_mailhub.imap import wire
 from twisted_mailhub.ranges import SequenceSet, format_numbers
+from twisted_mailhub.index import BatchMemo
 from twisted_mailhub.interfaces import IBulkMessageAccess
 from twisted_mailhub.imap.session import CommandFailed, Session
 
@@ -136,11 +137,14 @@ async def fetch(session: Session, cmd: C.Fetch):
             io.write(b"".join(reversed(rendered) if descending else rendered))
             await io.drain()
             continue
+        batch_memo = memo
         if memoised:
             # What the store kept of these messages at an earlier FETCH.
-            await memo.recall([u for u in batch if u in metas], F.kept_names(attrs))
-            if F.wants_header(attrs):
-                await memo.recall_headers([u for u in batch if u in metas])
+            present = [u for u in batch if u in metas]
+            kept = await memo.recall(present, F.kept_names(attrs))
+            headers = await memo.recall_headers(present) if F.wants_header(attrs) else {}
+            if kept or headers:
+                batch_memo = BatchMemo(memo, kept, headers)
         opened: dict[int, object] = {}
         order = batch[::-1] if descending else batch
         for uid in order:
@@ -154,7 +158,7 @@ async def fetch(session: Session, cmd: C.Fetch):
                 item_attrs = attrs + [flags_attr]
             if memoised:
                 cached = F.render_memoised(
-                    selected.seq_of(uid), meta, item_attrs, memo,
+                    selected.seq_of(uid), meta, item_attrs, batch_memo,
                     uid=cmd.uid, recent=selected.is_recent(uid), modseq=modseq)
                 if cached is not None:
                     io.write(cached)

@@ -24,6 +24,7 @@ from twisted_mailhub.imap.handlers.messages import (
     _mentions_modseq, _save_summaries, keep_updated, result_options,
 )
 from twisted_mailhub.imap.session import Session
+from twisted_mailhub.index import BatchMemo
 from twisted_mailhub.interfaces import IBulkMessageAccess
 from twisted_mailhub.model import MessageMeta
 
@@ -164,9 +165,10 @@ async def header_values(mailbox, uids: list[int]) -> dict[int, S.SortValues]:
     memo = getattr(mailbox, "index", None)
     out: dict[int, S.SortValues] = {}
     if memo is not None:
-        await memo.recall(uids, [S.MEMO_NAME])
+        # What the store gave is used even where the memo did not keep it.
+        given = BatchMemo(memo, await memo.recall(uids, [S.MEMO_NAME]))
         for uid in uids:
-            kept = memo.memo(uid, S.MEMO_NAME)
+            kept = given.memo(uid, S.MEMO_NAME)
             values = S.SortValues.decode(kept) if kept is not None else None
             if values is not None:
                 out[uid] = values
