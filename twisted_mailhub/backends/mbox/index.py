@@ -11,7 +11,13 @@ when another program rewrites the file the messages can be recognised
 again.  The index also records the size, mtime and inode of the mbox file
 as last seen, which is how a change by another program is noticed.
 
-The index is replaced atomically on every change.
+Small changes (flags, appends, the \\Recent claim, UIDNEXT) are appended to
+the index file as journal records after the JSON document, so that their
+cost does not grow with the mailbox.  The document is rewritten with the
+records folded in (atomically: temporary file, fsync, rename) when the
+records outgrow a share of it, and for changes no record expresses
+(EXPUNGE, the rescan of a file another program rewrote).  The format of
+the records is described before L{Change}.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import zlib
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -164,17 +172,240 @@ class Index:
         )
 
 
-def read_index(path: str) -> Index | None:
-    """The index stored at C{path}, or C{None} if there is none."""
+# -- the journal ---------------------------------------------------------------
+#
+# After the JSON document (one line: compact JSON escapes every newline),
+# the index file holds zero or more records, each
+#
+#     "\n@" LENGTH " " CRC " " PAYLOAD
+#
+# LENGTH and CRC being 8 lowercase hex digits: the byte length of PAYLOAD
+# and its CRC-32; PAYLOAD is a JSON object (see L{Change}).  A record is
+# whole when its length is all there and its checksum matches; the first
+# one that is not ends the journal (a crash in the middle of a write: the
+# operation was never acknowledged), and the bytes from there on are cut
+# off before the next record is written.  An index written without records
+# is the plain JSON document, as before the journal existed.
+
+_RECORD_MARK = b"\n@"
+_HEADER = len(_RECORD_MARK) + 8 + 1 + 8 + 1
+_SETTABLE = ("uidvalidity", "uidnext", "highestmodseq", "recent_after", "file", "pending")
+
+
+@dataclass(slots=True)
+class Change:
+    """
+    One journal record: counters set, messages added at the end, flags
+    changed.  Applied in that order; C{flags} rows are (uid, flags, modseq).
+    """
+
+    set: dict = field(default_factory=dict)
+    added: list[Entry] = field(default_factory=list)
+    flags: list[tuple[int, frozenset[str], int]] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data: dict = {}
+        if self.set:
+            data["set"] = {name: list(value) if isinstance(value, tuple) else value
+                           for name, value in self.set.items()}
+        if self.added:
+            data["add"] = [entry.to_json() for entry in self.added]
+        if self.flags:
+            data["flags"] = [[uid, sorted(flags), modseq] for uid, flags, modseq in self.flags]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Change:
+        if not isinstance(data, dict):
+            raise TypeError("A journal record is an object")
+        values = {}
+        for name, value in data.get("set", {}).items():
+            if name not in _SETTABLE:
+                raise ValueError(f"Unknown field {name!r} in a journal record")
+            if name in ("file", "pending"):
+                value = tuple(value) if value is not None else None
+            elif not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer")
+            values[name] = value
+        return cls(values, [Entry.from_json(row) for row in data.get("add", [])],
+                   [(int(uid), frozenset(flags), int(modseq))
+                    for uid, flags, modseq in data.get("flags", [])])
+
+    def apply(self, index: Index, by_uid: dict[int, Entry] | None = None) -> None:
+        """
+        Make C{index} what it was after the change.  C{by_uid} (the
+        entries by UID, kept up to date here) saves building it again for
+        each record of a journal.  Raises L{ValueError}, leaving C{index}
+        untouched, for a change that cannot follow its state.
+        """
+        if by_uid is None:
+            by_uid = index.by_uid()
+        last = index.entries[-1].uid if index.entries else 0
+        for entry in self.added:
+            if entry.uid <= last:
+                raise ValueError(f"Journal adds UID {entry.uid} after UID {last}")
+            last = entry.uid
+        added = {entry.uid for entry in self.added}
+        for uid, _, _ in self.flags:
+            if uid not in by_uid and uid not in added:
+                raise ValueError(f"Journal changes flags of unknown UID {uid}")
+        for name, value in self.set.items():
+            setattr(index, name, value)
+        for entry in self.added:
+            index.entries.append(entry)
+            by_uid[entry.uid] = entry
+        for uid, flags, modseq in self.flags:
+            entry = by_uid[uid]
+            entry.flags, entry.modseq = flags, modseq
+
+
+def encode_record(change: Change, chain: int) -> tuple[bytes, int]:
+    """
+    The bytes of one journal record of C{change} following a record (or
+    document) whose chained checksum is C{chain}, and its own.
+    """
+    payload = json.dumps(change.to_json(), separators=(",", ":")).encode("utf-8")
+    crc = zlib.crc32(payload, chain)
+    return _RECORD_MARK + b"%08x %08x " % (len(payload), crc) + payload, crc
+
+
+@dataclass(slots=True)
+class Loaded:
+    """An index file as read: the index with its journal replayed."""
+
+    index: Index
+    # Bytes of the JSON document, and up to the end of the last whole record.
+    document: int
+    end: int
+    # The chained checksum at C{end} (see L{encode_record}).
+    chain: int
+    records: int = 0
+    # Bytes after the last whole record (a torn or damaged record), and why.
+    tail: int = 0
+    problem: str = ""
+
+    @property
+    def journal(self) -> int:
+        """Bytes of whole journal records."""
+        return self.end - self.document
+
+    def replay(self, data: bytes, offset: int, continuing: bool = False) -> bool:
+        """
+        Apply the records of C{data}, the bytes of the file from C{offset}
+        (at most L{end}) on.  When C{continuing} (records written since
+        this state was read), C{False} if the first new one is not whole
+        or does not follow this state (the file is not the one read
+        before: it must be read again).
+        """
+        by_uid: dict[int, Entry] = {}
+        position = self.end - offset
+        first = True
+        self.tail, self.problem = 0, ""
+        while position < len(data):
+            outcome = _replay_one(data, position, self.index, by_uid, self.chain)
+            if isinstance(outcome, str):
+                if continuing and first:
+                    return False
+                self.tail, self.problem = len(data) - position, outcome
+                break
+            first = False
+            position, self.chain = outcome
+            self.records += 1
+        self.end = offset + position
+        return True
+
+
+def parse_index(data: bytes) -> Loaded:
+    """
+    The index of the bytes of an index file.  Raises L{ValueError},
+    L{KeyError} or L{TypeError} when the JSON document is unreadable; a
+    bad journal record only ends the journal (L{Loaded.tail}).
+    """
+    document = data.find(b"\n")
+    if document < 0:
+        document = len(data)
+    head = data[:document]
+    loaded = Loaded(Index.from_json(json.loads(head)), document, document, zlib.crc32(head))
+    loaded.replay(data, 0)
+    return loaded
+
+
+def _replay_one(data: bytes, position: int, index: Index, by_uid: dict[int, Entry],
+                chain: int) -> tuple[int, int] | str:
+    """Apply the record at C{position}; its end and checksum, or what is wrong with it."""
+    header = data[position : position + _HEADER]
+    if len(header) < _HEADER:
+        return "a journal record is cut short"
+    if not header.startswith(_RECORD_MARK) or header[-1:] != b" " or header[10:11] != b" ":
+        return "a journal record has a damaged header"
+    try:
+        length, crc = int(header[2:10], 16), int(header[11:19], 16)
+    except ValueError:
+        return "a journal record has a damaged header"
+    end = position + _HEADER + length
+    payload = data[position + _HEADER : end]
+    if len(payload) < length:
+        return "a journal record is cut short"
+    if zlib.crc32(payload, chain) != crc:
+        return "a journal record fails its checksum"
+    try:
+        change = Change.from_json(json.loads(payload))
+        if not by_uid:
+            by_uid.update((entry.uid, entry) for entry in index.entries)
+        change.apply(index, by_uid)
+    except (ValueError, KeyError, TypeError) as e:
+        return f"a journal record cannot be applied ({e})"
+    return end, crc
+
+
+def load_index(path: str) -> Loaded | None:
+    """The index file at C{path} as read, or C{None} if there is none."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         return None
-    return Index.from_json(json.loads(data))
+    return parse_index(data)
+
+
+def read_index(path: str) -> Index | None:
+    """The index stored at C{path} (its journal replayed), or C{None} if there is none."""
+    loaded = load_index(path)
+    return None if loaded is None else loaded.index
+
+
+def append_records(path: str, end: int, records: Iterable[bytes]) -> os.stat_result:
+    """
+    Write journal C{records} to the index file at C{path} after its first
+    C{end} bytes (cutting off whatever follows: a torn record), fsync, and
+    return the file's stat.
+    """
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        if os.fstat(fd).st_size != end:
+            os.ftruncate(fd, end)
+        data = memoryview(b"".join(records))
+        offset = end
+        while data:
+            written = os.pwrite(fd, data, offset)
+            data = data[written:]
+            offset += written
+        os.fsync(fd)
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_index(index: Index) -> bytes:
+    """The JSON document of C{index} (one line)."""
+    return json.dumps(index.to_json(), separators=(",", ":")).encode("utf-8")
 
 
 def write_index(path: str, index: Index) -> os.stat_result:
-    """Atomically store C{index} at C{path}; return the new file's stat."""
-    data = json.dumps(index.to_json(), separators=(",", ":")).encode("utf-8")
-    return replace_file(path, [data], 0o600)
+    """Atomically store C{index} at C{path} with no journal; return the new file's stat."""
+    return replace_file(path, [encode_index(index)], 0o600)
+
+
+def written(index: Index, document: bytes) -> Loaded:
+    """The L{Loaded} state of an index file just written with C{document} alone."""
+    return Loaded(index, len(document), len(document), zlib.crc32(document))
