@@ -26,11 +26,17 @@ from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.mbox import format as mbox
 from twisted_mailhub.backends.mbox.atomic import replace_file
 from twisted_mailhub.backends.mbox.index import (
+    Change,
     Entry,
+    FileSignature,
     Index,
-    read_index,
+    Loaded,
+    append_records,
+    encode_index,
+    encode_record,
+    load_index,
     signature,
-    write_index,
+    written,
 )
 from twisted_mailhub.backends.mbox.locking import locked_mbox
 from twisted_mailhub.backends.mbox.naming import index_file
@@ -65,18 +71,42 @@ class FolderSettings:
     on_lock_wait: Callable[[str], None] | None = None
 
 
+#: Journal records are folded into the index's JSON document once they
+#: pass this share of the document's size (and L{JOURNAL_MINIMUM} bytes):
+#: replaying them then costs at most about what reading the document
+#: does, and the rewrites cost about as much as the records written.
+JOURNAL_SHARE = 0.5
+JOURNAL_MINIMUM = 64 * 1024
+
+
 class IndexCache:
     """
-    Parsed indexes, reused while the index file is unchanged on disk.
+    Parsed indexes, reused while the index file is unchanged on disk; when
+    another process added journal records, only those are read.
 
-    Only used under the mailbox's locks, so one path is never touched by
-    two threads at once.
+    L{load} and the writes are only used under the mailbox's locks, so one
+    path is never touched by two threads at once; L{peek} is for readers
+    without them.
     """
 
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[tuple[int, int, int], Index]] = {}
+    def __init__(self, journal_share: float = JOURNAL_SHARE,
+                 journal_minimum: int = JOURNAL_MINIMUM) -> None:
+        self._entries: dict[str, tuple[FileSignature, Loaded]] = {}
+        self.journal_share = journal_share
+        self.journal_minimum = journal_minimum
 
     def load(self, path: str) -> Index | None:
+        """The index of the mbox file C{path}, brought up to date with the disk."""
+        return self._load(path, True)
+
+    def peek(self, path: str) -> Index | None:
+        """
+        L{load} for a reader without the locks: an index in use is never
+        changed, only replaced by one read afresh.
+        """
+        return self._load(path, False)
+
+    def _load(self, path: str, locked: bool) -> Index | None:
         name = index_file(path)
         try:
             current = signature(os.stat(name))
@@ -84,22 +114,77 @@ class IndexCache:
             self._entries.pop(path, None)
             return None
         cached = self._entries.get(path)
-        if cached is not None and cached[0] == current:
-            return cached[1]
+        if cached is not None:
+            known, loaded = cached
+            if known == current:
+                return loaded.index
+            if locked and known[2] == current[2] and current[0] > loaded.end and \
+                    self._continue(name, loaded):
+                self._entries[path] = (current, loaded)
+                return loaded.index
         try:
-            index = read_index(name)
+            loaded = load_index(name)
         except (ValueError, KeyError, TypeError):
             log.warn("Unreadable index {name}; rebuilding it", name=name)  # noqa: G010
+            self._entries.pop(path, None)
             return None
-        if index is not None:
-            self._entries[path] = (current, index)
-        return index
+        except FileNotFoundError:
+            loaded = None
+        if loaded is None:
+            self._entries.pop(path, None)
+            return None
+        if loaded.tail and locked:
+            log.warn("Ignoring the last {size} bytes of {name}: {problem}",  # noqa: G010
+                     size=loaded.tail, name=name, problem=loaded.problem)
+        self._entries[path] = (current, loaded)
+        return loaded.index
+
+    def _continue(self, name: str, loaded: Loaded) -> bool:
+        # The same file, grown: another process added records.
+        try:
+            with open(name, "rb") as f:
+                f.seek(loaded.end)
+                data = f.read()
+        except FileNotFoundError:
+            return False
+        return loaded.replay(data, loaded.end, continuing=True)
 
     def save(self, path: str, index: Index) -> None:
-        stat = write_index(index_file(path), index)
-        self._entries[path] = (signature(stat), index)
+        """Rewrite the index of C{path} (a new file renamed over the old one)."""
+        document = encode_index(index)
+        stat = replace_file(index_file(path), [document], 0o600)
+        self._entries[path] = (signature(stat), written(index, document))
+
+    def record(self, path: str, index: Index, changes: list[Change]) -> None:
+        """
+        Store C{changes}, made to C{index} since it was loaded or saved, as
+        journal records, or rewrite the index when the journal is due for
+        folding in (or C{index} is not the one loaded).
+        """
+        cached = self._entries.get(path)
+        if cached is None or cached[1].index is not index:
+            self.save(path, index)
+            return
+        loaded = cached[1]
+        chain = loaded.chain
+        records = []
+        for change in changes:
+            data, chain = encode_record(change, chain)
+            records.append(data)
+        size = sum(len(data) for data in records)
+        if loaded.journal + size > max(self.journal_minimum,
+                                       self.journal_share * loaded.document):
+            self.save(path, index)
+            return
+        stat = append_records(index_file(path), loaded.end, records)
+        loaded.end += size
+        loaded.chain = chain
+        loaded.records += len(records)
+        loaded.tail, loaded.problem = 0, ""
+        self._entries[path] = (signature(stat), loaded)
 
     def forget(self, path: str) -> None:
+        """Drop what is known of C{path}: it is read again on next use."""
         self._entries.pop(path, None)
 
 
@@ -129,14 +214,24 @@ class MboxFolder:
         self._fd = fd
         self._settings = settings
         self._cache = cache
+        # A change only a rewrite of the index can store, or those that
+        # journal records can (see IndexCache.record).
         self._dirty = index is None
+        self._changes: list[Change] = []
         self.index = index if index is not None else Index(settings.new_uidvalidity())
 
     def save(self) -> None:
         """Store the index if it changed."""
         if self._dirty:
             self._cache.save(self.path, self.index)
-            self._dirty = False
+        elif self._changes:
+            self._cache.record(self.path, self.index, self._changes)
+        self._dirty = False
+        self._changes = []
+
+    def _log(self, change: Change) -> None:
+        """C{change} was made to the index: store it with the next L{save}."""
+        self._changes.append(change)
 
     # -- reconciling with the file -------------------------------------------
 
@@ -151,12 +246,17 @@ class MboxFolder:
         if index.file != current:
             old = index.file
             if old is not None and self._grew_by_appending(old, current):
+                known = len(index.entries)
                 tail = self._pread(current[0] - old[0], old[0])
                 self._add_new(mbox.scan(tail, old[0]), tail, old[0])
+                index.file = current
+                self._log(Change({"uidnext": index.uidnext,
+                                  "highestmodseq": index.highestmodseq,
+                                  "file": current}, index.entries[known:]))
             else:
                 self._rescan(current[0])
-            index.file = current
-            self._dirty = True
+                index.file = current
+                self._dirty = True
         self.save()
 
     def _finish_interrupted_append(self, stat: os.stat_result) -> None:
@@ -169,7 +269,7 @@ class MboxFolder:
             os.ftruncate(self._fd, offset)
             os.fsync(self._fd)
         self.index.pending = None
-        self._dirty = True
+        self._log(Change({"pending": None}))
 
     def _grew_by_appending(self, old: tuple[int, int, int], new: tuple[int, int, int]) -> bool:
         old_size, _, old_inode = old
@@ -375,7 +475,7 @@ class MboxFolder:
         recent = [entry.uid for entry in index.entries if entry.uid > index.recent_after]
         if claim and index.recent_after != index.uidnext - 1:
             index.recent_after = index.uidnext - 1
-            self._dirty = True
+            self._log(Change({"recent_after": index.recent_after}))
             self.save()
         return recent
 
@@ -391,7 +491,8 @@ class MboxFolder:
         """
         Append C{requests} in one write and fsync.  Before writing, the
         index records the append as pending, so that a crash in the middle
-        is cut off on the next open (L{refresh}).
+        is cut off on the next open (L{refresh}); once the messages are
+        durable in the file, the index records them.
         """
         index = self.index
         size = os.fstat(self._fd).st_size
@@ -418,7 +519,7 @@ class MboxFolder:
             offset += len(data)
             uid += 1
         index.pending = (size, offset)
-        self._dirty = True
+        self._log(Change({"pending": index.pending}))
         self.save()
         try:
             self._pwrite(b"".join(chunks), size)
@@ -426,7 +527,7 @@ class MboxFolder:
         except BaseException:
             os.ftruncate(self._fd, size)
             index.pending = None
-            self._dirty = True
+            self._log(Change({"pending": None}))
             self.save()
             raise
         index.pending = None
@@ -434,7 +535,8 @@ class MboxFolder:
         index.uidnext = uid
         index.entries.extend(entries)
         index.file = signature(os.fstat(self._fd))
-        self._dirty = True
+        self._log(Change({"pending": None, "highestmodseq": modseq, "uidnext": uid,
+                          "file": index.file}, entries))
         self.save()
         metas = [entry.meta() for entry in entries]
         self.events.append(MessagesAdded(tuple(metas)))
@@ -457,7 +559,8 @@ class MboxFolder:
             index.uidnext = uidnext
         else:
             return self.status()
-        self._dirty = True
+        self._log(Change({"uidvalidity": index.uidvalidity, "uidnext": index.uidnext,
+                          "recent_after": index.recent_after}))
         self.save()
         return self.status()
 
@@ -483,7 +586,8 @@ class MboxFolder:
                 entry.flags = new
                 entry.modseq = modseq
                 update.changed.append(entry.meta())
-            self._dirty = True
+            self._log(Change({"highestmodseq": modseq},
+                             flags=[(entry.uid, entry.flags, modseq) for entry, _ in pending]))
             self.save()
             self.events.append(FlagsChanged(tuple(update.changed)))
         return update

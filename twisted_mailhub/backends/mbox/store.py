@@ -136,7 +136,7 @@ class MboxMailStore(BaseMailStore):
                                          and level.upper() == "INBOX"):
                         continue
                     files.add(filename)
-                    index = self.backend.cache.load(full)
+                    index = self.backend.cache.peek(full)
                     special = index.special_use if index is not None else frozenset()
                     infos.append(MailboxInfo(prefix + level, True, special))
             for filename in names:
@@ -235,7 +235,7 @@ class MboxMailStore(BaseMailStore):
         source, target = self._path(old), self._path(new)
         keys = []
         for name in names:
-            index = self.backend.cache.load(self._path(name))
+            index = self.backend.cache.peek(self._path(name))
             if index is not None:
                 keys.append(index.key)
         for existing in (target, index_file(target), children_directory(target)):
