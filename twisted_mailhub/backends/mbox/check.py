@@ -9,6 +9,10 @@ index that I{claims} to describe the file as it is and does not:
 
   - an index that cannot be read (it is rebuilt: new UIDVALIDITY, flags
     from the status fields of the file);
+  - a journal of the index whose end is not a whole record, or has a
+    record that fails its checksum or cannot follow the ones before (a
+    write cut short: the records before it are folded into the index, the
+    rest is dropped, as the server would ignore it);
   - an append that was interrupted (finished or cut off, as the next open
     would);
   - UIDs out of order (renumbered under a new UIDVALIDITY), UIDNEXT not
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from twisted_mailhub.backends.mbox import format as mbox
 from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
-from twisted_mailhub.backends.mbox.index import Index, read_index, signature
+from twisted_mailhub.backends.mbox.index import Index, load_index, signature
 from twisted_mailhub.backends.mbox.locking import locked_mbox
 from twisted_mailhub.backends.mbox.naming import (
     INDEX_SUFFIX,
@@ -143,13 +147,20 @@ def inspect(path: str, store: "MboxMailStore") -> tuple[list[Finding], int]:
     with locked_mbox(path, settings.lock_timeout, settings.stale_lock_after,
                      settings.on_lock_wait) as fd:
         try:
-            index = read_index(index_file(path))
+            loaded = load_index(index_file(path))
         except (ValueError, KeyError, TypeError):
             findings.append(Finding("unreadable-index", "the index cannot be read",
                                     "rebuilt from the file (new UIDVALIDITY)"))
             return findings, 0
-        if index is None:
+        if loaded is None:
             return findings, 0  # made at the next open, as for any new file
+        index = loaded.index
+        if loaded.tail:
+            findings.append(Finding(
+                "journal-tail",
+                f"the last {loaded.tail} bytes of the index's journal are not whole records "
+                f"({loaded.problem}; {loaded.records} whole records before)",
+                "whole records folded into the index, the rest dropped"))
         if index.pending is not None:
             findings.append(Finding("interrupted-append", "an append was interrupted",
                                     "completed or cut off"))
@@ -228,6 +239,7 @@ def fix(path: str, store: "MboxMailStore", findings: list[Finding]
         if index.highestmodseq < given:
             index.highestmodseq = given + 1
         index.recent_after = min(index.recent_after, index.uidnext - 1)
+        # A rewrite: folds the journal in and drops a damaged end of it.
         cache.save(path, index)
         if "index-mismatch" in kinds:
             # As when the file changed behind the index's back.
