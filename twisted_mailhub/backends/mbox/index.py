@@ -231,15 +231,12 @@ class Change:
                    [(int(uid), frozenset(flags), int(modseq))
                     for uid, flags, modseq in data.get("flags", [])])
 
-    def apply(self, index: Index, by_uid: dict[int, Entry] | None = None) -> None:
+    def apply(self, index: Index) -> None:
         """
-        Make C{index} what it was after the change.  C{by_uid} (the
-        entries by UID, kept up to date here) saves building it again for
-        each record of a journal.  Raises L{ValueError}, leaving C{index}
-        untouched, for a change that cannot follow its state.
+        Make C{index} what it was after the change.  Raises L{ValueError},
+        leaving C{index} untouched, for a change that cannot follow its
+        state.
         """
-        if by_uid is None:
-            by_uid = index.by_uid()
         last = index.entries[-1].uid if index.entries else 0
         for entry in self.added:
             if entry.uid <= last:
@@ -247,15 +244,13 @@ class Change:
             last = entry.uid
         added = {entry.uid for entry in self.added}
         for uid, _, _ in self.flags:
-            if uid not in by_uid and uid not in added:
+            if uid not in added and index.entry(uid) is None:
                 raise ValueError(f"Journal changes flags of unknown UID {uid}")
         for name, value in self.set.items():
             setattr(index, name, value)
-        for entry in self.added:
-            index.entries.append(entry)
-            by_uid[entry.uid] = entry
+        index.entries.extend(self.added)
         for uid, flags, modseq in self.flags:
-            entry = by_uid[uid]
+            entry = index.entry(uid)
             entry.flags, entry.modseq = flags, modseq
 
 
@@ -297,12 +292,11 @@ class Loaded:
         or does not follow this state (the file is not the one read
         before: it must be read again).
         """
-        by_uid: dict[int, Entry] = {}
         position = self.end - offset
         first = True
         self.tail, self.problem = 0, ""
         while position < len(data):
-            outcome = _replay_one(data, position, self.index, by_uid, self.chain)
+            outcome = _replay_one(data, position, self.index, self.chain)
             if isinstance(outcome, str):
                 if continuing and first:
                     return False
@@ -330,7 +324,7 @@ def parse_index(data: bytes) -> Loaded:
     return loaded
 
 
-def _replay_one(data: bytes, position: int, index: Index, by_uid: dict[int, Entry],
+def _replay_one(data: bytes, position: int, index: Index,
                 chain: int) -> tuple[int, int] | str:
     """Apply the record at C{position}; its end and checksum, or what is wrong with it."""
     header = data[position : position + _HEADER]
@@ -349,10 +343,7 @@ def _replay_one(data: bytes, position: int, index: Index, by_uid: dict[int, Entr
     if zlib.crc32(payload, chain) != crc:
         return "a journal record fails its checksum"
     try:
-        change = Change.from_json(json.loads(payload))
-        if not by_uid:
-            by_uid.update((entry.uid, entry) for entry in index.entries)
-        change.apply(index, by_uid)
+        Change.from_json(json.loads(payload)).apply(index)
     except (ValueError, KeyError, TypeError) as e:
         return f"a journal record cannot be applied ({e})"
     return end, crc
