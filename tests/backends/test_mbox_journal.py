@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import zlib
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -14,7 +15,15 @@ from twisted.trial import unittest
 import twisted_mailhub
 from twisted_mailhub.backends.mbox import MboxBackend
 from twisted_mailhub.backends.mbox import folder as mbox_folder
-from twisted_mailhub.backends.mbox.index import load_index, write_index
+from twisted_mailhub.backends.mbox.index import (
+    Change,
+    Index,
+    encode_index,
+    encode_record,
+    load_index,
+    parse_index,
+    write_index,
+)
 from twisted_mailhub.model import AppendRequest
 
 
@@ -137,6 +146,33 @@ class RecordTests(JournalTestCase):
         again = await self.inbox(self.make())
         self.assertEqual([m.flags for m in await again.metadata(await again.uids())],
                          [frozenset(), frozenset()])
+
+
+class ContinuingTests(unittest.TestCase):
+    def journal(self, key: str, changes: list[Change]) -> bytes:
+        document = encode_index(Index(uidvalidity=7, key=key))
+        data, chain = [document], zlib.crc32(document)
+        for change in changes:
+            record, chain = encode_record(change, chain)
+            data.append(record)
+        return b"".join(data)
+
+    def test_records_added_since_are_applied(self) -> None:
+        first = self.journal("a" * 32, [Change({"uidnext": 5})])
+        later = self.journal("a" * 32, [Change({"uidnext": 5}), Change({"recent_after": 3})])
+        loaded = parse_index(first)
+        self.assertTrue(loaded.replay(later[loaded.end:], loaded.end, continuing=True))
+        self.assertEqual((loaded.index.uidnext, loaded.index.recent_after), (5, 3))
+        self.assertEqual((loaded.end, loaded.records), (len(later), 2))
+
+    def test_records_of_another_file_are_refused(self) -> None:
+        # The same layout (a rewrite reusing the inode): the checksum chain
+        # from the document tells them apart.
+        first = self.journal("a" * 32, [Change({"uidnext": 5})])
+        other = self.journal("b" * 32, [Change({"uidnext": 5}), Change({"recent_after": 3})])
+        loaded = parse_index(first)
+        self.assertFalse(loaded.replay(other[loaded.end:], loaded.end, continuing=True))
+        self.assertEqual((loaded.index.uidnext, loaded.index.recent_after), (5, 0))
 
 
 class FoldingTests(JournalTestCase):
