@@ -442,6 +442,35 @@ class NameTests(MboxTestCase):
         self.assertEqual(sorted(os.listdir(self.root)), ["alice"])
         self.assertEqual(await self.names(store), ["INBOX"])
 
+    async def test_looking_up_one_name_agrees_with_the_listing(self) -> None:
+        store = await self.backend.open_store("alice")
+        await store.create_mailbox("Work/Projects/2024")
+        await store.create_mailbox("Work/Notes")
+        await store.create_mailbox("Sent", frozenset({"\\Sent"}))
+        await store.create_mailbox("foo.lock/bar")
+        await store.delete_mailbox("Work")  # Work stays as a level only
+        os.makedirs(self.path("Old.d", "2019.d"))
+        write_file(self.path("Old.d", "2019.d", "March"), b"")
+        write_file(self.path("inbox"), b"")  # INBOX in another case: not shown
+        os.makedirs(self.path("inbox.d"))
+        write_file(self.path("inbox.d", "child"), b"")
+        write_file(self.path("a%41"), b"")  # not the canonical encoding of a name
+        write_file(self.path(".hidden"), b"")
+        os.symlink(self.path("Sent"), self.path("Linked"))
+        os.symlink(self.path("Work.d"), self.path("Elsewhere.d"))
+        write_file(self.path("Plain.d"), b"")  # a file, not a children directory
+        listed = {info.name: info for info in store._list_sync()}
+        candidates = set(listed) | {
+            "Work/Projects/2024/x", "Work/Nothing", "Old/2019/April", "inbox", "Inbox",
+            "inbox/child", "aA", "a%41", "hidden", ".hidden", "Linked", "Elsewhere",
+            "Elsewhere/Projects", "Plain", "Plain/x", "foo.lock", "Nope", "Sent/x",
+        }
+        for name in sorted(candidates):
+            self.assertEqual(store._info_sync(name), listed.get(name), name)
+        self.assertIn("Work", listed)
+        self.assertFalse(listed["Work"].selectable)
+        self.assertEqual(listed["Sent"].special_use, {"\\Sent"})
+
     async def test_hostile_user_names_refused(self) -> None:
         for username in ["..", ".", "", "../bob", "a/b", "a\\b", "x\x00", "/etc"]:
             await self.assertFailure(defer.ensureDeferred(self.backend.open_store(username)),

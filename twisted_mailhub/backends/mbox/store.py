@@ -33,12 +33,13 @@ from twisted_mailhub.backends.mbox.naming import (
     check_level,
     children_directory,
     decode_level,
+    encode_level,
     index_file,
     mailbox_file,
     user_directory,
 )
 from twisted_mailhub.backends.summaryfile import SummaryFiles
-from twisted_mailhub.errors import MailboxExists
+from twisted_mailhub.errors import InvalidMailboxName, MailboxExists
 from twisted_mailhub.interfaces import (
     ICheckableBackend,
     IMailStore,
@@ -153,6 +154,41 @@ class MboxMailStore(BaseMailStore):
 
         walk(self.directory, "")
         return infos
+
+    async def _info(self, name: str) -> MailboxInfo | None:
+        return await self.backend.run(self._info_sync, name)
+
+    def _info_sync(self, name: str) -> MailboxInfo | None:
+        """
+        What L{_list_sync} says of C{name}, looking at its own path only,
+        so that opening a mailbox (SELECT, STATUS) does not cost a listing
+        of the whole tree.
+        """
+        levels = name.split(self.delimiter)
+        try:
+            path = self._path(name)
+        except InvalidMailboxName:
+            return None
+        # The listing descends only through children directories that
+        # are directories themselves (not links to one).
+        directory = self.directory
+        for level in levels[:-1]:
+            directory = os.path.join(directory, encode_level(level) + CHILDREN_SUFFIX)
+            if not _is_directory(directory):
+                return None
+        # A top-level file named INBOX in another case is not shown.
+        hidden = len(levels) == 1 and name != "INBOX" and name.upper() == "INBOX"
+        try:
+            regular = not hidden and stat.S_ISREG(os.lstat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            regular = False
+        if regular:
+            index = self.backend.cache.peek(path)
+            return MailboxInfo(name, True, index.special_use if index is not None
+                               else frozenset())
+        if _is_directory(children_directory(path)):
+            return MailboxInfo(name, False)
+        return None
 
     async def _open(self, name: str, read_only: bool) -> MboxMailbox:
         path = self._path(name)
@@ -462,6 +498,13 @@ class MboxBackend:
             from twisted.internet import reactor
 
             reactor.callFromThread(self.on_lock_wait, path)
+
+
+def _is_directory(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _unlink_quietly(path: str) -> None:
