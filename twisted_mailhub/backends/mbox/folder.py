@@ -101,9 +101,29 @@ class IndexCache:
 
     def peek(self, path: str) -> Index | None:
         """
-        L{load} for a reader without the locks: an index in use is never
+        For a reader without the locks, an index of C{path} whose key and
+        special-use attributes are current: those of the index file that
+        is there.  Other fields may lag (records another process added are
+        not read): they are L{load}'s business.  An index in use is never
         changed, only replaced by one read afresh.
         """
+        cached = self._entries.get(path)
+        if cached is not None:
+            known, loaded = cached
+            name = index_file(path)
+            try:
+                current = signature(os.stat(name))
+                if known == current:
+                    return loaded.index
+                if known[2] == current[2] and loaded.head:
+                    # Records were added, or the index was rewritten: the
+                    # same key at the start is the same mailbox, whose key
+                    # and special-use attributes never change.
+                    with open(name, "rb") as f:
+                        if f.read(len(loaded.head)) == loaded.head:
+                            return loaded.index
+            except FileNotFoundError:
+                pass
         return self._load(path, False)
 
     def _load(self, path: str, locked: bool) -> Index | None:

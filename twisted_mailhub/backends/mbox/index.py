@@ -188,6 +188,8 @@ class Index:
 # is the plain JSON document, as before the journal existed.
 
 _RECORD_MARK = b"\n@"
+#: Bytes at the start of a document that include the mailbox's key.
+HEAD = 64
 _HEADER = len(_RECORD_MARK) + 8 + 1 + 8 + 1
 _SETTABLE = ("uidvalidity", "uidnext", "highestmodseq", "recent_after", "file", "pending")
 
@@ -278,6 +280,8 @@ class Loaded:
     # Bytes after the last whole record (a torn or damaged record), and why.
     tail: int = 0
     problem: str = ""
+    # The start of the document, through the mailbox's key.
+    head: bytes = b""
 
     @property
     def journal(self) -> int:
@@ -319,7 +323,8 @@ def parse_index(data: bytes) -> Loaded:
     if document < 0:
         document = len(data)
     head = data[:document]
-    loaded = Loaded(Index.from_json(json.loads(head)), document, document, zlib.crc32(head))
+    loaded = Loaded(Index.from_json(json.loads(head)), document, document, zlib.crc32(head),
+                    head=head[:HEAD])
     loaded.replay(data, 0)
     return loaded
 
@@ -399,4 +404,5 @@ def write_index(path: str, index: Index) -> os.stat_result:
 
 def written(index: Index, document: bytes) -> Loaded:
     """The L{Loaded} state of an index file just written with C{document} alone."""
-    return Loaded(index, len(document), len(document), zlib.crc32(document))
+    return Loaded(index, len(document), len(document), zlib.crc32(document),
+                  head=document[:HEAD])
