@@ -180,25 +180,27 @@ class Index:
 #     "\n@" LENGTH " " CRC " " PAYLOAD
 #
 # LENGTH and CRC being 8 lowercase hex digits: the byte length of PAYLOAD
-# and its CRC-32; PAYLOAD is a JSON object (see L{Change}).  A record is
-# whole when its length is all there and its checksum matches; the first
+# and its CRC-32, chained from the record before (L{encode_record});
+# PAYLOAD is a JSON object (L{Change}).  A record is whole when its
+# length is all there and its checksum matches; the first
 # one that is not ends the journal (a crash in the middle of a write: the
 # operation was never acknowledged), and the bytes from there on are cut
 # off before the next record is written.  An index written without records
 # is the plain JSON document, as before the journal existed.
 
 _RECORD_MARK = b"\n@"
-#: Bytes at the start of a document that include the mailbox's key.
-HEAD = 64
 _HEADER = len(_RECORD_MARK) + 8 + 1 + 8 + 1
 _SETTABLE = ("uidvalidity", "uidnext", "highestmodseq", "recent_after", "file", "pending")
+#: Bytes at the start of a document that include the mailbox's key.
+HEAD = 64
 
 
 @dataclass(slots=True)
 class Change:
     """
-    One journal record: counters set, messages added at the end, flags
-    changed.  Applied in that order; C{flags} rows are (uid, flags, modseq).
+    One journal record: fields set (JSON C{"set"}: an object), messages
+    added at the end (C{"add"}: rows as in the document) and flags changed
+    (C{"flags"}: rows of UID, flags, MODSEQ), applied in that order.
     """
 
     set: dict = field(default_factory=dict)
