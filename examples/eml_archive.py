@@ -64,7 +64,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox, BaseMailStore, validate_name
-from twisted_mailhub.backends.mbox.atomic import replace_file
+from twisted_mailhub.backends.files import replace_file
 from twisted_mailhub.config import MailhubSettings, settings_from_mapping
 from twisted_mailhub.errors import (
     InvalidMailboxName,

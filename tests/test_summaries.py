@@ -552,17 +552,17 @@ class _Compaction:
         writer.start()
         inbox = await store.get_mailbox("INBOX")
         live = {meta.identity for meta in await inbox.metadata(await inbox.uids())}
-        from twisted_mailhub.backends.summaryfile import _replace
+        from twisted_mailhub.backends.files import replace_file
 
         with open(path, "rb") as f:
-            _replace(path, b"".join(line for line in f if line.split(b" ", 1)[0].decode() in live))
+            replace_file(path, [line for line in f if line.split(b" ", 1)[0].decode() in live])
         os.close(fd)
         writer.join(30)
         self.assertFalse(writer.is_alive())
         self.assertEqual(other.get(["LATE"], ["ENVELOPE"]), {"LATE": {"ENVELOPE": b"late"}})
 
     async def test_a_crash_before_the_rename_leaves_the_file_whole(self) -> None:
-        from twisted_mailhub.backends import summaryfile
+        from twisted_mailhub.backends import files
 
         root, backend, store = await self.churned()
         with open(store.summary_path, "rb") as f:
@@ -571,7 +571,7 @@ class _Compaction:
         def crash(source: str, target: str) -> None:
             raise OSError("killed")
 
-        patched = self.patch(summaryfile.os, "rename", crash)
+        patched = self.patch(files, "_rename", crash)
         with self.assertRaises(OSError):
             await compact_summaries(store)
         patched.restore()

@@ -11,7 +11,8 @@ import textwrap
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from twisted_mailhub.backends.mbox import MboxBackend, atomic
+from twisted_mailhub.backends import files
+from twisted_mailhub.backends.mbox import MboxBackend
 from twisted_mailhub.backends.mbox.format import quote, scan, unquote
 from twisted_mailhub.errors import InvalidMailboxName, PermissionDenied, StoreUnavailable
 from twisted_mailhub.model import (
@@ -238,7 +239,7 @@ class WritingTests(MboxTestCase):
                 written.append(f.read())
             raise OSError("disk on fire")
 
-        self.patch(atomic, "_rename", fail)
+        self.patch(files, "_rename", fail)
         with self.assertRaises(OSError):
             await inbox.expunge()
         self.assertEqual(len(written), 1)
@@ -247,7 +248,7 @@ class WritingTests(MboxTestCase):
         self.assertEqual([n for n in os.listdir(self.path()) if n.endswith(".tmp")], [])
         self.assertEqual(await inbox.uids(), [m.uid for m in metas])
 
-        self.patch(atomic, "_rename", os.replace)
+        self.patch(files, "_rename", os.replace)
         self.assertEqual(await inbox.expunge(), [metas[1].uid])
         self.assertEqual(await self.contents(inbox), [message(0), message(2)])
 

@@ -218,7 +218,7 @@ class MaildirWriter:
 
     def close(self) -> None:
         """Record new keywords and sync the directories."""
-        from twisted_mailhub.backends.mbox.atomic import fsync_directory, replace_file
+        from twisted_mailhub.backends.files import fsync_directory, replace_file
 
         if self._keywords_changed:
             text = "".join(f"{number} {keyword}\n" for keyword, number in

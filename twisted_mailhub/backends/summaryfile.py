@@ -39,6 +39,8 @@ import os
 import threading
 from collections.abc import Iterable
 
+from twisted_mailhub.backends.files import pread_exactly, replace_file, write_all
+
 _Record = tuple[int, int, frozenset[str]]
 
 _NAME_SETS: dict[str, frozenset[str]] = {}
@@ -93,7 +95,7 @@ class SummaryFile:
             self._records, self._upto, self._inode = {}, 0, st.st_ino
         if st.st_size == self._upto:
             return
-        data = _pread(fd, st.st_size - self._upto, self._upto)
+        data = pread_exactly(fd, st.st_size - self._upto, self._upto)
         pos = 0
         while True:
             end = data.find(b"\n", pos)
@@ -128,7 +130,7 @@ class SummaryFile:
         try:
             for key, spots in places.items():
                 for offset, length in spots:
-                    line = os.pread(fd, length, offset)
+                    line = pread_exactly(fd, length, offset)
                     values = _values(line, key)
                     for name, value in values.items():
                         if name in wanted:
@@ -160,7 +162,7 @@ class SummaryFile:
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     # A line cut short by a crash: ours must not continue it.
                     lines.insert(0, b"\n")
-                os.write(fd, b"".join(lines))
+                write_all(fd, b"".join(lines))
             finally:
                 os.close(fd)
 
@@ -217,7 +219,7 @@ class SummaryFile:
                 if inode != _inode_of(self.path) or inode != since[0]:
                     return 0, 0  # compacted by another process meanwhile
                 size = os.fstat(fd).st_size
-                data = _pread(fd, size, 0)
+                data = pread_exactly(fd, size, 0)
                 kept, pos = [], 0
                 while True:
                     end = data.find(b"\n", pos)
@@ -230,44 +232,23 @@ class SummaryFile:
                 body = b"".join(kept)
                 if len(body) == size:
                     return size, size
-                _replace(self.path, body)
+                # A name of this process's own: the writers' lock is held.
+                replace_file(self.path, [body], temporary=self._temporary())
                 return size, len(body)
             finally:
                 # Unlocking the old file lets waiting writers find the new one.
                 os.close(fd)
+
+    def _temporary(self) -> str:
+        """Where this process writes the new file when it compacts."""
+        directory, base = os.path.split(self.path)
+        return os.path.join(directory, f".{base}.compact.{os.getpid()}")
 
     def keys(self) -> frozenset[str]:
         """The keys the file has lines of."""
         with self._lock:
             _close(self._catch_up())
             return frozenset(self._records)
-
-
-def _replace(path: str, body: bytes) -> None:
-    """Put C{body} at C{path} durably: a whole new file, or the old one, after a crash."""
-    directory = os.path.dirname(path) or "."
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.compact.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    dirfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
 
 
 def _inode_of(path: str) -> int | None:
@@ -280,18 +261,6 @@ def _inode_of(path: str) -> int | None:
 def _close(fd: int | None) -> None:
     if fd is not None:
         os.close(fd)
-
-
-def _pread(fd: int, length: int, offset: int) -> bytes:
-    parts = []
-    while length > 0:
-        chunk = os.pread(fd, min(length, 1 << 24), offset)
-        if not chunk:
-            break
-        parts.append(chunk)
-        length -= len(chunk)
-        offset += len(chunk)
-    return b"".join(parts)
 
 
 def _line(key: str, values: dict[str, bytes]) -> bytes:

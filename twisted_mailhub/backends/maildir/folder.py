@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from twisted_mailhub.backends.base import apply_flags
+from twisted_mailhub.backends.files import fsync_directory
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.maildir.cache import (
     FOLDER_FILE,
@@ -41,7 +42,6 @@ from twisted_mailhub.backends.maildir.naming import (
 from twisted_mailhub.backends.maildir.state import FolderState, Known, write_state
 from twisted_mailhub.backends.maildir.sync import SyncedFolder, _unlink_quietly
 from twisted_mailhub.backends.maildir.uidlist import Record, UidList
-from twisted_mailhub.backends.mbox.atomic import fsync_directory
 from twisted_mailhub.errors import MessageExpunged
 from twisted_mailhub.mime.parse import header_length
 from twisted_mailhub.model import (

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from twisted_mailhub.backends.mbox.atomic import fsync_directory
+from twisted_mailhub.backends.files import fsync_directory
 from twisted_mailhub.backends.mbox.locking import LockTimeout, lock_is_stale, process_lock
 from twisted_mailhub.errors import MailboxNotFound
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from twisted_mailhub.backends.mbox.atomic import replace_file
+from twisted_mailhub.backends.files import replace_file
 
 STATE_FILE = "mailhub-state"
 FORMAT_VERSION = 1

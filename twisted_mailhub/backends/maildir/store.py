@@ -25,6 +25,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
+from twisted_mailhub.backends.files import fsync_directory
 from twisted_mailhub.backends.folders import compact_when_due, publish_all
 from twisted_mailhub.backends.maildir.folder import (
     FolderCache,
@@ -42,7 +43,6 @@ from twisted_mailhub.backends.maildir.naming import (
     folder_name,
 )
 from twisted_mailhub.backends.maildir.uidlist import UnreadableUidList, parse_uidlist
-from twisted_mailhub.backends.mbox.atomic import fsync_directory
 from twisted_mailhub.backends.mbox.locking import locked_file
 from twisted_mailhub.backends.mbox.naming import user_directory
 from twisted_mailhub.backends.summaryfile import SummaryFiles

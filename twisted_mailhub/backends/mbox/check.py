@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from twisted_mailhub.backends.files import pread_upto
 from twisted_mailhub.backends.mbox import format as mbox
 from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
 from twisted_mailhub.backends.mbox.index import Index, load_index, signature
@@ -205,14 +206,14 @@ def _misplaced(fd: int, index: Index) -> int:
         if os.pread(fd, len(mbox.SEPARATOR), entry.start) != mbox.SEPARATOR:
             wrong += 1
             continue
-        stored = _pread(fd, entry.body_end - entry.body_start, entry.body_start)
+        stored = pread_upto(fd, entry.body_end - entry.body_start, entry.body_start)
         content, _ = mbox.content_of(stored)
         if mbox.digest(content) != entry.digest or len(content) - entry.trim != entry.size:
             wrong += 1
     # Nothing may follow the last message the index knows of.
     end = index.entries[-1].body_end if index.entries else 0
     size = os.fstat(fd).st_size
-    tail = _pread(fd, size - end, end)
+    tail = pread_upto(fd, size - end, end)
     if _SEPARATOR_LINE.search(tail):
         wrong += len(mbox.scan(tail)) or 1
     return wrong
@@ -272,15 +273,3 @@ def orphaned_indexes(directory: str) -> list[str]:
             if name.endswith(INDEX_SUFFIX) and name[: -len(INDEX_SUFFIX)] not in present:
                 found.append(os.path.join(root, name))
     return found
-
-
-def _pread(fd: int, length: int, offset: int) -> bytes:
-    parts = []
-    while length > 0:
-        chunk = os.pread(fd, min(length, 1 << 24), offset)
-        if not chunk:
-            break
-        parts.append(chunk)
-        length -= len(chunk)
-        offset += len(chunk)
-    return b"".join(parts)

@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from twisted.logger import Logger
 
 from twisted_mailhub.backends.base import apply_flags, clean_flags
+from twisted_mailhub.backends.files import pread_exactly, pread_upto, replace_file
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.mbox import format as mbox
-from twisted_mailhub.backends.mbox.atomic import replace_file
 from twisted_mailhub.backends.mbox.index import (
     Change,
     Entry,
@@ -267,7 +267,7 @@ class MboxFolder:
             old = index.file
             if old is not None and self._grew_by_appending(old, current):
                 known = len(index.entries)
-                tail = self._pread(current[0] - old[0], old[0])
+                tail = pread_exactly(self._fd, current[0] - old[0], old[0])
                 self._add_new(mbox.scan(tail, old[0]), tail, old[0])
                 index.file = current
                 self._log(Change({"uidnext": index.uidnext,
@@ -297,10 +297,10 @@ class MboxFolder:
         if inode != old_inode or size <= old_size:
             return False
         entries = self.index.entries
-        if entries and self._pread(5, entries[-1].start) != mbox.SEPARATOR:
+        if entries and pread_upto(self._fd, 5, entries[-1].start) != mbox.SEPARATOR:
             return False
-        before = self._pread(min(2, old_size), old_size - min(2, old_size))
-        after = self._pread(6, old_size)
+        before = pread_exactly(self._fd, min(2, old_size), old_size - min(2, old_size))
+        after = pread_upto(self._fd, 6, old_size)
         if after.startswith(mbox.SEPARATOR):
             return not before or before.endswith(b"\n")
         # A newline completing the empty line after a last message that
@@ -345,7 +345,7 @@ class MboxFolder:
     def _rescan(self, size: int) -> None:
         """Match every message of the file against the index by digest."""
         index = self.index
-        data = self._pread(size, 0)
+        data = pread_exactly(self._fd, size, 0)
         found = mbox.scan(data)
         read = [self._read_found(message, data, 0) for message in found]
         digests = [mbox.digest(content) for content, _ in read]
@@ -456,7 +456,8 @@ class MboxFolder:
         entry = self.index.entry(uid)
         if entry is None:
             raise MessageExpunged(f"Message {uid} no longer exists")
-        stored = self._pread(entry.body_end - entry.body_start, entry.body_start)
+        # Short when the file changed behind our back: the digest tells.
+        stored = pread_upto(self._fd, entry.body_end - entry.body_start, entry.body_start)
         content, _ = mbox.content_of(stored)
         if mbox.digest(content) != entry.digest and retry:
             # Changed behind our back without changing size, mtime or inode.
@@ -477,7 +478,7 @@ class MboxFolder:
         length = entry.body_end - entry.body_start
         want = HEADER_READ
         while want < length:
-            stored = self._pread(want, entry.body_start)
+            stored = pread_upto(self._fd, want, entry.body_start)
             # Whole lines only: unquoting and field splitting are by line.
             stored = stored[: stored.rfind(b"\n") + 1]
             served, _ = mbox.content_of(stored)
@@ -516,7 +517,7 @@ class MboxFolder:
         """
         index = self.index
         size = os.fstat(self._fd).st_size
-        tail = self._pread(min(2, size), size - min(2, size))
+        tail = pread_exactly(self._fd, min(2, size), size - min(2, size))
         chunks = [mbox.padding_before_append(tail)]
         offset = size + len(chunks[0])
         modseq = index.highestmodseq + 1
@@ -650,8 +651,8 @@ class MboxFolder:
         placed = []
         offset = 0
         for entry in entries:
-            from_line = self._pread(entry.body_start - entry.start, entry.start)
-            stored = self._pread(entry.body_end - entry.body_start, entry.body_start)
+            from_line = pread_upto(self._fd, entry.body_start - entry.start, entry.start)
+            stored = pread_upto(self._fd, entry.body_end - entry.body_start, entry.body_start)
             content, _ = mbox.content_of(stored)
             if mbox.digest(content) != entry.digest:
                 raise RuntimeError(f"Message {entry.uid} of {self.path} changed during rewrite")
@@ -662,17 +663,6 @@ class MboxFolder:
         return chunks, placed
 
     # -- file access ---------------------------------------------------------
-
-    def _pread(self, length: int, offset: int) -> bytes:
-        parts = []
-        while length > 0:
-            chunk = os.pread(self._fd, min(length, 1 << 24), offset)
-            if not chunk:
-                break
-            parts.append(chunk)
-            length -= len(chunk)
-            offset += len(chunk)
-        return b"".join(parts)
 
     def _pwrite(self, data: bytes, offset: int) -> None:
         view = memoryview(data)

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from twisted_mailhub.backends.mbox.atomic import replace_file
+from twisted_mailhub.backends.files import replace_file
 from twisted_mailhub.model import MessageMeta
 
 FORMAT_VERSION = 1

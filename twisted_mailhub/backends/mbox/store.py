@@ -22,8 +22,8 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, validate_name
+from twisted_mailhub.backends.files import fsync_directory, replace_file
 from twisted_mailhub.backends.folders import compact_when_due, publish_all
-from twisted_mailhub.backends.mbox.atomic import fsync_directory, replace_file
 from twisted_mailhub.backends.mbox.folder import FolderSettings, IndexCache, open_folder
 from twisted_mailhub.backends.mbox.index import Index, signature
 from twisted_mailhub.backends.mbox.locking import locked_file, locked_mbox
