@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from twisted_mailhub.admin.mboxfile import SourceMessage, header_date
+from twisted_mailhub.backends.files import fsync_directory, replace_file, write_all
 
 #: Flag letters of the Maildir info (after ":2,") and the flag each means.
 LETTERS = {
@@ -188,9 +189,7 @@ class MaildirWriter:
         temporary = os.path.join(self.path, "tmp", unique)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, content)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -218,8 +217,6 @@ class MaildirWriter:
 
     def close(self) -> None:
         """Record new keywords and sync the directories."""
-        from twisted_mailhub.backends.files import fsync_directory, replace_file
-
         if self._keywords_changed:
             text = "".join(f"{number} {keyword}\n" for keyword, number in
                            sorted(self.keywords.items(), key=lambda item: item[1]))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from twisted_mailhub.backends.base import apply_flags
-from twisted_mailhub.backends.files import fsync_directory
+from twisted_mailhub.backends.files import fsync_directory, write_all
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.maildir.cache import (
     FOLDER_FILE,
@@ -331,9 +331,7 @@ class Folder(SyncedFolder):
                 continue
         try:
             try:
-                view = memoryview(stored)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, stored)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -527,9 +525,7 @@ def _copy_file(source: str, target: str) -> None:
         st = os.fstat(f.fileno())
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

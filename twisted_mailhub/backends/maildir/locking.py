@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from twisted_mailhub.backends.files import fsync_directory
+from twisted_mailhub.backends.files import replace_file
 from twisted_mailhub.backends.mbox.locking import LockTimeout, lock_is_stale, process_lock
 from twisted_mailhub.errors import MailboxNotFound
 
@@ -72,23 +72,7 @@ class DotLock:
         os.makedirs(spare, 0o700, exist_ok=True)
         new = os.path.join(spare, f"{os.path.basename(self.path)}.new."
                                   f"{os.getpid()}.{threading.get_ident()}")
-        try:
-            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            try:
-                view = memoryview(data)
-                offset = 0
-                while offset < len(view):
-                    offset += os.write(fd, view[offset:])
-                os.fchmod(fd, mode)
-                os.fsync(fd)
-                stat = os.fstat(fd)
-            finally:
-                os.close(fd)
-            os.rename(new, self.path)
-        except BaseException:
-            _unlink_quietly(new)
-            raise
-        fsync_directory(folder)
+        stat = replace_file(self.path, [data], mode, temporary=new)
         self.release()
         return stat
 
