@@ -16,8 +16,10 @@ from twisted_mailhub.backends.files import (
     ShortRead,
     pread_exactly,
     pread_upto,
+    read_number,
     replace_file,
     write_all,
+    write_number,
 )
 
 DATA = bytes(range(256)) * 40
@@ -164,3 +166,18 @@ def test_a_temporary_of_the_callers_own(tmp_path):
     with pytest.raises(OSError):
         replace_file(str(path), chunks_failing_after(2), temporary=str(temporary))
     assert path.read_bytes() == b"new" and os.listdir(spare) == []
+
+
+def test_a_counter_file(tmp_path):
+    fd = os.open(tmp_path / "counter", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        assert read_number(fd) == 0
+        write_number(fd, 1234567)
+        assert read_number(fd) == 1234567
+        write_number(fd, 8)  # shorter: nothing of the old number stays
+        assert read_number(fd) == 8
+        assert (tmp_path / "counter").read_bytes() == b"8\n"
+        os.pwrite(fd, b"garbage", 0)
+        assert read_number(fd) == 0
+    finally:
+        os.close(fd)

@@ -12,7 +12,9 @@ Maildir, the summaries file).
     temporary file, is fsynced, renamed over the target, and the
     directory is fsynced so that the rename itself is durable;
   - L{fsync_directory}: a directory's entries (a rename, a new file) made
-    durable.
+    durable;
+  - L{read_number} and L{write_number}: a counter kept as one decimal
+    number in a small file, rewritten in place under the caller's lock.
 
 Everything here blocks: call it off the reactor thread.
 """
@@ -131,6 +133,21 @@ def fsync_directory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_number(fd: int) -> int:
+    """The number the counter file C{fd} holds; 0 when empty or unreadable."""
+    try:
+        return int(os.pread(fd, 32, 0).strip() or 0)
+    except ValueError:
+        return 0
+
+
+def write_number(fd: int, value: int) -> None:
+    """Make C{value} what the counter file C{fd} holds, durably."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, b"%d\n" % value, 0)
+    os.fsync(fd)
 
 
 def _rename(source: str, target: str) -> None:

@@ -26,6 +26,16 @@ def next_uid(uidnext: int, wanted: int | None) -> int:
     return wanted
 
 
+def fresh_uidvalidity(last: int, now: float) -> int:
+    """
+    A UIDVALIDITY after C{last}, the last one handed out: the clock C{now}
+    in seconds, or one more than C{last} if that is not less; 1 again after
+    the largest.
+    """
+    value = max(last + 1, int(now))
+    return 1 if value > MAX_UID else value
+
+
 def check_identity(uidvalidity: int, uidnext: int) -> None:
     """Raise C{ValueError} unless both values are valid 32-bit IMAP numbers."""
     if not 1 <= uidvalidity <= MAX_UID:

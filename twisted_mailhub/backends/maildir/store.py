@@ -25,8 +25,9 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
-from twisted_mailhub.backends.files import fsync_directory
+from twisted_mailhub.backends.files import fsync_directory, read_number, write_number
 from twisted_mailhub.backends.folders import compact_when_due, publish_all
+from twisted_mailhub.backends.identity import fresh_uidvalidity
 from twisted_mailhub.backends.maildir.folder import (
     FolderCache,
     FolderSettings,
@@ -62,7 +63,6 @@ from twisted_mailhub.watch import (
     PollingTrigger,
 )
 
-_MAX_UIDVALIDITY = 2**32 - 1
 SUBSCRIPTIONS_FILE = "subscriptions"
 UIDVALIDITY_FILE = "mailhub-uidvalidity"
 _SUBSCRIPTIONS_HEADER = "V\t2\n\n"
@@ -290,19 +290,16 @@ class MaildirMailStore(BaseMailStore):
         """
         with locked_file(os.path.join(self.directory, UIDVALIDITY_FILE),
                          self.settings.lock_timeout) as fd:
-            last = _read_number(fd)
-            value = max(last + 1, int(time.time()))
-            if value > _MAX_UIDVALIDITY:
-                value = 1
-            _write_number(fd, value)
+            value = fresh_uidvalidity(read_number(fd), time.time())
+            write_number(fd, value)
             return value
 
     def taken_uidvalidity(self, value: int) -> None:
         """A mailbox took C{value} from elsewhere: later values are drawn above it."""
         with locked_file(os.path.join(self.directory, UIDVALIDITY_FILE),
                          self.settings.lock_timeout) as fd:
-            if value > _read_number(fd):
-                _write_number(fd, value)
+            if value > read_number(fd):
+                write_number(fd, value)
 
 
 @implementer(IWatchableBackend, ISummarizingBackend)
@@ -482,19 +479,6 @@ def _render_subscriptions(names: set[str], delimiter: str) -> bytes:
     lines = ["\t".join(encode_level(level) for level in name.split(delimiter))
              for name in sorted(names)]
     return (_SUBSCRIPTIONS_HEADER + "".join(line + "\n" for line in lines)).encode("utf-8")
-
-
-def _read_number(fd: int) -> int:
-    try:
-        return int(os.pread(fd, 32, 0).strip() or 0)
-    except ValueError:
-        return 0
-
-
-def _write_number(fd: int, value: int) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, b"%d\n" % value, 0)
-    os.fsync(fd)
 
 
 __all__ = ["MaildirBackend", "MaildirMailStore"]

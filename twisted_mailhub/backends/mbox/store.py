@@ -22,8 +22,14 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, validate_name
-from twisted_mailhub.backends.files import fsync_directory, replace_file
+from twisted_mailhub.backends.files import (
+    fsync_directory,
+    read_number,
+    replace_file,
+    write_number,
+)
 from twisted_mailhub.backends.folders import compact_when_due, publish_all
+from twisted_mailhub.backends.identity import fresh_uidvalidity
 from twisted_mailhub.backends.mbox.folder import FolderSettings, IndexCache, open_folder
 from twisted_mailhub.backends.mbox.index import Index, signature
 from twisted_mailhub.backends.mbox.locking import locked_file, locked_mbox
@@ -55,8 +61,6 @@ from twisted_mailhub.watch import (
     IWatchableBackend,
     PollingTrigger,
 )
-
-_MAX_UIDVALIDITY = 2**32 - 1
 
 
 #: The user's summaries file (a dot name: the backend's own, never a mailbox).
@@ -327,30 +331,16 @@ class MboxMailStore(BaseMailStore):
         """
         with locked_file(os.path.join(self.directory, ".uidvalidity"),
                          self.settings.lock_timeout) as fd:
-            try:
-                last = int(os.pread(fd, 32, 0).strip() or 0)
-            except ValueError:
-                last = 0
-            value = max(last + 1, int(time.time()))
-            if value > _MAX_UIDVALIDITY:
-                value = 1
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, b"%d\n" % value, 0)
-            os.fsync(fd)
+            value = fresh_uidvalidity(read_number(fd), time.time())
+            write_number(fd, value)
             return value
 
     def taken_uidvalidity(self, value: int) -> None:
         """A mailbox took C{value} from elsewhere: later values are drawn above it."""
         with locked_file(os.path.join(self.directory, ".uidvalidity"),
                          self.settings.lock_timeout) as fd:
-            try:
-                last = int(os.pread(fd, 32, 0).strip() or 0)
-            except ValueError:
-                last = 0
-            if value > last:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, b"%d\n" % value, 0)
-                os.fsync(fd)
+            if value > read_number(fd):
+                write_number(fd, value)
 
 
 @implementer(IWatchableBackend, ICheckableBackend, ISummarizingBackend)
