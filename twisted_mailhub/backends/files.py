@@ -14,7 +14,9 @@ Maildir, the summaries file).
   - L{fsync_directory}: a directory's entries (a rename, a new file) made
     durable;
   - L{read_number} and L{write_number}: a counter kept as one decimal
-    number in a small file, rewritten in place under the caller's lock.
+    number in a small file, rewritten in place under the caller's lock;
+  - L{process_gone}: whether the process a file names as its writer (a
+    dotlock, a temporary file) is gone, so that what it left can go too.
 
 Everything here blocks: call it off the reactor thread.
 """
@@ -148,6 +150,53 @@ def write_number(fd: int, value: int) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, b"%d\n" % value, 0)
     os.fsync(fd)
+
+
+def process_gone(pid: int, since: float | None = None) -> bool:
+    """
+    True if no process C{pid} runs on this host: C{kill(pid, 0)} says ESRCH,
+    or it is a zombie, dead but not yet reaped by its parent.  A process of
+    another user (EPERM) is alive.  With C{since} (the time a file naming
+    C{pid}, a lock or a temporary file, was written), a process that started
+    later is not the one that wrote it: pids are reused, quickly where many
+    processes come and go.
+    """
+    if pid <= 0:
+        return False  # 0 and negative numbers name process groups, not a process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": comm may hold spaces and parentheses.
+            fields = stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return False
+    if fields[:1] == [b"Z"]:
+        return True
+    started = _start_time(fields)
+    # A second of slack: the file's mtime and the boot time are coarse.
+    return since is not None and started is not None and started > since + 1.0
+
+
+def _start_time(fields: list[bytes]) -> float | None:
+    """When the process of these C{/proc/PID/stat} fields (after comm) started."""
+    try:
+        ticks = int(fields[19])  # field 22 of the whole line: starttime
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError, OSError):
+        return None
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", "rb") as stat:
+        for line in stat:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
 
 
 def _rename(source: str, target: str) -> None:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from twisted_mailhub.backends.files import process_gone
 from twisted_mailhub.backends.mbox.naming import lock_file
 from twisted_mailhub.errors import MailboxNotFound, StoreUnavailable
 
@@ -202,52 +203,6 @@ def parse_lock(data: bytes) -> tuple[int | None, str | None]:
         host = lines[1].strip()
     pid = int(first) if first.isdigit() and 0 < int(first) < 2**31 else None
     return pid, (host.strip() or None) if host is not None else None
-
-
-def process_gone(pid: int, since: float | None = None) -> bool:
-    """
-    True if no process C{pid} runs on this host: C{kill(pid, 0)} says ESRCH,
-    or it is a zombie, dead but not yet reaped by its parent.  A process of
-    another user (EPERM) is alive.  With C{since} (the time a lock naming
-    C{pid} was written), a process that started later is not the one that
-    wrote it: pids are reused, quickly where many processes come and go.
-    """
-    if pid <= 0:
-        return False  # 0 and negative numbers name process groups, not a process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # "pid (comm) state ...": comm may hold spaces and parentheses.
-            fields = stat.read().rpartition(b")")[2].split()
-    except OSError:
-        return False
-    if fields[:1] == [b"Z"]:
-        return True
-    started = _start_time(fields)
-    # A second of slack: the lock's mtime and the boot time are coarse.
-    return since is not None and started is not None and started > since + 1.0
-
-
-def _start_time(fields: list[bytes]) -> float | None:
-    """When the process of these C{/proc/PID/stat} fields (after comm) started."""
-    try:
-        ticks = int(fields[19])  # field 22 of the whole line: starttime
-        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
-    except (IndexError, ValueError, OSError):
-        return None
-
-
-def _boot_time() -> float:
-    with open("/proc/stat", "rb") as stat:
-        for line in stat:
-            if line.startswith(b"btime "):
-                return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
 
 
 def lock_is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
