@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -600,6 +601,67 @@ class _Compaction:
         # Not again until it has doubled.
         await fresh.open_store("alice")
         self.assertEqual(fresh.summary_compactions, {})
+
+    def leftover(self, store, pid: int, age: float = 0.0) -> str:
+        """What a compaction by process C{pid} killed C{age} seconds ago leaves."""
+        directory, base = os.path.split(store.summary_path)
+        path = os.path.join(directory, f".{base}.compact.{pid}")
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        when = time.time() - age
+        os.utime(path, (when, when))
+        return path
+
+    def dead_pid(self) -> int:
+        child = subprocess.Popen(["true"])
+        child.wait()
+        return child.pid
+
+    async def test_leftovers_of_compactions_are_removed_when_first_opened(self) -> None:
+        root = os.path.abspath(self.mktemp())
+        _, store = await self.open(root)
+        gone = self.leftover(store, self.dead_pid())
+        ours = self.leftover(store, os.getpid())  # a process before us that had our pid
+        running = self.leftover(store, 1)  # a compaction under way elsewhere
+        fresh, _ = await self.open(root)
+        self.assertFalse(os.path.exists(gone))
+        self.assertFalse(os.path.exists(ours))
+        self.assertTrue(os.path.exists(running))
+        # Looked for once a process: the next open leaves a new one alone ...
+        later = self.leftover(store, self.dead_pid())
+        await fresh.open_store("alice")
+        self.assertTrue(os.path.exists(later))
+        # ... and the next compaction does not.
+        summaries = fresh.summary_files.at(store.summary_path)
+        await fresh.run(summaries.compact, [], (None, 0))
+        self.assertFalse(os.path.exists(later))
+        self.assertEqual(summaries.leftovers(), [])
+        # One left by a process that runs still goes when it is old.
+        when = time.time() - 120
+        os.utime(running, (when, when))
+        self.assertEqual(summaries.leftovers(), [])
+        self.assertEqual(summaries.leftovers(max_age=60), [running])
+        self.assertEqual(summaries.remove_leftovers(max_age=60), [running])
+        self.assertFalse(os.path.exists(running))
+
+    async def test_a_compaction_under_way_is_no_leftover(self) -> None:
+        from twisted_mailhub.backends import files
+
+        root, backend, store = await self.churned()
+        removed = []
+
+        def rename(source: str, target: str) -> None:
+            # Another backend of this process looks for leftovers meanwhile.
+            removed.extend(SummaryFile(store.summary_path).remove_leftovers())
+            os.replace(source, target)
+
+        self.patch(files, "_rename", rename)
+        before, after = await compact_summaries(store)
+        self.assertLess(after, before)
+        self.assertEqual(removed, [])
+        self.assertEqual(os.path.getsize(store.summary_path), after)
+        self.assertEqual([n for n in os.listdir(os.path.dirname(store.summary_path))
+                          if ".compact." in n], [])
 
 
 class CompactionMbox(_Compaction, unittest.TestCase):

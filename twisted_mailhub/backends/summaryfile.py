@@ -29,6 +29,12 @@ whole file or the other.  A writer that waited for the lock on the old
 file sees that its name now leads to another and opens it again; a reader
 sees the new inode and indexes the new file afresh, and reads values
 through a descriptor opened on the file it indexed.
+
+The new file is written as C{.<name>.compact.<pid>} beside the file.  One
+left by a process that died while compacting is removed the first time
+the file is opened in a process (L{SummaryFile.opened}) and before each
+compaction: one naming a process that no longer exists (or this one, when
+it is not compacting), or older than L{LEFTOVER_AGE}.
 """
 
 from __future__ import annotations
@@ -37,9 +43,27 @@ import fcntl
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable
 
-from twisted_mailhub.backends.files import pread_exactly, replace_file, write_all
+from twisted.logger import Logger
+
+from twisted_mailhub.backends.files import (
+    pread_exactly,
+    process_gone,
+    replace_file,
+    write_all,
+)
+
+log = Logger()
+
+#: A compaction's new file older than this (seconds) is a leftover, whatever
+#: process its name gives (pids are reused).
+LEFTOVER_AGE = 3600.0
+
+#: The new files this process's compactions are writing (by any SummaryFile).
+_writing: set[str] = set()
+_writing_lock = threading.Lock()
 
 _Record = tuple[int, int, frozenset[str]]
 
@@ -62,6 +86,7 @@ class SummaryFile:
         self._records: dict[str, list[_Record]] = {}
         self._upto = 0
         self._inode: int | None = None
+        self._tidied = False
         #: The size when last compacted or found not worth it, in this process.
         self.checked_size = 0
 
@@ -198,6 +223,17 @@ class SummaryFile:
             return None, 0
         return st.st_ino, st.st_size
 
+    def opened(self) -> int:
+        """
+        The file's size, for a store being opened; the first time in this
+        process, the leftovers of compactions that did not finish are
+        removed first (L{remove_leftovers}).
+        """
+        if not self._tidied:
+            self._tidied = True
+            self._tidy()
+        return self.size()
+
     def compact(self, live: Iterable[str], since: tuple[int | None, int]) -> tuple[int, int]:
         """
         Rewrite the file keeping the whole lines of the keys in C{live},
@@ -208,6 +244,7 @@ class SummaryFile:
         lock while it copies.
         """
         keep = frozenset(live)
+        self._tidy()
         with self._lock:
             try:
                 fd = os.open(self.path, os.O_RDWR)
@@ -233,7 +270,14 @@ class SummaryFile:
                 if len(body) == size:
                     return size, size
                 # A name of this process's own: the writers' lock is held.
-                replace_file(self.path, [body], temporary=self._temporary())
+                temporary = self._temporary()
+                with _writing_lock:
+                    _writing.add(temporary)
+                try:
+                    replace_file(self.path, [body], temporary=temporary)
+                finally:
+                    with _writing_lock:
+                        _writing.discard(temporary)
                 return size, len(body)
             finally:
                 # Unlocking the old file lets waiting writers find the new one.
@@ -249,6 +293,67 @@ class SummaryFile:
         with self._lock:
             _close(self._catch_up())
             return frozenset(self._records)
+
+    # -- what compactions left ---------------------------------------------------
+
+    def leftovers(self, max_age: float = LEFTOVER_AGE) -> list[str]:
+        """
+        The paths of the new files of compactions that did not finish: of
+        a process that is gone, or of this one but not being written, or
+        older than C{max_age} seconds.  The new file of a compaction under
+        way (younger) is none of them.
+        """
+        return [path for path, _ in self._leftovers(max_age)]
+
+    def remove_leftovers(self, max_age: float = LEFTOVER_AGE) -> list[str]:
+        """Remove the L{leftovers}; the paths removed."""
+        removed = []
+        for path, mine in self._leftovers(max_age):
+            with _writing_lock:
+                # Judged again where a compaction of this process may have
+                # taken the name since.
+                if mine and path in _writing:
+                    continue
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+            log.info("Removed {path}, left by a compaction that did not finish", path=path)
+            removed.append(path)
+        return removed
+
+    def _tidy(self) -> None:
+        """L{remove_leftovers}, for the store's sake: a failure is logged."""
+        try:
+            self.remove_leftovers()
+        except OSError:
+            log.failure("Removing what compactions of {path} left failed", path=self.path)
+
+    def _leftovers(self, max_age: float) -> list[tuple[str, bool]]:
+        """The leftovers, each with whether its name is this process's."""
+        directory, base = os.path.split(self.path)
+        prefix = f".{base}.compact."
+        try:
+            names = sorted(os.listdir(directory or "."))
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            pid = name[len(prefix):]
+            if not name.startswith(prefix) or not pid.isdigit():
+                continue
+            path = os.path.join(directory, name)
+            try:
+                mtime = os.lstat(path).st_mtime
+            except FileNotFoundError:
+                continue  # renamed or removed meanwhile
+            mine = int(pid) == os.getpid()
+            with _writing_lock:
+                if mine and path in _writing:
+                    continue
+            if mine or time.time() - mtime > max_age or process_gone(int(pid), since=mtime):
+                found.append((path, mine))
+        return found
 
 
 def _inode_of(path: str) -> int | None:

@@ -379,7 +379,7 @@ class MaildirBackend:
         def prepare() -> int:
             for sub in ("cur", "new", "tmp"):
                 os.makedirs(os.path.join(directory, sub), 0o700, exist_ok=True)
-            return self.summary_files.at(store.summary_path).size()
+            return self.summary_files.at(store.summary_path).opened()
 
         compact_when_due(store, await self.run(prepare))
         return store

@@ -425,7 +425,7 @@ class MboxBackend:
                     store._create_sync("INBOX", frozenset(), True)
                 except MailboxExists:
                     pass
-            return self.summary_files.at(store.summary_path).size()
+            return self.summary_files.at(store.summary_path).opened()
 
         compact_when_due(store, await self.run(prepare))
         return store
