@@ -11,6 +11,7 @@ import imaplib
 import json
 import re
 import sqlite3
+import subprocess
 
 import pytest
 from admin_harness import (
@@ -28,6 +29,7 @@ from test_plugin import DEADLINE, running_twistd
 from zope.interface.verify import verifyClass
 
 from twisted_mailhub.backends.mbox import MboxBackend
+from twisted_mailhub.backends.mbox.index import read_index
 from twisted_mailhub.backends.mbox.index import read_index
 from twisted_mailhub.backends.sql import SQLBackend
 from twisted_mailhub.interfaces import ICheckableBackend
@@ -300,6 +302,96 @@ def test_mbox_unreadable_index_is_rebuilt(tmp_path):
     with running_twistd(tmp_path, *store.server_args()) as ports:
         # Flags, keywords and dates survive in the file itself.
         assert_same_mail(fetch_all(ports["IMAP"], "alice", "INBOX"), messages)
+
+
+def summary_lines(path) -> dict[str, list[bytes]]:
+    """The whole lines of a summaries file, by identity."""
+    lines: dict[str, list[bytes]] = {}
+    for line in path.read_bytes().splitlines(keepends=True):
+        lines.setdefault(line.split(b" ", 1)[0].decode(), []).append(line)
+    return lines
+
+
+def leftover(directory, pid: int) -> str:
+    """What a compaction of the summaries file by process C{pid} leaves when killed."""
+    name = f"..summaries.compact.{pid}"
+    (directory / name).write_bytes(b"half a file")
+    return name
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_mbox_summaries_file_is_checked_and_compacted(tmp_path):
+    store = Store("mbox", tmp_path)
+    messages = filled(store, tmp_path, "INBOX", "Old")
+    alice = store.path / "alice"
+    summaries = alice / ".summaries"
+    inbox_keys = {entry.meta().identity
+                  for entry in read_index(str(alice / "INBOX.mailhub")).entries}
+    kept = summary_lines(summaries)
+    assert len(kept) == 12 and inbox_keys < set(kept)
+    ok(mailhub("mailbox", "delete", "alice", "Old", *store.args))
+    size = summaries.stat().st_size
+    gone = sum(len(line) for key, lines in kept.items() if key not in inbox_keys
+               for line in lines)
+    again = kept[sorted(set(kept) - inbox_keys)[0]][0]
+    with open(summaries, "ab") as f:
+        f.write(b'd0d0 ENVELOPE 40 {"ENVELOPE":"(Mon')  # a crash, then a writer's line
+        f.write(b"\n" + again)
+        body = b'{"ENVELOPE":nope}'
+        f.write(b"cafe ENVELOPE %d " % len(body) + body + b"\n")
+        f.write(b'f00d ENVELOPE 9 {"ENVEL')  # a crash at the very end
+    damaged = summaries.stat().st_size
+    dead = leftover(alice, dead_pid())
+    running = leftover(alice, 1)  # a compaction under way in another process
+
+    found = check(store)
+    assert found.returncode == 1, found.stdout + found.stderr
+    lines = found.stdout.splitlines()
+    assert (f"alice: {dead} was left by a compaction of the summaries file that did not finish"
+            in lines), lines
+    assert "alice: 3 line(s) of the summaries file cannot be read (cut short or damaged)" in (
+        lines)
+    assert (f"alice: the summaries file is {damaged} octets, {gone + len(again)} of them in "
+            "the lines of 6 of 12 message(s) that are gone") in lines, lines
+    assert not any(f"{running} was" in line for line in lines)
+    assert lines[-1].endswith("3 problem(s) found; run again with --repair to fix them")
+    assert summaries.stat().st_size == damaged and (alice / dead).exists()  # only looked at
+
+    repaired = check(store, "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    after = size - gone
+    assert f"alice: {dead} was left by a compaction of the summaries file that did not " \
+        "finish; deleted" in repaired.stdout
+    assert repaired.stdout.count(f"; compacted to {after} octets") == 2, repaired.stdout
+    assert not (alice / dead).exists() and (alice / running).exists()
+    # The lines of the messages that exist, byte for byte, and nothing else.
+    assert summary_lines(summaries) == {key: kept[key] for key in inbox_keys}
+    assert summaries.stat().st_size == after
+    again = check(store)
+    assert again.returncode == 0 and again.stdout.strip().endswith("no problem found")
+
+    with running_twistd(tmp_path, *store.server_args()) as ports:
+        assert_same_mail(fetch_all(ports["IMAP"], "alice", "INBOX"), messages)
+
+
+def test_a_server_removes_what_compactions_left_when_it_opens_the_store(tmp_path):
+    store = Store("mbox", tmp_path)
+    filled(store, tmp_path, "INBOX")
+    alice = store.path / "alice"
+    dead, running = leftover(alice, dead_pid()), leftover(alice, 1)
+    assert check(store).returncode == 1
+    with running_twistd(tmp_path, *store.server_args()) as ports:
+        with imaplib.IMAP4("127.0.0.1", ports["IMAP"], timeout=DEADLINE) as client:
+            client.login("alice", PASSWORD)
+            client.logout()
+        assert not (alice / dead).exists() and (alice / running).exists()
+    clean = check(store)
+    assert clean.returncode == 0, clean.stdout
 
 
 def test_memory_store_cannot_be_checked(tmp_path):

@@ -34,7 +34,8 @@ The new file is written as C{.<name>.compact.<pid>} beside the file.  One
 left by a process that died while compacting is removed the first time
 the file is opened in a process (L{SummaryFile.opened}) and before each
 compaction: one naming a process that no longer exists (or this one, when
-it is not compacting), or older than L{LEFTOVER_AGE}.
+it is not compacting), or older than L{LEFTOVER_AGE}.  L{SummaryFile.survey}
+says, for C{mailhub check}, what the file holds besides the lines in use.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from twisted.logger import Logger
 
@@ -234,11 +236,14 @@ class SummaryFile:
             self._tidy()
         return self.size()
 
-    def compact(self, live: Iterable[str], since: tuple[int | None, int]) -> tuple[int, int]:
+    def compact(self, live: Iterable[str], since: tuple[int | None, int],
+                values: bool = False) -> tuple[int, int]:
         """
         Rewrite the file keeping the whole lines of the keys in C{live},
         and every line appended after the L{mark} C{since} (taken before
-        C{live} was gathered: their messages may be newer than it).
+        C{live} was gathered: their messages may be newer than it).  With
+        C{values}, a line is kept only if its values can be read too (each
+        line is decoded: for a repair, not for the routine compaction).
         Returns the sizes before and after; (0, 0) when there is no file
         or it was made anew since the mark.  Blocks, holding the writers'
         lock while it copies.
@@ -263,7 +268,8 @@ class SummaryFile:
                     if end < 0:
                         break  # a torn last line: dropped
                     record = _record(data[pos:end])
-                    if record is not None and (pos >= since[1] or record[0] in keep):
+                    if (record is not None and (pos >= since[1] or record[0] in keep)
+                            and (not values or _values(data[pos:end], record[0]))):
                         kept.append(data[pos:end + 1])
                     pos = end + 1
                 body = b"".join(kept)
@@ -355,6 +361,55 @@ class SummaryFile:
                 found.append((path, mine))
         return found
 
+    # -- checking ---------------------------------------------------------------
+
+    def survey(self, live: Iterable[str],
+               since: tuple[int | None, int] = (None, 0)) -> Survey:
+        """
+        What the file holds, against C{live}, the keys in use (and those
+        of every line appended after the L{mark} C{since}, taken before
+        C{live} was gathered): read whole under a shared lock (so that no
+        line being appended is taken for a torn one), the values of every
+        line decoded.  Blocks.
+        """
+        keep = frozenset(live)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return Survey()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                st = os.fstat(fd)
+                if st.st_ino == _inode_of(self.path):
+                    data = pread_exactly(fd, st.st_size, 0)
+                    newer = since[1] if st.st_ino == since[0] else len(data)
+                    break
+            finally:
+                os.close(fd)
+            # Compacted while we waited: look at the new file.
+        lines = unreadable = dead_octets = 0
+        keys: set[str] = set()
+        dead: set[str] = set()
+        pos = 0
+        while pos < len(data):
+            end = data.find(b"\n", pos)
+            if end < 0:
+                unreadable += 1  # cut short at the end
+                break
+            line = data[pos:end]
+            record = _record(line)
+            if record is None or not _values(line, record[0]):
+                unreadable += 1
+            else:
+                lines += 1
+                keys.add(record[0])
+                if record[0] not in keep and pos < newer:
+                    dead.add(record[0])
+                    dead_octets += end + 1 - pos
+            pos = end + 1
+        return Survey(len(data), lines, unreadable, len(keys), len(dead), dead_octets)
+
 
 def _inode_of(path: str) -> int | None:
     try:
@@ -402,6 +457,25 @@ def _values(line: bytes, key: str) -> dict[str, bytes]:
         return {name: value.encode("latin-1") for name, value in decoded.items()}
     except (ValueError, UnicodeError, AttributeError, IndexError):
         return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """What L{SummaryFile.survey} found in a summaries file."""
+
+    #: The file's size in octets (0: there is none).
+    size: int = 0
+    #: The whole lines that can be read.
+    lines: int = 0
+    #: The lines that cannot: cut short (the last one, or one a crash left
+    #: before another was appended), of the wrong length, or whose values
+    #: do not decode.
+    unreadable: int = 0
+    #: The keys the file has lines of, and how many of them are not in use.
+    keys: int = 0
+    dead_keys: int = 0
+    #: The octets of the lines of keys not in use.
+    dead_octets: int = 0
 
 
 class SummaryFiles:

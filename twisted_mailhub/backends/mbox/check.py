@@ -21,11 +21,15 @@ index that I{claims} to describe the file as it is and does not:
   - messages that are not where the index says, or whose content is not
     the one recorded (matched again by content, as after a rewrite by
     another program);
-  - index files of mbox files that are gone (deleted).
+  - index files of mbox files that are gone (deleted);
+  - in the user's summaries file (L{twisted_mailhub.backends.summaryfile}),
+    lines that cannot be read, or mostly lines of messages that are gone
+    (compacted), and the new files of compactions that did not finish
+    (deleted).
 
 Each file is read one message at a time, under the same locks other mail
 programs and the server take.  Everything here blocks and runs in the
-backend's thread pool, except L{check_backend}.
+backend's thread pool, except L{check_backend} and L{check_summaries}.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from twisted_mailhub.backends.files import pread_upto
+from twisted_mailhub.backends.folders import COMPACT_DEAD_FRACTION, live_identities
 from twisted_mailhub.backends.mbox import format as mbox
 from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
 from twisted_mailhub.backends.mbox.index import Index, load_index, signature
@@ -74,10 +79,13 @@ async def check_backend(backend: "MboxBackend", usernames: list[str] | None = No
     report = CheckReport()
     for name in names:
         store = MboxMailStore(backend, name, user_directory(backend.root, name))
-        found, events = await backend.run(check_user, store, repair)
+        summaries = backend.summary_files.at(store.summary_path)
+        mark = await backend.run(summaries.mark)
+        found, events, live = await backend.run(check_user, store, repair)
         report.merge(found)
         for index_key, event in events:
             backend.notifier.publish(backend.mailbox_key(index_key), event)
+        report.merge(await check_summaries(store, live, mark, repair))
     return report
 
 
@@ -96,20 +104,26 @@ def list_users(root: str) -> list[str]:
 
 
 def check_user(store: "MboxMailStore", repair: bool
-               ) -> tuple[CheckReport, list[tuple[str, MailboxEvent]]]:
-    """Check every mailbox of one user; with C{repair}, fix what is found."""
+               ) -> tuple[CheckReport, list[tuple[str, MailboxEvent]], frozenset[str]]:
+    """
+    Check every mailbox of one user; with C{repair}, fix what is found.
+    Returns too the identities of the messages the indexes hold, as read.
+    """
     report = CheckReport(users=1)
     events: list[tuple[str, MailboxEvent]] = []
+    live: set[str] = set()
     for info in store._list_sync():
         if not info.selectable:
             continue
         path = mailbox_file(store.directory, info.name, store.delimiter)
         try:
-            findings, messages = inspect(path, store)
+            findings, index = inspect(path, store)
         except FileNotFoundError:
             continue  # removed meanwhile
         report.mailboxes += 1
-        report.messages += messages
+        if index is not None:
+            report.messages += len(index.entries)
+            live.update(entry.meta().identity for entry in index.entries)
         for finding in findings:
             report.add(Problem(finding.kind, finding.description + (
                 "; " + finding.repair if repair else ""), store.username, info.name, repair))
@@ -124,7 +138,7 @@ def check_user(store: "MboxMailStore", repair: bool
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-    return report, events
+    return report, events, frozenset(live)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +150,11 @@ class Finding:
     repair: str
 
 
-def inspect(path: str, store: "MboxMailStore") -> tuple[list[Finding], int]:
+def inspect(path: str, store: "MboxMailStore") -> tuple[list[Finding], Index | None]:
     """
-    The problems of the mailbox file C{path} and how many messages its
-    index holds, looked at under the mailbox's locks without changing it.
+    The problems of the mailbox file C{path} and its index as read (none
+    when there is none or it cannot be read), looked at under the
+    mailbox's locks without changing it.
     """
     settings = store.settings
     findings: list[Finding] = []
@@ -152,9 +167,9 @@ def inspect(path: str, store: "MboxMailStore") -> tuple[list[Finding], int]:
         except (ValueError, KeyError, TypeError):
             findings.append(Finding("unreadable-index", "the index cannot be read",
                                     "rebuilt from the file (new UIDVALIDITY)"))
-            return findings, 0
+            return findings, None
         if loaded is None:
-            return findings, 0  # made at the next open, as for any new file
+            return findings, None  # made at the next open, as for any new file
         index = loaded.index
         if loaded.tail:
             findings.append(Finding(
@@ -173,7 +188,7 @@ def inspect(path: str, store: "MboxMailStore") -> tuple[list[Finding], int]:
                     "index-mismatch",
                     f"{wrong} message(s) are not where the index says or have changed",
                     "matched again by content"))
-        return findings, len(index.entries)
+        return findings, index
 
 
 def _counter_findings(index: Index) -> list[Finding]:
@@ -262,6 +277,60 @@ def _renumber(folder: MboxFolder, store: "MboxMailStore") -> None:
     index.recent_after = 0
     index.expunged = []
     folder.events.append(MailboxRemoved())
+
+
+async def check_summaries(store: "MboxMailStore", live: frozenset[str],
+                          mark: tuple[int | None, int], repair: bool) -> CheckReport:
+    """
+    Check the user's summaries file against C{live}, the identities the
+    indexes held when read, the file's L{SummaryFile.mark} C{mark} taken
+    before (lines appended since are of newer messages).  With C{repair},
+    leftovers of compactions are deleted, and a file with lines that
+    cannot be read or mostly lines of messages that are gone is compacted
+    with the identities gathered again through the store.
+    """
+    backend = store.backend
+    summaries = backend.summary_files.at(store.summary_path)
+    report = CheckReport()
+
+    def add(kind: str, description: str, repaired: bool) -> None:
+        report.add(Problem(kind, description, store.username, None, repaired))
+
+    leftovers = await backend.run(summaries.leftovers)
+    if repair and leftovers:
+        leftovers = await backend.run(summaries.remove_leftovers)
+    for path in leftovers:
+        relative = os.path.relpath(path, store.directory)
+        add("summaries-leftover", f"{relative} was left by a compaction of the summaries file "
+            "that did not finish" + ("; deleted" if repair else ""), repair)
+
+    survey = await backend.run(summaries.survey, live, mark)
+    found = []
+    if survey.unreadable:
+        found.append(("summaries-unreadable", f"{survey.unreadable} line(s) of the summaries "
+                      "file cannot be read (cut short or damaged)"))
+    if survey.dead_keys and survey.dead_keys >= COMPACT_DEAD_FRACTION * survey.keys:
+        found.append(("summaries-garbage", f"the summaries file is {survey.size} octets, "
+                      f"{survey.dead_octets} of them in the lines of {survey.dead_keys} of "
+                      f"{survey.keys} message(s) that are gone"))
+    if not found:
+        return report
+    outcome, repaired = "", False
+    if repair:
+        mark = await backend.run(summaries.mark)
+        again = await live_identities(store)
+        after = None
+        if again is not None:
+            before, after = await backend.run(summaries.compact, again, mark, True)
+            if (before, after) == (0, 0):
+                after = None  # compacted by another process meanwhile
+        if after is None:
+            outcome = "; not compacted, mail changed meanwhile: check again"
+        else:
+            outcome, repaired = f"; compacted to {after} octets", True
+    for kind, description in found:
+        add(kind, description + outcome, repaired)
+    return report
 
 
 def orphaned_indexes(directory: str) -> list[str]:
