@@ -14,6 +14,8 @@ A folder names the mailbox it holds by an I{identity} (the mbox index's key,
 the Maildir GUID), so that a mailbox deleted and made again under the same
 name is not taken for the one a session had selected.
 
+The backends themselves share L{twisted_mailhub.backends.filebackend}.
+
 The summaries of messages (L{ISummaryStore}) are kept in one file per user
 (L{twisted_mailhub.backends.summaryfile}), keyed by the message's
 identity; the store names it (C{summary_path}) and the backend holds the

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,16 +41,6 @@ def signature_of(path: str) -> Signature:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-@dataclass(slots=True)
-class FolderSettings:
-    """What every folder of one backend shares."""
-
-    lock_timeout: float
-    stale_lock_after: float
-    new_uidvalidity: Callable[[], int]
-    on_lock_wait: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from twisted_mailhub.backends.base import apply_flags
+from twisted_mailhub.backends.filebackend import FolderSettings
 from twisted_mailhub.backends.files import fsync_directory, write_all
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.maildir.cache import (
     FOLDER_FILE,
     UIDLIST_FILE,
     FolderCache,
-    FolderSettings,
     Message,
 )
 from twisted_mailhub.backends.maildir.content import served_form, served_size, stored_form

@@ -17,23 +17,17 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, superiors, validate_name
+from twisted_mailhub.backends.filebackend import FileBackend, FolderSettings
 from twisted_mailhub.backends.files import fsync_directory, read_number, write_number
-from twisted_mailhub.backends.folders import compact_when_due, publish_all
+from twisted_mailhub.backends.folders import publish_all
 from twisted_mailhub.backends.identity import fresh_uidvalidity
-from twisted_mailhub.backends.maildir.folder import (
-    FolderCache,
-    FolderSettings,
-    create_folder,
-    open_folder,
-)
+from twisted_mailhub.backends.maildir.folder import FolderCache, create_folder, open_folder
 from twisted_mailhub.backends.maildir.locking import dotlocked, process_lock
 from twisted_mailhub.backends.maildir.mailbox import MaildirMailbox
 from twisted_mailhub.backends.maildir.naming import (
@@ -46,22 +40,10 @@ from twisted_mailhub.backends.maildir.naming import (
 from twisted_mailhub.backends.maildir.uidlist import UnreadableUidList, parse_uidlist
 from twisted_mailhub.backends.mbox.locking import locked_file
 from twisted_mailhub.backends.mbox.naming import user_directory
-from twisted_mailhub.backends.summaryfile import SummaryFiles
 from twisted_mailhub.errors import MailboxExists
-from twisted_mailhub.interfaces import (
-    IMailStore,
-    INotifier,
-    ISummarizer,
-    ISummarizingBackend,
-)
+from twisted_mailhub.interfaces import IMailStore, ISummarizingBackend
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved
-from twisted_mailhub.notify import LocalNotifier
-from twisted_mailhub.watch import (
-    DEFAULT_POLL_INTERVAL,
-    ChangeWatcher,
-    IWatchableBackend,
-    PollingTrigger,
-)
+from twisted_mailhub.watch import IWatchableBackend
 
 SUBSCRIPTIONS_FILE = "subscriptions"
 UIDVALIDITY_FILE = "mailhub-uidvalidity"
@@ -303,134 +285,35 @@ class MaildirMailStore(BaseMailStore):
 
 
 @implementer(IWatchableBackend, ISummarizingBackend)
-class MaildirBackend:
+class MaildirBackend(FileBackend):
     """
     Mail as Maildir++ trees: C{root/<user>/} is the user's INBOX and holds
     the other folders.
 
     C{lock_timeout} bounds every wait for a lock another program holds
     (then the operation fails with L{StoreUnavailable}); a
-    C{dovecot-uidlist.lock} older than C{stale_lock_after} seconds is
-    broken.  C{on_lock_wait}, if given, is called on the reactor thread
-    with the locked file's path whenever an operation starts waiting.
+    C{dovecot-uidlist.lock} older than C{stale_lock_after} seconds (120 by
+    default) is broken.  C{on_lock_wait}, if given, is called on the
+    reactor thread with the locked file's path whenever an operation
+    starts waiting.
     """
 
-    def __init__(
-        self,
-        root: str,
-        *,
-        notifier: INotifier | None = None,
-        lock_timeout: float = 30.0,
-        stale_lock_after: float = 120.0,
-        threads: int = 4,
-        on_lock_wait: Callable[[str], None] | None = None,
-    ) -> None:
-        self.root = os.path.abspath(root)
-        os.makedirs(self.root, 0o700, exist_ok=True)
-        # Local events pass through it; watch_changes() adds other programs'.
-        self.notifier = ChangeWatcher(
-            self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
-        )
-        # Mailbox key -> (store, name, folder path, guid) as last opened.
-        self._opened: dict[Hashable, tuple[MaildirMailStore, str, str, str]] = {}
-        self.lock_timeout = lock_timeout
-        self.stale_lock_after = stale_lock_after
-        self.on_lock_wait = on_lock_wait
-        self.summarizer: ISummarizer | None = None
-        self.summary_files = SummaryFiles()
-        #: The compaction of each summaries file under way (folders.compact_when_due).
-        self.summary_compactions: dict[str, Any] = {}
-        self.cache = FolderCache()
-        self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="maildir-backend")
-        self._shutdown_trigger = None
+    kind = "maildir"
+    mailbox_class = MaildirMailbox
+    cache_class = FolderCache
+    default_stale_lock_after = 120.0
 
-    def __repr__(self) -> str:
-        return f"<MaildirBackend {self.root}>"
+    def _store(self, username: str) -> MaildirMailStore:
+        return MaildirMailStore(self, username, user_directory(self.root, username))
 
-    def use_summarizer(self, summarizer: ISummarizer | None) -> None:
-        """
-        L{ISummarizingBackend}: each appended message's summaries are
-        computed in the backend's threads and written to the user's
-        summaries file with the message (L{twisted_mailhub.backends.folders}).
-        """
-        self.summarizer = summarizer
+    def _prepare(self, store: MaildirMailStore) -> None:
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(store.directory, sub), 0o700, exist_ok=True)
 
-    def mailbox_key(self, guid: str) -> Hashable:
-        """The L{IMailbox.key} of the folder whose C{dovecot-uidlist} has C{guid}."""
-        return ("maildir", self.root, guid)
-
-    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run the blocking C{function} in the backend's thread pool."""
-        from twisted.internet import reactor
-
-        if not self._pool.started:
-            # Started on first use; the reactor stops it when it shuts down.
-            self._pool.start()
-            self._shutdown_trigger = reactor.addSystemEventTrigger(
-                "during", "shutdown", self._pool.stop
-            )
-        return await deferToThreadPool(reactor, self._pool, function, *args)
-
-    async def open_store(self, username: str) -> MaildirMailStore:
-        """The tree of C{username}, created (an empty INBOX) on first use."""
-        directory = user_directory(self.root, username)
-        store = MaildirMailStore(self, username, directory)
-
-        def prepare() -> int:
-            for sub in ("cur", "new", "tmp"):
-                os.makedirs(os.path.join(directory, sub), 0o700, exist_ok=True)
-            return self.summary_files.at(store.summary_path).opened()
-
-        compact_when_due(store, await self.run(prepare))
-        return store
-
-    # -- changes made by other programs ---------------------------------------
-
-    def watch_changes(self, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
-        """
-        Announce what other programs (mutt, procmail, Dovecot, another
-        server process) do to folders with listeners here, by comparing
-        the size, mtime and inode of their C{new/}, C{cur/} and files every
-        C{poll_interval} seconds while some folder has listeners.
-        Idempotent.
-        """
+    def _probe(self) -> Any:
         from twisted_mailhub.backends.maildir.watch import SignatureProbe
 
-        if not self.notifier.started:
-            self.notifier.start(PollingTrigger(SignatureProbe(self), poll_interval))
-
-    def opened(self, store: MaildirMailStore, name: str, path: str, guid: str) -> None:
-        """Remember where the folder with C{guid} was last opened."""
-        self._opened[self.mailbox_key(guid)] = (store, name, path, guid)
-
-    def watched_path(self, key: Hashable) -> str | None:
-        """The directory of the folder C{key} as last opened, if it was."""
-        found = self._opened.get(key)
-        return None if found is None else found[2]
-
-    def _watched_mailbox(self, key: Hashable) -> MaildirMailbox | None:
-        found = self._opened.get(key)
-        if found is None:
-            return None
-        store, name, path, guid = found
-        return MaildirMailbox(store, name, path, guid, 0, True)
-
-    async def close(self) -> None:
-        """Stop watching and the worker threads (waiting for running operations)."""
-        await self.notifier.stop()
-        if self._shutdown_trigger is not None:
-            from twisted.internet import reactor
-
-            reactor.removeSystemEventTrigger(self._shutdown_trigger)
-            self._shutdown_trigger = None
-        if self._pool.started:
-            self._pool.stop()
-
-    def _lock_wait(self, path: str) -> None:
-        if self.on_lock_wait is not None:
-            from twisted.internet import reactor
-
-            reactor.callFromThread(self.on_lock_wait, path)
+        return SignatureProbe(self)
 
 
 def _guid_of(path: str) -> str | None:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from twisted.logger import Logger
 
+from twisted_mailhub.backends.filebackend import FolderSettings
 from twisted_mailhub.backends.maildir import flags as maildir_flags
 from twisted_mailhub.backends.maildir.cache import (
     KEYWORDS_FILE,
@@ -37,7 +38,6 @@ from twisted_mailhub.backends.maildir.cache import (
     TMP_MAX_AGE,
     UIDLIST_FILE,
     FolderCache,
-    FolderSettings,
     Message,
     Signature,
     signature_of,

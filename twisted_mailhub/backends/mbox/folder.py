@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from twisted.logger import Logger
 
 from twisted_mailhub.backends.base import apply_flags, clean_flags
+from twisted_mailhub.backends.filebackend import FolderSettings
 from twisted_mailhub.backends.files import pread_exactly, pread_upto, replace_file
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.mbox import format as mbox
@@ -59,16 +59,6 @@ log = Logger()
 
 #: How much of a message is read first for its header alone.
 HEADER_READ = 8192
-
-
-@dataclass(slots=True)
-class FolderSettings:
-    """What every folder of one backend shares."""
-
-    lock_timeout: float
-    stale_lock_after: float
-    new_uidvalidity: Callable[[], int]
-    on_lock_wait: Callable[[str], None] | None = None
 
 
 #: Journal records are folded into the index's JSON document once they

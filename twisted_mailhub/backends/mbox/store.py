@@ -14,23 +14,22 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailStore, validate_name
+from twisted_mailhub.backends.filebackend import FileBackend, FolderSettings
 from twisted_mailhub.backends.files import (
     fsync_directory,
     read_number,
     replace_file,
     write_number,
 )
-from twisted_mailhub.backends.folders import compact_when_due, publish_all
+from twisted_mailhub.backends.folders import publish_all
 from twisted_mailhub.backends.identity import fresh_uidvalidity
-from twisted_mailhub.backends.mbox.folder import FolderSettings, IndexCache, open_folder
+from twisted_mailhub.backends.mbox.folder import IndexCache, open_folder
 from twisted_mailhub.backends.mbox.index import Index, signature
 from twisted_mailhub.backends.mbox.locking import locked_file, locked_mbox
 from twisted_mailhub.backends.mbox.mailbox import MboxMailbox
@@ -44,23 +43,10 @@ from twisted_mailhub.backends.mbox.naming import (
     mailbox_file,
     user_directory,
 )
-from twisted_mailhub.backends.summaryfile import SummaryFiles
 from twisted_mailhub.errors import InvalidMailboxName, MailboxExists
-from twisted_mailhub.interfaces import (
-    ICheckableBackend,
-    IMailStore,
-    INotifier,
-    ISummarizer,
-    ISummarizingBackend,
-)
+from twisted_mailhub.interfaces import ICheckableBackend, IMailStore, ISummarizingBackend
 from twisted_mailhub.model import MailboxInfo, MailboxRemoved
-from twisted_mailhub.notify import LocalNotifier
-from twisted_mailhub.watch import (
-    DEFAULT_POLL_INTERVAL,
-    ChangeWatcher,
-    IWatchableBackend,
-    PollingTrigger,
-)
+from twisted_mailhub.watch import IWatchableBackend
 
 
 #: The user's summaries file (a dot name: the backend's own, never a mailbox).
@@ -344,132 +330,38 @@ class MboxMailStore(BaseMailStore):
 
 
 @implementer(IWatchableBackend, ICheckableBackend, ISummarizingBackend)
-class MboxBackend:
+class MboxBackend(FileBackend):
     """
     Mail as mbox files: C{root/<user>/INBOX} and one file per mailbox.
 
     C{lock_timeout} bounds every wait for another program's lock (then the
     operation fails with L{StoreUnavailable}); a dotlock older than
-    C{stale_lock_after} seconds is removed.  C{on_lock_wait}, if given, is
-    called on the reactor thread with the mbox path whenever an operation
-    starts waiting for a lock held elsewhere.
+    C{stale_lock_after} seconds (300 by default) is removed.
+    C{on_lock_wait}, if given, is called on the reactor thread with the
+    mbox path whenever an operation starts waiting for a lock held
+    elsewhere.
     """
 
-    def __init__(
-        self,
-        root: str,
-        *,
-        notifier: INotifier | None = None,
-        lock_timeout: float = 30.0,
-        stale_lock_after: float = 300.0,
-        threads: int = 4,
-        on_lock_wait: Callable[[str], None] | None = None,
-    ) -> None:
-        self.root = os.path.abspath(root)
-        os.makedirs(self.root, 0o700, exist_ok=True)
-        # Local events pass through it; watch_changes() adds other programs'.
-        self.notifier = ChangeWatcher(
-            self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
-        )
-        # Mailbox key -> (store, name, mbox path, index key) as last opened.
-        self._opened: dict[Hashable, tuple[MboxMailStore, str, str, str]] = {}
-        self.lock_timeout = lock_timeout
-        self.stale_lock_after = stale_lock_after
-        self.on_lock_wait = on_lock_wait
-        self.summarizer: ISummarizer | None = None
-        self.summary_files = SummaryFiles()
-        #: The compaction of each summaries file under way (folders.compact_when_due).
-        self.summary_compactions: dict[str, Any] = {}
-        self.cache = IndexCache()
-        self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="mbox-backend")
-        self._shutdown_trigger = None
+    kind = "mbox"
+    mailbox_class = MboxMailbox
+    cache_class = IndexCache
+    default_stale_lock_after = 300.0
 
-    def __repr__(self) -> str:
-        return f"<MboxBackend {self.root}>"
+    def _store(self, username: str) -> MboxMailStore:
+        return MboxMailStore(self, username, user_directory(self.root, username))
 
-    def use_summarizer(self, summarizer: ISummarizer | None) -> None:
-        """
-        L{ISummarizingBackend}: each appended message's summaries are
-        computed in the backend's threads and written to the user's
-        summaries file with the message (L{twisted_mailhub.backends.folders}).
-        """
-        self.summarizer = summarizer
+    def _prepare(self, store: MboxMailStore) -> None:
+        os.makedirs(store.directory, 0o700, exist_ok=True)
+        if not os.path.exists(mailbox_file(store.directory, "INBOX")):
+            try:
+                store._create_sync("INBOX", frozenset(), True)
+            except MailboxExists:
+                pass
 
-    def mailbox_key(self, index_key: str) -> Hashable:
-        """The L{IMailbox.key} of the mailbox whose index has C{index_key}."""
-        return ("mbox", self.root, index_key)
-
-    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run the blocking C{function} in the backend's thread pool."""
-        from twisted.internet import reactor
-
-        if not self._pool.started:
-            # Started on first use, so that a backend that is never used
-            # or never closed does not keep threads; the reactor stops the
-            # pool when it shuts down.
-            self._pool.start()
-            self._shutdown_trigger = reactor.addSystemEventTrigger(
-                "during", "shutdown", self._pool.stop
-            )
-        return await deferToThreadPool(reactor, self._pool, function, *args)
-
-    async def open_store(self, username: str) -> MboxMailStore:
-        """The tree of C{username}, created with an empty INBOX on first use."""
-        directory = user_directory(self.root, username)
-        store = MboxMailStore(self, username, directory)
-
-        def prepare() -> int:
-            os.makedirs(directory, 0o700, exist_ok=True)
-            if not os.path.exists(mailbox_file(directory, "INBOX")):
-                try:
-                    store._create_sync("INBOX", frozenset(), True)
-                except MailboxExists:
-                    pass
-            return self.summary_files.at(store.summary_path).opened()
-
-        compact_when_due(store, await self.run(prepare))
-        return store
-
-    # -- changes made by other programs ---------------------------------------
-
-    def watch_changes(self, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
-        """
-        Announce what other programs (local delivery, mutt, another server
-        process) do to mailboxes with listeners here, by comparing their
-        files' size, mtime and inode every C{poll_interval} seconds while
-        some mailbox has listeners.  Idempotent.
-        """
+    def _probe(self) -> Any:
         from twisted_mailhub.backends.mbox.watch import SignatureProbe
 
-        if not self.notifier.started:
-            self.notifier.start(PollingTrigger(SignatureProbe(self), poll_interval))
-
-    def opened(self, store: MboxMailStore, name: str, path: str, index_key: str) -> None:
-        """Remember where the mailbox with C{index_key} was last opened."""
-        self._opened[self.mailbox_key(index_key)] = (store, name, path, index_key)
-
-    def watched_path(self, key: Hashable) -> str | None:
-        """The mbox file of the mailbox C{key} as last opened, if it was."""
-        found = self._opened.get(key)
-        return None if found is None else found[2]
-
-    def _watched_mailbox(self, key: Hashable) -> MboxMailbox | None:
-        found = self._opened.get(key)
-        if found is None:
-            return None
-        store, name, path, index_key = found
-        return MboxMailbox(store, name, path, index_key, 0, True)
-
-    async def close(self) -> None:
-        """Stop watching and the worker threads (waiting for running operations)."""
-        await self.notifier.stop()
-        if self._shutdown_trigger is not None:
-            from twisted.internet import reactor
-
-            reactor.removeSystemEventTrigger(self._shutdown_trigger)
-            self._shutdown_trigger = None
-        if self._pool.started:
-            self._pool.stop()
+        return SignatureProbe(self)
 
     async def list_users(self) -> list[str]:
         """The users that have a directory under the root, sorted."""
@@ -482,12 +374,6 @@ class MboxBackend:
         from twisted_mailhub.backends.mbox.check import check_backend
 
         return await check_backend(self, usernames, repair)
-
-    def _lock_wait(self, path: str) -> None:
-        if self.on_lock_wait is not None:
-            from twisted.internet import reactor
-
-            reactor.callFromThread(self.on_lock_wait, path)
 
 
 def _is_directory(path: str) -> bool:
