@@ -1,10 +1,13 @@
 """
-L{FileBackend}: what the mbox and Maildir backends share, besides their
-mailboxes (L{twisted_mailhub.backends.folders}): the root directory, a
-thread pool for the file work, the notifier that other programs' changes
-are announced through, the summaries files, the settings every folder of
-the backend shares (L{FolderSettings}), and where each mailbox was last
-opened, for the watcher.
+What the mbox and Maildir backends share, besides their mailboxes
+(L{twisted_mailhub.backends.folders}).
+
+L{FileBackend}: the root directory, a thread pool for the file work, the
+notifier that other programs' changes are announced through, the summaries
+files, and where each mailbox was last opened, for the watcher.
+L{FileMailStore}: one user's directory, the settings every folder of the
+backend shares (L{FolderSettings}), and the checks of names and the
+thread hops that only the layout's own functions differ in.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from twisted_mailhub.backends.base import BaseMailStore, validate_name
 from twisted_mailhub.backends.folders import FolderMailbox, compact_when_due
 from twisted_mailhub.backends.summaryfile import SummaryFiles
 from twisted_mailhub.interfaces import INotifier, ISummarizer
+from twisted_mailhub.model import MailboxInfo
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import DEFAULT_POLL_INTERVAL, ChangeWatcher, PollingTrigger
 
@@ -32,6 +37,97 @@ class FolderSettings:
     stale_lock_after: float
     new_uidvalidity: Callable[[], int]
     on_lock_wait: Callable[[str], None] | None = None
+
+
+class FileMailStore(BaseMailStore):
+    """
+    One user's directory of a L{FileBackend}: the part the mbox and Maildir
+    stores share.  A subclass names its L{summary_file}, checks each level
+    of a name the layout's way (L{_check_level}), and provides the
+    L{BaseMailStore} core, the blocking L{_list_sync}, L{_create_sync} and
+    L{_edit_subscriptions} among it, and L{_new_uidvalidity}.
+    """
+
+    #: The name of the user's summaries file in the directory.
+    summary_file: str
+
+    def __init__(self, backend: FileBackend, username: str, directory: str) -> None:
+        super().__init__(username, backend.notifier)
+        self.backend = backend
+        self.directory = directory
+        self.summary_path = os.path.join(directory, self.summary_file)
+        self.settings = FolderSettings(
+            lock_timeout=backend.lock_timeout,
+            stale_lock_after=backend.stale_lock_after,
+            new_uidvalidity=self._new_uidvalidity,
+            on_lock_wait=backend._lock_wait,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.username}>"
+
+    # -- what a subclass says -------------------------------------------------
+
+    @staticmethod
+    def _check_level(level: str) -> None:
+        """Raise L{InvalidMailboxName} for a level this layout cannot hold."""
+        raise NotImplementedError
+
+    def _list_sync(self) -> list[MailboxInfo]:
+        raise NotImplementedError
+
+    def _create_sync(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
+        raise NotImplementedError
+
+    def _edit_subscriptions(self, change: Callable[[set[str]], set[str]] | None) -> set[str]:
+        """The subscribed names, changed by C{change} if given (blocks)."""
+        raise NotImplementedError
+
+    def _new_uidvalidity(self) -> int:
+        raise NotImplementedError
+
+    # -- names this layout refuses, checked before any lookup ----------------
+
+    def _check(self, name: str) -> str:
+        name = validate_name(name, self.delimiter)
+        for level in name.split(self.delimiter):
+            self._check_level(level)
+        return name
+
+    async def get_mailbox(self, name: str, read_only: bool = False) -> Any:
+        """The mailbox C{name}; see L{IMailStore.get_mailbox}."""
+        return await super().get_mailbox(self._check(name), read_only)
+
+    async def create_mailbox(self, name: str, special_use: frozenset[str] = frozenset()) -> None:
+        """Create C{name} and its superiors; see L{IMailStore.create_mailbox}."""
+        if name.endswith(self.delimiter) and len(name) > 1:
+            name = name[:-1]
+        await super().create_mailbox(self._check(name), special_use)
+
+    async def delete_mailbox(self, name: str) -> None:
+        """Delete C{name}; see L{IMailStore.delete_mailbox}."""
+        await super().delete_mailbox(self._check(name))
+
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        """Rename C{old} and its inferiors; see L{IMailStore.rename_mailbox}."""
+        await super().rename_mailbox(self._check(old), self._check(new))
+
+    # -- the BaseMailStore core, in the backend's threads -----------------------
+
+    async def _list(self) -> list[MailboxInfo]:
+        return await self.backend.run(self._list_sync)
+
+    async def _create(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
+        await self.backend.run(self._create_sync, name, special_use, selectable)
+
+    async def _subscriptions(self) -> set[str]:
+        return await self.backend.run(self._edit_subscriptions, None)
+
+    async def _subscribe(self, name: str) -> None:
+        await self.backend.run(self._edit_subscriptions, lambda names: names | {name})
+
+    async def _unsubscribe(self, name: str) -> None:
+        await self.backend.run(self._edit_subscriptions, lambda names: names - {name})
 
 
 class FileBackend:

@@ -19,8 +19,7 @@ from typing import Any
 
 from zope.interface import implementer
 
-from twisted_mailhub.backends.base import BaseMailStore, validate_name
-from twisted_mailhub.backends.filebackend import FileBackend, FolderSettings
+from twisted_mailhub.backends.filebackend import FileBackend, FileMailStore
 from twisted_mailhub.backends.files import (
     fsync_directory,
     read_number,
@@ -54,57 +53,16 @@ SUMMARY_FILE = ".summaries"
 
 
 @implementer(IMailStore)
-class MboxMailStore(BaseMailStore):
+class MboxMailStore(FileMailStore):
     """One user's directory of mbox files."""
 
-    def __init__(self, backend: MboxBackend, username: str, directory: str) -> None:
-        super().__init__(username, backend.notifier)
-        self.backend = backend
-        self.directory = directory
-        self.summary_path = os.path.join(directory, SUMMARY_FILE)
-        self.settings = FolderSettings(
-            lock_timeout=backend.lock_timeout,
-            stale_lock_after=backend.stale_lock_after,
-            new_uidvalidity=self._new_uidvalidity,
-            on_lock_wait=backend._lock_wait,
-        )
-
-    def __repr__(self) -> str:
-        return f"<MboxMailStore {self.username}>"
+    summary_file = SUMMARY_FILE
+    _check_level = staticmethod(check_level)
 
     def _path(self, name: str) -> str:
         return mailbox_file(self.directory, name, self.delimiter)
 
-    # -- names this layout refuses, checked before any lookup ----------------
-
-    def _check(self, name: str) -> str:
-        name = validate_name(name, self.delimiter)
-        for level in name.split(self.delimiter):
-            check_level(level)
-        return name
-
-    async def get_mailbox(self, name: str, read_only: bool = False) -> MboxMailbox:
-        """The mailbox C{name}; see L{IMailStore.get_mailbox}."""
-        return await super().get_mailbox(self._check(name), read_only)
-
-    async def create_mailbox(self, name: str, special_use: frozenset[str] = frozenset()) -> None:
-        """Create C{name} and its superiors; see L{IMailStore.create_mailbox}."""
-        if name.endswith(self.delimiter) and len(name) > 1:
-            name = name[:-1]
-        await super().create_mailbox(self._check(name), special_use)
-
-    async def delete_mailbox(self, name: str) -> None:
-        """Delete C{name}; see L{IMailStore.delete_mailbox}."""
-        await super().delete_mailbox(self._check(name))
-
-    async def rename_mailbox(self, old: str, new: str) -> None:
-        """Rename C{old} and its inferiors; see L{IMailStore.rename_mailbox}."""
-        await super().rename_mailbox(self._check(old), self._check(new))
-
     # -- the BaseMailStore core ----------------------------------------------
-
-    async def _list(self) -> list[MailboxInfo]:
-        return await self.backend.run(self._list_sync)
 
     def _list_sync(self) -> list[MailboxInfo]:
         infos: list[MailboxInfo] = []
@@ -192,9 +150,6 @@ class MboxMailStore(BaseMailStore):
         self.backend.opened(self, name, path, key)
         return MboxMailbox(self, name, path, key, uidvalidity, read_only)
 
-    async def _create(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
-        await self.backend.run(self._create_sync, name, special_use, selectable)
-
     def _create_sync(self, name: str, special_use: frozenset[str], selectable: bool) -> None:
         path = self._path(name)
         directory = os.path.dirname(path)
@@ -281,15 +236,6 @@ class MboxMailStore(BaseMailStore):
         fsync_directory(os.path.dirname(source))
         fsync_directory(os.path.dirname(target))
         return keys
-
-    async def _subscriptions(self) -> set[str]:
-        return await self.backend.run(self._edit_subscriptions, None)
-
-    async def _subscribe(self, name: str) -> None:
-        await self.backend.run(self._edit_subscriptions, lambda names: names | {name})
-
-    async def _unsubscribe(self, name: str) -> None:
-        await self.backend.run(self._edit_subscriptions, lambda names: names - {name})
 
     def _edit_subscriptions(self, change: Callable[[set[str]], set[str]] | None) -> set[str]:
         path = os.path.join(self.directory, ".subscriptions")
