@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from twisted_mailhub.backends.files import replace_file
-from twisted_mailhub.backends.mbox.locking import LockTimeout, lock_is_stale, process_lock
+from twisted_mailhub.backends.mbox.locking import LockTimeout, break_if_stale, process_lock
 from twisted_mailhub.errors import MailboxNotFound
 
 POLL_INTERVAL = 0.01
@@ -171,41 +171,21 @@ def _create_lock(lock_path: str) -> int:
 
 
 def _break_if_stale(lock_path: str, stale_after: float) -> bool:
-    """Break the lock if stale; True if the caller should try again at once."""
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        st = os.fstat(fd)
-        data = os.read(fd, 256)
-    finally:
-        os.close(fd)
-    if not lock_is_stale(data, st.st_mtime, stale_after):
-        return False
+    """
+    Break the lock if stale (L{break_if_stale}), moving it aside into the
+    folder's C{tmp/}; True if the caller should try again at once.
+    """
     spare = os.path.join(os.path.dirname(lock_path), "tmp")
-    aside = os.path.join(spare, f"{os.path.basename(lock_path)}.broken."
-                                f"{os.getpid()}.{threading.get_ident()}")
-    try:
+
+    def aside() -> str:
         os.makedirs(spare, 0o700, exist_ok=True)
-        os.rename(lock_path, aside)
-    except FileNotFoundError:
-        if not os.path.isdir(spare):
-            raise MailboxNotFound(f"Mailbox does not exist: {os.path.dirname(lock_path)}")
-        return True
+        return os.path.join(spare, f"{os.path.basename(lock_path)}.broken."
+                                   f"{os.getpid()}.{threading.get_ident()}")
+
     try:
-        moved = os.stat(aside)
-        if (moved.st_ino, moved.st_dev, moved.st_mtime_ns) != (
-                st.st_ino, st.st_dev, st.st_mtime_ns):
-            # A fresh lock, taken after another program broke the stale
-            # one: put it back unless yet another took the name.
-            try:
-                os.link(aside, lock_path)
-            except FileExistsError:
-                pass
-    finally:
-        _unlink_quietly(aside)
-    return True
+        return break_if_stale(lock_path, stale_after, aside)
+    except FileNotFoundError:
+        raise MailboxNotFound(f"Mailbox does not exist: {os.path.dirname(lock_path)}")
 
 
 def _unlink_quietly(path: str) -> None:

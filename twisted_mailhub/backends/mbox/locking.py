@@ -226,14 +226,29 @@ def lock_is_stale(data: bytes, mtime: float, stale_after: float) -> bool:
 
 def _remove_if_stale(name: str, stale_after: float) -> bool:
     """
-    Break the dotlock C{name} if it is stale; True if the caller should try
-    to take it again (broken, or gone meanwhile).
+    Break the dotlock C{name} if it is stale (L{break_if_stale}), moving it
+    aside to a dot name in the same directory: the backend's own, never a
+    mailbox.
+    """
+    aside = os.path.join(os.path.dirname(name), ".%s.broken.%d.%d" % (
+        os.path.basename(name), os.getpid(), threading.get_ident()))
+    return break_if_stale(name, stale_after, lambda: aside)
+
+
+def break_if_stale(name: str, stale_after: float, aside: Callable[[], str]) -> bool:
+    """
+    Break the lock file C{name} if it is stale (L{lock_is_stale}); True if
+    the caller should try to take it again (broken, or gone meanwhile).
+    Shared by the mbox and Maildir stores.
 
     Another program may break the same lock at the same moment and a third
     take a fresh one: the lock judged stale is moved aside by C{rename},
-    which is atomic, and removed only if what was moved is the very file
-    judged (same inode, same contents).  If the rename caught a fresh lock
-    instead, it is linked back where it was.
+    which is atomic, to the name C{aside()} gives (on the same file system,
+    in a directory that exists), and removed only if what was moved is the
+    very file judged (same inode, same contents).  If the rename caught a
+    fresh lock instead, it is linked back where it was.  A
+    C{FileNotFoundError} from C{aside()}, or from a rename into a directory
+    that is gone, is raised.
     """
     try:
         fd = os.open(name, os.O_RDONLY)
@@ -246,16 +261,16 @@ def _remove_if_stale(name: str, stale_after: float) -> bool:
         os.close(fd)
     if not lock_is_stale(data, st.st_mtime, stale_after):
         return False
-    # A dot name in the same directory: the backend's own, never a mailbox.
-    aside = os.path.join(os.path.dirname(name), ".%s.broken.%d.%d" % (
-        os.path.basename(name), os.getpid(), threading.get_ident()))
+    moved_to = aside()
     try:
-        os.rename(name, aside)
+        os.rename(name, moved_to)
     except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(moved_to) or "."):
+            raise
         return True  # someone else broke it first
     try:
         try:
-            moved_fd = os.open(aside, os.O_RDONLY)
+            moved_fd = os.open(moved_to, os.O_RDONLY)
         except FileNotFoundError:
             return True
         try:
@@ -269,12 +284,12 @@ def _remove_if_stale(name: str, stale_after: float) -> bool:
             # A fresh lock taken after the stale one was broken by another:
             # put it back (unless yet another lock already took the name).
             try:
-                os.link(aside, name)
+                os.link(moved_to, name)
             except FileExistsError:
                 pass
     finally:
         try:
-            os.unlink(aside)
+            os.unlink(moved_to)
         except FileNotFoundError:
             pass
     return True
