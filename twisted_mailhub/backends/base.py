@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import weakref
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Hashable, Iterable
+from collections.abc import Container
+from typing import Any, AsyncIterator, Hashable, Iterable, Protocol, TypeVar
 
 from twisted.internet.defer import DeferredLock
 from twisted.logger import Logger
@@ -36,6 +37,7 @@ from twisted_mailhub.interfaces import (
 from twisted_mailhub.model import (
     RECENT,
     AppendRequest,
+    FlagUpdate,
     MailboxCreated,
     MailboxDeleted,
     MailboxEvent,
@@ -342,6 +344,40 @@ def apply_flags(current: frozenset[str], mode: str, flags: frozenset[str]) -> fr
     if mode == "remove":
         return current - flags
     raise ValueError(f"Unknown flag store mode {mode!r}; expected one of {FLAG_MODES}")
+
+
+class Flagged(Protocol):
+    """What L{flag_changes} reads of a message a folder holds."""
+
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+
+
+_F = TypeVar("_F", bound=Flagged)
+
+
+def flag_changes(messages: Iterable[_F], wanted: Container[int], mode: str,
+                 flags: frozenset[str], unchangedsince: int | None,
+                 update: FlagUpdate) -> list[tuple[_F, frozenset[str]]]:
+    """
+    The C{messages} whose UIDs are C{wanted} and whose flags a STORE of
+    C{flags} with C{mode} changes, each with its flags after.  One changed
+    after C{unchangedsince} is left alone and its UID put in
+    C{update.modified} (RFC 7162 section 3.1.3).  C{flags} must already be
+    cleaned (L{clean_flags}).
+    """
+    changes = []
+    for message in messages:
+        if message.uid not in wanted:
+            continue
+        if unchangedsince is not None and message.modseq > unchangedsince:
+            update.modified.append(message.uid)
+            continue
+        new = apply_flags(message.flags, mode, flags)
+        if new != message.flags:
+            changes.append((message, new))
+    return changes
 
 
 async def copy_messages(

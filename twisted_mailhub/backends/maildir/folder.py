@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from twisted_mailhub.backends.base import apply_flags
+from twisted_mailhub.backends.base import flag_changes
 from twisted_mailhub.backends.filebackend import FolderSettings
 from twisted_mailhub.backends.files import fsync_directory, write_all
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
@@ -347,19 +347,9 @@ class Folder(SyncedFolder):
                     unchangedsince: int | None = None) -> FlagUpdate:
         """Change flags by renaming the files; one new MODSEQ for all that change."""
         self.lock_now()
-        wanted = set(uids)
         update = FlagUpdate()
-        normalised = self._normalised(flags)
-        pending: list[tuple[Message, frozenset[str]]] = []
-        for message in self.messages:
-            if message.uid not in wanted:
-                continue
-            if unchangedsince is not None and message.modseq > unchangedsince:
-                update.modified.append(message.uid)
-                continue
-            new = apply_flags(message.flags, mode, normalised)
-            if new != message.flags:
-                pending.append((message, new))
+        pending = flag_changes(self.messages, set(uids), mode, self._normalised(flags),
+                               unchangedsince, update)
         if not pending:
             return update
         planned = [(message, new, *self._info_for(new, message.info)) for message, new in pending]

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from twisted.logger import Logger
 
-from twisted_mailhub.backends.base import apply_flags, clean_flags
+from twisted_mailhub.backends.base import clean_flags, flag_changes
 from twisted_mailhub.backends.filebackend import FolderSettings
 from twisted_mailhub.backends.files import pread_exactly, pread_upto, replace_file
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
@@ -578,19 +578,9 @@ class MboxFolder:
     def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str],
                     unchangedsince: int | None = None) -> FlagUpdate:
         """Change flags in the index (the file is updated on the next rewrite)."""
-        flags = clean_flags(flags)
-        wanted = set(uids)
         update = FlagUpdate()
-        pending: list[tuple[Entry, frozenset[str]]] = []
-        for entry in self.index.entries:
-            if entry.uid not in wanted:
-                continue
-            if unchangedsince is not None and entry.modseq > unchangedsince:
-                update.modified.append(entry.uid)
-                continue
-            new = apply_flags(entry.flags, mode, flags)
-            if new != entry.flags:
-                pending.append((entry, new))
+        pending = flag_changes(self.index.entries, set(uids), mode, clean_flags(flags),
+                               unchangedsince, update)
         if pending:
             modseq = self.index.next_modseq()
             for entry, new in pending:
