@@ -250,15 +250,10 @@ def break_if_stale(name: str, stale_after: float, aside: Callable[[], str]) -> b
     C{FileNotFoundError} from C{aside()}, or from a rename into a directory
     that is gone, is raised.
     """
-    try:
-        fd = os.open(name, os.O_RDONLY)
-    except FileNotFoundError:
+    judged = _read_lock(name)
+    if judged is None:
         return True
-    try:
-        st = os.fstat(fd)
-        data = os.read(fd, 256)
-    finally:
-        os.close(fd)
+    st, data = judged
     if not lock_is_stale(data, st.st_mtime, stale_after):
         return False
     moved_to = aside()
@@ -269,15 +264,10 @@ def break_if_stale(name: str, stale_after: float, aside: Callable[[], str]) -> b
             raise
         return True  # someone else broke it first
     try:
-        try:
-            moved_fd = os.open(moved_to, os.O_RDONLY)
-        except FileNotFoundError:
+        found = _read_lock(moved_to)
+        if found is None:
             return True
-        try:
-            moved = os.fstat(moved_fd)
-            moved_data = os.read(moved_fd, 256)
-        finally:
-            os.close(moved_fd)
+        moved, moved_data = found
         same = (moved.st_ino, moved.st_dev, moved.st_mtime_ns, moved_data) == (
             st.st_ino, st.st_dev, st.st_mtime_ns, data)
         if not same:
@@ -293,6 +283,18 @@ def break_if_stale(name: str, stale_after: float, aside: Callable[[], str]) -> b
         except FileNotFoundError:
             pass
     return True
+
+
+def _read_lock(name: str) -> tuple[os.stat_result, bytes] | None:
+    """The stat and the first octets of the lock file C{name}; C{None} if there is none."""
+    try:
+        fd = os.open(name, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.fstat(fd), os.read(fd, 256)
+    finally:
+        os.close(fd)
 
 
 def _fcntl_locked(path: str, deadline: float, waiter: _Waiter) -> int:
