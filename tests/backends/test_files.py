@@ -16,6 +16,7 @@ from twisted_mailhub.backends.files import (
     ShortRead,
     pread_exactly,
     pread_upto,
+    pwrite_all,
     read_number,
     replace_file,
     write_all,
@@ -181,3 +182,16 @@ def test_a_counter_file(tmp_path):
         assert read_number(fd) == 0
     finally:
         os.close(fd)
+
+
+def test_pwrite_all_through_short_writes(tmp_path, monkeypatch):
+    path = tmp_path / "out"
+    path.write_bytes(b"0123456789")
+    real = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real(fd, bytes(data[:3]), offset))
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        pwrite_all(fd, b"abcdefgh", 4)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"0123abcdefgh"

@@ -5,8 +5,8 @@ Maildir, the summaries file).
   - L{pread_exactly} and L{pread_upto}: a byte range of a file, read with
     C{pread} until it is complete (a regular file may return less than
     asked, and a large range is read in parts);
-  - L{write_all}: every byte of a buffer written, however many C{write}
-    calls it takes;
+  - L{write_all} and L{pwrite_all}: every byte of a buffer written, however
+    many C{write} or C{pwrite} calls it takes;
   - L{replace_file}: a file's content replaced so that a crash leaves
     either the old content or the new.  The new content goes to a
     temporary file, is fsynced, renamed over the target, and the
@@ -79,6 +79,15 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write every octet of C{data} to C{fd} from C{offset}."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 def replace_file(path: str, chunks: Iterable[bytes], mode: int | None = None,

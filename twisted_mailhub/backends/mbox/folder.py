@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from twisted_mailhub.backends.base import clean_flags, flag_changes
 from twisted_mailhub.backends.filebackend import FolderSettings
-from twisted_mailhub.backends.files import pread_exactly, pread_upto, replace_file
+from twisted_mailhub.backends.files import pread_exactly, pread_upto, pwrite_all, replace_file
 from twisted_mailhub.backends.identity import next_uid, refuse_new_uidvalidity
 from twisted_mailhub.backends.mbox import format as mbox
 from twisted_mailhub.backends.mbox.index import (
@@ -533,7 +533,7 @@ class MboxFolder:
         self._log(Change({"pending": index.pending}))
         self.save()
         try:
-            self._pwrite(b"".join(chunks), size)
+            pwrite_all(self._fd, b"".join(chunks), size)
             os.fsync(self._fd)
         except BaseException:
             os.ftruncate(self._fd, size)
@@ -641,12 +641,3 @@ class MboxFolder:
             placed.append((offset, offset + len(from_line), offset + len(data) - 1, status))
             offset += len(data)
         return chunks, placed
-
-    # -- file access ---------------------------------------------------------
-
-    def _pwrite(self, data: bytes, offset: int) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view = view[written:]
-            offset += written

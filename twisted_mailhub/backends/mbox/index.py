@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from twisted_mailhub.backends.files import replace_file
+from twisted_mailhub.backends.files import pwrite_all, replace_file
 from twisted_mailhub.model import MessageMeta
 
 FORMAT_VERSION = 1
@@ -382,12 +382,7 @@ def append_records(path: str, end: int, records: Iterable[bytes]) -> os.stat_res
     try:
         if os.fstat(fd).st_size != end:
             os.ftruncate(fd, end)
-        data = memoryview(b"".join(records))
-        offset = end
-        while data:
-            written = os.pwrite(fd, data, offset)
-            data = data[written:]
-            offset += written
+        pwrite_all(fd, b"".join(records), end)
         os.fsync(fd)
         return os.fstat(fd)
     finally:
