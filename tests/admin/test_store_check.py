@@ -339,9 +339,11 @@ def test_mbox_summaries_file_is_checked_and_compacted(tmp_path):
     gone = sum(len(line) for key, lines in kept.items() if key not in inbox_keys
                for line in lines)
     again = kept[sorted(set(kept) - inbox_keys)[0]][0]
+    # Garbage is reported from the size at which the server compacts.
+    repeats = (1 << 20) // len(again) + 1
     with open(summaries, "ab") as f:
         f.write(b'd0d0 ENVELOPE 40 {"ENVELOPE":"(Mon')  # a crash, then a writer's line
-        f.write(b"\n" + again)
+        f.write(b"\n" + again * repeats)
         body = b'{"ENVELOPE":nope}'
         f.write(b"cafe ENVELOPE %d " % len(body) + body + b"\n")
         f.write(b'f00d ENVELOPE 9 {"ENVEL')  # a crash at the very end
@@ -356,7 +358,8 @@ def test_mbox_summaries_file_is_checked_and_compacted(tmp_path):
             in lines), lines
     assert "alice: 3 line(s) of the summaries file cannot be read (cut short or damaged)" in (
         lines)
-    assert (f"alice: the summaries file is {damaged} octets, {gone + len(again)} of them in "
+    assert (f"alice: the summaries file is {damaged} octets, "
+            f"{gone + repeats * len(again)} of them in "
             "the lines of 6 of 12 message(s) that are gone") in lines, lines
     assert not any(f"{running} was" in line for line in lines)
     assert lines[-1].endswith("3 problem(s) found; run again with --repair to fix them")

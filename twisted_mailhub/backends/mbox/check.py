@@ -40,7 +40,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from twisted_mailhub.backends.files import pread_upto
-from twisted_mailhub.backends.folders import COMPACT_DEAD_FRACTION, live_identities
+from twisted_mailhub.backends.folders import (
+    COMPACT_DEAD_FRACTION,
+    COMPACT_MIN_SIZE,
+    live_identities,
+)
 from twisted_mailhub.backends.mbox import format as mbox
 from twisted_mailhub.backends.mbox.folder import MboxFolder, open_folder
 from twisted_mailhub.backends.mbox.index import Index, load_index, signature
@@ -309,7 +313,10 @@ async def check_summaries(store: "MboxMailStore", live: frozenset[str],
     if survey.unreadable:
         found.append(("summaries-unreadable", f"{survey.unreadable} line(s) of the summaries "
                       "file cannot be read (cut short or damaged)"))
-    if survey.dead_keys and survey.dead_keys >= COMPACT_DEAD_FRACTION * survey.keys:
+    # Garbage is a problem from the size at which the server would compact
+    # the file itself: below it, the space is not worth a warning.
+    if (survey.size >= COMPACT_MIN_SIZE and survey.dead_keys
+            and survey.dead_keys >= COMPACT_DEAD_FRACTION * survey.keys):
         found.append(("summaries-garbage", f"the summaries file is {survey.size} octets, "
                       f"{survey.dead_octets} of them in the lines of {survey.dead_keys} of "
                       f"{survey.keys} message(s) that are gone"))
