@@ -229,6 +229,25 @@ class QuotaTests(QuotaServerTestCase):
         self.assertTrue(lines[-1].startswith(b"a1 NO [OVERQUOTA] "), lines)
         self.assertIn(b"MESSAGE 5 5", root[1])
 
+    async def test_replace_over_the_limit_keeps_the_old_message(self) -> None:
+        """REPLACE (RFC 8508) counts the new message before the old one leaves."""
+        await self.fill("INBOX", [300] * 5)
+
+        def run():
+            raw = self.raw()
+            login(raw)
+            raw.command(b"a1 SELECT INBOX")
+            message = sized(300, "replacement")
+            lines = raw.command(b"a2 REPLACE 1 INBOX {%d+}\r\n" % len(message) + message)
+            status = raw.command(b"a3 STATUS INBOX (MESSAGES SIZE)")
+            raw.close()
+            return lines, status
+
+        lines, status = await self.in_thread(run)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith(b"a2 NO [OVERQUOTA] "), lines)
+        self.assertEqual(status[0], b"* STATUS INBOX (MESSAGES 5 SIZE 1500)\r\n")
+
     async def test_copy_over_the_limit_is_refused_and_copies_nothing(self) -> None:
         await self.fill("INBOX", [2000, 2000, 2000])
         await self.fill("Archive", [])

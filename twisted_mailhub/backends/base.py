@@ -456,6 +456,31 @@ async def move_messages(
     return pairs, list(removed)
 
 
+async def replace_message(
+    source: IMailbox, uid: int, destination: IMailbox, request: AppendRequest,
+    origin: Hashable | None = None,
+) -> tuple[Any, list[int]]:
+    """
+    Store C{request} in C{destination}, then remove message C{uid} of
+    C{source}; return C{(meta, removed)}: the new message's L{MessageMeta}
+    and C{[uid]}, or C{[]} when that message was already gone.
+
+    The removal takes L{IRemovableMailbox.remove} when provided, so other
+    sessions are told only of the expunge; else the message is flagged
+    \\Deleted and exactly that UID expunged.  A failure of the append
+    removes nothing; a failure between the two steps leaves both messages,
+    never neither.  C{destination} may be C{source}.
+    """
+    [meta] = await destination.append([request], origin=origin)
+    removable = IRemovableMailbox(source, None)
+    if removable is not None:
+        removed = await removable.remove([uid], origin=origin)
+    else:
+        await source.store_flags([uid], "add", {"\\Deleted"}, origin=origin)
+        removed = await source.expunge([uid], origin=origin)
+    return meta, list(removed)
+
+
 def _unwrapped(mailbox: IMailbox) -> IMailbox:
     # A session's view of a mailbox (twisted_mailhub.index) wraps the
     # backend's object, which is what a backend recognises as its own.

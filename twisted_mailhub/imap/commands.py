@@ -414,6 +414,22 @@ class Copy(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Replace(Command):
+    """
+    REPLACE / UID REPLACE (RFC 8508): append C{message} to C{mailbox}, then
+    expunge the one message C{number} (a sequence number, or a UID when
+    C{uid}) names in the selected mailbox.  C{number} is a set of one
+    number or ``*``.
+    """
+
+    name: ClassVar[str] = "REPLACE"
+    number: SequenceSet = field(default_factory=lambda: SequenceSet(()))
+    mailbox: str = ""
+    message: AppendMessage = field(default_factory=lambda: AppendMessage(b""))
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyGroup:
     """
     One RFC 5465 event group: a mailbox filter and its events.
@@ -448,6 +464,6 @@ AUTHENTICATED = (
     Namespace, Status, Append, Idle, GetQuota, GetQuotaRoot, SetQuota, Compress,
     Unauthenticate, Notify, ResetKey, GenUrlAuth, UrlFetch,
 )
-SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Sort, Thread)
+SELECTED = (Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Sort, Thread, Replace)
 # RFC 5267 section 5: command-select.
 SELECTED += (CancelUpdate,)

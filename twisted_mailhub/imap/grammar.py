@@ -513,40 +513,47 @@ def cmd_append(ctx: Context, tag: str, name: str) -> c.Append:
     messages = []
     while True:
         cur.sp("message literal")
-        flags: frozenset[str] = frozenset()
-        when = None
-        if cur.peek() == LPAREN:
-            flags = check_flags(flag_list(ctx), "APPEND")
-            cur.sp("message literal")
-        if cur.peek() == DQUOTE:
-            when = date_time(ctx)
-            cur.sp("message literal")
-        if cur.peek_word() == "CATENATE":
-            cur.advance(len("CATENATE"))
-            cur.sp("CATENATE parts")
-            parts = tuple(paren_list(ctx, lambda: _cat_part(ctx), "CATENATE parts", empty=False))
-            messages.append(c.AppendMessage(b"", flags, when, catenate=parts))
-            if cur.at_end():
-                return c.Append(tag, box, tuple(messages))
-            continue
-        utf8 = cur.peek_word() == "UTF8"
-        if utf8:
-            # RFC 6855 section 4: utf8-literal = "UTF8" SP "(" literal8 ")"
-            cur.word("UTF8")
-            cur.sp("UTF8 message literal")
-            cur.expect(LPAREN, "before UTF8 message literal")
-        if not cur.at_literal():
-            raise cur.missing_or_invalid("message literal") if cur.at_end() else ParseError(
-                "Expected message literal"
-            )
-        literal = cur.take_literal()
-        if utf8:
-            if not literal.binary:
-                raise ParseError("UTF8 message data must be a literal8 (~{n})")
-            cur.expect(RPAREN, "after UTF8 message literal")
-        messages.append(c.AppendMessage(literal.data, flags, when, utf8))
+        messages.append(append_message(ctx))
         if cur.at_end():
             return c.Append(tag, box, tuple(messages))
+
+
+def append_message(ctx: Context) -> c.AppendMessage:
+    """
+    One message of APPEND after its SP: ``[flag-list SP] [date-time SP]``
+    then the literal, a ``UTF8 (literal8)`` (RFC 6855 section 4) or
+    ``CATENATE (parts)`` (RFC 4469 section 5).
+    """
+    cur = ctx.c
+    flags: frozenset[str] = frozenset()
+    when = None
+    if cur.peek() == LPAREN:
+        flags = check_flags(flag_list(ctx), "APPEND")
+        cur.sp("message literal")
+    if cur.peek() == DQUOTE:
+        when = date_time(ctx)
+        cur.sp("message literal")
+    if cur.peek_word() == "CATENATE":
+        cur.advance(len("CATENATE"))
+        cur.sp("CATENATE parts")
+        parts = tuple(paren_list(ctx, lambda: _cat_part(ctx), "CATENATE parts", empty=False))
+        return c.AppendMessage(b"", flags, when, catenate=parts)
+    utf8 = cur.peek_word() == "UTF8"
+    if utf8:
+        # RFC 6855 section 4: utf8-literal = "UTF8" SP "(" literal8 ")"
+        cur.word("UTF8")
+        cur.sp("UTF8 message literal")
+        cur.expect(LPAREN, "before UTF8 message literal")
+    if not cur.at_literal():
+        raise cur.missing_or_invalid("message literal") if cur.at_end() else ParseError(
+            "Expected message literal"
+        )
+    literal = cur.take_literal()
+    if utf8:
+        if not literal.binary:
+            raise ParseError("UTF8 message data must be a literal8 (~{n})")
+        cur.expect(RPAREN, "after UTF8 message literal")
+    return c.AppendMessage(literal.data, flags, when, utf8)
 
 
 def _cat_part(ctx: Context) -> bytes | c.CatenateUrl:
@@ -669,6 +676,27 @@ def cmd_copy(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Copy:
     seq = sequence_set(ctx)
     ctx.c.sp("mailbox name")
     return c.Copy(tag, seq, mailbox(ctx), uid, name == "MOVE")
+
+
+def cmd_replace(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Replace:
+    """
+    RFC 8508 section 5: ``REPLACE SP seq-number SP mailbox append-message``
+    (one message: MULTIAPPEND's several are not allowed, section 4.7), and
+    the same after ``UID``, where the number is a UID.
+    """
+    cur = ctx.c
+    what = "UID" if uid else "message number"
+    cur.sp(what)
+    number = sequence_set(ctx, what)
+    if number.saved or len(number.ranges) != 1 or number.ranges[0][0] != number.ranges[0][1]:
+        raise ParseError(f"REPLACE takes one {what}, not a set: {number}")
+    cur.sp("mailbox name")
+    box = mailbox(ctx)
+    cur.sp("message literal")
+    message = append_message(ctx)
+    if cur.peek() == SP:
+        raise ParseError("REPLACE takes one message, not several")
+    return c.Replace(tag, number, box, message, uid)
 
 
 def cmd_store(ctx: Context, tag: str, name: str, uid: bool = False) -> c.Store:

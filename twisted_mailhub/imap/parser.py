@@ -793,6 +793,8 @@ _COMMANDS: dict[str, Callable[[Context, str, str], c.Command]] = {
     "STATUS": g.cmd_status, "APPEND": g.cmd_append, "COPY": g.cmd_copy,
     "MOVE": g.cmd_copy, "STORE": g.cmd_store, "SEARCH": _search, "FETCH": _fetch,
     "UID": _uid,
+    # RFC 8508 section 5
+    "REPLACE": g.cmd_replace,
     "GETQUOTA": g.cmd_getquota, "GETQUOTAROOT": g.cmd_getquotaroot, "SETQUOTA": g.cmd_setquota,
     "COMPRESS": g.cmd_compress,
     "RESETKEY": g.cmd_resetkey, "GENURLAUTH": g.cmd_genurlauth, "URLFETCH": g.cmd_urlfetch,
@@ -817,5 +819,5 @@ def _cancelupdate(ctx: Context, tag: str) -> c.CancelUpdate:
 _UID_COMMANDS: dict[str, Callable[..., c.Command]] = {
     "COPY": g.cmd_copy, "MOVE": g.cmd_copy, "STORE": g.cmd_store,
     "SEARCH": _search, "FETCH": _fetch, "EXPUNGE": _uid,
-    "SORT": _sort, "THREAD": _thread,
+    "SORT": _sort, "THREAD": _thread, "REPLACE": g.cmd_replace,
 }

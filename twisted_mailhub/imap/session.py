@@ -192,6 +192,8 @@ class Session:
             "MULTIAPPEND",
             # RFC 4469: APPEND of TEXT and URL parts of the user's own mail.
             "CATENATE",
+            # RFC 8508: REPLACE and UID REPLACE, with CATENATE too.
+            "REPLACE",
             # RFC 7889: the same limit for every mailbox, the literal bound.
             f"APPENDLIMIT={self.policy.max_literal_size}",
             # RFC 8970 and RFC 6154 section 3.

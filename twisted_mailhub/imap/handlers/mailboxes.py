@@ -311,16 +311,28 @@ def _write_status(session: Session, st: MailboxStatus, name: str, items,
 
 
 async def append(session: Session, cmd: C.Append):
-    if session.refuses_8bit_headers:
-        from twisted_mailhub.imap import utf8
-
-        utf8.check_append(cmd)
     limit = session.policy.message_limit
     if limit is not None and len(cmd.messages) > limit:
         # RFC 9738 section 3.1: MULTIAPPEND is atomic, so nothing is appended.
         from twisted_mailhub.imap.messagelimit import code
 
         raise CommandFailed(f"Too many messages to append; at most {limit} at once", code(limit))
+    mailbox, requests = await append_requests(session, cmd)
+    metas = await mailbox.append(requests, origin=session)
+    code = f"APPENDUID {mailbox.uidvalidity} {format_numbers(m.uid for m in metas)}"
+    return ("APPEND completed", code)
+
+
+async def append_requests(session: Session, cmd: C.Append):
+    """
+    The target mailbox of APPEND C{cmd} and the L{AppendRequest}s of its
+    messages, CATENATE parts joined; nothing is stored yet.  NO [TRYCREATE]
+    for a mailbox that does not exist (RFC 3501 section 6.3.11).
+    """
+    if session.refuses_8bit_headers:
+        from twisted_mailhub.imap import utf8
+
+        utf8.check_append(cmd)
     try:
         mailbox = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:
@@ -340,9 +352,7 @@ async def append(session: Session, cmd: C.Append):
             raise CommandFailed("Cannot append an empty message")
         requests.append(AppendRequest(message.content, frozenset(message.flags),
                                       message.internaldate))
-    metas = await mailbox.append(requests, origin=session)
-    code = f"APPENDUID {mailbox.uidvalidity} {format_numbers(m.uid for m in metas)}"
-    return ("APPEND completed", code)
+    return mailbox, requests
 
 
 async def _catenated(session: Session, parts) -> bytes:

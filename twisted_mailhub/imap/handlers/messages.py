@@ -516,6 +516,49 @@ async def expunge(session: Session, cmd: C.Expunge):
     return None
 
 
+async def replace(session: Session, cmd: C.Replace):
+    """
+    RFC 8508 section 3.4: the new message is appended as APPEND would, then
+    the replaced one expunged as UID EXPUNGE of its UID alone would (no
+    \\Deleted flag is ever shown, where the store can remove directly).
+    A failed append leaves the old message in place.
+    """
+    from twisted_mailhub.backends.base import replace_message
+    from twisted_mailhub.imap.handlers.mailboxes import append_requests
+
+    selected = session.selected
+    # A sequence number out of range is BAD as in any command (resolve);
+    # a UID that names no message is NO (section 3.3): another session
+    # may have expunged it.
+    [uid] = resolve(session, cmd.number, cmd.uid) or [None]
+    if uid is None:
+        raise CommandFailed(f"No message with UID {cmd.number}")
+    # The old message cannot be expunged from a mailbox opened read-only,
+    # so nothing is appended either.
+    _writable(session)
+    target, [request] = await append_requests(
+        session, C.Append(cmd.tag, cmd.mailbox, (cmd.message,)))
+    selected.own_expunge_modseq = None
+    meta, gone = await replace_message(selected.mailbox, uid, target, request, origin=session)
+    # Section 4.3: with UIDPLUS the APPENDUID comes in an untagged OK,
+    # before the expunge of the old message (as COPYUID in MOVE).
+    session.io.write(responses.status(
+        None, "OK", "Replacement message ready",
+        f"APPENDUID {target.uidvalidity} {meta.uid}"))
+    # An EXPUNGE, or VANISHED with QRESYNC (section 4.5).
+    for line in selected.expunge_responses(gone):
+        session.io.write(line)
+    if gone and session.qresync:
+        return (f"{command_name(cmd)} completed",
+                f"HIGHESTMODSEQ {await _own_expunge_modseq(selected)}")
+    return f"{command_name(cmd)} completed"
+
+
+def command_name(cmd: C.Command) -> str:
+    """The command as the client wrote it, with its UID prefix."""
+    return ("UID " if getattr(cmd, "uid", False) else "") + cmd.name
+
+
 async def close(session: Session, cmd: C.Close):
     selected = session.selected
     if not selected.read_only:
@@ -537,4 +580,5 @@ HANDLERS = {
     C.Close: close,
     C.Unselect: unselect,
     C.CancelUpdate: cancelupdate,
+    C.Replace: replace,
 }
