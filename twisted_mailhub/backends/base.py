@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 from contextlib import asynccontextmanager
 from collections.abc import Container
-from typing import Any, AsyncIterator, Hashable, Iterable, Protocol, TypeVar
+from typing import Any, AsyncIterator, Callable, Hashable, Iterable, Protocol, TypeVar
 
 from twisted.internet.defer import DeferredLock
 from twisted.logger import Logger
@@ -381,7 +381,8 @@ def flag_changes(messages: Iterable[_F], wanted: Container[int], mode: str,
 
 
 async def copy_messages(
-    source: IMailbox, destination: IMailbox, uids: Iterable[int], origin: Hashable | None = None
+    source: IMailbox, destination: IMailbox, uids: Iterable[int], origin: Hashable | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[tuple[int, int]]:
     """
     Copy the existing messages among C{uids} from C{source} into
@@ -390,7 +391,8 @@ async def copy_messages(
 
     Uses L{ICopyableMailbox.copy_to} when C{source} provides it and accepts
     C{destination}; otherwise reads each message and appends them all in
-    one atomic L{IMailbox.append}.
+    one atomic L{IMailbox.append}, calling C{progress} (when given) with
+    the count of messages read so far before each.
     """
     uids = sorted_unique(uids)
     copyable = ICopyableMailbox(source, None)
@@ -401,7 +403,9 @@ async def copy_messages(
     metas = await source.metadata(uids)
     requests = []
     copied = []
-    for meta in metas:
+    for done, meta in enumerate(metas):
+        if progress is not None:
+            progress(done)
         try:
             message = await source.open_message(meta.uid)
         except MessageExpunged:
@@ -418,7 +422,8 @@ async def copy_messages(
 
 
 async def move_messages(
-    source: IMailbox, destination: IMailbox, uids: Iterable[int], origin: Hashable | None = None
+    source: IMailbox, destination: IMailbox, uids: Iterable[int], origin: Hashable | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[tuple[int, int]], list[int]]:
     """
     Move the existing messages among C{uids} from C{source} into
@@ -443,7 +448,7 @@ async def move_messages(
         if pairs is not None:
             pairs = list(pairs)
             return pairs, [old for old, _ in pairs]
-    pairs = await copy_messages(source, destination, uids, origin=origin)
+    pairs = await copy_messages(source, destination, uids, origin=origin, progress=progress)
     moved = [old for old, _ in pairs]
     if not moved:
         return [], []

@@ -52,13 +52,16 @@ class SearchContext:
     the UIDs that are \\Recent for this session; C{saved} the UIDs of the
     last SEARCH RETURN (SAVE) result, which ``$`` stands for (RFC 5182).
     C{now} is the current time for OLDER/YOUNGER (RFC 5032); when C{None}
-    the clock is read once at the start of the search.
+    the clock is read once at the start of the search.  C{progress}, when
+    given, is called with the count of messages tested so far as the
+    generic evaluator works through them (RFC 9585 progress reports).
     """
 
     uids: Sequence[int]
     recent: Set[int]
     saved: Sequence[int] = ()
     now: datetime | None = None
+    progress: Callable[[int], None] | None = None
 
 
 # A date for metas made only to test flags.
@@ -113,12 +116,18 @@ async def _evaluate(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> 
     # Most messages are decided by their metadata alone: one candidate
     # object serves them all, and only the undecided await anything.
     probe = _Candidate(None)
+    progress = context.progress
     for start in range(0, len(candidates), BATCH_SIZE):
+        if progress is not None:
+            progress(start)
         metas = await mailbox.metadata(candidates[start : start + BATCH_SIZE])
-        for meta in metas:
+        for done, meta in enumerate(metas, start):
             probe.meta, probe.uid = meta, meta.uid
             outcome = test(probe)
             if outcome is None:
+                if progress is not None:
+                    # Reading a message is what takes long.
+                    progress(done)
                 outcome = await _decide(mailbox, node, _Candidate(meta))
             if outcome:
                 matched.append(meta.uid)

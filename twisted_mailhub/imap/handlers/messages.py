@@ -23,6 +23,7 @@ from twisted_mailhub.imap import wire
 from twisted_mailhub.ranges import SequenceSet, format_numbers
 from twisted_mailhub.index import BatchMemo
 from twisted_mailhub.interfaces import IBulkMessageAccess
+from twisted_mailhub.imap.progress import Progress
 from twisted_mailhub.imap.session import CommandFailed, Session
 
 log = Logger()
@@ -109,9 +110,14 @@ async def fetch(session: Session, cmd: C.Fetch):
     missing = False
     truncated: list[int] = []
     render = None
+    progress = Progress(session, cmd.tag, len(uids))
+    done = 0
     starts = range(0, len(uids), BATCH)
     for start in reversed(starts) if descending else starts:
         batch = uids[start:start + BATCH]
+        if not want_content:
+            progress(done)
+        done += len(batch)
         metas = {m.uid: m for m in await mailbox.metadata(batch)}
         if cmd.changedsince is not None:
             metas = {u: m for u, m in metas.items() if m.modseq > cmd.changedsince}
@@ -147,7 +153,8 @@ async def fetch(session: Session, cmd: C.Fetch):
                 batch_memo = BatchMemo(memo, kept, headers)
         opened: dict[int, object] = {}
         order = batch[::-1] if descending else batch
-        for uid in order:
+        for n, uid in enumerate(order, done - len(batch)):
+            progress(n)
             meta = metas.get(uid)
             if meta is None:
                 missing = missing or cmd.changedsince is None
@@ -287,8 +294,10 @@ async def store(session: Session, cmd: C.Store):
     # RFC 9738 section 3.1: over the limit, the highest UIDs first.
     descending = lowest is not None
     modified: list[int] = []
+    progress = Progress(session, cmd.tag, len(uids))
     starts = range(0, len(uids), STORE_BATCH)
-    for start in reversed(starts) if descending else starts:
+    for done, start in enumerate(reversed(starts) if descending else starts):
+        progress(done * STORE_BATCH)
         batch = uids[start:start + STORE_BATCH]
         update = await mailbox.store_flags(batch, cmd.mode, set(cmd.flags),
                                            unchangedsince=cmd.unchangedsince, origin=session)
@@ -336,7 +345,8 @@ async def search(session: Session, cmd: C.Search):
         # Flag and UID keys are answered from the index: fill it if need be.
         await selected.prepare(selected.uids)
     context = SearchContext(selected.uids, selected.recent, session.saved_search,
-                            datetime.now(timezone.utc))
+                            datetime.now(timezone.utc),
+                            progress=Progress(session, cmd.tag, len(selected.uids)))
     key, done = cmd.key, None
     limit = session.policy.message_limit
     if limit is not None and len(selected.uids) > limit:
@@ -454,9 +464,11 @@ async def copy(session: Session, cmd: C.Copy):
         selected.own_expunge_modseq = None
         # RFC 6851 section 3.3: one change where the store can (no \\Deleted
         # is ever set, other sessions see only the EXPUNGEs).
-        pairs, gone = await move_messages(selected.mailbox, target, uids, origin=session)
+        pairs, gone = await move_messages(selected.mailbox, target, uids, origin=session,
+                                          progress=Progress(session, cmd.tag, len(uids)))
     else:
-        pairs = await copy_messages(selected.mailbox, target, uids, origin=session)
+        pairs = await copy_messages(selected.mailbox, target, uids, origin=session,
+                                    progress=Progress(session, cmd.tag, len(uids)))
     verb = "MOVE" if cmd.move else "COPY"
     code = None
     if pairs:
