@@ -113,11 +113,14 @@ async def render(
     recent: bool,
     modseq: bool,
     memo: Memo | None = None,
+    verb: bytes = b"FETCH",
 ) -> list[Piece]:
     """
     The pieces of the FETCH response for one message.  C{uid} adds the UID
     item (UID FETCH), C{modseq} the MODSEQ item (CONDSTORE), C{recent} adds
     \\Recent to FLAGS.  C{message} may be None when only metadata is asked.
+    C{verb} is ``UIDFETCH`` for the response of RFC 9586 (UIDONLY), whose
+    C{seq} is the UID.
     What is worth keeping of the message (see L{render_memoised}) is kept
     in C{memo}.
     """
@@ -138,7 +141,7 @@ async def render(
         await _remember(memo, meta.uid, attrs, items[first:], message, structure)
     if modseq and "MODSEQ" not in names:
         items.append([b"MODSEQ (%d)" % meta.modseq])
-    pieces: list[Piece] = [b"* %d FETCH (" % seq]
+    pieces: list[Piece] = [b"* %d %s (" % (seq, verb)]
     for i, item in enumerate(items):
         if i:
             pieces.append(b" ")
@@ -209,7 +212,8 @@ def _can_memoise(attrs: tuple[FetchAttr, ...]) -> bool:
 
 
 def render_memoised(seq: int, meta: MessageMeta, attrs: Sequence[FetchAttr], memo: Memo, *,
-                    uid: bool, recent: bool, modseq: bool) -> bytes | None:
+                    uid: bool, recent: bool, modseq: bool,
+                    verb: bytes = b"FETCH") -> bytes | None:
     """
     The FETCH response for one message from metadata and the values kept in
     C{memo} by an earlier L{render}, without touching the message; C{None}
@@ -248,7 +252,7 @@ def render_memoised(seq: int, meta: MessageMeta, attrs: Sequence[FetchAttr], mem
         items.append(label + b" " + _partial_literal(value, attr.partial))
     if modseq and not any(a.name == "MODSEQ" for a in attrs):
         items.append(b"MODSEQ (%d)" % meta.modseq)
-    return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
+    return b"* %d %s (%s)\r\n" % (seq, verb, b" ".join(items))
 
 
 async def _remember(memo: Memo, uid: int, attrs: Sequence[FetchAttr], items: list[list[Piece]],
@@ -318,7 +322,7 @@ def is_metadata_only(attrs: Sequence[FetchAttr]) -> bool:
 
 
 def render_meta(seq: int, meta: MessageMeta, attrs: Sequence[FetchAttr], *,
-                uid: bool, recent: bool, modseq: bool) -> bytes:
+                uid: bool, recent: bool, modseq: bool, verb: bytes = b"FETCH") -> bytes:
     """
     The whole FETCH response for one message when only metadata is asked
     (see L{is_metadata_only}): the same bytes as L{render}, without awaiting
@@ -332,11 +336,11 @@ def render_meta(seq: int, meta: MessageMeta, attrs: Sequence[FetchAttr], *,
         items.append(_meta_item(attr.name, meta, recent))
     if modseq and not any(a.name == "MODSEQ" for a in attrs):
         items.append(b"MODSEQ (%d)" % meta.modseq)
-    return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
+    return b"* %d %s (%s)\r\n" % (seq, verb, b" ".join(items))
 
 
 def meta_renderer(attrs: Sequence[FetchAttr], *, uid: bool, modseq: bool,
-                  ) -> Callable[[int, MessageMeta, bool], bytes]:
+                  verb: bytes = b"FETCH") -> Callable[[int, MessageMeta, bool], bytes]:
     """
     L{render_meta} for C{attrs}, made once for many messages: a function
     of C{(seq, meta, recent)} giving the same bytes.  The common lists
@@ -351,10 +355,11 @@ def meta_renderer(attrs: Sequence[FetchAttr], *, uid: bool, modseq: bool,
         names.append("MODSEQ")
     if not set(names) <= _FAST_ITEMS.keys() or len(set(names)) != len(names):
         def general(seq: int, meta: MessageMeta, recent: bool) -> bytes:
-            return render_meta(seq, meta, attrs, uid=uid, recent=recent, modseq=modseq)
+            return render_meta(seq, meta, attrs, uid=uid, recent=recent, modseq=modseq,
+                               verb=verb)
         return general
-    template = ("* %d FETCH (" + " ".join(_FAST_ITEMS[n][0] for n in names) + ")\r\n"
-                ).encode("ascii")
+    template = ("* %d " + verb.decode("ascii") + " ("
+                + " ".join(_FAST_ITEMS[n][0] for n in names) + ")\r\n").encode("ascii")
     fields = [_FAST_ITEMS[n][1] for n in names]
     if len(fields) == 1:
         one = attrgetter(fields[0])

@@ -147,9 +147,10 @@ def fetch_responses(selected, metas: list[MessageMeta]) -> list[bytes]:
         seq = selected.seq_of(meta.uid)
         if seq is None:
             continue
-        out.append(responses.fetch(seq, [
-            b"UID %d" % meta.uid,
-            F.flags_item(meta, selected.is_recent(meta.uid)),
-            b"MODSEQ (%d)" % meta.modseq,
-        ]))
+        items = [F.flags_item(meta, selected.is_recent(meta.uid)), b"MODSEQ (%d)" % meta.modseq]
+        if selected.uidonly:
+            # RFC 9586: numbered by the UID, which is not repeated.
+            out.append(responses.fetch(meta.uid, items, b"UIDFETCH"))
+        else:
+            out.append(responses.fetch(seq, [b"UID %d" % meta.uid, *items]))
     return out

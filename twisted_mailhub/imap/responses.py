@@ -84,9 +84,12 @@ def flags(flag_names: Iterable[str]) -> bytes:
     return untagged(b"FLAGS " + wire.flag_list(flag_names, ordered=True))
 
 
-def fetch(seq: int, items: Iterable[bytes]) -> bytes:
-    """``* seq FETCH (item item ...)`` from already-serialised items."""
-    return untagged(b"%d FETCH " % seq + wire.plist(items))
+def fetch(seq: int, items: Iterable[bytes], verb: bytes = b"FETCH") -> bytes:
+    """
+    ``* seq FETCH (item item ...)`` from already-serialised items; with
+    C{verb} ``UIDFETCH`` (RFC 9586, UIDONLY) C{seq} is the message's UID.
+    """
+    return untagged(b"%d %s " % (seq, verb) + wire.plist(items))
 
 
 def search(numbers: Iterable[int], modseq: int | None = None) -> bytes:

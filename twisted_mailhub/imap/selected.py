@@ -39,7 +39,7 @@ class SelectedMailbox:
     """The UID map, \\Recent set and pending updates of one session."""
 
     def __init__(self, mailbox: IMailbox, origin: Hashable, *, condstore: bool = False,
-                 rev2: bool = False, qresync: bool = False) -> None:
+                 rev2: bool = False, qresync: bool = False, uidonly: bool = False) -> None:
         # The mailbox behind this process's shared index of it (see
         # twisted_mailhub.index), so metadata reads are served from memory.
         self.mailbox, self._release_index = index.wrap(mailbox)
@@ -48,6 +48,8 @@ class SelectedMailbox:
         self.condstore = condstore
         #: QRESYNC is enabled: expunges are told as VANISHED (RFC 7162 3.2.10).
         self.qresync = qresync
+        #: UIDONLY is enabled (RFC 9586): VANISHED and UIDFETCH, no numbers.
+        self.uidonly = uidonly
         # IMAP4rev2 has no \Recent (RFC 9051 appendix E, item 4).
         self.rev2 = rev2
         # The compact UID map: 4 bytes per message (UIDs are 32-bit).
@@ -245,9 +247,10 @@ class SelectedMailbox:
         Remove C{uids} from the view and say so: an EXPUNGE per message
         (L{forget_expunged}) or, with QRESYNC, one ``* VANISHED`` naming the
         UIDs that were in the view (RFC 7162 section 3.2.10.2: never a UID
-        the client was not told of, and nothing when none was).
+        the client was not told of, and nothing when none was).  UIDONLY
+        takes VANISHED too, QRESYNC or not (RFC 9586).
         """
-        if not self.qresync:
+        if not (self.qresync or self.uidonly):
             return [responses.expunge(seq) for seq in self.forget_expunged(uids)]
         told = sorted(uid for uid in set(uids) if self.seq_of(uid) is not None)
         if not told:
@@ -283,12 +286,15 @@ class SelectedMailbox:
                     flags.add("\\Recent")
                 items = [b"FLAGS " + wire.flag_list(flags)]
                 # RFC 9051 section 7.5.2: in IMAP4rev2 every unsolicited
-                # FETCH carries the UID.
-                if uid_in_fetch or self.condstore or self.rev2:
+                # FETCH carries the UID.  A UIDFETCH is numbered by it.
+                if (uid_in_fetch or self.condstore or self.rev2) and not self.uidonly:
                     items.insert(0, b"UID %d" % uid)
                 if self.condstore:
                     items.append(b"MODSEQ (%d)" % meta.modseq)
-                out.append(responses.fetch(seq, items))
+                if self.uidonly:
+                    out.append(responses.fetch(uid, items, b"UIDFETCH"))
+                else:
+                    out.append(responses.fetch(seq, items))
         if self._added:
             last = self.uids[-1] if self.uids else 0
             new = sorted(uid for uid in self._added if uid > last)

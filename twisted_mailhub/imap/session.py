@@ -194,6 +194,8 @@ class Session:
             "CATENATE",
             # RFC 8508: REPLACE and UID REPLACE, with CATENATE too.
             "REPLACE",
+            # RFC 9586: UIDs only, after ENABLE UIDONLY (imap/uidonly.py).
+            "UIDONLY",
             # RFC 7889: the same limit for every mailbox, the literal bound.
             f"APPENDLIMIT={self.policy.max_literal_size}",
             # RFC 8970 and RFC 6154 section 3.
@@ -278,6 +280,16 @@ class Session:
         return "IMAP4REV2" in self.enabled
 
     @property
+    def uidonly(self) -> bool:
+        """The client enabled UIDONLY (RFC 9586): no message numbers either way."""
+        return "UIDONLY" in self.enabled
+
+    @property
+    def fetch_verb(self) -> bytes:
+        """``FETCH``, or ``UIDFETCH`` once UIDONLY is enabled (RFC 9586)."""
+        return b"UIDFETCH" if self.uidonly else b"FETCH"
+
+    @property
     def utf8_accept(self) -> bool:
         """The client enabled UTF8=ACCEPT (RFC 6855 section 3)."""
         return "UTF8=ACCEPT" in self.enabled
@@ -344,6 +356,11 @@ class Session:
                 from twisted_mailhub.imap import utf8
 
                 utf8.check(command)
+            if self.uidonly:
+                # RFC 9586: BAD [UIDREQUIRED] (imap/uidonly.py).
+                from twisted_mailhub.imap import uidonly
+
+                uidonly.check(command)
             result = await handler(self, command)
             if result == SILENT:
                 return

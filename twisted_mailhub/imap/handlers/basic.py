@@ -33,7 +33,7 @@ async def id_(session: Session, cmd: C.Id):
 
 # ENABLE-able extensions (RFC 5161) and what they turn on.
 _ENABLEABLE = {"CONDSTORE": "CONDSTORE", "IMAP4REV2": "IMAP4rev2", "QRESYNC": "QRESYNC",
-               "UTF8=ACCEPT": "UTF8=ACCEPT"}
+               "UTF8=ACCEPT": "UTF8=ACCEPT", "UIDONLY": "UIDONLY"}
 # Enabled by their own session method (which tells HIGHESTMODSEQ).
 _ENABLED_BY_SESSION = ("CONDSTORE", "QRESYNC")
 
@@ -65,6 +65,9 @@ async def enable(session: Session, cmd: C.Enable):
             # A client should not ENABLE with a mailbox selected (RFC 9051
             # 6.3.1); one that does gets IMAP4rev2 there too, no \Recent.
             session.selected.rev2 = True
+    if "UIDONLY" in newly and session.selected is not None:
+        # RFC 9586: from now on, in the mailbox already selected too.
+        session.selected.uidonly = True
     if "QRESYNC" in newly:
         # RFC 7162 section 3.2.3: QRESYNC implies CONDSTORE.
         await session.enable_qresync()

@@ -43,7 +43,7 @@ async def select(session: Session, cmd: C.Select):
         session.enabled.add("CONDSTORE")
     mailbox = await session.store.get_mailbox(cmd.mailbox, read_only=cmd.read_only)
     selected = SelectedMailbox(mailbox, session, condstore=session.condstore, rev2=session.rev2,
-                               qresync=session.qresync)
+                               qresync=session.qresync, uidonly=session.uidonly)
     await selected.open()
     # Its changes wake the session, which pushes them if NOTIFY or IDLE asks.
     selected.notify = session.wake
@@ -56,7 +56,8 @@ async def select(session: Session, cmd: C.Select):
     if not session.rev2:
         # RFC 9051 dropped RECENT and the UNSEEN code from SELECT.
         write(responses.recent(len(selected.recent)))
-    first_unseen = None if session.rev2 else await _first_unseen(selected)
+    # RFC 9586: no sequence number in UNSEEN either under UIDONLY.
+    first_unseen = None if session.rev2 or session.uidonly else await _first_unseen(selected)
     if first_unseen is not None:
         write(responses.status(None, "OK", f"Message {first_unseen} is first unseen",
                                f"UNSEEN {first_unseen}"))

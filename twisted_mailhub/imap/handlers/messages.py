@@ -57,6 +57,11 @@ def resolve(session: Session, seqset: SequenceSet, uid: bool) -> list[int]:
             condition="BAD")
 
 
+def _same(uid: int) -> int:
+    """A UID as the number of its UIDFETCH response (RFC 9586)."""
+    return uid
+
+
 def _writable(session: Session) -> None:
     if session.selected.read_only:
         raise CommandFailed("Mailbox is read-only", "READ-ONLY")
@@ -112,6 +117,11 @@ async def fetch(session: Session, cmd: C.Fetch):
     render = None
     progress = Progress(session, cmd.tag, len(uids))
     done = 0
+    # RFC 9586: with UIDONLY each response is a UIDFETCH numbered by the
+    # UID, and the UID item is there only when asked for.
+    verb, uidonly = session.fetch_verb, session.uidonly
+    number = _same if uidonly else selected.seq_of
+    implicit_uid = cmd.uid and not uidonly
     starts = range(0, len(uids), BATCH)
     for start in reversed(starts) if descending else starts:
         batch = uids[start:start + BATCH]
@@ -135,11 +145,12 @@ async def fetch(session: Session, cmd: C.Fetch):
             if cmd.changedsince is None and len(metas) < len(batch):
                 missing = True
             if render is None:
-                render = F.meta_renderer(attrs, uid=cmd.uid, modseq=modseq)
+                render = F.meta_renderer(attrs, uid=implicit_uid, modseq=modseq, verb=verb)
             present = [uid for uid in batch if uid in metas]
             is_recent = selected.recent_test()
+            numbers = present if uidonly else selected.seqs_of(present)
             rendered = [render(seq, metas[uid], is_recent(uid))
-                        for seq, uid in zip(selected.seqs_of(present), present)]
+                        for seq, uid in zip(numbers, present)]
             io.write(b"".join(reversed(rendered) if descending else rendered))
             await io.drain()
             continue
@@ -165,8 +176,8 @@ async def fetch(session: Session, cmd: C.Fetch):
                 item_attrs = attrs + [flags_attr]
             if memoised:
                 cached = F.render_memoised(
-                    selected.seq_of(uid), meta, item_attrs, batch_memo,
-                    uid=cmd.uid, recent=selected.is_recent(uid), modseq=modseq)
+                    number(uid), meta, item_attrs, batch_memo,
+                    uid=implicit_uid, recent=selected.is_recent(uid), modseq=modseq, verb=verb)
                 if cached is not None:
                     io.write(cached)
                     await io.drain()
@@ -187,9 +198,9 @@ async def fetch(session: Session, cmd: C.Fetch):
                     missing = True
                     continue
             try:
-                pieces = await F.render(selected.seq_of(uid), meta, message, item_attrs,
-                                        uid=cmd.uid, recent=selected.is_recent(uid),
-                                        modseq=modseq, memo=memo)
+                pieces = await F.render(number(uid), meta, message, item_attrs,
+                                        uid=implicit_uid, recent=selected.is_recent(uid),
+                                        modseq=modseq, memo=memo, verb=verb)
             except F.UnknownTransferEncoding as e:
                 raise CommandFailed(f"Unknown Content-Transfer-Encoding: {e}", "UNKNOWN-CTE")
             except MessageExpunged:
@@ -312,9 +323,11 @@ async def store(session: Session, cmd: C.Store):
         else:
             report = await mailbox.metadata(batch)
         render = F.meta_renderer([] if cmd.silent else [C.FetchAttr("FLAGS")],
-                                 uid=cmd.uid, modseq=session.condstore)
+                                 uid=cmd.uid and not session.uidonly, modseq=session.condstore,
+                                 verb=session.fetch_verb)
         seq_of, is_recent = selected.seq_of, selected.recent_test()
-        rendered = [render(seq, meta, is_recent(meta.uid))
+        uidonly = session.uidonly
+        rendered = [render(meta.uid if uidonly else seq, meta, is_recent(meta.uid))
                     for meta in sorted(report, key=_uid_of, reverse=descending)
                     if (seq := seq_of(meta.uid)) is not None]
         session.io.write(b"".join(rendered))
