@@ -41,6 +41,8 @@ VALID = [
     b'a17 GENURLAUTH "imap://a@b/INBOX/;uid=1;urlauth=anonymous" INTERNAL "x" X-Y\r\n',
     b"a18 SEARCH UIDAFTER 4294967295 UIDBEFORE 1 NOT UIDAFTER 9\r\n",
     b'a19 APPEND INBOX UTF8 (~{3+}\r\nabc) CATENATE (URL ";uid=1")\r\n',
+    b'a20 UID REPLACE 4 Drafts (\\Seen) "17-Jul-1996 02:44:25 -0700" {3+}\r\nabc\r\n',
+    b'a21 REPLACE * INBOX CATENATE (URL ";uid=1" TEXT {2+}\r\nhi)\r\n',
 ]
 
 

@@ -44,6 +44,8 @@ VALID = [
     b" INTERNAL", b"H RESETKEY INBOX INTERNAL", b"I ENABLE UTF8=ACCEPT QRESYNC",
     b"J SEARCH UIDBEFORE 1 UIDAFTER 4294967295", b"K UID SEARCH RETURN (SAVE) UIDAFTER 1",
     b'L NOTIFY SET (subtree ("../bob/INBOX" "#shared" INBOX) (MessageNew MessageExpunge))',
+    b"M REPLACE 1 INBOX (\\Seen) {5+}\r\nab\r\nc", b'N UID REPLACE 2 foo CATENATE (URL ";UID=2")',
+    b"O ENABLE UIDONLY", b"P UID SEARCH 1:2",
 ]
 
 MESSAGE = (b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n"
