@@ -197,20 +197,24 @@ class TranscriptTests(IMAPServerTestCase):
         self.assertEqual(refused[0][:27], b"a4 BAD [UIDREQUIRED] A sear")
         self.assertEqual(esearch[0], b'* ESEARCH (TAG "a5") UID ALL %d:%d\r\n' % (u3, u5))
 
-    async def test_enabled_with_a_mailbox_selected(self) -> None:
-        """It applies to the mailbox already selected too."""
+    async def test_not_enabled_with_a_mailbox_selected(self) -> None:
+        """
+        ENABLE comes before SELECT (RFC 9051 6.3.1): with a mailbox selected
+        UIDONLY is left out of ENABLED and message numbers go on working.
+        """
         u3 = self.uids[0]
 
         def run():
             c = self.session(False)
             c.command(b"a2 SELECT INBOX")
-            before = c.command(b"a3 FETCH 1 (FLAGS)")
-            c.command(b"a4 ENABLE UIDONLY")
-            return before, c.command(b"a5 UID FETCH %d (FLAGS)" % u3)
+            enabled = c.command(b"a3 ENABLE UIDONLY")
+            return enabled, c.command(b"a4 FETCH 1 (FLAGS)"), c.command(
+                b"a5 UID FETCH %d (FLAGS)" % u3)
 
-        before, after = await self.in_thread(run)
-        self.assertEqual(before[0], b"* 1 FETCH (FLAGS (\\Recent))\r\n")
-        self.assertEqual(after[0], b"* %d UIDFETCH (FLAGS (\\Recent))\r\n" % u3)
+        enabled, by_number, by_uid = await self.in_thread(run)
+        self.assertEqual(enabled, [b"* ENABLED\r\n", b"a3 OK ENABLE completed\r\n"])
+        self.assertEqual(by_number[0], b"* 1 FETCH (FLAGS (\\Recent))\r\n")
+        self.assertEqual(by_uid[0], b"* 1 FETCH (UID %d FLAGS (\\Recent))\r\n" % u3)
 
     async def test_qresync_select(self) -> None:
         """SELECT (QRESYNC ...) tells changed flags in UIDFETCH responses."""

@@ -49,6 +49,11 @@ async def enable(session: Session, cmd: C.Enable):
             # RFC 6855 section 3: "only valid in the authenticated state";
             # ENABLED then leaves it out (RFC 5161 section 3.2).
             continue
+        if cap == "UIDONLY" and session.state is State.SELECTED:
+            # ENABLE belongs before any mailbox is selected (RFC 9051
+            # 6.3.1): the message numbers the client holds for the
+            # selected mailbox would be left without a way to use them.
+            continue
         if cap in _ENABLEABLE and cap not in session.enabled and _ENABLEABLE[cap] not in newly:
             if cap not in _ENABLED_BY_SESSION:
                 session.enabled.add(cap)
@@ -65,9 +70,6 @@ async def enable(session: Session, cmd: C.Enable):
             # A client should not ENABLE with a mailbox selected (RFC 9051
             # 6.3.1); one that does gets IMAP4rev2 there too, no \Recent.
             session.selected.rev2 = True
-    if "UIDONLY" in newly and session.selected is not None:
-        # RFC 9586: from now on, in the mailbox already selected too.
-        session.selected.uidonly = True
     if "QRESYNC" in newly:
         # RFC 7162 section 3.2.3: QRESYNC implies CONDSTORE.
         await session.enable_qresync()
