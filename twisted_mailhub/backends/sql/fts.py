@@ -4,12 +4,9 @@ The full-text index of the SQL store: what BODY and TEXT search.
 SEARCH BODY and TEXT are substring tests on decoded text, without regard to
 case (RFC 3501 section 6.4.4; L{twisted_mailhub.imap.search} is the
 reference).  The C{content_text} table holds, for each C{contents} row,
-the C{header} and C{body} strings of L{twisted_mailhub.mime.text.search_text}
-already case folded (C{str.casefold}): the very strings the generic
-evaluator searches.  A message matches when the folded needle is a
-substring of the folded column, so the index needs no case folding of its
-own and agrees with the evaluator on every script (C{"STRASSE"} finds
-C{"Straße"}).
+the folded C{header} and C{body} strings of
+L{twisted_mailhub.backends.fulltext.index_text}: the very strings the
+generic evaluator searches, so the index agrees with it on every script.
 
 The index depends on the database:
 
@@ -40,7 +37,6 @@ Rows are written in the transaction of the APPEND that stores the content
 from __future__ import annotations
 
 import json
-import re
 import weakref
 from typing import Any, Iterable
 
@@ -62,19 +58,22 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from twisted.logger import Logger
 
+from twisted_mailhub.backends.fulltext import (
+    MIN_INDEXED,
+    NUL_STANDIN,
+    fold,
+    glob_pattern,
+    index_text,
+)
 from twisted_mailhub.backends.sql.schema import chunks, contents, messages
 
 log = Logger()
 
+__all__ = ["MIN_INDEXED", "NUL_STANDIN", "TABLE", "condition", "create", "delete", "fill",
+           "fold", "index_text", "indexed", "insert", "known", "present", "supported", "usable"]
+
 #: The table's name on every database.
 TABLE = "content_text"
-
-#: Needles at least this long are looked up in the trigram index.
-MIN_INDEXED = 3
-
-#: Text stands in for U+0000, which PostgreSQL text cannot hold (and no
-#: IMAP string contains).
-NUL_STANDIN = "\ufffd"
 
 #: Contents re-indexed per statement when filling the index, and the most
 #: raw bytes read at once doing so.
@@ -106,26 +105,6 @@ def _table(dialect: str) -> Any:
 def supported(dialect: str) -> bool:
     """Whether this code knows an index for C{dialect}."""
     return dialect in _KEYS
-
-
-# -- the text ------------------------------------------------------------------
-
-
-def _clean(value: str) -> str:
-    return value.replace("\x00", NUL_STANDIN) if "\x00" in value else value
-
-
-def fold(value: str) -> str:
-    """A needle or a text as the index holds it."""
-    return _clean(value.casefold())
-
-
-def index_text(content: bytes, structure: Any) -> tuple[str, str]:
-    """The (header, body) of a message as stored in C{content_text}."""
-    from twisted_mailhub.mime.text import search_text
-
-    header, body = search_text(content, structure)
-    return fold(header), fold(body)
 
 
 # -- creating and checking -------------------------------------------------------
@@ -297,8 +276,8 @@ def condition(dialect: str, field: str, needle: str) -> ColumnElement[bool]:
     key = index.c[_KEYS[dialect]]
     columns = [index.c.body] if field == "body" else [index.c.header, index.c.body]
     if dialect == "sqlite":
-        if _longest_literal_run(needle) >= MIN_INDEXED:
-            pattern = "*" + _GLOB_SPECIAL.sub(r"[\g<0>]", needle) + "*"
+        pattern = glob_pattern(needle)
+        if pattern is not None:
             # One indexed GLOB per column (an OR of the two would scan).
             queries = [select(key).where(c.op("GLOB")(pattern)) for c in columns]
             return messages.c.content_id.in_(union(*queries) if len(queries) > 1 else queries[0])
@@ -312,11 +291,3 @@ def condition(dialect: str, field: str, needle: str) -> ColumnElement[bool]:
             return messages.c.content_id.in_(union(*queries) if len(queries) > 1 else queries[0])
         found = or_(*(c.contains(needle, autoescape=True) for c in columns))
     return exists().where(key == messages.c.content_id, found)
-
-
-_GLOB_SPECIAL = re.compile(r"[*?\[]")
-
-
-def _longest_literal_run(needle: str) -> int:
-    """The longest stretch of C{needle} a GLOB pattern keeps as literal characters."""
-    return max(len(run) for run in _GLOB_SPECIAL.split(needle))
