@@ -216,6 +216,24 @@ class ISearchableMailbox(IMailbox):
         """
 
 
+class ITextIndexedMailbox(IMailbox):
+    """
+    Optional: a mailbox with a full-text index, which answers SEARCH BODY
+    and TEXT for the generic evaluator (the rest of the key is evaluated
+    there, on metadata and headers, as usual).
+    """
+
+    def text_matches(terms):
+        """
+        Asynchronous.  C{terms} is a list of C{(field, needle)}, C{field}
+        being C{"body"} or C{"text"}; return, for each term in order, the
+        set of UIDs of the mailbox's messages whose decoded body (or header
+        or body) contains C{needle} without regard to case, exactly as the
+        generic evaluator decides it (RFC 3501 section 6.4.4), or C{None}
+        to let the evaluator read the messages.
+        """
+
+
 class ICopyableMailbox(IMailbox):
     """Optional: a mailbox that can copy into another of the same store fast."""
 

@@ -4,7 +4,8 @@ The generic SEARCH evaluator (RFC 3501 / RFC 9051 section 6.4.4).
 L{search} evaluates a L{twisted_mailhub.criteria} tree against one
 mailbox.  A mailbox providing L{ISearchableMailbox} is asked first; when it
 declines (returns C{None}) the tree is evaluated here, reading as little as
-possible:
+possible (BODY and TEXT are answered by the mailbox's full-text index when
+it provides L{ITextIndexedMailbox}, and then cost no more than a flag):
 
   1. keys answerable from L{MessageMeta} (flags, UID, sequence numbers,
      sizes, INTERNALDATE, MODSEQ, \\Recent) are evaluated for batches of
@@ -32,7 +33,7 @@ from typing import Any
 
 from twisted_mailhub.errors import MessageExpunged
 from twisted_mailhub import criteria as sk
-from twisted_mailhub.interfaces import ISearchableMailbox
+from twisted_mailhub.interfaces import ISearchableMailbox, ITextIndexedMailbox
 from twisted_mailhub.model import MessageMeta, canonical_flag
 
 BATCH_SIZE = 500
@@ -91,7 +92,36 @@ async def search(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> lis
         if found is not None:
             view = set(context.uids)
             return sorted(uid for uid in set(found) if uid in view)
-    return await _evaluate(mailbox, key, context)
+    return await _evaluate(mailbox, key, context, await _text_matches(mailbox, key))
+
+
+async def _text_matches(mailbox: Any, key: sk.SearchKey) -> dict[tuple[str, str], frozenset[int]]:
+    """What C{mailbox}'s full-text index says of the BODY and TEXT keys of C{key}."""
+    indexed = ITextIndexedMailbox(mailbox, None)
+    if indexed is None:
+        return {}
+    terms = sorted(set(_text_terms(key)))
+    if not terms:
+        return {}
+    found = await indexed.text_matches(terms)
+    if found is None:
+        return {}
+    return {term: frozenset(uids) for term, uids in zip(terms, found)}
+
+
+def _text_terms(key: sk.SearchKey) -> Iterable[tuple[str, str]]:
+    if isinstance(key, sk.And):
+        for k in key.keys:
+            yield from _text_terms(k)
+    elif isinstance(key, sk.Or):
+        yield from _text_terms(key.left)
+        yield from _text_terms(key.right)
+    elif isinstance(key, sk.Not):
+        yield from _text_terms(key.key)
+    elif isinstance(key, sk.Body):
+        yield "body", key.value
+    elif isinstance(key, sk.Text):
+        yield "text", key.value
 
 
 def is_metadata_only(key: sk.SearchKey) -> bool:
@@ -105,8 +135,9 @@ def is_metadata_only(key: sk.SearchKey) -> bool:
 # -- evaluation ---------------------------------------------------------------
 
 
-async def _evaluate(mailbox: Any, key: sk.SearchKey, context: SearchContext) -> list[int]:
-    node = _Compiler(context).compile(key)
+async def _evaluate(mailbox: Any, key: sk.SearchKey, context: SearchContext,
+                    texts: dict[tuple[str, str], frozenset[int]] | None = None) -> list[int]:
+    node = _Compiler(context, texts).compile(key)
     if node.subset is None:
         candidates = list(context.uids)
     else:
@@ -245,8 +276,11 @@ class _Node:
 class _Compiler:
     """Turns a search key into L{_Node}s with sequence sets resolved."""
 
-    def __init__(self, context: SearchContext) -> None:
+    def __init__(self, context: SearchContext,
+                 texts: dict[tuple[str, str], frozenset[int]] | None = None) -> None:
         self.context = context
+        # The UIDs matching each (field, needle), from a full-text index.
+        self.texts = texts or {}
         self.now = context.now or datetime.now(timezone.utc)
         if self.now.tzinfo is None:
             self.now = self.now.replace(tzinfo=timezone.utc)
@@ -429,7 +463,17 @@ class _Compiler:
 
         return _Node(test, _STRUCTURE)
 
+    def _indexed(self, field: str, needle: str) -> _Node | None:
+        found = self.texts.get((field, needle))
+        if found is None:
+            return None
+        # The index knows messages the session may not have been told of.
+        return _Node(lambda c: c.uid in found, _META, found & self.view_set)
+
     def _body(self, key: sk.Body) -> _Node:
+        indexed = self._indexed("body", key.value)
+        if indexed is not None:
+            return indexed
         needle = key.value.casefold()
 
         def test(c: _Candidate) -> Outcome:
@@ -440,6 +484,9 @@ class _Compiler:
         return _Node(test, _CONTENT)
 
     def _text(self, key: sk.Text) -> _Node:
+        indexed = self._indexed("text", key.value)
+        if indexed is not None:
+            return indexed
         needle = key.value.casefold()
 
         def test(c: _Candidate) -> Outcome:
