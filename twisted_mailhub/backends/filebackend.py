@@ -4,7 +4,8 @@ What the mbox and Maildir backends share, besides their mailboxes
 
 L{FileBackend}: the root directory, a thread pool for the file work, the
 notifier that other programs' changes are announced through, the summaries
-files, and where each mailbox was last opened, for the watcher.
+files and full-text indexes, and where each mailbox was last opened, for
+the watcher.
 L{FileMailStore}: one user's directory, the settings every folder of the
 backend shares (L{FolderSettings}), and the checks of names and the
 thread hops that only the layout's own functions differ in.
@@ -23,6 +24,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted_mailhub.backends.base import BaseMailStore, validate_name
 from twisted_mailhub.backends.folders import FolderMailbox, compact_when_due
 from twisted_mailhub.backends.summaryfile import SummaryFiles
+from twisted_mailhub.backends.textindex import TextIndexes
 from twisted_mailhub.interfaces import INotifier, ISummarizer
 from twisted_mailhub.model import MailboxInfo
 from twisted_mailhub.notify import LocalNotifier
@@ -42,7 +44,8 @@ class FolderSettings:
 class FileMailStore(BaseMailStore):
     """
     One user's directory of a L{FileBackend}: the part the mbox and Maildir
-    stores share.  A subclass names its L{summary_file}, checks each level
+    stores share.  A subclass names its L{summary_file} and
+    L{text_index_file}, checks each level
     of a name the layout's way (L{_check_level}), and provides the
     L{BaseMailStore} core, the blocking L{_list_sync}, L{_create_sync} and
     L{_edit_subscriptions} among it, and L{_new_uidvalidity}.
@@ -50,12 +53,15 @@ class FileMailStore(BaseMailStore):
 
     #: The name of the user's summaries file in the directory.
     summary_file: str
+    #: The name of the user's full-text index (L{twisted_mailhub.backends.textindex}).
+    text_index_file: str
 
     def __init__(self, backend: FileBackend, username: str, directory: str) -> None:
         super().__init__(username, backend.notifier)
         self.backend = backend
         self.directory = directory
         self.summary_path = os.path.join(directory, self.summary_file)
+        self.text_index_path = os.path.join(directory, self.text_index_file)
         self.settings = FolderSettings(
             lock_timeout=backend.lock_timeout,
             stale_lock_after=backend.stale_lock_after,
@@ -177,6 +183,7 @@ class FileBackend:
         self.on_lock_wait = on_lock_wait
         self.summarizer: ISummarizer | None = None
         self.summary_files = SummaryFiles()
+        self.text_indexes = TextIndexes()
         #: The compaction of each summaries file under way (L{compact_when_due}).
         self.summary_compactions: dict[str, Any] = {}
         self.cache = self.cache_class()

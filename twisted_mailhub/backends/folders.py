@@ -22,10 +22,18 @@ identity; the store names it (C{summary_path}) and the backend holds the
 L{SummaryFiles} and the L{ISummarizer} it was given, if any.  The file is
 compacted (L{compact_summaries}) when a store is opened and it has grown
 to mostly lines of messages that are gone (L{compact_when_due}).
+
+The full-text index (L{twisted_mailhub.backends.textindex}, one database
+per user beside the summaries file: the store's C{text_index_path}) is
+also keyed by identity: appended messages are indexed with their APPEND,
+the others by the first SEARCH BODY or TEXT that needs them
+(L{FolderMailbox.text_matches}), and the entries of messages that are gone
+are removed when the summaries file is compacted.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -37,8 +45,10 @@ from zope.interface import implementer
 from twisted_mailhub.backends.base import BaseMailbox, sorted_unique, summarize
 from twisted_mailhub.backends.identity import check_identity
 from twisted_mailhub.backends.summaryfile import SummaryFile
+from twisted_mailhub.backends.fulltext import message_text
+from twisted_mailhub.backends.textindex import FILL_BATCH, FILL_BYTES, TextIndex, Unusable
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
-from twisted_mailhub.interfaces import IMessage, ISummarizer, ISummaryStore
+from twisted_mailhub.interfaces import IMessage, ISummarizer, ISummaryStore, ITextIndexedMailbox
 from twisted_mailhub.model import (
     AppendRequest,
     FlagUpdate,
@@ -48,6 +58,9 @@ from twisted_mailhub.model import (
 )
 
 log = Logger()
+
+#: What a failing full-text index raises; the search or APPEND goes on without it.
+INDEX_ERRORS = (sqlite3.Error, OSError, Unusable)
 
 
 @implementer(IMessage)
@@ -79,7 +92,7 @@ class HeldMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(ISummaryStore)
+@implementer(ISummaryStore, ITextIndexedMailbox)
 class FolderMailbox(BaseMailbox):
     """
     One session's handle on a mailbox kept in files.  A subclass says how
@@ -238,6 +251,35 @@ class FolderMailbox(BaseMailbox):
 
         await self._run(keep)
 
+    # -- full-text search ------------------------------------------------------
+
+    def _text_index(self) -> TextIndex:
+        return self._store.backend.text_indexes.at(self._store.text_index_path)
+
+    async def text_matches(self, terms: Iterable[tuple[str, str]],
+                           ) -> list[frozenset[int]] | None:
+        """
+        L{ITextIndexedMailbox}: from the user's full-text index.  Messages
+        without an entry are read and indexed first, a batch at a time
+        (L{FILL_BATCH} messages or L{FILL_BYTES}), the folder's locks let go
+        between batches and while their text is extracted; C{None} (the
+        generic evaluator reads the messages) when the index fails.
+        """
+        terms = list(terms)
+        index = self._text_index()
+        if not terms or index.unusable:
+            return None
+        backend = self._store.backend
+        while True:
+            found, read = await self._run(lambda folder: _search_folder(folder, index, terms))
+            if found is not None or not read:
+                return found
+            try:
+                await backend.run(index.add_contents, read)
+            except INDEX_ERRORS:
+                log.failure("Indexing the text of {count} messages failed", count=len(read))
+                return None
+
     # -- writes ------------------------------------------------------------
 
     async def append(
@@ -256,9 +298,11 @@ class FolderMailbox(BaseMailbox):
             raise ReadOnlyMailbox(f"Mailbox is read-only: {self.name}")
         backend = self._store.backend
         summaries = self._summary_file()
+        index = self._text_index()
         values: list[dict[str, bytes]] = []
         if backend.summarizer is not None:
             values = await backend.run(_summarize_all, backend.summarizer, summaries, requests)
+        texts = await backend.run(_texts_of, index, requests)
 
         def append_now(folder: Any) -> list[MessageMeta]:
             metas = folder.append(requests)
@@ -271,8 +315,17 @@ class FolderMailbox(BaseMailbox):
                     log.failure("Keeping the summaries of appended messages failed")
             return metas
 
-        return await self._run(
+        metas = await self._run(
             lambda folder: with_origin(folder, origin, lambda: append_now(folder)), write=True)
+        rows = [(meta.identity, *text) for meta, text in zip(metas, texts)
+                if text is not None and meta.identity]
+        if rows:
+            try:
+                await backend.run(index.add, rows)
+            except INDEX_ERRORS:
+                # The messages are stored; the first SEARCH needing them indexes them.
+                log.failure("Indexing the text of appended messages failed")
+        return metas
 
     async def store_flags(
         self,
@@ -317,6 +370,71 @@ def _summarize_all(summarizer: ISummarizer, summaries: SummaryFile,
     names = frozenset(summarizer.names)
     return [{} if request.identity and names <= summaries.names_of(request.identity)
             else summarize(summarizer, request.content) for request in requests]
+
+
+def _texts_of(index: TextIndex, requests: list[AppendRequest],
+              ) -> list[tuple[str, str] | None]:
+    """
+    The folded (header, body) text of each request, C{None} for a copy
+    already indexed (or for all when the index fails).
+    """
+    try:
+        kept = [] if index.unusable else [r.identity for r in requests if r.identity]
+        missing = set(index.missing(kept)) if kept else set()
+    except INDEX_ERRORS:
+        log.failure("Reading the full-text index {path} failed", path=index.path)
+        return [None] * len(requests)
+    if index.unusable:
+        return [None] * len(requests)
+    return [None if r.identity and r.identity not in missing else _text_or_none(r.content)
+            for r in requests]
+
+
+def _text_or_none(content: bytes) -> tuple[str, str] | None:
+    try:
+        return message_text(content)
+    except Exception:  # noqa: BLE001 - the message is stored all the same
+        log.failure("Extracting the text of an appended message failed")
+        return None
+
+
+def _search_folder(folder: Any, index: TextIndex, terms: list[tuple[str, str]],
+                   ) -> tuple[list[frozenset[int]] | None, list[tuple[str, bytes]]]:
+    """
+    In the folder's thread, locks held: C{(found, [])} when every message
+    has an entry (C{found} the UIDs of each term, or C{None} when the
+    index cannot answer), else C{(None, read)} with the (identity,
+    content) of the next batch of messages to index.
+    """
+    metas = folder.metadata()
+    if any(not meta.identity for meta in metas):
+        return None, []
+    try:
+        missing, found = index.search(terms, (meta.identity for meta in metas))
+    except INDEX_ERRORS:
+        log.failure("Searching the full-text index {path} failed", path=index.path)
+        return None, []
+    if not missing:
+        every = frozenset(meta.uid for meta in metas)
+        return [every if identities is None else
+                frozenset(meta.uid for meta in metas if meta.identity in identities)
+                for identities in found], []
+    wanted = set(missing)
+    read: list[tuple[str, bytes]] = []
+    held = 0
+    for meta in metas:
+        if meta.identity not in wanted:
+            continue
+        wanted.discard(meta.identity)
+        try:
+            _, content = folder.content(meta.uid)
+        except MessageExpunged:
+            continue
+        read.append((meta.identity, content))
+        held += len(content)
+        if len(read) >= FILL_BATCH or held >= FILL_BYTES:
+            break
+    return None, read
 
 
 def with_origin(folder: Any, origin: Hashable | None, write: Callable[[], Any]) -> Any:
@@ -386,6 +504,7 @@ async def compact_summaries(store: Any, dead_fraction: float = 0.0) -> tuple[int
     live = await live_identities(store)
     if live is None:
         return before, before  # another time
+    await prune_text_index(store, live)
     keys = await backend.run(summaries.keys)
     if not keys or len(keys - live) < dead_fraction * len(keys) or not keys - live:
         summaries.checked_size = before
@@ -393,6 +512,31 @@ async def compact_summaries(store: Any, dead_fraction: float = 0.0) -> tuple[int
     before, after = await backend.run(summaries.compact, live, mark)
     summaries.checked_size = after
     return before, after
+
+
+async def prune_text_index(store: Any, live: frozenset[str] | None = None) -> int:
+    """
+    Remove from C{store}'s full-text index the entries of identities not
+    in C{live} (from L{live_identities} when not given); how many.  A
+    failure is logged: the entries stay for another time.
+    """
+    if live is None:
+        live = await live_identities(store)
+        if live is None:
+            return 0
+    backend = store.backend
+    index = backend.text_indexes.at(store.text_index_path)
+    if index.unusable:
+        return 0
+    try:
+        pruned = await backend.run(index.prune, live)
+    except INDEX_ERRORS:
+        log.failure("Pruning the full-text index of {user} failed", user=store.username)
+        return 0
+    if pruned:
+        log.info("Removed {count} entries of gone messages from the full-text index of {user}",
+                 count=pruned, user=store.username)
+    return pruned
 
 
 def compact_when_due(store: Any, size: int) -> Deferred | None:

@@ -54,12 +54,18 @@ _SUBSCRIPTIONS_HEADER = "V\t2\n\n"
 #: (not a folder: folders are directories).
 SUMMARY_FILE = "mailhub-summaries"
 
+#: The user's full-text index (L{twisted_mailhub.backends.textindex}), beside
+#: the summaries file (not a dot name: those are folders), as is the journal
+#: SQLite writes beside it (C{-journal}).
+TEXT_INDEX_FILE = "mailhub-search.sqlite"
+
 
 @implementer(IMailStore)
 class MaildirMailStore(FileMailStore):
     """One user's Maildir++ tree."""
 
     summary_file = SUMMARY_FILE
+    text_index_file = TEXT_INDEX_FILE
     _check_level = staticmethod(check_level)
 
     def folder_path(self, name: str) -> str:

@@ -27,6 +27,10 @@ index that I{claims} to describe the file as it is and does not:
     (compacted), and the new files of compactions that did not finish
     (deleted).
 
+With C{--repair}, the entries of the full-text index
+(L{twisted_mailhub.backends.textindex}) of messages that are gone are
+also removed: a cache, not a problem to report.
+
 Each file is read one message at a time, under the same locks other mail
 programs and the server take.  Everything here blocks and runs in the
 backend's thread pool, except L{check_backend} and L{check_summaries}.
@@ -71,6 +75,7 @@ async def check_backend(backend: "MboxBackend", usernames: list[str] | None = No
     L{ICheckableBackend.check} of C{backend}: every mailbox of C{usernames}
     (every user directory when C{None}).  Events of repairs are published.
     """
+    from twisted_mailhub.backends.folders import prune_text_index
     from twisted_mailhub.backends.mbox.store import MboxMailStore
 
     if usernames is None:
@@ -90,6 +95,10 @@ async def check_backend(backend: "MboxBackend", usernames: list[str] | None = No
         for index_key, event in events:
             backend.notifier.publish(backend.mailbox_key(index_key), event)
         report.merge(await check_summaries(store, live, mark, repair))
+        if repair:
+            # A cache, not a problem to report: entries of gone messages go
+            # (those of the identities gathered again through the store).
+            await prune_text_index(store)
     return report
 
 

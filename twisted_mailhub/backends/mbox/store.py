@@ -51,12 +51,17 @@ from twisted_mailhub.watch import IWatchableBackend
 #: The user's summaries file (a dot name: the backend's own, never a mailbox).
 SUMMARY_FILE = ".summaries"
 
+#: The user's full-text index (L{twisted_mailhub.backends.textindex}), a dot
+#: name too, as is the journal SQLite writes beside it (C{-journal}).
+TEXT_INDEX_FILE = ".search.sqlite"
+
 
 @implementer(IMailStore)
 class MboxMailStore(FileMailStore):
     """One user's directory of mbox files."""
 
     summary_file = SUMMARY_FILE
+    text_index_file = TEXT_INDEX_FILE
     _check_level = staticmethod(check_level)
 
     def _path(self, name: str) -> str:
