@@ -354,3 +354,44 @@ def test_notify_tells_changes_of_other_process(servers: Servers) -> None:
     finally:
         watcher.close()
         writer.logout()
+
+
+@pytest.mark.parametrize("servers", ["mbox", "maildir"], indirect=True)
+def test_search_text_finds_what_others_stored(servers: Servers) -> None:
+    """
+    SEARCH TEXT through one process finds a message appended through the
+    other, and one delivered by another program, which no process indexed.
+    """
+    first, second = connect(servers.ports[0]), connect(servers.ports[1])
+    try:
+        box = fresh_mailbox(first)
+        word = "zanzibar" + uuid.uuid4().hex[:8]
+        first.append(box, message("plain"))
+        first.append(box, message(f"about {word}"))
+        for client in (second, first):
+            client.select_folder(box)
+            assert client.search(["TEXT", word]) == [2]
+            assert client.search(["NOT", "TEXT", word]) == [1]
+
+        delivered = "delivered" + uuid.uuid4().hex[:8]
+        if servers.kind == "mbox":
+            spool = mailbox.mbox(str(_mbox_path(servers)), create=False)
+            lock_like_a_delivery_agent(spool)
+            try:
+                spool.add(message(f"from {delivered}"))
+                spool.flush()
+            finally:
+                spool.unlock()
+                spool.close()
+        else:
+            inbox = Path(servers.store.partition(":")[2]) / USER
+            mailbox.Maildir(str(inbox), factory=None, create=False).add(
+                message(f"from {delivered}"))
+        for client in (first, second):
+            count = client.select_folder("INBOX")[b"EXISTS"]
+            client.use_uid = False
+            assert client.search(["TEXT", delivered.upper()]) == [count]
+            client.use_uid = True
+    finally:
+        first.logout()
+        second.logout()

@@ -59,8 +59,9 @@ from twisted_mailhub.model import (
 
 log = Logger()
 
-#: What a failing full-text index raises; the search or APPEND goes on without it.
-INDEX_ERRORS = (sqlite3.Error, OSError, Unusable)
+#: What a failing full-text index raises: logged, and the search or APPEND
+#: goes on without it (as it does, silently, when the index is L{Unusable}).
+INDEX_ERRORS = (sqlite3.Error, OSError)
 
 
 @implementer(IMessage)
@@ -276,6 +277,8 @@ class FolderMailbox(BaseMailbox):
                 return found
             try:
                 await backend.run(index.add_contents, read)
+            except Unusable:
+                return None
             except INDEX_ERRORS:
                 log.failure("Indexing the text of {count} messages failed", count=len(read))
                 return None
@@ -322,6 +325,8 @@ class FolderMailbox(BaseMailbox):
         if rows:
             try:
                 await backend.run(index.add, rows)
+            except Unusable:
+                pass
             except INDEX_ERRORS:
                 # The messages are stored; the first SEARCH needing them indexes them.
                 log.failure("Indexing the text of appended messages failed")
@@ -381,6 +386,8 @@ def _texts_of(index: TextIndex, requests: list[AppendRequest],
     try:
         kept = [] if index.unusable else [r.identity for r in requests if r.identity]
         missing = set(index.missing(kept)) if kept else set()
+    except Unusable:
+        return [None] * len(requests)
     except INDEX_ERRORS:
         log.failure("Reading the full-text index {path} failed", path=index.path)
         return [None] * len(requests)
@@ -411,6 +418,8 @@ def _search_folder(folder: Any, index: TextIndex, terms: list[tuple[str, str]],
         return None, []
     try:
         missing, found = index.search(terms, (meta.identity for meta in metas))
+    except Unusable:
+        return None, []
     except INDEX_ERRORS:
         log.failure("Searching the full-text index {path} failed", path=index.path)
         return None, []
@@ -530,6 +539,8 @@ async def prune_text_index(store: Any, live: frozenset[str] | None = None) -> in
         return 0
     try:
         pruned = await backend.run(index.prune, live)
+    except Unusable:
+        return 0
     except INDEX_ERRORS:
         log.failure("Pruning the full-text index of {user} failed", user=store.username)
         return 0

@@ -152,7 +152,7 @@ class TextIndex:
                 try:
                     conn.execute(ddl)
                 except sqlite3.OperationalError as e:
-                    if "fts5" in str(e) or "tokenizer" in str(e):
+                    if "no such module" in str(e) or "no such tokenizer" in str(e):
                         raise Unusable(str(e)) from e
                     raise
             conn.execute("INSERT INTO state (key, value) VALUES ('generation', ?)",
