@@ -43,9 +43,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from twisted_mailhub.backends.base import BaseMailbox, sorted_unique, summarize
+from twisted_mailhub.backends.fulltext import index_text, message_text
 from twisted_mailhub.backends.identity import check_identity
 from twisted_mailhub.backends.summaryfile import SummaryFile
-from twisted_mailhub.backends.fulltext import message_text
 from twisted_mailhub.backends.textindex import FILL_BATCH, FILL_BYTES, TextIndex, Unusable
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
 from twisted_mailhub.interfaces import IMessage, ISummarizer, ISummaryStore, ITextIndexedMailbox
@@ -302,10 +302,8 @@ class FolderMailbox(BaseMailbox):
         backend = self._store.backend
         summaries = self._summary_file()
         index = self._text_index()
-        values: list[dict[str, bytes]] = []
-        if backend.summarizer is not None:
-            values = await backend.run(_summarize_all, backend.summarizer, summaries, requests)
-        texts = await backend.run(_texts_of, index, requests)
+        values, texts = await backend.run(
+            _prepare_all, backend.summarizer, summaries, index, requests)
 
         def append_now(folder: Any) -> list[MessageMeta]:
             metas = folder.append(requests)
@@ -369,37 +367,56 @@ class FolderMailbox(BaseMailbox):
         )
 
 
-def _summarize_all(summarizer: ISummarizer, summaries: SummaryFile,
-                   requests: list[AppendRequest]) -> list[dict[str, bytes]]:
-    """The summaries of each request, C{{}} for a copy whose are kept already."""
-    names = frozenset(summarizer.names)
-    return [{} if request.identity and names <= summaries.names_of(request.identity)
-            else summarize(summarizer, request.content) for request in requests]
+def _prepare_all(summarizer: ISummarizer | None, summaries: SummaryFile, index: TextIndex,
+                 requests: list[AppendRequest],
+                 ) -> tuple[list[dict[str, bytes]], list[tuple[str, str] | None]]:
+    """
+    The summaries and the folded (header, body) text of each request,
+    each message parsed once for both: C{{}} for a copy whose summaries
+    are kept already, C{None} for one already indexed (for all when the
+    index fails).
+    """
+    names = frozenset(summarizer.names) if summarizer is not None else frozenset()
+    unindexed = _unindexed(index, requests)
+    values: list[dict[str, bytes]] = []
+    texts: list[tuple[str, str] | None] = []
+    for request, text_wanted in zip(requests, unindexed):
+        summary_wanted = summarizer is not None and not (
+            request.identity and names <= summaries.names_of(request.identity))
+        structure = None
+        if summary_wanted and text_wanted:
+            from twisted_mailhub.mime.parse import parse_message
+
+            try:
+                structure = parse_message(request.content)
+            except Exception:  # noqa: BLE001 - each use below says so
+                structure = None
+        values.append(summarize(summarizer, request.content, structure)
+                      if summary_wanted else {})
+        texts.append(_text_or_none(request.content, structure) if text_wanted else None)
+    return values, texts
 
 
-def _texts_of(index: TextIndex, requests: list[AppendRequest],
-              ) -> list[tuple[str, str] | None]:
-    """
-    The folded (header, body) text of each request, C{None} for a copy
-    already indexed (or for all when the index fails).
-    """
+def _unindexed(index: TextIndex, requests: list[AppendRequest]) -> list[bool]:
+    """Whether each request is to be indexed: not a copy of an indexed message."""
+    if index.unusable:
+        return [False] * len(requests)
+    kept = [r.identity for r in requests if r.identity]
     try:
-        kept = [] if index.unusable else [r.identity for r in requests if r.identity]
         missing = set(index.missing(kept)) if kept else set()
     except Unusable:
-        return [None] * len(requests)
+        return [False] * len(requests)
     except INDEX_ERRORS:
         log.failure("Reading the full-text index {path} failed", path=index.path)
-        return [None] * len(requests)
-    if index.unusable:
-        return [None] * len(requests)
-    return [None if r.identity and r.identity not in missing else _text_or_none(r.content)
-            for r in requests]
+        return [False] * len(requests)
+    return [not r.identity or r.identity in missing for r in requests]
 
 
-def _text_or_none(content: bytes) -> tuple[str, str] | None:
+def _text_or_none(content: bytes, structure: Any = None) -> tuple[str, str] | None:
     try:
-        return message_text(content)
+        if structure is None:
+            return message_text(content)
+        return index_text(content, structure)
     except Exception:  # noqa: BLE001 - the message is stored all the same
         log.failure("Extracting the text of an appended message failed")
         return None
@@ -413,33 +430,34 @@ def _search_folder(folder: Any, index: TextIndex, terms: list[tuple[str, str]],
     index cannot answer), else C{(None, read)} with the (identity,
     content) of the next batch of messages to index.
     """
-    metas = folder.metadata()
-    if any(not meta.identity for meta in metas):
+    pairs = folder.identities()
+    identities = [identity for _, identity in pairs]
+    if not all(identities):
         return None, []
     try:
-        missing, found = index.search(terms, (meta.identity for meta in metas))
+        missing, found = index.search(terms, identities)
     except Unusable:
         return None, []
     except INDEX_ERRORS:
         log.failure("Searching the full-text index {path} failed", path=index.path)
         return None, []
     if not missing:
-        every = frozenset(meta.uid for meta in metas)
-        return [every if identities is None else
-                frozenset(meta.uid for meta in metas if meta.identity in identities)
-                for identities in found], []
+        every = frozenset(uid for uid, _ in pairs)
+        return [every if matching is None else
+                frozenset(uid for uid, identity in pairs if identity in matching)
+                for matching in found], []
     wanted = set(missing)
     read: list[tuple[str, bytes]] = []
     held = 0
-    for meta in metas:
-        if meta.identity not in wanted:
+    for uid, identity in pairs:
+        if identity not in wanted:
             continue
-        wanted.discard(meta.identity)
+        wanted.discard(identity)
         try:
-            _, content = folder.content(meta.uid)
+            _, content = folder.content(uid)
         except MessageExpunged:
             continue
-        read.append((meta.identity, content))
+        read.append((identity, content))
         held += len(content)
         if len(read) >= FILL_BATCH or held >= FILL_BYTES:
             break
