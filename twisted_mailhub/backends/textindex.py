@@ -218,7 +218,11 @@ class TextIndex:
     def _missing(self, conn: sqlite3.Connection, identities: Iterable[str]) -> list[str]:
         """Those of C{identities} without an entry (transaction open)."""
         self._catch_up(conn)
-        unknown = [i for i in dict.fromkeys(identities) if i not in self._known]
+        wanted = set(identities)
+        if not self._known and len(wanted) > _CHUNK:
+            # Learning them all at once is quicker than asking for each.
+            self._known.update(row[0] for row in conn.execute("SELECT identity FROM entries"))
+        unknown = list(wanted - self._known)
         for start in range(0, len(unknown), _CHUNK):
             chunk = unknown[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))

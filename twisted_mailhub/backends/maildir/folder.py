@@ -155,6 +155,10 @@ class Folder(SyncedFolder):
         wanted = set(uids)
         return [message.meta() for message in self.messages if message.uid in wanted]
 
+    def identities(self) -> list[tuple[int, str | None]]:
+        """The (UID, identity) of every message, without making their metas."""
+        return [(message.uid, message.identity) for message in self.messages]
+
     def content(self, uid: int) -> tuple[MessageMeta, bytes]:
         """The meta and the content of message C{uid}, as served to clients."""
         message = self.by_uid().get(uid)

@@ -441,6 +441,10 @@ class MboxFolder:
         wanted = set(uids)
         return [entry.meta() for entry in self.index.entries if entry.uid in wanted]
 
+    def identities(self) -> list[tuple[int, str]]:
+        """The (UID, identity) of every message, without making their metas."""
+        return [(entry.uid, entry.identity or entry.digest) for entry in self.index.entries]
+
     def content(self, uid: int, retry: bool = True) -> tuple[MessageMeta, bytes]:
         """The meta and the content of message C{uid}, as served to clients."""
         entry = self.index.entry(uid)
