@@ -100,6 +100,8 @@ class _FileStoreIndex:
     async def test_filled_at_append(self) -> None:
         backend, store, inbox, metas = await self.filled()
         self.assertEqual(_entries(store.text_index_path), {m.identity for m in metas})
+        # It holds the mail's text: only the owner reads it.
+        self.assertEqual(os.stat(store.text_index_path).st_mode & 0o777, 0o600)
         # A restart searches without reading a message.
         again = await (await self.open(backend.root).open_store("alice")).get_mailbox("INBOX")
         await self.assert_generic(again, [sk.Text("résumé"), sk.Body("привет"),

@@ -125,12 +125,16 @@ class TextIndex:
             return self._conn
         # First use, or the file was deleted or replaced.
         self._close()
+        if current is None:
+            # It holds the text of the mail: as private as the mail is (the
+            # journal SQLite writes beside it takes the same mode).
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version != VERSION:
-                self._create(conn, version)
+                self._create(conn)
             st = os.stat(self.path)
         except BaseException:
             conn.close()
@@ -138,16 +142,16 @@ class TextIndex:
         self._conn, self._file = conn, (st.st_dev, st.st_ino)
         return conn
 
-    def _create(self, conn: sqlite3.Connection, version: int) -> None:
+    def _create(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if conn.execute("PRAGMA user_version").fetchone()[0] == VERSION:
                 conn.execute("COMMIT")  # another process made it meanwhile
                 return
-            if version:
-                # Another layout: start again.
-                for table in ("texts", "entries", "state"):
-                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+            # A new file, or another layout (or tables of ours in a file
+            # without our version: not to be trusted): start again.
+            for table in ("texts", "entries", "state"):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
             for ddl in _SCHEMA:
                 try:
                     conn.execute(ddl)
@@ -209,9 +213,9 @@ class TextIndex:
 
     def _catch_up(self, conn: sqlite3.Connection) -> None:
         """Forget what is known when entries were removed since (transaction open)."""
-        generation = conn.execute(
-            "SELECT value FROM state WHERE key = 'generation'").fetchone()[0]
-        if generation != self._generation:
+        row = conn.execute("SELECT value FROM state WHERE key = 'generation'").fetchone()
+        generation = row[0] if row is not None else None
+        if generation is None or generation != self._generation:
             self._known = set()
             self._generation = generation
 
