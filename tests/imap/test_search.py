@@ -37,7 +37,7 @@ from twisted_mailhub.criteria import (
     Uid,
 )
 from twisted_mailhub.ranges import SequenceSet
-from twisted_mailhub.interfaces import IMailbox, IMessage, ISearchableMailbox
+from twisted_mailhub.interfaces import IMailbox, IMessage, ISearchableMailbox, ITextIndexedMailbox
 from twisted_mailhub.model import MessageMeta
 
 UTC = timezone.utc
@@ -511,6 +511,76 @@ def test_fast_path_empty_list_is_an_answer():
     mailbox = SearchableMailbox([])
     assert find(All(), mailbox) == []
     assert mailbox.metadata_calls == []
+
+
+# -- a mailbox's full-text index (ITextIndexedMailbox) ---------------------------
+
+
+@implementer(ITextIndexedMailbox)
+class TextIndexedMailbox(FakeMailbox):
+    """
+    Answers BODY and TEXT terms as an index would: what the generic
+    evaluator finds over all its messages, and a message 17 the session has
+    not been told of.
+    """
+
+    def __init__(self, declines: bool = False) -> None:
+        super().__init__()
+        self.declines = declines
+        self.asked: list[list[tuple[str, str]]] = []
+
+    async def text_matches(self, terms):
+        self.asked.append(list(terms))
+        if self.declines:
+            return None
+        plain, everything = FakeMailbox(), SearchContext(sorted(self.messages), set(), now=NOW)
+        return [set(await search(plain, Body(needle) if field == "body" else Text(needle),
+                                 everything)) | {17}
+                for field, needle in terms]
+
+
+@pytest.mark.parametrize("key", [
+    Body("quarter"), Text("café"), Not(Text("köln")),
+    And((Flag("\\Seen"), Not(Body("fermé")))),
+    Or(Text("heidi"), Size("larger", SIZES[8])),
+])
+def test_text_index_answers_body_and_text_without_reading(key):
+    mailbox = TextIndexedMailbox()
+    assert find(key, mailbox) == find(key, FakeMailbox())
+    assert mailbox.opened == [] and mailbox.reads == []
+    assert len(mailbox.asked) == 1
+
+
+def test_text_index_is_asked_each_term_once():
+    mailbox = TextIndexedMailbox()
+    key = Or(And((Text("café"), Body("quarter"))), Not(Text("café")))
+    assert find(key, mailbox) == find(key, FakeMailbox())
+    assert mailbox.asked == [[("body", "quarter"), ("text", "café")]]
+
+
+def test_text_index_with_header_keys_reads_only_structure():
+    mailbox = TextIndexedMailbox()
+    key = And((Text("café"), Header("subject", "")))
+    assert find(key, mailbox) == find(key, FakeMailbox())
+    assert mailbox.reads == []
+
+
+def test_text_index_answer_is_limited_to_the_view():
+    # 11 is in the mailbox but not (yet) in the session's view.
+    view = [uid for uid in VIEW if uid != 11]
+    assert find(Text("café"), TextIndexedMailbox(), uids=view) == [4]
+
+
+def test_text_index_declining_falls_back_to_reading():
+    mailbox = TextIndexedMailbox(declines=True)
+    assert find(Text("café"), mailbox) == [4, 11]
+    assert mailbox.reads
+
+
+def test_text_index_is_not_asked_without_text_keys():
+    mailbox = TextIndexedMailbox()
+    find(And((Flag("\\Seen"), Header("subject", "x"))), mailbox)
+    assert mailbox.asked == []
 
 
 # -- algebra of the combinators (metadata keys) ---------------------------------
