@@ -18,11 +18,19 @@ that takes the mutex runs every grouped write waiting by then, each in a
 savepoint of one transaction, and commits (and so fsyncs) once for all of
 them.  Each still succeeds or fails alone, and none is reported before
 the commit that holds it.
+
+A commit only appends to the write-ahead log (WAL) and fsyncs it, which
+is what makes it durable.  Copying the log's pages back into the database
+file (a checkpoint, with fsyncs of both files) is done in the pool once
+the log holds L{CHECKPOINT_FRAMES} pages, beside the next commands,
+instead of by SQLite inside the commit that crosses that threshold, which
+made that command wait for megabytes to be copied and synced.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -33,11 +41,14 @@ from sqlalchemy.pool import StaticPool
 from twisted.internet import reactor as _global_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from twisted_mailhub.errors import StoreUnavailable
 
 T = TypeVar("T")
+
+_log = Logger()
 
 #: How long an SQLite writer waits for another process's lock (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -45,6 +56,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: PostgreSQL SQLSTATEs after which the whole transaction is simply retried.
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _MAX_ATTEMPTS = 5
+
+#: Pages in the WAL not yet copied into the database file past which a
+#: checkpoint starts (SQLite files; SQLite's own default threshold).
+CHECKPOINT_FRAMES = 1000
+
+#: Frames (pages) in the WAL past which what a checkpoint beside writers
+#: left is checkpointed under the writers' mutex: with no commit in
+#: between, the log then starts again from its beginning instead of
+#: growing for as long as writes keep coming.
+CHECKPOINT_FORCE_FRAMES = 4000
+_CHECKPOINT_PASSES = 3
 
 
 def parse_url(url: str) -> URL:
@@ -103,6 +125,8 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         if not is_memory_sqlite(url):
             cursor.execute("PRAGMA journal_mode = WAL")
+            # Checkpoints are Database's, off the command path.
+            cursor.execute("PRAGMA wal_autocheckpoint = 0")
         # FULL: in WAL mode every commit is fsynced before it is reported,
         # so an acknowledged APPEND survives a power cut, not only a crash.
         cursor.execute("PRAGMA synchronous = FULL")
@@ -110,6 +134,36 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         cursor.close()
 
     return engine
+
+
+#: The wal-index header (https://sqlite.org/walformat.html, section 2.2):
+#: its first copy's version, isInit and mxFrame, then the checkpoint
+#: information's nBackfill; in the host's byte order.
+_WAL_INDEX = struct.Struct("=I8xB3xI76xI")
+_WAL_INDEX_VERSION = 3007000
+
+
+def wal_frames(shm_path: str) -> int | None:
+    """
+    How many frames of an SQLite WAL are not yet checkpointed, read from
+    the wal-index file beside it, or C{None} when that cannot be told.
+    """
+    try:
+        fd = os.open(shm_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, _WAL_INDEX.size, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) < _WAL_INDEX.size:
+        return None
+    version, initialised, frames, backfilled = _WAL_INDEX.unpack(data)
+    if version != _WAL_INDEX_VERSION or not initialised:
+        return None
+    return max(0, frames - backfilled)
 
 
 class Database:
@@ -137,11 +191,20 @@ class Database:
         # Grouped writes not yet taken by a writer (see write_grouped).
         self._grouped: list[_Grouped] = []
         self._grouped_lock = threading.Lock()
+        # WAL checkpoints (SQLite files): whether one is started or
+        # running, and the running one's Deferred.
+        self._wal = self._sqlite and not is_memory_sqlite(url)
+        self._shm_path = f"{url.database}-shm" if self._wal else ""
+        self._checkpoints = False
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_pending = False
+        self._checkpoint_running: Deferred | None = None
 
     def start(self) -> None:
         if not self._started:
             self._pool.start()
             self._started = True
+            self._checkpoints = self._wal
             # Like the reactor's own pool: an embedder that never calls
             # stop() must not keep the process alive after the reactor.
             self._trigger = self._reactor.addSystemEventTrigger(
@@ -152,6 +215,19 @@ class Database:
         """Close the connections (in the pool) and stop its threads."""
         if not self._started:
             return Deferred.fromCoroutine(_nothing())
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        # No checkpoint after this: closing the last connection to the file
+        # checkpoints it (SQLite), and another process's writes do theirs.
+        self._checkpoints = False
+        if self._checkpoint_running is not None:
+            done: Deferred = Deferred()
+            self._checkpoint_running.addBoth(lambda result: (done.callback(None), result)[1])
+            await done
+        await self._dispose()
+
+    def _dispose(self) -> Deferred:
         d = deferToThreadPool(self._reactor, self._pool, self.engine.dispose)
 
         def _stop(result):
@@ -236,6 +312,7 @@ class Database:
             return
         for job in batch:
             job.done = True
+        self._wrote()
         if pending:
             self._reactor.callFromThread(self._committed, pending)
 
@@ -283,9 +360,87 @@ class Database:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 result = fn(conn, *args)
             pending = conn.info.pop(_AFTER_COMMIT, None)
+        self._wrote()
         if pending:
             self._reactor.callFromThread(self._committed, pending)
         return result
+
+    # -- WAL checkpoints (SQLite files) ----------------------------------------
+
+    def _wrote(self) -> None:
+        """
+        In the writer's thread, after a commit: start a checkpoint once the
+        WAL holds L{CHECKPOINT_FRAMES} pages not yet in the database file.
+        """
+        if not self._checkpoints:
+            return
+        with self._checkpoint_lock:
+            if self._checkpoint_pending or not self._checkpoint_due():
+                return
+            self._checkpoint_pending = True
+        self._reactor.callFromThread(self._start_checkpoint)
+
+    def _checkpoint_due(self) -> bool:
+        frames = wal_frames(self._shm_path)
+        return frames is None or frames >= CHECKPOINT_FRAMES
+
+    def _start_checkpoint(self) -> None:
+        if not self._checkpoints:
+            with self._checkpoint_lock:
+                self._checkpoint_pending = False
+            return
+        d = deferToThreadPool(self._reactor, self._pool, self._checkpoint_while_due)
+        self._checkpoint_running = d
+        d.addErrback(self._checkpoint_failed)
+        d.addBoth(self._checkpoint_done)
+
+    def _checkpoint_while_due(self) -> None:
+        passes = 0
+        try:
+            while True:
+                self.checkpoint()
+                passes += 1
+                with self._checkpoint_lock:
+                    # Writers that committed meanwhile left it to this loop;
+                    # a few passes at most, as frames that readers still
+                    # need stay in the log (a later write starts again).
+                    frames = wal_frames(self._shm_path)
+                    if (passes >= _CHECKPOINT_PASSES or not self._checkpoints
+                            or frames is None or frames < CHECKPOINT_FRAMES):
+                        self._checkpoint_pending = False
+                        return
+        except BaseException:
+            with self._checkpoint_lock:
+                self._checkpoint_pending = False
+            raise
+
+    def _checkpoint_failed(self, failure: Any) -> None:
+        # The log stays as it is, every commit in it durable; a later
+        # write starts another try.
+        _log.failure("WAL checkpoint failed", failure)
+
+    def _checkpoint_done(self, _: Any) -> None:
+        self._checkpoint_running = None
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """
+        In a pool thread: copy the committed pages of the WAL into the
+        database file (SQLite's passive checkpoint, beside readers and
+        writers); C{(busy, frames in the log, frames checkpointed)}.  When
+        the log is long and writes went on meanwhile, what they added is
+        checkpointed under the writers' mutex.
+        """
+        if not self._wal:
+            return 0, 0, 0
+        with self.engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            result = tuple(driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+            busy, frames, done = result
+            if 0 <= done < frames and frames >= CHECKPOINT_FORCE_FRAMES:
+                assert self._write_lock is not None
+                with self._write_lock:
+                    result = tuple(driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        return result  # type: ignore[return-value]
 
     # -- after the commit ------------------------------------------------------
 
