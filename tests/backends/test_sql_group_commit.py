@@ -89,6 +89,69 @@ class GroupedWrites(unittest.TestCase):
         self.assertEqual(stray, 0)
 
 
+    async def backend(self):
+        path = os.path.join(os.path.abspath(self.mktemp()), "mail.db")
+        os.makedirs(os.path.dirname(path))
+        backend = open_backend("sqlite:" + path)
+        self.addCleanup(backend.close)
+        await backend.ready()
+        return backend
+
+    async def test_prepared_in_the_writing_thread_outside_the_transaction(self) -> None:
+        backend = await self.backend()
+        db = backend.db
+        seen = []
+
+        def prepare():
+            # Outside any transaction: another writer can take the lock.
+            other = sqlite3.connect(str(db.url.database), timeout=5)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+            seen.append(threading.get_ident())
+            return "prepared"
+
+        def write(conn, first, second):
+            seen.append(threading.get_ident())
+            return first, second
+
+        self.assertEqual(await db.write_grouped(write, "given", prepare=prepare),
+                         ("given", "prepared"))
+        self.assertEqual(len(set(seen)), 1)
+
+    async def test_failed_preparation_writes_nothing(self) -> None:
+        backend = await self.backend()
+        calls = []
+
+        def prepare():
+            raise ValueError("unparsable")
+
+        with self.assertRaises(ValueError):
+            await backend.db.write_grouped(lambda conn, value: calls.append(value),
+                                           prepare=prepare)
+        self.assertEqual(calls, [])
+
+    async def test_a_write_alone_that_fails_leaves_nothing(self) -> None:
+        backend = await self.backend()
+        inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")
+        await inbox.append([AppendRequest(make_message(1))])
+
+        def broken(conn) -> None:
+            conn.execute(insert(keywords).values(message_id=1, keyword="stray"))
+            raise ValueError("refused")
+
+        with self.assertRaises(ValueError):
+            await backend.db.write_grouped(broken)
+        stray = await backend.db.read(lambda conn: conn.exec_driver_sql(
+            "SELECT count(*) FROM keywords WHERE keyword = 'stray'").scalar())
+        self.assertEqual(stray, 0)
+        # The writer goes on.
+        [meta] = await inbox.append([AppendRequest(make_message(2))])
+        self.assertEqual(meta.uid, 2)
+
+
 class ConcurrentAppends(IMAPServerTestCase):
     """Eight connections APPENDing at once: every message kept, each UID its own."""
 

@@ -255,24 +255,41 @@ class Database:
         """
         return deferToThreadPool(self._reactor, self._pool, self.run_write, fn, *args)
 
-    def write_grouped(self, fn: Callable[..., T], *args: Any) -> Deferred:
+    def write_grouped(self, fn: Callable[..., T], *args: Any,
+                      prepare: Callable[[], Any] | None = None) -> Deferred:
         """
         L{write}, sharing the commit with the other grouped writes waiting
         for the writer's mutex (SQLite; elsewhere it is L{write}).  C{fn}
         must leave the transaction usable when it raises (it then rolls
         back to its savepoint alone), as every statement error does.
+
+        With C{prepare}, C{prepare()} runs first, in the same pool thread
+        and outside any transaction (parsing, say), and its result is given
+        to C{fn} after C{args}; if it raises, nothing is written.
         """
         if self._write_lock is None:
-            return self.write(fn, *args)
+            if prepare is None:
+                return self.write(fn, *args)
+            return deferToThreadPool(self._reactor, self._pool, self._prepared_write,
+                                     prepare, fn, args)
         job = _Grouped(fn, args)
-        with self._grouped_lock:
-            self._grouped.append(job)
-        return deferToThreadPool(self._reactor, self._pool, self._run_grouped, job)
+        if prepare is None:
+            with self._grouped_lock:
+                self._grouped.append(job)
+        return deferToThreadPool(self._reactor, self._pool, self._run_grouped, job, prepare)
 
     # -- in a pool thread ------------------------------------------------------
 
-    def _run_grouped(self, job: "_Grouped") -> Any:
+    def _prepared_write(self, prepare: Callable[[], Any], fn: Callable[..., T],
+                        args: tuple) -> T:
+        return self.run_write(fn, *args, prepare())
+
+    def _run_grouped(self, job: "_Grouped", prepare: Callable[[], Any] | None = None) -> Any:
         assert self._write_lock is not None
+        if prepare is not None:
+            job.args = (*job.args, prepare())
+            with self._grouped_lock:
+                self._grouped.append(job)
         with self._write_lock:
             if not job.done:
                 with self._grouped_lock:
@@ -282,6 +299,8 @@ class Database:
 
     def _write_batch(self, batch: list["_Grouped"]) -> None:
         """Run C{batch} in one transaction, a savepoint each; commit once."""
+        if len(batch) == 1:
+            return self._write_alone(batch[0])
         pending = None
         try:
             with self.engine.connect() as conn:
@@ -312,6 +331,26 @@ class Database:
             return
         for job in batch:
             job.done = True
+        self._wrote()
+        if pending:
+            self._reactor.callFromThread(self._committed, pending)
+
+    def _write_alone(self, job: "_Grouped") -> None:
+        """A batch of one: its transaction is its savepoint."""
+        try:
+            with self.engine.connect() as conn:
+                conn.info.pop(_AFTER_COMMIT, None)  # left by a failed transaction
+                with conn.begin():
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    job.value = job.fn(conn, *job.args)
+                pending = conn.info.pop(_AFTER_COMMIT, None)
+        except BaseException as e:
+            # Rolled back, the job's statements with it.
+            job.value, job.error, job.done = None, e, True
+            if not isinstance(e, Exception):
+                raise
+            return
+        job.done = True
         self._wrote()
         if pending:
             self._reactor.callFromThread(self._committed, pending)

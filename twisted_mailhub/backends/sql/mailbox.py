@@ -229,9 +229,13 @@ class SQLMailbox(BaseMailbox):
         db = self._backend.db
         # Decode the text unless the database is known to have no index.
         with_text = fts.supported(db.dialect) and fts.known(db.engine) is not False
-        prepared = await db.call(_prepare, requests, with_text, self._backend.summarizer)
-        # Concurrent APPENDs share a commit (and its fsync).
-        metas = await db.write_grouped(_append_txn, self.mailbox_id, prepared)
+        summarizer = self._backend.summarizer
+        # Parsed in the thread that then writes (one hop, not two), before
+        # it queues for the writer's mutex; concurrent APPENDs share a
+        # commit (and its fsync).
+        metas = await db.write_grouped(
+            _append_txn, self.mailbox_id,
+            prepare=lambda: _prepare(requests, with_text, summarizer))
         self._publish(MessagesAdded(tuple(metas), origin))
         return metas
 
