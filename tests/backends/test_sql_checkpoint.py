@@ -155,6 +155,34 @@ class BackgroundCheckpoints(unittest.TestCase):
         self.assertEqual(passes, [False, True])
         self.assertLess(done, frames)
 
+    async def test_log_written_during_the_checkpoint_starts_again(self) -> None:
+        backend, path = await self.backend()
+        db = backend.db
+        self.patch(engine, "CHECKPOINT_FORCE_FRAMES", 1)
+        inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")
+        await inbox.append([AppendRequest(make_message(1))])
+        real_state = engine.wal_state
+
+        def written_meanwhile(shm_path):
+            # Another APPEND commits while the first pass copies.
+            if not written:
+                written.append(1)
+                other = sqlite3.connect(path, isolation_level=None)
+                other.execute("INSERT INTO keywords VALUES (1, 'meanwhile')")
+                other.close()
+            return real_state(shm_path)
+
+        written: list[int] = []
+        self.patch(engine, "wal_state", written_meanwhile)
+        await threads.deferToThread(db.checkpoint)
+        self.assertEqual(written, [1])
+        # Everything is in the database file, so the next commit writes
+        # the log from its beginning again.
+        self.assertEqual(wal_frames(path + "-shm"), 0)
+        await inbox.append([AppendRequest(make_message(2))])
+        frames, _ = real_state(path + "-shm")
+        self.assertLess(frames, 100)
+
     async def test_stop_waits_for_a_running_checkpoint(self) -> None:
         backend, path = await self.backend()
         inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")

@@ -62,9 +62,9 @@ _MAX_ATTEMPTS = 5
 CHECKPOINT_FRAMES = 1000
 
 #: Frames (pages) in the WAL past which what a checkpoint beside writers
-#: left is checkpointed under the writers' mutex: with no commit in
-#: between, the log then starts again from its beginning instead of
-#: growing for as long as writes keep coming.
+#: left (their commits meanwhile) is checkpointed under the writers' mutex:
+#: the log starts again from its beginning only once it is all in the
+#: database file, which writes coming all the while would never let be.
 CHECKPOINT_FORCE_FRAMES = 4000
 _CHECKPOINT_PASSES = 3
 
@@ -143,10 +143,11 @@ _WAL_INDEX = struct.Struct("=I8xB3xI76xI")
 _WAL_INDEX_VERSION = 3007000
 
 
-def wal_frames(shm_path: str) -> int | None:
+def wal_state(shm_path: str) -> tuple[int, int] | None:
     """
-    How many frames of an SQLite WAL are not yet checkpointed, read from
-    the wal-index file beside it, or C{None} when that cannot be told.
+    The length of an SQLite WAL in frames and how many of them are
+    checkpointed, read from the wal-index file beside it, or C{None} when
+    that cannot be told.
     """
     try:
         fd = os.open(shm_path, os.O_RDONLY)
@@ -163,7 +164,13 @@ def wal_frames(shm_path: str) -> int | None:
     version, initialised, frames, backfilled = _WAL_INDEX.unpack(data)
     if version != _WAL_INDEX_VERSION or not initialised:
         return None
-    return max(0, frames - backfilled)
+    return frames, min(frames, backfilled)
+
+
+def wal_frames(shm_path: str) -> int | None:
+    """How many frames of an SQLite WAL are not yet checkpointed (L{wal_state})."""
+    state = wal_state(shm_path)
+    return None if state is None else state[0] - state[1]
 
 
 class Database:
@@ -474,8 +481,9 @@ class Database:
         with self.engine.connect() as conn:
             driver = conn.connection.driver_connection
             result = tuple(driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-            busy, frames, done = result
-            if 0 <= done < frames and frames >= CHECKPOINT_FORCE_FRAMES:
+            # What was committed meanwhile is not in the result's counts.
+            state = wal_state(self._shm_path)
+            if state is not None and state[1] < state[0] >= CHECKPOINT_FORCE_FRAMES:
                 assert self._write_lock is not None
                 with self._write_lock:
                     result = tuple(driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
