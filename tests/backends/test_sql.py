@@ -301,6 +301,38 @@ class SQLBackendTestsMixin:
         self.assertEqual(await self.count_rows(backend, contents), 0)
         self.assertEqual(await self.count_rows(backend, chunks), 0)
 
+    async def test_copy_of_runs_and_of_scattered_uids_keeps_each_message(self) -> None:
+        # A few runs of consecutive UIDs are copied by INSERT ... SELECT, many
+        # scattered ones row by row: both give each copy its original's
+        # flags, keywords, dates, size, identity and content.
+        backend, store, inbox, metas = await self.inbox_with(40)
+        await inbox.store_flags([m.uid for m in metas if m.uid % 3 == 0], "add",
+                                {"\\Seen", "$Label1"})
+        await inbox.store_flags([m.uid for m in metas if m.uid % 5 == 0], "add", {"\\Flagged"})
+        await inbox.store_flags([7, 8, 20], "add", {"\\Deleted"})
+        await inbox.expunge([7, 8, 20])
+        originals = {m.uid: m for m in await inbox.metadata(await inbox.uids())}
+        for name, wanted in (("Runs", list(range(1, 16))),
+                             ("Scattered", list(range(1, 41, 2)))):
+            await store.create_mailbox(name)
+            target = await store.get_mailbox(name)
+            pairs = await inbox.copy_to(wanted, target)
+            self.assertEqual([old for old, _ in pairs], [u for u in wanted if u in originals])
+            self.assertEqual([new for _, new in pairs], list(range(1, len(pairs) + 1)))
+            copies = {m.uid: m for m in await target.metadata([new for _, new in pairs])}
+            for old, new in pairs:
+                original, copy = originals[old], copies[new]
+                self.assertEqual((copy.flags, copy.internaldate, copy.size, copy.identity),
+                                 (original.flags, original.internaldate, original.size,
+                                  original.identity))
+                self.assertEqual(await (await target.open_message(new)).read(),
+                                 await (await inbox.open_message(old)).read())
+            status = await target.status()
+            self.assertEqual((status.messages, status.uidnext, status.recent),
+                             (len(pairs), len(pairs) + 1, len(pairs)))
+            self.assertEqual(status.unseen, sum(
+                1 for old, _ in pairs if "\\Seen" not in originals[old].flags))
+
     async def test_bulk_status_equals_status_one_by_one(self) -> None:
         from zope.interface.verify import verifyObject
 

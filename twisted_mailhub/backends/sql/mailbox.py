@@ -19,7 +19,18 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 from zope.interface import implementer
 
@@ -675,17 +686,10 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
     first, modseq = target.uidnext, target.highestmodseq + 1
     # RFC 8514 section 3: a copy is saved now, whenever the original was.
     saved = _now()
-    pairs, metas, rows, refs = [], [], [], {}
+    pairs, metas, refs = [], [], {}
     copied_keywords: dict[int, frozenset[str]] = {}
     unseen = deleted = size = 0
     for uid, (row, kws) in enumerate(found, start=first):
-        values = {column: row._mapping[column] for column in FLAG_COLUMNS.values()}
-        rows.append(dict(
-            mailbox_id=target_id, uid=uid, content_id=row.content_id, modseq=modseq,
-            size=row.size, internal_us=row.internal_us, internal_tz=row.internal_tz,
-            internal_day=row.internal_day, **values,
-            object_id=row.object_id, saved_us=saved_us(saved),
-        ))
         if kws:
             copied_keywords[uid] = kws
         refs[row.content_id] = refs.get(row.content_id, 0) + 1
@@ -695,10 +699,21 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
         deleted += bool(row.deleted)
         size += row.size
     last = first + len(found) - 1
-    # One multi-row INSERT per batch; the new rows' ids are then read back
-    # by their (new, consecutive) UIDs for the keywords.
-    for start in range(0, len(rows), BATCH):
-        conn.execute(insert(messages), rows[start:start + BATCH])
+    runs = _runs(pairs)
+    if len(runs) <= _COPY_RUNS:
+        # A run of consecutive UIDs is copied by the database itself, one
+        # INSERT ... SELECT, its UIDs shifted to the new ones.
+        for low, high, new in runs:
+            conn.execute(_copied_run(source_id, target_id, low, high, new - low, modseq,
+                                     saved_us(saved)))
+    else:
+        rows = [_copied_row(row, target_id, uid, modseq, saved_us(saved))
+                for uid, (row, _) in enumerate(found, start=first)]
+        # One multi-row INSERT per batch.
+        for start in range(0, len(rows), BATCH):
+            conn.execute(insert(messages), rows[start:start + BATCH])
+    # The new rows' ids are read back by their (new, consecutive) UIDs for
+    # the keywords.
     if copied_keywords:
         new_ids = dict(conn.execute(
             select(messages.c.uid, messages.c.id)
@@ -716,6 +731,43 @@ def _copy_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
         .values(uidnext=last + 1, highestmodseq=modseq)
     )
     return pairs, metas
+
+
+#: Runs of consecutive UIDs up to which COPY has the database copy the rows.
+_COPY_RUNS = 8
+
+#: The columns a copy takes from its original as they are.
+_KEPT_COLUMNS = ("content_id", "size", "internal_us", "internal_tz", "internal_day",
+                 *FLAG_COLUMNS.values(), "object_id")
+
+
+def _runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """C{(low, high, new)}: the runs of consecutive old UIDs, and where each goes."""
+    runs: list[tuple[int, int, int]] = []
+    for old, new in pairs:
+        if runs and old == runs[-1][1] + 1:
+            low, _, to = runs[-1]
+            runs[-1] = (low, old, to)
+        else:
+            runs.append((old, old, new))
+    return runs
+
+
+def _copied_run(source_id: int, target_id: int, low: int, high: int, shift: int,
+                modseq: int, saved: int) -> Any:
+    m = messages.c
+    kept = [m[name] for name in _KEPT_COLUMNS]
+    return insert(messages).from_select(
+        ["mailbox_id", "uid", "modseq", "saved_us", *_KEPT_COLUMNS],
+        select(literal(target_id), m.uid + shift, literal(modseq), literal(saved), *kept)
+        .where(m.mailbox_id == source_id, m.uid.between(low, high)),
+    )
+
+
+def _copied_row(row: Row, target_id: int, uid: int, modseq: int, saved: int) -> dict:
+    mapping = row._mapping
+    return dict({name: mapping[name] for name in _KEPT_COLUMNS},
+                mailbox_id=target_id, uid=uid, modseq=modseq, saved_us=saved)
 
 
 def _move_txn(conn: Connection, source_id: int, target_id: int, uids: list[int],
