@@ -66,6 +66,10 @@ CHECKPOINT_FRAMES = 1000
 #: the log starts again from its beginning only once it is all in the
 #: database file, which writes coming all the while would never let be.
 CHECKPOINT_FORCE_FRAMES = 4000
+
+#: Frames left by a checkpoint beside writers up to which the rest is
+#: copied under the mutex (more are first copied beside them again).
+CHECKPOINT_LEFT_FRAMES = 256
 _CHECKPOINT_PASSES = 3
 
 
@@ -481,7 +485,14 @@ class Database:
         with self.engine.connect() as conn:
             driver = conn.connection.driver_connection
             result = tuple(driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-            # What was committed meanwhile is not in the result's counts.
+            # What was committed meanwhile is not in the result's counts:
+            # while it is much, it is copied beside writers again, so that
+            # writers wait for little.
+            for _ in range(_CHECKPOINT_PASSES - 1):
+                state = wal_state(self._shm_path)
+                if state is None or state[0] - state[1] < CHECKPOINT_LEFT_FRAMES:
+                    break
+                result = tuple(driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
             state = wal_state(self._shm_path)
             if state is not None and state[1] < state[0] >= CHECKPOINT_FORCE_FRAMES:
                 assert self._write_lock is not None
