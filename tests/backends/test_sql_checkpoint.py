@@ -102,9 +102,7 @@ class BackgroundCheckpoints(unittest.TestCase):
                 break
             await deferLater(reactor, 0.01, lambda: None)
         self.assertLess(wal_frames(path + "-shm"), CHECKPOINT_FRAMES)
-        # The pages are in the database file: a reader that ignores the
-        # log (opened read-only after the log is set aside) is not needed;
-        # the database says everything is backfilled.
+        # Another connection finds the pages copied into the database file.
         other = sqlite3.connect(path)
         self.addCleanup(other.close)
         busy, frames, done = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -120,6 +118,8 @@ class BackgroundCheckpoints(unittest.TestCase):
         checkpoint = backend.db.checkpoint
         backend.db.checkpoint = lambda: calls.append(1) or checkpoint()
         await inbox.append([AppendRequest(make_message(n)) for n in range(3)])
+        # A due checkpoint is started before the write's result is given.
+        self.assertFalse(backend.db._checkpoint_pending)
         await deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(calls, [])
         self.assertGreater(wal_frames(path + "-shm"), 0)

@@ -14,7 +14,8 @@ import sqlite3
 import threading
 
 from sqlalchemy import event, insert
-from twisted.internet import threads
+from twisted.internet import reactor, threads
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from harness import IMAPServerTestCase
@@ -120,6 +121,37 @@ class GroupedWrites(unittest.TestCase):
         self.assertEqual(await db.write_grouped(write, "given", prepare=prepare),
                          ("given", "prepared"))
         self.assertEqual(len(set(seen)), 1)
+
+    async def test_prepared_writes_queued_behind_a_writer_share_its_next_commit(self) -> None:
+        backend = await self.backend()
+        db = backend.db
+        inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")
+        commits: list[int] = []
+        event.listen(db.engine, "commit", lambda conn: commits.append(1))
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(conn) -> None:
+            entered.set()
+            release.wait(30)
+
+        held = db.write(hold)
+        await threads.deferToThread(entered.wait, 30)
+        writes = [db.write_grouped(_append_txn, inbox.mailbox_id, prepare=lambda n=n: _prepare(
+            [AppendRequest(make_message(n))], False)) for n in range(3)]
+        # Each is prepared, finds the mutex held and is left queued.
+        for _ in range(500):
+            if len(db._grouped) == 3:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(db._grouped), 3)
+        release.set()
+        await held
+        metas = [await d for d in writes]
+        self.assertEqual(sorted(m[0].uid for m in metas), [1, 2, 3])
+        self.assertEqual(len(commits), 2)
+        for uid in (1, 2, 3):
+            self.assertIn(await (await inbox.open_message(uid)).read(),
+                          [make_message(n) for n in range(3)])
 
     async def test_failed_preparation_writes_nothing(self) -> None:
         backend = await self.backend()

@@ -287,7 +287,18 @@ class Database:
         if prepare is None:
             with self._grouped_lock:
                 self._grouped.append(job)
-        return deferToThreadPool(self._reactor, self._pool, self._run_grouped, job, prepare)
+        d = deferToThreadPool(self._reactor, self._pool, self._run_grouped, job, prepare)
+        if prepare is not None:
+            d.addCallback(self._wait_grouped, job)
+        return d
+
+    def _wait_grouped(self, result: Any, job: "_Grouped") -> Any:
+        if result is not _QUEUED:
+            return result
+        # Queued behind a writer: waiting for the mutex in a thread of its
+        # own frees the preparing one, so that more writes get prepared
+        # (and join the next commit) meanwhile.
+        return deferToThreadPool(self._reactor, self._pool, self._run_grouped, job)
 
     # -- in a pool thread ------------------------------------------------------
 
@@ -301,11 +312,19 @@ class Database:
             job.args = (*job.args, prepare())
             with self._grouped_lock:
                 self._grouped.append(job)
-        with self._write_lock:
+            # Written at once when no writer holds the mutex (one hop in
+            # all); otherwise left to the next writer (see _wait_grouped).
+            if not self._write_lock.acquire(blocking=False):
+                return _QUEUED
+        else:
+            self._write_lock.acquire()
+        try:
             if not job.done:
                 with self._grouped_lock:
                     batch, self._grouped = self._grouped, []
                 self._write_batch(batch)
+        finally:
+            self._write_lock.release()
         return job.outcome()
 
     def _write_batch(self, batch: list["_Grouped"]) -> None:
@@ -515,6 +534,10 @@ class Database:
             handler = self._commit_handlers.get(key)
             if handler is not None:
                 handler(items)
+
+
+#: What L{Database._run_grouped} gives for a prepared write left queued.
+_QUEUED = object()
 
 
 class _Grouped:
