@@ -64,7 +64,7 @@ CHECKPOINT_FRAMES = 1000
 #: Frames (pages) in the WAL past which what a checkpoint beside writers
 #: left (their commits meanwhile) is checkpointed under the writers' mutex:
 #: the log starts again from its beginning only once it is all in the
-#: database file, which writes coming all the while would never let be.
+#: database file, which commits arriving all the while would never allow.
 CHECKPOINT_FORCE_FRAMES = 4000
 
 #: Frames left by a checkpoint beside writers up to which the rest is
