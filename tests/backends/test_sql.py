@@ -14,7 +14,9 @@ import os
 import random
 import re
 import sys
+import tempfile
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import event, func, select
 from twisted.internet import defer, threads
@@ -198,6 +200,68 @@ class SQLBackendTestsMixin:
         event.listen(backend.db.engine, "before_cursor_execute", before)
         self.addCleanup(event.remove, backend.db.engine, "before_cursor_execute", before)
         return statements
+
+    async def record_round_trips(self, backend: SQLBackend) -> list[str]:
+        """
+        What the connections send to the database from now on, one entry a
+        round trip: every statement with the BEGIN, COMMIT and pings the
+        driver adds around them, which C{before_cursor_execute} does not
+        see (PostgreSQL: the protocol trace of libpq, one entry per reply
+        that ends in ReadyForQuery; SQLite: the statements the library runs).
+        """
+        await backend.reaper.flush()
+        sent: list[str] = []
+        engine = backend.db.engine
+        postgresql = backend.db.dialect == "postgresql"
+        traces: dict[int, Any] = {}
+
+        def checkout(dbapi_connection, record, proxy):
+            if not postgresql:
+                dbapi_connection.set_trace_callback(sent.append)
+                return
+            from psycopg import pq
+
+            trace = tempfile.TemporaryFile()
+            traces[id(dbapi_connection)] = trace
+            pgconn = dbapi_connection.pgconn
+            pgconn.trace(trace.fileno())
+            pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+        def checkin(dbapi_connection, record):
+            if dbapi_connection is None:
+                return
+            if not postgresql:
+                dbapi_connection.set_trace_callback(None)
+                return
+            trace = traces.pop(id(dbapi_connection), None)
+            if trace is None:
+                return
+            dbapi_connection.pgconn.untrace()
+            trace.seek(0)
+            request = None
+            text = trace.read().decode("utf-8", "replace")
+            # One message a match (the text of a statement may span lines).
+            for kind, name, body in re.findall(r"^([FB])\t\d+\t(\w+)(.*?)(?=^[FB]\t\d+\t|\Z)",
+                                               text, re.M | re.S):
+                if kind == "F" and name in ("Query", "Parse") and request is None:
+                    # Query: "text"; Parse: "name" "text" parameter types.
+                    pattern = r'\t "(.*)"\s*$' if name == "Query" else r'\t "[^"]*" "(.*)" \d+'
+                    request = re.match(pattern, body, re.S).group(1)
+                elif kind == "B" and name == "ReadyForQuery":
+                    sent.append(request or "")
+                    request = None
+            trace.close()
+
+        # At checkout, before SQLAlchemy's own use of the connection.
+        event.listen(engine, "checkout", checkout, insert=True)
+        event.listen(engine, "checkin", checkin)
+
+        def stop():
+            event.remove(engine, "checkout", checkout)
+            event.remove(engine, "checkin", checkin)
+
+        self.addCleanup(stop)
+        return sent
 
     async def count_rows(self, backend: SQLBackend, table) -> int:
         return await backend.db.read(
@@ -437,6 +501,62 @@ class SQLBackendTestsMixin:
         self.assertEqual(touching, [])
         self.assertLess(len(statements), 40)
 
+    async def test_reads_of_one_statement_take_one_round_trip(self) -> None:
+        # What STATUS, LIST, FETCH of a body, a search on flags and POP3's
+        # RETR of a large message ask the store: each one statement, which
+        # needs no transaction (a BEGIN and a COMMIT, two more round trips
+        # to a server) nor a ping of a connection just used.
+        large = make_message(1, b"z" * (2 * CHUNK_SIZE))
+        backend, store, inbox, metas = await self.inbox_with(3)
+        [big] = await inbox.append([AppendRequest(large)])
+        await store.create_mailbox("Other")
+        opened = await inbox.open_message(big.uid)
+        calls = [
+            lambda: store.mailbox_status("INBOX"),
+            lambda: store.mailbox_statuses(["INBOX", "Other", "Nowhere"]),
+            lambda: store.list_mailboxes(),
+            lambda: inbox.status(),
+            lambda: inbox.open_message(metas[1].uid),
+            lambda: inbox.open_messages([m.uid for m in metas]),
+            lambda: opened.read(CHUNK_SIZE, 10),
+            lambda: inbox.search(sk.Flag("\\Seen", False), SearchContext([m.uid for m in metas] + [big.uid],
+                                                             set())),
+        ]
+        for call in calls:  # connections made, statements compiled
+            await call()
+        sent = await self.record_round_trips(backend)
+        for n, call in enumerate(calls):
+            await call()
+            self.assertEqual(len(sent), n + 1, sent)
+        self.assertEqual([s for s in sent if not s.lstrip().upper().startswith("SELECT")], [],
+                         sent)
+
+    async def test_connection_idle_for_a_while_is_pinged(self) -> None:
+        from twisted_mailhub.backends.sql import engine as engine_module
+
+        backend, store, inbox, metas = await self.inbox_with(1)
+        await inbox.status()
+        sent = await self.record_round_trips(backend)
+        await inbox.status()
+        self.patch(engine_module, "PING_AFTER_IDLE", 0.0)
+        await inbox.status()
+        pings = [s for s in sent if not s.lstrip().upper().startswith("SELECT")]
+        # SQLite makes no round trips: no ping, whatever the pool's age.
+        expected = 1 if backend.db.dialect == "postgresql" else 0
+        self.assertEqual(len(pings), expected, sent)
+        self.assertEqual(len(sent), 2 + expected, sent)
+
+    async def test_reads_of_several_statements_keep_their_transaction(self) -> None:
+        # The rows and keywords of metadata, and the changes since a
+        # modseq (rows, then expunged UIDs), must come from one snapshot.
+        backend, store, inbox, metas = await self.inbox_with(3)
+        await inbox.metadata([m.uid for m in metas])
+        sent = await self.record_round_trips(backend)
+        await inbox.metadata([m.uid for m in metas])
+        await inbox.changes_since(1)
+        begins = [s for s in sent if s.lstrip().upper().startswith("BEGIN")]
+        self.assertEqual(len(begins), 2, sent)
+
     async def test_status_by_name_in_one_statement(self) -> None:
         from zope.interface.verify import verifyObject
 
@@ -642,3 +762,28 @@ task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 
 class PostgreSQLBackendTests(PostgreSQLMixin, SQLBackendTestsMixin, unittest.TestCase):
     skip = PG_SKIP
+
+    async def test_read_after_the_server_closed_the_connections(self) -> None:
+        # Connections used just now are not pinged; should the server have
+        # closed them meanwhile, a read runs again on a new connection.
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        backend, store, inbox, metas = await self.inbox_with(2)
+        await inbox.status()
+
+        def terminate():
+            # From a connection of its own: every one of the pool is closed.
+            other = create_engine(backend.db.url, poolclass=NullPool)
+            try:
+                with other.connect() as conn:
+                    return conn.execute(text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )).scalar()
+            finally:
+                other.dispose()
+
+        self.assertGreater(await threads.deferToThread(terminate), 0)
+        self.assertEqual((await inbox.status()).messages, 2)
+        self.assertEqual(len(await inbox.uids()), 2)

@@ -187,7 +187,7 @@ class SQLBackend:
     async def lookup_password(self, username: str) -> str | None:
         """The stored hash, or C{None} for an unknown user or one without password."""
         await self.ready()
-        return await self.db.read(_lookup_txn, username)
+        return await self.db.read_statements(_lookup_txn, username)
 
     async def delete_user(self, username: str) -> None:
         """Delete the user with all mailboxes and messages; L{UnknownUser} if absent."""
@@ -199,7 +199,7 @@ class SQLBackend:
     async def quota_limits(self, username: str) -> dict[str, int | None]:
         """L{IQuotaLimits}: the limits of its own the account has (users table)."""
         await self.ready()
-        return await self.db.read(limits_txn, username)
+        return await self.db.read_statements(limits_txn, username)
 
     async def set_quota_limits(self, username: str, limits: dict[str, int | None],
                                reset: Iterable[str] = ()) -> None:
@@ -220,7 +220,7 @@ class SQLBackend:
         await self.ready()
         if not _could_exist(username, mailbox):
             return None
-        key = await self.db.read(_access_key_txn, username, mailbox)
+        key = await self.db.read_statements(_access_key_txn, username, mailbox)
         if key is None and create:
             key = await self.db.write(_make_access_key_txn, username, mailbox, False)
         return key

@@ -25,6 +25,12 @@ file (a checkpoint, with fsyncs of both files) is done in the pool once
 the log holds L{CHECKPOINT_FRAMES} pages, beside the next commands,
 instead of by SQLite inside the commit that crosses that threshold, which
 made that command wait for megabytes to be copied and synced.
+
+On a database server every statement is a round trip, and so are the
+C{BEGIN} and C{COMMIT} around it.  L{Database.read_statements} runs reads
+whose statements need no snapshot in common outside a transaction, and a
+connection is pinged before use only if it sat idle in the pool for a while
+(L{PING_AFTER_IDLE}), not at every checkout.
 """
 
 from __future__ import annotations
@@ -32,11 +38,12 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 from twisted.internet import reactor as _global_reactor
 from twisted.internet.defer import Deferred
@@ -72,6 +79,17 @@ CHECKPOINT_FORCE_FRAMES = 4000
 CHECKPOINT_LEFT_FRAMES = 256
 _CHECKPOINT_PASSES = 3
 
+#: A server connection back in the pool for longer than this (seconds) is
+#: pinged before it is used again: the server may have closed it meanwhile
+#: (a restart, an idle timeout).  One used more recently is taken as alive,
+#: which saves a round trip per transaction; should it be dead after all,
+#: L{Database.read} runs its work again on a new connection, and a write
+#: fails as it would had the server gone down during its transaction.
+PING_AFTER_IDLE = 1.0
+
+#: Where a pooled connection keeps when it was last put back in the pool.
+_IDLE_SINCE = "mailhub_idle_since"
+
 
 def parse_url(url: str) -> URL:
     """
@@ -101,10 +119,41 @@ def make_engine(url: URL, pool_size: int) -> Engine:
     """An engine configured for durable, concurrent use of C{url}'s database."""
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, pool_size)
-    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0, "pool_pre_ping": True}
+    # LIFO: the connection used last is taken next, so that under a light
+    # load one connection stays in use (not pinged, see _ping_when_idle)
+    # while the others idle, instead of each turn going to the one idle
+    # longest.
+    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0, "pool_use_lifo": True}
     if url.get_backend_name() in ("mysql", "mariadb"):
         options["isolation_level"] = "READ COMMITTED"
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """
+    What SQLAlchemy's C{pool_pre_ping} does, only for connections idle
+    longer than L{PING_AFTER_IDLE}: under load a connection is back in use
+    within milliseconds, and a ping before each transaction cost one more
+    round trip per read.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record):
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy):
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            # The pool discards the connection and checks out another.
+            raise DisconnectionError("pooled connection is gone") from e
 
 
 def _sqlite_engine(url: URL, pool_size: int) -> Engine:
@@ -259,6 +308,16 @@ class Database:
         """Run C{fn(connection, *args)} in a read-only transaction."""
         return deferToThreadPool(self._reactor, self._pool, self.run_read, fn, *args)
 
+    def read_statements(self, fn: Callable[..., T], *args: Any) -> Deferred:
+        """
+        L{read} for a C{fn} that only reads and whose statements need no
+        snapshot in common (most often it runs one): on PostgreSQL and
+        SQLite they run outside a transaction, each consistent in itself,
+        which saves the C{BEGIN} and C{COMMIT} (two round trips to a
+        server).
+        """
+        return deferToThreadPool(self._reactor, self._pool, self._run_read, fn, args, True)
+
     def write(self, fn: Callable[..., T], *args: Any) -> Deferred:
         """
         Run C{fn(connection, *args)} in a write transaction; the Deferred
@@ -386,13 +445,30 @@ class Database:
             self._reactor.callFromThread(self._committed, pending)
 
     def run_read(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._run_read(fn, args, False)
+
+    def _run_read(self, fn: Callable[..., T], args: tuple, separate: bool) -> T:
         try:
-            return self._read_once(fn, args)
+            try:
+                return self._read_once(fn, args, separate)
+            except DBAPIError as e:
+                if not e.connection_invalidated:
+                    raise
+                # The connection was dead (PING_AFTER_IDLE); SQLAlchemy
+                # dropped it, and a read can simply be run again.
+                return self._read_once(fn, args, separate)
         except OperationalError as e:
             raise _unavailable(e) from e
 
-    def _read_once(self, fn: Callable[..., T], args: tuple) -> T:
+    def _read_once(self, fn: Callable[..., T], args: tuple, separate: bool = False) -> T:
         with self.engine.connect() as conn:
+            if separate and self.dialect in ("postgresql", "sqlite"):
+                if not self._sqlite:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                # On SQLite the driver is in autocommit mode already (see
+                # _sqlite_engine): without a BEGIN each statement is its
+                # own transaction.
+                return fn(conn, *args)
             if self.dialect == "postgresql":
                 # One snapshot for all statements of the call.
                 conn.execution_options(isolation_level="REPEATABLE READ")

@@ -119,7 +119,8 @@ class SQLMessage:
 
             self._structure = MessageStructure.from_json(json.loads(self._structure))
         if self._structure is None:
-            data = await self._backend.db.read(content_store.load_structure, self._content_id)
+            data = await self._backend.db.read_statements(content_store.load_structure,
+                                                           self._content_id)
             if data is None:
                 raise MessageExpunged("Message has been expunged")
             from twisted_mailhub.mime.structure import MessageStructure
@@ -133,7 +134,7 @@ class SQLMessage:
             offset = max(0, offset)
             end = len(self._content) if length is None else offset + max(0, length)
             return self._content[offset:end]
-        data = await self._backend.db.read(
+        data = await self._backend.db.read_statements(
             content_store.read_range, self._content_id, self.meta.size, offset, length
         )
         end = self.meta.size if length is None else min(self.meta.size, offset + length)
@@ -168,10 +169,10 @@ class SQLMailbox(BaseMailbox):
     # -- reading ----------------------------------------------------------------
 
     async def status(self) -> MailboxStatus:
-        return await self._backend.db.read(_status_txn, self.mailbox_id)
+        return await self._backend.db.read_statements(_status_txn, self.mailbox_id)
 
     async def uids(self) -> list[int]:
-        return await self._backend.db.read(_uids_txn, self.mailbox_id)
+        return await self._backend.db.read_statements(_uids_txn, self.mailbox_id)
 
     async def metadata(self, uids: Iterable[int]) -> list[MessageMeta]:
         uids = sorted(set(uids))
@@ -182,15 +183,19 @@ class SQLMailbox(BaseMailbox):
     async def open_message(self, uid: int) -> SQLMessage:
         # One transaction (one thread hop) for the row, its structure and,
         # for a small message, its content: FETCH of many small messages is
-        # bound by round trips, not bytes.
-        found = await self._backend.db.read(_open_txn, self.mailbox_id, uid)
+        # bound by round trips, not bytes.  Without a transaction: the
+        # statement is the only one.
+        found = await self._backend.db.read_statements(_open_txn, self.mailbox_id, uid)
         if found is None:
             raise MessageExpunged(f"Message {uid} has been expunged")
         row, kws, structure, content = found
         return SQLMessage(self._backend, meta_of(row, kws), row.content_id, structure, content)
 
     async def open_messages(self, uids: Iterable[int]) -> list[SQLMessage]:
-        opened = await self._backend.db.read(_open_many_txn, self.mailbox_id, list(uids))
+        # One statement per batch, each message whole in one: they need no
+        # snapshot in common (one expunged in between reads as gone).
+        opened = await self._backend.db.read_statements(_open_many_txn, self.mailbox_id,
+                                                        list(uids))
         return [
             SQLMessage(self._backend, meta_of(row, kws), row.content_id, structure, content)
             for row, kws, structure, content in opened
@@ -202,7 +207,9 @@ class SQLMailbox(BaseMailbox):
         wanted, names = sorted(set(uids)), sorted(set(names))
         if not wanted or not names:
             return {}
-        return await self._backend.db.read(summary_store.read, self.mailbox_id, wanted, names)
+        # Kept summaries never change: no snapshot needed across statements.
+        return await self._backend.db.read_statements(summary_store.read, self.mailbox_id,
+                                                      wanted, names)
 
     async def keep_summaries(self, values: dict[int, dict[str, bytes]]) -> None:
         """L{ISummaryStore}: add the summaries not kept yet."""
@@ -227,7 +234,9 @@ class SQLMailbox(BaseMailbox):
         compiled = compile_key(key, context, db.dialect, text_index=text_index)
         if compiled is None:
             return None
-        return await self._backend.db.read(_search_txn, self.mailbox_id, compiled)
+        # Without text: one statement, which needs no transaction around it.
+        read = db.read if compiled.text else db.read_statements
+        return await read(_search_txn, self.mailbox_id, compiled)
 
     # -- writing ----------------------------------------------------------------
 

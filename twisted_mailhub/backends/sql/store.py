@@ -66,14 +66,14 @@ class SQLMailStore(BaseMailStore):
     async def get_mailbox(self, name: str, read_only: bool = False) -> SQLMailbox:
         # One indexed lookup, rather than the generic listing of the tree.
         name = validate_name(name, self.delimiter)
-        row = await self.backend.db.read(_find_txn, self.user_id, name)
+        row = await self.backend.db.read_statements(_find_txn, self.user_id, name)
         return _selectable(row, name, lambda: SQLMailbox(
             self.backend, row.id, row.name, row.uidvalidity, read_only))
 
     async def mailbox_status(self, name: str) -> MailboxStatus:
         """L{IStatusQuery}: the counters of the mailbox row, in one transaction."""
         name = validate_name(name, self.delimiter)
-        row = await self.backend.db.read(_find_txn, self.user_id, name)
+        row = await self.backend.db.read_statements(_find_txn, self.user_id, name)
         return _selectable(row, name, lambda: status_of_row(row))
 
     async def mailbox_statuses(self, names: Iterable[str]) -> dict[str, Any]:
@@ -85,7 +85,8 @@ class SQLMailStore(BaseMailStore):
                 valid[name] = validate_name(name, self.delimiter)
             except MailhubError as e:
                 outcomes[name] = e
-        rows = await self.backend.db.read(_find_many_txn, self.user_id, sorted(set(valid.values())))
+        rows = await self.backend.db.read_statements(_find_many_txn, self.user_id,
+                                                     sorted(set(valid.values())))
         for asked, name in valid.items():
             row = rows.get(name)
             try:
@@ -96,17 +97,17 @@ class SQLMailStore(BaseMailStore):
 
     async def usage(self) -> tuple[int, int]:
         """L{IUsageQuery}: the sums of the counters of the user's mailbox rows."""
-        return await self.backend.db.read(usage_txn, self.user_id)
+        return await self.backend.db.read_statements(usage_txn, self.user_id)
 
     def _publish_removed(self, mailbox_ids: list[int]) -> None:
         for mailbox_id in mailbox_ids:
             self.notifier.publish(self.backend.mailbox_key(mailbox_id), MailboxRemoved())
 
     async def _list(self) -> list[MailboxInfo]:
-        return await self.backend.db.read(_list_txn, self.user_id)
+        return await self.backend.db.read_statements(_list_txn, self.user_id)
 
     async def _open(self, name: str, read_only: bool) -> SQLMailbox:
-        row = await self.backend.db.read(_find_txn, self.user_id, name)
+        row = await self.backend.db.read_statements(_find_txn, self.user_id, name)
         if row is None or not row.selectable:
             raise MailboxNotFound(f"Mailbox does not exist: {name}")
         return SQLMailbox(self.backend, row.id, row.name, row.uidvalidity, read_only)
@@ -163,7 +164,7 @@ class SQLMailStore(BaseMailStore):
         raise AssertionError("unreachable")
 
     async def _subscriptions(self) -> set[str]:
-        return await self.backend.db.read(_subscriptions_txn, self.user_id)
+        return await self.backend.db.read_statements(_subscriptions_txn, self.user_id)
 
     async def _subscribe(self, name: str) -> None:
         await self.backend.db.write(_subscribe_txn, self.user_id, name, True)

@@ -97,7 +97,7 @@ class RowProbe:
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
         ids = {key[2]: key for key in keys}
-        rows = await self.backend.db.read(_rows_txn, sorted(ids))
+        rows = await self.backend.db.read_statements(_rows_txn, sorted(ids))
         changed = []
         previous, self._rows = self._rows, {}
         for mailbox_id, key in ids.items():
