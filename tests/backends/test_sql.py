@@ -479,7 +479,7 @@ class SQLBackendTestsMixin:
         backend, store, inbox, _ = await self.inbox_with(0)
         [meta] = await inbox.append([AppendRequest(content)])
         message = await inbox.open_message(meta.uid)
-        statements = await self.record_statements(backend)
+        statements = await self.record_round_trips(backend)
         data = await message.read(CHUNK_SIZE + 10, 20)
         self.assertEqual(data, content[CHUNK_SIZE + 10:CHUNK_SIZE + 30])
         [query] = [s for s in statements if "chunks" in s]

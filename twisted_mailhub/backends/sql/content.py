@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from twisted_mailhub.backends.sql import fts
@@ -86,6 +86,19 @@ def insert_content(conn: Connection, content: bytes, row: dict[str, Any], refcou
     return content_id
 
 
+# Built once: every RETR and FETCH of a large message runs it.
+_RANGE = (
+    select(chunks.c.seq, chunks.c.data)
+    .join(contents, contents.c.id == chunks.c.content_id)
+    .where(chunks.c.content_id == bindparam("content_id"),
+           chunks.c.seq.between(bindparam("first"), bindparam("last")),
+           contents.c.refcount > 0)
+    .order_by(chunks.c.seq)
+)
+# Its text for psycopg, compiled on first use.
+_RANGE_PSYCOPG: list[Any] = []
+
+
 def read_range(conn: Connection, content_id: int, size: int, offset: int, length: int | None) -> bytes:
     """Bytes C{[offset, offset+length)} of a content, reading only their chunks."""
     offset = max(0, offset)
@@ -94,16 +107,33 @@ def read_range(conn: Connection, content_id: int, size: int, offset: int, length
         return b""
     first, last = offset // CHUNK_SIZE, (end - 1) // CHUNK_SIZE
     # A released content (count zero) reads as gone, as if already reaped.
-    rows = conn.execute(
-        select(chunks.c.seq, chunks.c.data)
-        .join(contents, contents.c.id == chunks.c.content_id)
-        .where(chunks.c.content_id == content_id, chunks.c.seq.between(first, last),
-               contents.c.refcount > 0)
-        .order_by(chunks.c.seq)
-    ).all()
-    data = b"".join(bytes(row.data) for row in rows)
+    params = {"content_id": content_id, "first": first, "last": last}
+    if conn.dialect.driver == "psycopg":
+        rows = _binary_rows(conn, params)
+    else:
+        rows = conn.execute(_RANGE, params).all()
+    data = b"".join(bytes(data) for _, data in rows)
     start = offset - first * CHUNK_SIZE
     return data[start:start + (end - offset)]
+
+
+def _binary_rows(conn: Connection, params: dict[str, int]) -> list[tuple]:
+    """
+    The rows of L{_RANGE} from psycopg in the binary format of results,
+    in C{conn}'s transaction: the chunks come as their bytes, where the
+    text format sends each byte as two hexadecimal digits that the driver
+    then decodes, which halved the rate at which contents were read.
+    """
+    if not _RANGE_PSYCOPG:
+        compiled = _RANGE.compile(dialect=conn.dialect)
+        _RANGE_PSYCOPG[:] = [str(compiled), compiled]
+    sql, compiled = _RANGE_PSYCOPG
+    cursor = conn.connection.driver_connection.cursor(binary=True)
+    try:
+        cursor.execute(sql, compiled.construct_params(params))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def load_structure(conn: Connection, content_id: int) -> dict[str, Any] | None:
