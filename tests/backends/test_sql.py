@@ -464,7 +464,7 @@ class SQLBackendTestsMixin:
                  frozenset({"Personal"})]
         metas = await inbox.append([AppendRequest(make_message(n), f, DATE)
                                     for n, f in enumerate(flags)])
-        statements = await self.record_statements(backend)
+        statements = await self.record_round_trips(backend)
         opened = await inbox.open_messages([m.uid for m in metas])
         self.assertEqual([m.meta.flags for m in opened], flags)
         # The rows, keywords and small contents of a few messages: one query.

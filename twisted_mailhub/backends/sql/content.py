@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.engine import after_commit
+from twisted_mailhub.backends.sql.rows import binary_rows
 from twisted_mailhub.backends.sql.schema import (
     CHUNK_SIZE,
     HEADER_COLUMNS,
@@ -95,8 +96,6 @@ _RANGE = (
            contents.c.refcount > 0)
     .order_by(chunks.c.seq)
 )
-# Its text for psycopg, compiled on first use.
-_RANGE_PSYCOPG: list[Any] = []
 
 
 def read_range(conn: Connection, content_id: int, size: int, offset: int, length: int | None) -> bytes:
@@ -109,31 +108,12 @@ def read_range(conn: Connection, content_id: int, size: int, offset: int, length
     # A released content (count zero) reads as gone, as if already reaped.
     params = {"content_id": content_id, "first": first, "last": last}
     if conn.dialect.driver == "psycopg":
-        rows = _binary_rows(conn, params)
+        rows = binary_rows(conn, _RANGE, params)
     else:
         rows = conn.execute(_RANGE, params).all()
     data = b"".join(bytes(data) for _, data in rows)
     start = offset - first * CHUNK_SIZE
     return data[start:start + (end - offset)]
-
-
-def _binary_rows(conn: Connection, params: dict[str, int]) -> list[tuple]:
-    """
-    The rows of L{_RANGE} from psycopg in the binary format of results,
-    in C{conn}'s transaction: the chunks come as their bytes, where the
-    text format sends each byte as two hexadecimal digits that the driver
-    then decodes, which halved the rate at which contents were read.
-    """
-    if not _RANGE_PSYCOPG:
-        compiled = _RANGE.compile(dialect=conn.dialect)
-        _RANGE_PSYCOPG[:] = [str(compiled), compiled]
-    sql, compiled = _RANGE_PSYCOPG
-    cursor = conn.connection.driver_connection.cursor(binary=True)
-    try:
-        cursor.execute(sql, compiled.construct_params(params))
-        return cursor.fetchall()
-    finally:
-        cursor.close()
 
 
 def load_structure(conn: Connection, content_id: int) -> dict[str, Any] | None:

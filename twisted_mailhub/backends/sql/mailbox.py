@@ -20,7 +20,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -43,6 +46,7 @@ from twisted_mailhub.backends.sql import fts
 from twisted_mailhub.backends.sql.rows import (
     BATCH,
     META_COLUMNS,
+    binary_rows,
     date_columns,
     driver_rows,
     internaldate,
@@ -858,7 +862,7 @@ _KEYWORD_LIST = (
     .where(keywords.c.message_id == messages.c.id)
     .scalar_subquery()
 )
-_OPEN = (
+_OPEN_ROWS = (
     select(*META_COLUMNS, messages.c.content_id, contents.c.structure, chunks.c.data,
            _KEYWORD_LIST.label("keyword_list"))
     .select_from(
@@ -868,17 +872,26 @@ _OPEN = (
                  messages.c.size <= min(PREFETCH_SIZE, CHUNK_SIZE)),
         )
     )
-    .where(messages.c.mailbox_id == bindparam("mailbox_id"),
-           messages.c.uid.in_(bindparam("uids", expanding=True)))
+    .where(messages.c.mailbox_id == bindparam("mailbox_id"))
 )
+_OPEN = _OPEN_ROWS.where(messages.c.uid.in_(bindparam("uids", expanding=True)))
+
+
+# The same for psycopg, whose binary results carry the contents as they
+# are (binary_rows): the UIDs as one array, not an expanding list.
+_OPEN_ANY = _OPEN_ROWS.where(messages.c.uid == any_(bindparam("uids", type_=ARRAY(BigInteger))))
 
 
 def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
     out = []
     wanted = sorted(set(uids))
+    binary = conn.dialect.driver == "psycopg"
     for start in range(0, len(wanted), BATCH):
         params = {"mailbox_id": mailbox_id, "uids": wanted[start:start + BATCH]}
-        rows = sorted(conn.execute(_OPEN, params).all(), key=row_uid)
+        if binary:
+            rows = sorted(binary_rows(conn, _OPEN_ANY, params), key=row_uid)
+        else:
+            rows = sorted(conn.execute(_OPEN, params).all(), key=row_uid)
         for row in rows:
             content = row.data
             if content is not None:
