@@ -146,3 +146,38 @@ class PipelinedStatusTests(IMAPServerTestCase):
         self.assertTrue(out[b"x1"][-1].startswith(b"x1 NO "), out[b"x1"])
         # The STATUS behind the APPEND counts the new message.
         self.assertEqual(out[b"s99"][0], b"* STATUS Box3 (MESSAGES 4)\r\n")
+
+    async def test_the_first_status_of_a_run_is_asked_with_the_others(self) -> None:
+        from twisted_mailhub.interfaces import IBulkStatusQuery, IStatusQuery
+
+        store_class = type(await self.backend.open_store("alice"))
+        asked: list[list[str]] = []
+        for method in ("mailbox_status", "mailbox_statuses"):
+            original = getattr(store_class, method, None)
+            if original is None:
+                continue
+
+            def counting(store, names, _original=original, _method=method):
+                asked.append([names] if _method == "mailbox_status" else list(names))
+                return _original(store, names)
+
+            self.patch(store_class, method, counting)
+
+        def run():
+            c = self.raw()
+            c.line()
+            c.command(b"a1 LOGIN alice wonderland")
+            c.send(b"".join(b"s%d STATUS %s (MESSAGES)\r\n" % (n, name.encode())
+                            for n, name in enumerate(self.names)))
+            out = [c.until_tagged(b"s%d" % n) for n in range(len(self.names))]
+            c.close()
+            return out
+
+        out = await self.in_thread(run)
+        for n, name in enumerate(self.names):
+            self.assertEqual(out[n][0], b"* STATUS %s (MESSAGES %d)\r\n" % (name.encode(), n))
+        if IBulkStatusQuery.implementedBy(store_class):
+            # One store call (one statement in the SQL store) for the run.
+            self.assertEqual(asked, [self.names])
+        elif IStatusQuery.implementedBy(store_class):
+            self.assertEqual(sorted(sum(asked, [])), sorted(self.names))

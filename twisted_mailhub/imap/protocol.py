@@ -158,7 +158,7 @@ class IMAPServerProtocol(ServerConnection):
         finally:
             self._pumping = False
 
-    def _read_ahead(self) -> None:
+    def _read_ahead(self, starting: C.Command | None = None) -> None:
         """
         While a FETCH (or a STATUS) runs, parse the commands of the same
         kind already received behind it and let the session start their
@@ -167,8 +167,12 @@ class IMAPServerProtocol(ServerConnection):
         raw lines).  The first other event ends the run and waits, parsed,
         for its turn; what follows it stays unparsed, since that command may
         change how the rest is read.
+
+        A STATUS about to run (C{starting}) joins the run behind it, if
+        there is one: its counters come with theirs, in the same store call
+        (one statement in the SQL store), instead of in a query of its own.
         """
-        kind = type(self._running)
+        kind = type(self._running if starting is None else starting)
         if kind not in (C.Fetch, C.Status):
             return
         if len(self._ahead) > LOOKAHEAD // 2:
@@ -190,6 +194,8 @@ class IMAPServerProtocol(ServerConnection):
             run.append(event.command)
         if not run:
             return
+        if starting is not None:
+            run.insert(0, starting)
         if kind is C.Fetch:
             self.session.readahead.start(self.session, run)
         else:
@@ -203,6 +209,8 @@ class IMAPServerProtocol(ServerConnection):
         elif isinstance(event, CommandReceived):
             self._busy = True
             self._backlog = 0
+            if isinstance(event.command, C.Status):
+                self._read_ahead(event.command)
             self._run(self._execute(event.command))
         elif isinstance(event, ContinuationRequest):
             self.write(responses.continuation("Ready for literal data"))
