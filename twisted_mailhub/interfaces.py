@@ -324,6 +324,22 @@ class IBulkMessageAccess(IMailbox):
         """
 
 
+class IContentAccess(IMailbox):
+    """
+    Optional: a mailbox that reads the whole content of messages without
+    opening them, for readers that want the raw bytes and nothing else
+    (FETCH BODY[] of one message, the most common download).
+    """
+
+    def contents(uids, limit):
+        """
+        Asynchronous.  C{{uid: bytes}}: the whole raw content of each message
+        among C{uids} that exists and has at most C{limit} octets, read in
+        one round trip.  A message left out is larger, or gone: the caller
+        opens it (L{IMailbox.open_message}) to find out.
+        """
+
+
 class ISummaryStore(IMailbox):
     """
     Optional: a mailbox that keeps I{summaries} with its messages: small

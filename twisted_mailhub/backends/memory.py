@@ -33,6 +33,7 @@ from twisted_mailhub.mime.parse import header_length
 from twisted_mailhub.interfaces import (
     IAccessKeys,
     IBackend,
+    IContentAccess,
     ICopyableMailbox,
     IMailbox,
     IMailStore,
@@ -182,7 +183,7 @@ class MemoryMessage:
 
 
 @implementer(IMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox, IRestorableMailbox,
-             ISummaryStore)
+             ISummaryStore, IContentAccess)
 class MemoryMailbox(BaseMailbox):
     """One session's view of a mailbox; the state behind it is shared."""
 
@@ -247,6 +248,16 @@ class MemoryMailbox(BaseMailbox):
         if stored is None:
             raise MessageExpunged(f"Message {uid} no longer exists")
         return MemoryMessage(stored)
+
+    async def contents(self, uids: Iterable[int], limit: int) -> dict[int, bytes]:
+        """L{IContentAccess}: the contents held, up to C{limit} octets each."""
+        messages = self._state.messages
+        found = {}
+        for uid in sorted_unique(uids):
+            stored = messages.get(uid)
+            if stored is not None and len(stored.content) <= limit:
+                found[uid] = stored.content
+        return found
 
     async def summaries(self, uids: Iterable[int], names: Iterable[str],
                         ) -> dict[int, dict[str, bytes]]:

@@ -33,7 +33,7 @@ STORE_OPERATIONS = frozenset({
 })
 MAILBOX_OPERATIONS = frozenset({
     "status", "uids", "metadata", "append", "store_flags", "expunge", "claim_recent",
-    "changes_since", "search", "copy_to", "move_to", "remove", "open_messages",
+    "changes_since", "search", "copy_to", "move_to", "remove", "open_messages", "contents",
 })
 
 

@@ -76,6 +76,7 @@ from twisted_mailhub.backends.sql.schema import summaries as summaries_table
 from twisted_mailhub.errors import MessageExpunged, ReadOnlyMailbox
 from twisted_mailhub.interfaces import (
     IBulkMessageAccess,
+    IContentAccess,
     ICopyableMailbox,
     IMessage,
     IMoveableMailbox,
@@ -149,7 +150,7 @@ class SQLMessage:
 
 
 @implementer(ISearchableMailbox, ICopyableMailbox, IMoveableMailbox, IRemovableMailbox,
-             IBulkMessageAccess, ISummaryStore, IRestorableMailbox)
+             IBulkMessageAccess, IContentAccess, ISummaryStore, IRestorableMailbox)
 class SQLMailbox(BaseMailbox):
     """One selectable C{mailboxes} row as an L{IMailbox}."""
 
@@ -204,6 +205,13 @@ class SQLMailbox(BaseMailbox):
             SQLMessage(self._backend, meta_of(row, kws), row.content_id, structure, content)
             for row, kws, structure, content in opened
         ]
+
+    async def contents(self, uids: Iterable[int], limit: int) -> dict[int, bytes]:
+        """L{IContentAccess}: the chunks of the messages, one statement per batch."""
+        wanted = sorted(set(uids))
+        if not wanted:
+            return {}
+        return await self._backend.db.read(_contents_txn, self.mailbox_id, wanted, limit)
 
     async def summaries(self, uids: Iterable[int], names: Iterable[str],
                         ) -> dict[int, dict[str, bytes]]:
@@ -901,4 +909,37 @@ def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
             listed = row.keyword_list
             kws = frozenset(listed.split(" ")) if listed else frozenset()
             out.append((row, kws, row.structure, content))
+    return out
+
+
+# The raw bytes of whole messages, without their rows' metadata or
+# structure: what FETCH BODY[] of one message sends and all it needs.  A
+# released content (count zero) reads as gone, as in read_range.
+_CONTENTS = (
+    select(messages.c.uid, messages.c.size, chunks.c.data)
+    .select_from(
+        messages.join(contents, contents.c.id == messages.c.content_id)
+        .join(chunks, chunks.c.content_id == messages.c.content_id)
+    )
+    .where(messages.c.mailbox_id == bindparam("mailbox_id"),
+           messages.c.uid.in_(bindparam("uids", expanding=True)),
+           messages.c.size <= bindparam("limit"),
+           contents.c.refcount > 0)
+    .order_by(messages.c.uid, chunks.c.seq)
+)
+
+
+def _contents_txn(conn, mailbox_id: int, uids: list[int], limit: int) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for start in range(0, len(uids), BATCH):
+        params = {"mailbox_id": mailbox_id, "uids": uids[start:start + BATCH], "limit": limit}
+        pieces: dict[int, list] = {}
+        sizes: dict[int, int] = {}
+        for uid, size, data in conn.execute(_CONTENTS, params):
+            pieces.setdefault(uid, []).append(data)
+            sizes[uid] = size
+        for uid, parts in pieces.items():
+            content = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+            if len(content) == sizes[uid]:
+                out[uid] = content
     return out
