@@ -92,6 +92,66 @@ def _sets_seen(attrs: tuple[FetchAttr, ...]) -> bool:
     return False
 
 
+#: A message up to this size is read whole, in one round trip, by a FETCH
+#: of its content alone (L{whole_content}), and sent in one write; larger
+#: ones are streamed (L{STREAM_THRESHOLD}).
+WHOLE_LIMIT = 4 * CHUNK_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """
+    A FETCH of the whole raw message and nothing else: C{BODY[]},
+    C{BODY.PEEK[]} (maybe partial) or C{RFC822}.  C{label} is the item's
+    name as the response gives it, C{seen} whether it sets \\Seen.
+    """
+
+    label: bytes
+    partial: tuple[int, int] | None
+    seen: bool
+
+
+def whole_content(attrs: Sequence[FetchAttr]) -> Whole | None:
+    """The L{Whole} that C{attrs} ask for, or None when they ask anything else."""
+    # Asked once per command, of the few spellings clients use.
+    return _whole_content(tuple(attrs))
+
+
+@lru_cache(maxsize=256)
+def _whole_content(attrs: tuple[FetchAttr, ...]) -> Whole | None:
+    if len(attrs) != 1:
+        return None
+    attr = attrs[0]
+    if attr.name == "RFC822":
+        return Whole(b"RFC822", None, True)
+    if attr.name != "BODY[]" or attr.section != Section():
+        return None
+    label = b"BODY[]"
+    if attr.partial is not None:
+        label += b"<%d>" % attr.partial[0]
+    return Whole(label, attr.partial, not attr.peek)
+
+
+def render_whole(seq: int, meta: MessageMeta, content: bytes, whole: Whole, *,
+                 uid: bool, modseq: bool, verb: bytes = b"FETCH") -> bytes:
+    """
+    The FETCH response that L{render} gives for the L{Whole} item of a
+    message whose content is C{content}, without FLAGS (the caller makes
+    sure \\Seen is not newly set), in one piece.
+    """
+    head = (b"* %d %s (UID %d " % (seq, verb, meta.uid) if uid
+            else b"* %d %s (" % (seq, verb))
+    tail = b" MODSEQ (%d))\r\n" % meta.modseq if modseq else b")\r\n"
+    partial = whole.partial
+    if partial is not None:
+        origin, count = partial
+        if origin >= len(content):
+            return head + whole.label + b' ""' + tail
+        content = content[origin:origin + count]
+    return b"".join((head, whole.label, b" {%d}\r\n" % len(content),
+                     wire.without_nul(content), tail))
+
+
 def section_spec(section: Section) -> bytes:
     """The section text as echoed in the response, e.g. ``1.2.HEADER.FIELDS (FROM)``."""
     parts = [str(n) for n in section.part]

@@ -17,6 +17,11 @@ usual.  A message expunged meanwhile reads as gone, as it would have had it
 been opened later.  What is opened ahead is dropped at the first command
 that is not a FETCH, and never outlives the selected mailbox.
 
+A FETCH of one message's whole content and nothing else (the downloader's
+``FETCH n BODY.PEEK[]``, L{F.whole_content}) needs only its bytes: for a
+store that reads them directly (L{IContentAccess}) those are what is read
+ahead, and the command finds them at hand, without a round trip of its own.
+
 A run of pipelined STATUS commands is read ahead the same way: their
 queries go to the store together (several at once in a threaded store)
 instead of one after the other.  Only STATUS commands run in between, and
@@ -34,7 +39,12 @@ from twisted.python.failure import Failure
 
 from twisted_mailhub.imap import commands as C
 from twisted_mailhub.imap import fetch as F
-from twisted_mailhub.interfaces import IBulkMessageAccess, IBulkStatusQuery, IStatusQuery
+from twisted_mailhub.interfaces import (
+    IBulkMessageAccess,
+    IBulkStatusQuery,
+    IContentAccess,
+    IStatusQuery,
+)
 
 #: FETCH commands parsed ahead of the running one, at most.
 LOOKAHEAD = 64
@@ -42,6 +52,13 @@ LOOKAHEAD = 64
 #: Messages opened ahead per session, at most (small ones arrive with their
 #: content, so this bounds the memory of a session's read-ahead).
 MOST_OPENED = 128
+
+#: Contents up to this size are read ahead together, in one store call.
+CONTENT_AHEAD_LIMIT = 64 * 1024
+
+#: Larger contents (up to L{F.WHOLE_LIMIT}) are read ahead in a call of
+#: their own, while the contents held ahead stay under this many bytes.
+CONTENT_AHEAD_BYTES = 8 * 1024 * 1024
 
 #: Commands naming more messages than this are left to open their own: a
 #: large FETCH opens in bulk anyway.
@@ -78,6 +95,38 @@ class _Opening:
             await waiter
         assert self.messages is not None
         return self.messages
+
+
+class _Contents:
+    """One read of contents under way, and the contents it gave."""
+
+    def __init__(self, started: Deferred) -> None:
+        self.found: dict[int, bytes] | None = None
+        self._waiters: list[Deferred] = []
+        started.addCallbacks(self._read, self._failed)
+
+    def _read(self, found: dict[int, bytes]) -> None:
+        self.found = found
+        self._wake()
+
+    def _failed(self, failure: Any) -> None:
+        # The command reads its content itself and meets the error there.
+        ReadAhead.log.debug("Reading contents ahead failed: {f}", f=failure)
+        self.found = {}
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    async def result(self) -> dict[int, bytes]:
+        if self.found is None:
+            waiter: Deferred = Deferred()
+            self._waiters.append(waiter)
+            await waiter
+        assert self.found is not None
+        return self.found
 
 
 class _Answer:
@@ -118,6 +167,9 @@ class ReadAhead:
     def __init__(self) -> None:
         self._selected: Any = None
         self._opening: dict[int, _Opening] = {}
+        # UID to the read of its content and the bytes counted for it.
+        self._contents: dict[int, tuple[_Contents, int]] = {}
+        self._held = 0
         self._status: dict[str, _Answer] = {}
 
     def start_status(self, session: Any, commands: Iterable[C.Command]) -> None:
@@ -164,7 +216,10 @@ class ReadAhead:
         return None if answer is None else await answer.result()
 
     def start(self, session: Any, commands: Iterable[C.Command]) -> None:
-        """Open, in one store call, the messages the FETCH C{commands} will read."""
+        """
+        Read, in one store call, the contents or open the messages that the
+        FETCH C{commands} will need.
+        """
         from twisted_mailhub.imap.handlers.messages import resolve
         from twisted_mailhub.imap.session import CommandFailed
 
@@ -175,10 +230,12 @@ class ReadAhead:
             self.clear()
             self._selected = selected
         bulk = IBulkMessageAccess(selected.mailbox, None)
-        if bulk is None:
+        access = IContentAccess(selected.mailbox, None)
+        if bulk is None and access is None:
             return
         wanted: list[int] = []
-        room = MOST_OPENED - len(self._opening)
+        contents: list[int] = []
+        room = MOST_OPENED - len(self._opening) - len(self._contents)
         for command in commands:
             if not isinstance(command, C.Fetch) or not F.needs_message(command.attrs):
                 continue
@@ -190,13 +247,59 @@ class ReadAhead:
                 continue  # answered BAD when it runs
             if len(uids) > MOST_PER_COMMAND:
                 continue
-            wanted += [uid for uid in uids if uid not in self._opening and uid not in wanted]
-        wanted = sorted(wanted[:max(0, room)])
-        if not wanted:
-            return
-        opening = _Opening(Deferred.fromCoroutine(_open(bulk, wanted)))
-        for uid in wanted:
-            self._opening[uid] = opening
+            if (access is not None and len(uids) == 1
+                    and F.whole_content(command.attrs) is not None):
+                if uids[0] not in self._contents and uids[0] not in contents:
+                    contents.append(uids[0])
+            elif bulk is not None:
+                wanted += [uid for uid in uids if uid not in self._opening and uid not in wanted]
+        contents = contents[:max(0, room)]
+        wanted = sorted(wanted[:max(0, room - len(contents))])
+        if contents:
+            self._read_contents(selected.mailbox, access, contents)
+        if wanted:
+            opening = _Opening(Deferred.fromCoroutine(_open(bulk, wanted)))
+            for uid in wanted:
+                self._opening[uid] = opening
+
+    def _read_contents(self, mailbox: Any, access: Any, uids: list[int]) -> None:
+        index = getattr(mailbox, "index", None)
+        small: list[tuple[int, int]] = []
+        large: list[tuple[int, int]] = []
+        for uid in uids:
+            meta = index.known(uid) if index is not None else None
+            # Of a size not known, what the small read gives.
+            size = CONTENT_AHEAD_LIMIT if meta is None else meta.size
+            if size <= CONTENT_AHEAD_LIMIT:
+                small.append((uid, size))
+            elif size <= F.WHOLE_LIMIT:
+                large.append((uid, size))
+        held = self._held + sum(size for _, size in small)
+        for i, (_, size) in enumerate(large):
+            if held + size > CONTENT_AHEAD_BYTES:
+                del large[i:]
+                break
+            held += size
+        for group, limit in ((small, CONTENT_AHEAD_LIMIT), (large, F.WHOLE_LIMIT)):
+            if not group:
+                continue
+            read = _Contents(maybeDeferred(access.contents, sorted(u for u, _ in group), limit))
+            for uid, size in group:
+                self._contents[uid] = (read, size)
+                self._held += size
+
+    def take_content(self, selected: Any, uid: int) -> _Contents | None:
+        """
+        The read of C{uid}'s content started ahead for C{selected}, if any
+        (given out once): its C{found} holds the contents once read (the
+        message's unless it is gone, or larger than was read ahead), else
+        await its C{result()}.
+        """
+        if selected is not self._selected or not self._contents:
+            return None
+        read, size = self._contents.pop(uid, (None, 0))
+        self._held -= size
+        return read
 
     async def take(self, selected: Any, uids: Iterable[int]) -> dict[int, Any]:
         """
@@ -218,6 +321,8 @@ class ReadAhead:
     def clear(self, keep_status: bool = False) -> None:
         """Drop whatever was started ahead (a command that might change it runs)."""
         self._opening.clear()
+        self._contents.clear()
+        self._held = 0
         self._selected = None
         if not keep_status:
             self._status.clear()

@@ -20,9 +20,9 @@ from twisted_mailhub.imap.esearch import saved_with_partial
 from twisted_mailhub.imap import responses
 from twisted_mailhub import criteria as K
 from twisted_mailhub.imap import wire
-from twisted_mailhub.ranges import SequenceSet, format_numbers
+from twisted_mailhub.ranges import STAR, SequenceSet, format_numbers
 from twisted_mailhub.index import BatchMemo
-from twisted_mailhub.interfaces import IBulkMessageAccess
+from twisted_mailhub.interfaces import IBulkMessageAccess, IContentAccess
 from twisted_mailhub.imap.progress import Progress
 from twisted_mailhub.imap.session import CommandFailed, Session
 
@@ -68,6 +68,12 @@ def _writable(session: Session) -> None:
 
 
 async def fetch(session: Session, cmd: C.Fetch):
+    if cmd.changedsince is None and cmd.partial is None and not cmd.vanished:
+        whole = F.whole_content(cmd.attrs)
+        if whole is not None:
+            done, result = await _fetch_whole(session, cmd, whole)
+            if done:
+                return result
     if cmd.vanished and not session.qresync:
         # RFC 7162 section 3.2.6: VANISHED needs ENABLE QRESYNC first; a
         # parameter of an extension not enabled is BAD.
@@ -229,6 +235,65 @@ async def fetch(session: Session, cmd: C.Fetch):
     if missing:
         return ("Some messages were expunged and could not be fetched", "EXPUNGEISSUED")
     return None
+
+
+async def _fetch_whole(session: Session, cmd: C.Fetch, whole: F.Whole) -> tuple[bool, object]:
+    """
+    FETCH of one message's whole content alone (L{F.whole_content}), the
+    command downloaders send by the hundred: its bytes read in one round
+    trip (or found read ahead) and written in one piece.  C{(False, None)}
+    when the general path is to answer instead: a set of several messages
+    or an invalid one, a store without L{IContentAccess}, a message that
+    gets \\Seen now (its FLAGS are then due), a large or vanished one.
+    """
+    selected = session.selected
+    ranges = cmd.set.ranges
+    if len(ranges) != 1 or ranges[0][0] != ranges[0][1] or ranges[0][0] == STAR:
+        return False, None
+    number = ranges[0][0]
+    if cmd.uid:
+        uid, seq = number, selected.seq_of(number)
+        if seq is None:
+            return False, None
+    else:
+        if number > selected.exists:
+            return False, None
+        uid, seq = selected.uids[number - 1], number
+    limit = session.policy.message_limit
+    mailbox = selected.mailbox
+    access = IContentAccess(mailbox, None)
+    if access is None or (limit is not None and limit < 1):
+        return False, None
+    ahead = session.readahead.take_content(selected, uid)
+    index = getattr(mailbox, "index", None)
+    meta = index.known(uid) if index is not None else None
+    if meta is None:
+        metas = await mailbox.metadata([uid])
+        if not metas:
+            return False, None
+        meta = metas[0]
+    if whole.seen and not selected.read_only and "\\Seen" not in meta.flags:
+        return False, None
+    if meta.size > F.WHOLE_LIMIT:
+        return False, None
+    content = None
+    if ahead is not None:
+        found = ahead.found
+        if found is None:
+            found = await ahead.result()
+        content = found.get(uid)
+    if content is None:
+        content = (await access.contents([uid], F.WHOLE_LIMIT)).get(uid)
+        if content is None:
+            return False, None
+    # RFC 9586: with UIDONLY, a UIDFETCH numbered by the UID, without the
+    # UID item unless asked for.
+    uidonly = session.uidonly
+    session.io.write(F.render_whole(uid if uidonly else seq, meta, content, whole,
+                                    uid=cmd.uid and not uidonly, modseq=session.condstore,
+                                    verb=session.fetch_verb))
+    await session.io.drain()
+    return True, None
 
 
 async def _vanished(session: Session, cmd: C.Fetch) -> list[bytes]:
