@@ -914,32 +914,57 @@ def _open_many_txn(conn, mailbox_id: int, uids: list[int]):
 
 # The raw bytes of whole messages, without their rows' metadata or
 # structure: what FETCH BODY[] of one message sends and all it needs.  A
-# released content (count zero) reads as gone, as in read_range.
-_CONTENTS = (
-    select(messages.c.uid, messages.c.size, chunks.c.data)
-    .select_from(
-        messages.join(contents, contents.c.id == messages.c.content_id)
-        .join(chunks, chunks.c.content_id == messages.c.content_id)
-    )
-    .where(messages.c.mailbox_id == bindparam("mailbox_id"),
-           messages.c.uid.in_(bindparam("uids", expanding=True)),
-           messages.c.size <= bindparam("limit"),
-           contents.c.refcount > 0)
-    .order_by(messages.c.uid, chunks.c.seq)
-)
+# released content (count zero) reads as gone, as in read_range.  This runs
+# once per command of a download, so the driver runs it from SQL text made
+# once per dialect and number of UIDs (rounded up to a power of two, the
+# last UID repeated): SQLAlchemy's execution of an expanding IN cost several
+# times the statement.
+_CONTENT_SQL: dict[tuple[str, int], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _contents_sql(dialect: Any, count: int) -> tuple[str, tuple[str, ...] | None]:
+    key = (dialect.name, count)
+    found = _CONTENT_SQL.get(key)
+    if found is None:
+        statement = (
+            select(messages.c.uid, messages.c.size, chunks.c.data)
+            .select_from(
+                messages.join(contents, contents.c.id == messages.c.content_id)
+                .join(chunks, chunks.c.content_id == messages.c.content_id)
+            )
+            .where(messages.c.mailbox_id == bindparam("mailbox_id"),
+                   messages.c.uid.in_([bindparam(f"uid{i}") for i in range(count)]),
+                   messages.c.size <= bindparam("limit"),
+                   contents.c.refcount > literal_column("0"))
+            .order_by(messages.c.uid, chunks.c.seq)
+        )
+        compiled = statement.compile(dialect=dialect)
+        positions = compiled.positiontup
+        found = _CONTENT_SQL[key] = (compiled.string,
+                                     tuple(positions) if positions else None)
+    return found
 
 
 def _contents_txn(conn, mailbox_id: int, uids: list[int], limit: int) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
-    for start in range(0, len(uids), BATCH):
-        params = {"mailbox_id": mailbox_id, "uids": uids[start:start + BATCH], "limit": limit}
-        pieces: dict[int, list] = {}
-        sizes: dict[int, int] = {}
-        for uid, size, data in conn.execute(_CONTENTS, params):
-            pieces.setdefault(uid, []).append(data)
-            sizes[uid] = size
-        for uid, parts in pieces.items():
-            content = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
-            if len(content) == sizes[uid]:
-                out[uid] = content
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for start in range(0, len(uids), BATCH):
+            batch = uids[start:start + BATCH]
+            count = 1 << (len(batch) - 1).bit_length()
+            sql, positions = _contents_sql(conn.dialect, count)
+            params = {f"uid{i}": batch[min(i, len(batch) - 1)] for i in range(count)}
+            params["mailbox_id"], params["limit"] = mailbox_id, limit
+            cursor.execute(sql, [params[name] for name in positions] if positions else params)
+            pieces: dict[int, list] = {}
+            sizes: dict[int, int] = {}
+            for uid, size, data in cursor.fetchall():
+                pieces.setdefault(uid, []).append(data)
+                sizes[uid] = size
+            for uid, parts in pieces.items():
+                content = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+                if len(content) == sizes[uid]:
+                    out[uid] = content
+    finally:
+        cursor.close()
     return out
