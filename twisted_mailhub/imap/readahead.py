@@ -53,11 +53,12 @@ LOOKAHEAD = 64
 #: content, so this bounds the memory of a session's read-ahead).
 MOST_OPENED = 128
 
-#: Contents up to this size are read ahead together, in one store call.
+#: Contents up to this size are always read ahead (MOST_OPENED of them at
+#: most); so is a content of a size not known, if it is no larger.
 CONTENT_AHEAD_LIMIT = 64 * 1024
 
-#: Larger contents (up to L{F.WHOLE_LIMIT}) are read ahead in a call of
-#: their own, while the contents held ahead stay under this many bytes.
+#: Larger contents (up to L{F.WHOLE_LIMIT}) are read ahead while the
+#: contents held ahead stay under this many bytes.
 CONTENT_AHEAD_BYTES = 8 * 1024 * 1024
 
 #: Commands naming more messages than this are left to open their own: a
@@ -263,24 +264,22 @@ class ReadAhead:
                 self._opening[uid] = opening
 
     def _read_contents(self, mailbox: Any, access: Any, uids: list[int]) -> None:
+        # Of sizes known (from the index), one read of those that fit the
+        # budget; of sizes not known, one read of the small ones.
         index = getattr(mailbox, "index", None)
-        small: list[tuple[int, int]] = []
-        large: list[tuple[int, int]] = []
+        known: list[tuple[int, int]] = []
+        unknown: list[tuple[int, int]] = []
+        held = self._held
         for uid in uids:
             meta = index.known(uid) if index is not None else None
-            # Of a size not known, what the small read gives.
-            size = CONTENT_AHEAD_LIMIT if meta is None else meta.size
-            if size <= CONTENT_AHEAD_LIMIT:
-                small.append((uid, size))
-            elif size <= F.WHOLE_LIMIT:
-                large.append((uid, size))
-        held = self._held + sum(size for _, size in small)
-        for i, (_, size) in enumerate(large):
-            if held + size > CONTENT_AHEAD_BYTES:
-                del large[i:]
-                break
-            held += size
-        for group, limit in ((small, CONTENT_AHEAD_LIMIT), (large, F.WHOLE_LIMIT)):
+            if meta is None:
+                unknown.append((uid, CONTENT_AHEAD_LIMIT))
+                held += CONTENT_AHEAD_LIMIT
+            elif meta.size <= CONTENT_AHEAD_LIMIT or (
+                    meta.size <= F.WHOLE_LIMIT and held + meta.size <= CONTENT_AHEAD_BYTES):
+                known.append((uid, meta.size))
+                held += meta.size
+        for group, limit in ((known, F.WHOLE_LIMIT), (unknown, CONTENT_AHEAD_LIMIT)):
             if not group:
                 continue
             read = _Contents(maybeDeferred(access.contents, sorted(u for u, _ in group), limit))
