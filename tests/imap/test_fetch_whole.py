@@ -87,28 +87,31 @@ class WholeContentFetchTests(IMAPServerTestCase):
         await inbox.append([AppendRequest(m, flags={"\\Seen"} if i == 4 else set())
                             for i, m in enumerate(self.messages)])
 
-    def session(self, select: bytes = b"SELECT"):
+    def session(self, select: bytes = b"SELECT", enable: bytes = b""):
         c = self.raw()
         c.line()
         c.command(b"a1 LOGIN alice wonderland")
-        c.command(b"a2 " + select + b" INBOX")
+        if enable:
+            c.command(b"a2 ENABLE " + enable)
+        c.command(b"a3 " + select + b" INBOX")
         return c
 
-    def transcript(self, select: bytes = b"SELECT", condstore: bool = False) -> dict:
+    def transcript(self, select: bytes, enable: bytes) -> dict:
         """Each shape's reply for each message, FETCH and UID FETCH, in one session (PEEK only)."""
+        # RFC 9586: with UIDONLY, UID FETCH only (FETCH is BAD [UIDREQUIRED]).
+        forms = (b"UID ",) if enable == b"UIDONLY" else (b"", b"UID ")
+
         def run():
-            c = self.session(select)
-            if condstore:
-                c.command(b"a3 ENABLE CONDSTORE")
+            c = self.session(select, enable)
             out = {}
             for shape in SHAPES:
                 if b"PEEK" not in shape and b"UID" not in shape:
                     continue
                 for n in range(1, len(self.messages) + 1):
-                    for uid in (b"", b"UID "):
+                    for uid in forms:
                         tag = b"t%d" % len(out)
                         c.send(tag + b" " + uid + b"FETCH %d " % n + shape + b"\r\n")
-                        out[(shape, n, uid)] = reply(c, tag)[len(tag):]
+                        out[(shape, n, uid)] = reply(c, tag)
             c.close()
             return out
         return self.in_thread(run)
@@ -117,14 +120,18 @@ class WholeContentFetchTests(IMAPServerTestCase):
         async def declined(session, cmd, whole):
             return False, None
 
-        for select, condstore in ((b"SELECT", False), (b"EXAMINE", True)):
-            fast = await self.transcript(select, condstore)
+        for select, enable in ((b"SELECT", b""), (b"EXAMINE", b"CONDSTORE"),
+                               (b"SELECT", b"UIDONLY")):
+            fast = await self.transcript(select, enable)
             general_path = self.patch(handlers, "_fetch_whole", declined)
-            general = await self.transcript(select, condstore)
+            general = await self.transcript(select, enable)
             general_path.restore()
             self.assertEqual(fast.keys(), general.keys())
             for key in fast:
-                self.assertEqual(fast[key], general[key], (select, key))
+                self.assertEqual(fast[key], general[key], (select, enable, key))
+        # RFC 9586 section 3.3: a UIDFETCH numbered by the UID.
+        self.assertTrue(fast[(b"BODY.PEEK[]", 2, b"UID ")].startswith(
+            b"* 2 UIDFETCH (BODY[] {"), fast[(b"BODY.PEEK[]", 2, b"UID ")])
 
     async def test_whole_message_bytes(self) -> None:
         def run():
