@@ -262,6 +262,59 @@ class UTF8TranscriptTests(IMAPServerTestCase):
         self.assertEqual(out[4], [b"* STATUS INBOX (MESSAGES 3)\r\n",
                                   b"s1 OK STATUS completed\r\n"])
 
+    async def test_refusal_after_enable_in_selected_state(self) -> None:
+        # Section 3: ENABLE UTF8=ACCEPT with a mailbox selected is ignored, so
+        # the refusal there says to enable it in the authenticated state
+        # rather than to send an ENABLE that would be ignored again.
+        size = len(UTF8_MESSAGE)
+
+        def run():
+            c = self.login(enable=False)
+            c.command(b"s1 SELECT INBOX")
+            out = [c.command(b"e1 ENABLE UTF8=ACCEPT"),
+                   c.command(b"a1 APPEND INBOX {%d+}\r\n" % size + UTF8_MESSAGE)]
+            c.command(b"u1 UNSELECT")
+            out.append(c.command(b"a2 APPEND INBOX {%d+}\r\n" % size + UTF8_MESSAGE))
+            c.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[0], [b"* ENABLED\r\n", b"e1 OK ENABLE completed\r\n"])
+        self.assertEqual(out[1], [
+            b"a1 NO [CANNOT] Message has 8-bit header fields; ENABLE UTF8=ACCEPT in the "
+            b"authenticated state, before SELECT or EXAMINE (RFC 6855 sections 3 and 4)\r\n"])
+        self.assertEqual(out[2], [
+            b"a2 NO [CANNOT] Message has 8-bit header fields; ENABLE UTF8=ACCEPT first "
+            b"(RFC 6855 section 4)\r\n"])
+
+    async def test_legacy_client_gets_no_utf8_quoted_strings(self) -> None:
+        # Section 3: "MUST NOT send UTF-8 in quoted-strings" to a client that
+        # did not enable it.  Section 7 leaves a message with UTF-8 headers
+        # to the server; it is served as stored, its UTF-8 strings as
+        # literals (RFC 3501 section 9: CHAR8), its header octet for octet.
+        store = await self.backend.open_store("alice")
+        inbox = await store.get_mailbox("INBOX")
+        await inbox.append([AppendRequest(UTF8_MESSAGE)])
+
+        def run():
+            c = self.login(enable=False)
+            c.command(b"s1 EXAMINE INBOX")
+            out = [c.command(b"f1 FETCH 3 ENVELOPE"), c.command(b"f2 FETCH 3 BODY.PEEK[HEADER]")]
+            c.close()
+            return out
+
+        envelope, header = await self.in_thread(run)
+        subject, jurgen = "Grüße aus Köln".encode(), "Jürgen".encode()
+        self.assertEqual(b"".join(envelope), (
+            b"* 3 FETCH (ENVELOPE (NIL {%d}\r\n%s" % (len(subject), subject)
+            + b" (({%d}\r\n%s NIL {7}\r\nj\xc3\xbcrgen {15}\r\nb\xc3\xbccher.example))"
+            % (len(jurgen), jurgen) * 3
+            + b' ((NIL NIL "alice" "example.org")) NIL NIL NIL NIL))\r\n'
+            + b"f1 OK FETCH completed\r\n"))
+        head = UTF8_MESSAGE[:UTF8_MESSAGE.index(b"\r\n\r\n") + 4]
+        self.assertEqual(b"".join(header), b"* 3 FETCH (BODY[HEADER] {%d}\r\n%s)\r\n"
+                         b"f2 OK FETCH completed\r\n" % (len(head), head))
+
     async def test_imap4rev2_client_may_append_8bit_headers(self) -> None:
         # RFC 9051 section 6.3.12: "8-bit characters are permitted".
         def run():

@@ -48,13 +48,19 @@ def header(content: bytes) -> bytes:
     return content if found is None else content[:found.start()]
 
 
-def check_append(command: C.Append) -> None:
+def check_append(command: C.Append, *, selected: bool = False) -> None:
     """
     RFC 6855 section 4, for a session that enabled neither UTF8=ACCEPT nor
     IMAP4rev2: NO for an APPEND with 8-bit octets in a message header.
+    C{selected} says a mailbox is selected, where an ENABLE UTF8=ACCEPT
+    would be ignored (section 3), so the text does not suggest one.
     """
+    if selected:
+        advice = ("ENABLE UTF8=ACCEPT in the authenticated state, before SELECT or EXAMINE "
+                  "(RFC 6855 sections 3 and 4)")
+    else:
+        advice = "ENABLE UTF8=ACCEPT first (RFC 6855 section 4)"
     for number, message in enumerate(command.messages, 1):
         if not header(message.content).isascii():
             which = f"Message {number} has" if len(command.messages) > 1 else "Message has"
-            raise CommandFailed(f"{which} 8-bit header fields; ENABLE UTF8=ACCEPT first "
-                                "(RFC 6855 section 4)", "CANNOT")
+            raise CommandFailed(f"{which} 8-bit header fields; {advice}", "CANNOT")

@@ -333,7 +333,7 @@ async def append_requests(session: Session, cmd: C.Append):
     if session.refuses_8bit_headers:
         from twisted_mailhub.imap import utf8
 
-        utf8.check_append(cmd)
+        utf8.check_append(cmd, selected=session.state is State.SELECTED)
     try:
         mailbox = await session.store.get_mailbox(cmd.mailbox)
     except MailboxNotFound:
@@ -346,7 +346,7 @@ async def append_requests(session: Session, cmd: C.Append):
             # The header a CATENATE builds is held to RFC 6855 section 4 too.
             from twisted_mailhub.imap import utf8
 
-            utf8.check_append(cmd)
+            utf8.check_append(cmd, selected=session.state is State.SELECTED)
     requests = []
     for message in cmd.messages:
         if not message.content:
