@@ -54,10 +54,10 @@ class IMailboxListener(Interface):
         """
         Called on the reactor thread with one of the event values of
         L{twisted_mailhub.model} (L{MessagesAdded}, L{FlagsChanged},
-        L{MessagesExpunged}, L{MailboxRemoved}); a listener on a user's
-        L{TreeKey} gets that tree's L{MailboxCreated}, L{MailboxDeleted},
-        L{MailboxRenamed} and L{SubscriptionChanged} instead.  Must not
-        raise or block.
+        L{MessagesExpunged}, L{MailboxRemoved}, L{AccessKeyReset}); a
+        listener on a user's L{TreeKey} gets that tree's
+        L{MailboxCreated}, L{MailboxDeleted}, L{MailboxRenamed} and
+        L{SubscriptionChanged} instead.  Must not raise or block.
         """
 
 
@@ -543,12 +543,14 @@ class IAccessKeys(IBackend):
         or no key and not C{create}.  Never creates a user.
         """
 
-    def reset_access_key(username, mailbox):
+    def reset_access_key(username, mailbox, origin=None):
         """
         Asynchronous.  Give the mailbox a new key in place of its old one
         (which no longer verifies anything) and return it; raises
         L{twisted_mailhub.errors.MailboxNotFound} if there is no such
-        selectable mailbox.
+        selectable mailbox.  An L{twisted_mailhub.model.AccessKeyReset}
+        carrying C{origin} is published under the mailbox's key, so that
+        the sessions that have it selected can be told.
         """
 
     def remove_access_keys(username):

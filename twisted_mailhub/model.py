@@ -171,7 +171,17 @@ class MailboxRemoved:
     origin: Hashable | None = None
 
 
-MailboxEvent = MessagesAdded | FlagsChanged | MessagesExpunged | MailboxRemoved
+@dataclass(frozen=True, slots=True)
+class AccessKeyReset:
+    """
+    The mailbox was given a new access key (L{IAccessKeys.reset_access_key}):
+    what was signed with the old one no longer verifies.
+    """
+
+    origin: Hashable | None = None
+
+
+MailboxEvent = MessagesAdded | FlagsChanged | MessagesExpunged | MailboxRemoved | AccessKeyReset
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from twisted_mailhub.backends.sql import open_backend
 from twisted_mailhub.backends.sql.schema import SCHEMA_VERSION, schema_version
 from twisted_mailhub.errors import MailboxNotFound
 from twisted_mailhub.interfaces import IAccessKeys
-from twisted_mailhub.model import ACCESS_KEY_BYTES
+from twisted_mailhub.model import ACCESS_KEY_BYTES, AccessKeyReset
+from twisted_mailhub.testing.support import RecordingListener
 
 
 class _Keys:
@@ -59,6 +60,22 @@ class _Keys:
         await backend.remove_access_keys("alice")
         self.assertIsNone(await backend.access_key("alice", "INBOX"))
         self.assertEqual(await backend.access_key("bob", "INBOX"), bobs)
+
+    async def test_reset_is_told_to_the_mailbox_listeners(self) -> None:
+        # The sessions with the mailbox selected are told (RFC 4467
+        # BASE.6.3.RESETKEY); those of other mailboxes are not.
+        backend = await self.backend()
+        alice = await backend.open_store("alice")
+        await alice.create_mailbox("Sent")
+        inbox, sent = await alice.get_mailbox("INBOX"), await alice.get_mailbox("Sent")
+        heard, elsewhere = RecordingListener(), RecordingListener()
+        backend.notifier.subscribe(inbox.key, heard)
+        backend.notifier.subscribe(sent.key, elsewhere)
+        origin = object()
+        await backend.reset_access_key("alice", "INBOX", origin=origin)
+        await backend.access_key("alice", "Sent", create=True)
+        self.assertEqual(heard.events, [AccessKeyReset(origin)])
+        self.assertEqual(elsewhere.events, [])
 
     async def test_hierarchy_node_has_no_key(self) -> None:
         backend = await self.backend()

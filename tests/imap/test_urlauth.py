@@ -199,6 +199,58 @@ class TranscriptTests(UrlauthCase):
 
 
 @on_key_stores
+class ResetKeyTellsOtherSessionsTests(UrlauthCase):
+    """
+    BASE.6.3.RESETKEY: "Any current IMAP session logged in as the user
+    that has the mailbox selected will receive an untagged OK response
+    with the URLMECH status response code".
+    """
+
+    async def setUp(self) -> None:
+        await super().setUp()
+        await self.alice.create_mailbox("Drafts")
+
+    async def test_sessions_with_the_mailbox_selected_are_told(self) -> None:
+        def run():
+            selected, examined, idling, elsewhere, unselected, reset = (
+                self.session() for _ in range(6))
+            selected.command(b"s SELECT INBOX")
+            examined.command(b"s EXAMINE INBOX")
+            idling.command(b"s SELECT INBOX")
+            elsewhere.command(b"s SELECT Drafts")
+            bob = self.session(b"bob builder")
+            bob.command(b"s SELECT INBOX")
+            reset.command(b"s SELECT INBOX")
+            idling.send(b"i IDLE\r\n")
+            idle = [idling.line()]
+            out = [reset.command(b"r1 RESETKEY INBOX"), reset.command(b"n NOOP")]
+            idle.append(idling.line())
+            idling.send(b"DONE\r\n")
+            idle += idling.until_tagged(b"i")
+            out += [c.command(b"n NOOP")
+                    for c in (selected, examined, elsewhere, unselected, bob)]
+            # Told once: the next command tells nothing more.
+            out.append(selected.command(b"n2 NOOP"))
+            # The form without a mailbox names none to tell.
+            out.append(reset.command(b"r2 RESETKEY"))
+            out.append(selected.command(b"n3 NOOP"))
+            return idle, out
+
+        idle, out = await self.in_thread(run)
+        told = [b"* OK [URLMECH INTERNAL] Mailbox access key reset\r\n",
+                b"n OK NOOP completed\r\n"]
+        nothing = [b"n OK NOOP completed\r\n"]
+        self.assertEqual(idle, [b"+ idling\r\n", told[0], b"i OK IDLE terminated\r\n"])
+        # The session that reset the key has the code in its tagged OK.
+        self.assertEqual(out[:2], [[b"r1 OK [URLMECH INTERNAL] RESETKEY completed\r\n"],
+                                   nothing])
+        self.assertEqual(out[2:7], [told, told, nothing, nothing, nothing])
+        self.assertEqual(out[7:], [[b"n2 OK NOOP completed\r\n"],
+                                   [b"r2 OK All keys removed\r\n"],
+                                   [b"n3 OK NOOP completed\r\n"]])
+
+
+@on_key_stores
 class AccessTests(UrlauthCase):
     """URLFETCH by another user: what each access identifier lets through."""
 

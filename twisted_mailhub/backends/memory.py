@@ -47,6 +47,7 @@ from twisted_mailhub.interfaces import (
     ISummaryStore,
 )
 from twisted_mailhub.model import (
+    AccessKeyReset,
     AppendRequest,
     FlagsChanged,
     FlagUpdate,
@@ -599,13 +600,15 @@ class MemoryBackend:
             state.access_key = new_access_key()
         return state.access_key
 
-    async def reset_access_key(self, username: str, mailbox: str) -> bytes:
+    async def reset_access_key(self, username: str, mailbox: str,
+                               origin: Hashable | None = None) -> bytes:
         """L{IAccessKeys}: a new key in place of the old."""
         state = self._state(username, mailbox)
         if state is None:
             raise MailboxNotFound(f"Mailbox does not exist: {mailbox}")
-        state.access_key = new_access_key()
-        return state.access_key
+        state.access_key = key = new_access_key()
+        self.notifier.publish(state.key, AccessKeyReset(origin))
+        return key
 
     async def remove_access_keys(self, username: str) -> None:
         """L{IAccessKeys}: forget every key of the user."""

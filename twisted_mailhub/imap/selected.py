@@ -23,6 +23,7 @@ from twisted_mailhub.interfaces import IMailbox, IMailboxListener
 from twisted_mailhub.ranges import format_numbers
 from twisted_mailhub.model import (
     SYSTEM_FLAGS,
+    AccessKeyReset,
     FlagsChanged,
     MailboxEvent,
     MailboxRemoved,
@@ -63,6 +64,8 @@ class SelectedMailbox:
         #: The MODSEQ of the last expunge this session made (its own event).
         self.own_expunge_modseq: int | None = None
         self._flags: dict[int, MessageMeta] = {}
+        # Another session gave the mailbox a new access key (RFC 4467).
+        self._key_reset = False
         # New messages this session added itself (RFC 5465 section 5.2).
         self._own_added: set[int] = set()
         #: The UIDs the last flush told with EXISTS that other sessions added.
@@ -204,6 +207,11 @@ class SelectedMailbox:
                 self._flags[meta.uid] = meta
         elif isinstance(event, MailboxRemoved):
             self.removed = True
+        elif isinstance(event, AccessKeyReset):
+            if event.origin == self.origin:
+                # Told in the tagged OK of its RESETKEY (BASE.7.1.URLMECH).
+                return
+            self._key_reset = True
         if self.notify is not None:
             self.notify()
 
@@ -218,7 +226,7 @@ class SelectedMailbox:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._added or self._expunged or self._flags)
+        return bool(self._added or self._expunged or self._flags or self._key_reset)
 
     def pending_of(self, new: bool, expunge: bool, flags: bool) -> bool:
         """Whether changes of these kinds wait to be told."""
@@ -266,6 +274,14 @@ class SelectedMailbox:
         changes unless C{flags}.
         """
         out: list[bytes] = []
+        if self._key_reset:
+            # RFC 4467 BASE.6.3.RESETKEY: every session of the user with the
+            # mailbox selected is told, with the URLMECH code of BASE.7.1.
+            from twisted_mailhub.imap import urlauth
+
+            self._key_reset = False
+            out.append(responses.status(None, "OK", "Mailbox access key reset",
+                                        f"URLMECH {urlauth.MECHANISM}"))
         if allow_expunge and self._expunged:
             gone = self._expunged
             self._expunged, self._expunged_modseq = set(), None

@@ -31,7 +31,7 @@ from twisted_mailhub.interfaces import ICheckableBackend, INotifier
 from twisted_mailhub.interfaces import IAccessKeys, IQuotaLimits
 from twisted_mailhub.interfaces import ISummarizer, ISummarizingBackend
 from twisted_mailhub.errors import InvalidMailboxName, MailboxNotFound
-from twisted_mailhub.model import MailboxRemoved, new_access_key
+from twisted_mailhub.model import AccessKeyReset, MailboxRemoved, new_access_key
 from twisted_mailhub.notify import LocalNotifier
 from twisted_mailhub.watch import (
     DEFAULT_POLL_INTERVAL,
@@ -222,17 +222,20 @@ class SQLBackend:
             return None
         key = await self.db.read_statements(_access_key_txn, username, mailbox)
         if key is None and create:
-            key = await self.db.write(_make_access_key_txn, username, mailbox, False)
+            key = await self.db.write(_make_access_key_txn, username, mailbox)
         return key
 
-    async def reset_access_key(self, username: str, mailbox: str) -> bytes:
+    async def reset_access_key(self, username: str, mailbox: str,
+                               origin: Hashable | None = None) -> bytes:
         """L{IAccessKeys}: a new key in place of the old."""
         await self.ready()
         if not _could_exist(username, mailbox):
             raise MailboxNotFound(f"Mailbox does not exist: {mailbox}")
-        key = await self.db.write(_make_access_key_txn, username, mailbox, True)
-        if key is None:
+        found = await self.db.write(_reset_access_key_txn, username, mailbox)
+        if found is None:
             raise MailboxNotFound(f"Mailbox does not exist: {mailbox}")
+        mailbox_id, key = found
+        self.notifier.publish(self.mailbox_key(mailbox_id), AccessKeyReset(origin))
         return key
 
     async def remove_access_keys(self, username: str) -> None:
@@ -278,20 +281,28 @@ def _access_key_txn(conn: Connection, username: str, mailbox: str) -> bytes | No
     return bytes(key) if key is not None else None
 
 
-def _make_access_key_txn(conn: Connection, username: str, mailbox: str,
-                         replace: bool) -> bytes | None:
+def _make_access_key_txn(conn: Connection, username: str, mailbox: str) -> bytes | None:
     """
-    A new key for the mailbox (only if it has none unless C{replace}); the
-    key it then has, or None without such a mailbox.
+    A new key for the mailbox if it has none; the key it then has, or None
+    without such a mailbox.
     """
-    where = _key_row(username, mailbox)
-    if not replace:
-        where += (mailboxes.c.access_key.is_(None),)
+    where = _key_row(username, mailbox) + (mailboxes.c.access_key.is_(None),)
     key = new_access_key()
     if conn.execute(update(mailboxes).where(*where).values(access_key=key)).rowcount:
         return key
     # Another writer made one first, or there is no such mailbox.
-    return None if replace else _access_key_txn(conn, username, mailbox)
+    return _access_key_txn(conn, username, mailbox)
+
+
+def _reset_access_key_txn(conn: Connection, username: str,
+                          mailbox: str) -> tuple[int, bytes] | None:
+    """The mailbox's row id and the new key it was given; None without such a mailbox."""
+    mailbox_id = conn.execute(select(mailboxes.c.id).where(*_key_row(username, mailbox))).scalar()
+    if mailbox_id is None:
+        return None
+    key = new_access_key()
+    conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(access_key=key))
+    return mailbox_id, key
 
 
 def _remove_access_keys_txn(conn: Connection, username: str) -> None:

@@ -32,7 +32,7 @@ async def resetkey(session: Session, cmd: C.ResetKey):
         await keys.remove_access_keys(session.username)
         return "All keys removed"
     _check_mechanisms(cmd.mechanisms)
-    await keys.reset_access_key(session.username, cmd.mailbox)
+    await keys.reset_access_key(session.username, cmd.mailbox, origin=session)
     # BASE.7.1: the URLMECH code may be in the tagged OK of RESETKEY.
     return ("RESETKEY completed", f"URLMECH {urlauth.MECHANISM}")
 
