@@ -334,6 +334,11 @@ class TranscriptTests(CatenateCase):
             (b"http://example.com/x", b"Not an IMAP URL"),
             (b";UID=1", b"URL relative to a selected mailbox, and none is"),
             (b"/Drafts/;UID=1 ]", b"Unexpected text in URL:  ]"),
+            # Percent-escapes of the URL's own (RFC 5092) are given back as
+            # sent, not escaped again.
+            (b"/My%20Drafts/;UID=1", b"Mailbox does not exist: My Drafts"),
+            (b"/Drafts/;UID=%d/;SECTION=%%31.FOO" % d,
+             b"Invalid SECTION in URL: Invalid section: FOO"),
         ]
 
         def run():
@@ -346,10 +351,25 @@ class TranscriptTests(CatenateCase):
 
         out, count = await self.in_thread(run)
         for i, ((url, reason), line) in enumerate(zip(cases, out)):
+            # Section 5: url-resp-text is any TEXT-CHAR but "]".
             shown = url.replace(b"]", b"%5D")
             self.assertEqual(line, b"b%d NO [BADURL %s] CATENATE failed: %s\r\n"
                              % (i, shown, reason))
         self.assertEqual(count, 0)
+
+
+def test_badurl_code() -> None:
+    # RFC 4469 section 4.1: "the first URL specified as a parameter", so
+    # as sent, its escapes included; only what url-resp-text (section 5)
+    # and 7-bit response text cannot carry is escaped.
+    from twisted_mailhub.imap.catenate import badurl_code
+
+    assert badurl_code(b"/a%20b/;UID=1") == "BADURL /a%20b/;UID=1"
+    assert badurl_code(b'imap://u@[::1]/INBOX/;UID=1 "x"') == (
+        'BADURL imap://u@[::1%5D/INBOX/;UID=1 "x"')
+    assert badurl_code("/Grüße/;UID=1".encode()) == "BADURL /Gr%C3%BC%C3%9Fe/;UID=1"
+    assert badurl_code(b"/a\x00\r\n\tb") == "BADURL /a%00%0D%0A%09b"
+    assert badurl_code(b"") == "BADURL %20"
 
 
 @on_every_store

@@ -354,7 +354,8 @@ class AccessTests(UrlauthCase):
              + b'" NIL\r\n', b"f1 OK URLFETCH completed\r\n"],
             [b'* URLFETCH "imap://bob@example.com/%00/;uid=1;urlauth=anonymous' + token
              + b'" NIL\r\n', b"f2 OK URLFETCH completed\r\n"],
-            [b"c1 NO [BADURL imap://bob@example.com/x%2500/;uid=1;urlauth=anonymous" + token
+            # BADURL gives the URL as the client sent it (RFC 4469 section 4.1).
+            [b"c1 NO [BADURL imap://bob@example.com/x%00/;uid=1;urlauth=anonymous" + token
              + b"] CATENATE failed: URLAUTH does not verify\r\n"],
             [b"n1 OK NOOP completed\r\n"],
         ])

@@ -36,12 +36,15 @@ class TooBig(Exception):
 
 def badurl_code(url: bytes) -> str:
     """
-    ``BADURL url-resp-text``: any TEXT-CHAR but ``]`` (RFC 4469 section 5);
-    other octets of the client's URL are percent-encoded.
+    ``BADURL url-resp-text``: the URL as the client sent it (RFC 4469
+    section 4.1), its own percent-escapes (RFC 5092) included.  Only what
+    url-resp-text (section 5: any TEXT-CHAR but ``]``) and 7-bit response
+    text cannot carry is percent-encoded: ``]``, controls and 8-bit octets,
+    none of which a well-formed URL holds outside an IPv6 host.
     """
     out = []
     for byte in url:
-        if 0x20 <= byte <= 0x7E and byte not in (0x5D, 0x25):
+        if 0x20 <= byte <= 0x7E and byte != 0x5D:
             out.append(chr(byte))
         else:
             out.append(f"%{byte:02X}")
