@@ -50,6 +50,20 @@ class ParseTests(unittest.TestCase):
                                ";urlauth=authuser").expire,
                          datetime(2026, 1, 1, tzinfo=timezone.utc))
 
+    def test_expire_in_a_leap_second(self) -> None:
+        # RFC 3339 section 5.6: time-second may be 60 (a leap second), also
+        # shifted by a zone offset.  No datetime holds it: the expiry is the
+        # last instant of second 59, never later than the URL asked.
+        last = datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+        for expire in ("2016-12-31T23:59:60Z", "2016-12-31t23:59:60.25z",
+                       "2017-01-01T05:29:60+05:30"):
+            url = parse(f"imap://a@h/INBOX/;UID=1;EXPIRE={expire};URLAUTH=anonymous")
+            self.assertEqual(url.expire, last, expire)
+            # The rump is signed as sent.
+            self.assertIn(f";EXPIRE={expire};", url.rump)
+        with self.assertRaisesRegex(UrlError, "^Invalid EXPIRE date-time in URL$"):
+            parse("imap://a@h/INBOX/;UID=1;EXPIRE=2016-12-31T23:59:61Z;URLAUTH=anonymous")
+
     def test_mailbox_names(self) -> None:
         # Hierarchy, percent-encoding, and UTF-8 (RFC 5092), not modified
         # UTF-7 (RFC 2192), in every session: "&" is an ampersand.

@@ -286,6 +286,9 @@ class AccessTests(UrlauthCase):
             rump, _, token = good.rpartition(b":")
             later = self.generate(c, self.base + b";EXPIRE=2999-01-01T00:00:00Z;urlauth=anonymous")
             expired = self.generate(c, self.base + b";expire=2001-01-01T00:00:00Z;urlauth=anonymous")
+            # A leap second is a date-time too (RFC 3339 time-second 60).
+            leap = self.generate(c, self.base + b";EXPIRE=2998-12-31T23:59:60Z;urlauth=anonymous")
+            leapt = self.generate(c, self.base + b";EXPIRE=2016-12-31T23:59:60Z;urlauth=anonymous")
             other_uid = re.sub(rb";uid=\d+", b";uid=99", good)
             c.command(b"c1 CREATE Other")
             other_box = self.generate(c, b"imap://alice@example.com/Other/;uid=1;urlauth=anonymous")
@@ -302,20 +305,24 @@ class AccessTests(UrlauthCase):
                 b"/INBOX/;uid=%d" % self.uid,
                 b"not a url",
                 other_box,  # the mailbox exists, the message does not
+                leapt,  # expired in a leap second
             ]
             s = self.session(b"bob builder")
             lines = [self.fetch(s, url) for url in [good, later] + bad]
+            lines.append(self.fetch(s, leap))
             s.send(b'm URLFETCH "' + good + b'" "' + bad[0] + b'" "' + later + b'"\r\n')
             several = self.read_until(s, b"m")
-            return good, later, bad, lines, several
+            return good, later, leap, bad, lines, several
 
-        good, later, bad, lines, several = await self.in_thread(run)
+        good, later, leap, bad, lines, several = await self.in_thread(run)
         for url, out in zip([good, later], lines[:2]):
             self.assertEqual(out, [b'* URLFETCH "' + url + b'" {28}\r\n' + SECRET + b"\r\n",
                                    b"f OK URLFETCH completed\r\n"])
-        for url, out in zip(bad, lines[2:]):
+        for url, out in zip(bad, lines[2:-1]):
             self.assertEqual(out, [b"* URLFETCH " + (b'"' + url + b'"') + b" NIL\r\n",
                                    b"f OK URLFETCH completed\r\n"], url)
+        self.assertEqual(lines[-1], [b'* URLFETCH "' + leap + b'" {28}\r\n' + SECRET + b"\r\n",
+                                     b"f OK URLFETCH completed\r\n"])
         self.assertEqual(several, [
             b'* URLFETCH "%s" {28}\r\n%s "%s" NIL "%s" {28}\r\n%s\r\n'
             % (good, SECRET, bad[0], later, SECRET), b"m OK URLFETCH completed\r\n"])

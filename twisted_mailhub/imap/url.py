@@ -269,10 +269,18 @@ def _expire(s: _Scanner) -> datetime:
         raise UrlError("Invalid EXPIRE date-time in URL")
     s.pos = found.end()
     value = found.group().upper().replace("Z", "+00:00")
+    # RFC 3339 section 5.6: time-second may be 60, a leap second (at any
+    # minute of a zone offset, section 5.7), which datetime cannot hold.
+    # The URL then expires at the end of second 59: not later than asked,
+    # and less than a second early.
+    leap = found.group(6) == "60"
+    if leap:
+        value = value[:17] + "59" + value[19:]
     try:
-        return datetime.fromisoformat(value)
+        expire = datetime.fromisoformat(value)
     except ValueError:
         raise UrlError("Invalid EXPIRE date-time in URL") from None
+    return expire.replace(microsecond=999999) if leap else expire
 
 
 def _access(s: _Scanner) -> str:
