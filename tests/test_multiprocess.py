@@ -395,3 +395,43 @@ def test_search_text_finds_what_others_stored(servers: Servers) -> None:
     finally:
         first.logout()
         second.logout()
+
+
+def test_notify_tells_tree_changes_of_other_process(servers: Servers) -> None:
+    # RFC 5465 sections 5.4 and 5.5: MailboxName and SubscriptionChange
+    # for mailboxes created, renamed, deleted and (un)subscribed through
+    # the other process, as LIST responses with no command in progress.
+    from harness import RawClient
+
+    writer = connect(servers.ports[1])
+    watcher = RawClient(servers.ports[0])
+    watcher.sock.settimeout(ANNOUNCED_WITHIN * 5)
+    box = "tree-" + uuid.uuid4().hex[:8]
+    try:
+        watcher.line()
+        watcher.command(b"a LOGIN %s %s" % (USER.encode(), PASSWORD.encode()))
+        assert watcher.command(b"b NOTIFY SET (personal (MailboxName SubscriptionChange))") == [
+            b"b OK NOTIFY completed\r\n"]
+        name, renamed = box.encode(), box.encode() + b"-renamed"
+        writer.create_folder(box)
+        assert watcher.line() == b'* LIST (\\HasNoChildren) "/" %s\r\n' % name
+        writer.subscribe_folder(box)
+        assert watcher.line() == b'* LIST (\\HasNoChildren \\Subscribed) "/" %s\r\n' % name
+        writer.rename_folder(box, box + "-renamed")
+        if servers.kind in ("sqlite", "postgresql"):
+            # The row keeps its id: a rename is told as one.
+            assert watcher.line() == (b'* LIST (\\HasNoChildren) "/" %s ("OLDNAME" (%s))\r\n'
+                                      % (renamed, name))
+        else:
+            # A file store's listing knows names only.
+            lines = {watcher.line(), watcher.line()}
+            assert lines == {b'* LIST (\\NonExistent \\Subscribed) "/" %s\r\n' % name,
+                             b'* LIST (\\HasNoChildren) "/" %s\r\n' % renamed}, lines
+        writer.unsubscribe_folder(box)
+        assert watcher.line() == b'* LIST (\\NonExistent) "/" %s\r\n' % name
+        writer.delete_folder(box + "-renamed")
+        assert watcher.line() == b'* LIST (\\NonExistent) "/" %s\r\n' % renamed
+        assert watcher.command(b"c NOOP") == [b"c OK NOOP completed\r\n"]
+    finally:
+        watcher.close()
+        writer.logout()

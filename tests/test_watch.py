@@ -18,9 +18,14 @@ from twisted_mailhub.backends.sql import open_backend
 from twisted_mailhub.model import (
     AppendRequest,
     FlagsChanged,
+    MailboxCreated,
+    MailboxDeleted,
     MailboxRemoved,
+    MailboxRenamed,
     MessagesAdded,
     MessagesExpunged,
+    SubscriptionChanged,
+    TreeKey,
 )
 from twisted_mailhub.testing.support import RecordingListener
 from twisted_mailhub.watch import PollingTrigger
@@ -36,6 +41,24 @@ def message(n: int) -> AppendRequest:
 
 def added_uids(events) -> list[int]:
     return [m.uid for e in events if isinstance(e, MessagesAdded) for m in e.messages]
+
+
+class PollingTriggerTests(unittest.TestCase):
+    def test_stop_waits_for_a_poll_of_a_loop_already_stopped(self):
+        # The last key going stops the loop but not a poll under way; the
+        # backend closes its threads after stop(), so stop() waits for it.
+        from twisted_mailhub.watch import ChangeWatcher
+
+        clock, probed = task.Clock(), defer.Deferred()
+        trigger = PollingTrigger(lambda keys: probed, 1.0, clock=clock)
+        trigger.start(ChangeWatcher(lambda key: None))
+        trigger.watch("key")
+        clock.advance(1.0)
+        trigger.unwatch("key")
+        stopped = defer.ensureDeferred(trigger.stop())
+        self.assertFalse(stopped.called)
+        probed.callback([])
+        self.assertTrue(stopped.called)
 
 
 class WatchMixin:
@@ -179,6 +202,80 @@ class WatchMixin:
             yield listener.wait_for(lambda es: any(isinstance(e, MailboxRemoved) for e in es))
 
 
+    # -- the tree of mailboxes (RFC 5465 MailboxName, SubscriptionChange) -----
+
+    #: Whether the store keeps an identity of each mailbox that a rename
+    #: keeps, so that another process's rename is told as one.
+    renames_seen = True
+
+    async def tree_pair(self, interval_a: float = FAST):
+        a, b = await self.backends(interval_a)
+        store_b = await b.open_store("alice")
+        store_a = await a.open_store("alice")
+        listener = RecordingListener()
+        a.notifier.subscribe(TreeKey("alice"), listener)
+        self.addCleanup(a.notifier.unsubscribe, TreeKey("alice"), listener)
+        await self.settle(a)
+        return (a, store_a), (b, store_b), listener
+
+    def told(self, listener, *events):
+        """Wait (a few seconds at most) until C{listener} heard C{events}."""
+        from twisted.internet import reactor
+
+        return listener.wait_for(lambda es: all(e in es for e in events)).addTimeout(10, reactor)
+
+    @defer.inlineCallbacks
+    def test_foreign_tree_changes_reach_tree_listeners(self):
+        (a, _), (_, store_b), listener = yield defer.ensureDeferred(self.tree_pair())
+        yield defer.ensureDeferred(store_b.create_mailbox("Lists"))
+        yield self.told(listener, MailboxCreated("Lists"))
+        yield defer.ensureDeferred(store_b.create_mailbox("Lists/IETF"))
+        yield defer.ensureDeferred(store_b.subscribe("Lists/IETF"))
+        yield self.told(listener, MailboxCreated("Lists/IETF"),
+                        SubscriptionChanged("Lists/IETF", True))
+        yield defer.ensureDeferred(store_b.rename_mailbox("Lists", "Groups"))
+        if self.renames_seen:
+            # One rename for the mailbox and its inferiors, as here.
+            renamed = [MailboxRenamed("Lists", "Groups")]
+        else:
+            # Told as a CREATE of the inferior is, its superior with it.
+            renamed = [MailboxDeleted("Lists"), MailboxDeleted("Lists/IETF"),
+                       MailboxCreated("Groups/IETF")]
+        yield self.told(listener, *renamed)
+        yield defer.ensureDeferred(store_b.unsubscribe("Lists/IETF"))
+        yield defer.ensureDeferred(store_b.delete_mailbox("Groups/IETF"))
+        yield self.told(listener, SubscriptionChanged("Lists/IETF", False),
+                        MailboxDeleted("Groups/IETF"))
+        yield defer.ensureDeferred(self.settle(a))
+        # Each told once.
+        self.assertEqual(len(listener.events), len(set(listener.events)), listener.events)
+        self.assertEqual(len(listener.events), 3 + len(renamed) + 2, listener.events)
+
+    @defer.inlineCallbacks
+    def test_local_tree_changes_are_told_once(self):
+        (a, store_a), (_, store_b), listener = yield defer.ensureDeferred(self.tree_pair())
+        yield defer.ensureDeferred(store_a.create_mailbox("Mine"))
+        yield defer.ensureDeferred(store_a.subscribe("Mine"))
+        yield defer.ensureDeferred(store_a.rename_mailbox("Mine", "Ours"))
+        # A foreign change afterwards: by the time it arrives, the checks
+        # that might have repeated the local ones are done.
+        yield defer.ensureDeferred(store_b.create_mailbox("Theirs"))
+        yield self.told(listener, MailboxCreated("Theirs"))
+        yield defer.ensureDeferred(self.settle(a))
+        self.assertEqual(listener.events, [
+            MailboxCreated("Mine"), SubscriptionChanged("Mine", True),
+            MailboxRenamed("Mine", "Ours"), MailboxCreated("Theirs")])
+
+    @defer.inlineCallbacks
+    def test_tree_is_watched_while_listened_to(self):
+        (a, _), (_, store_b), listener = yield defer.ensureDeferred(self.tree_pair())
+        a.notifier.unsubscribe(TreeKey("alice"), listener)
+        yield defer.ensureDeferred(store_b.create_mailbox("Unheard"))
+        yield defer.ensureDeferred(self.settle(a))
+        self.assertEqual(listener.events, [])
+        self.assertEqual(a.notifier.watched(), [])
+
+
 class SQLiteWatchTests(WatchMixin, unittest.TestCase):
     kind = "sqlite"
 
@@ -207,6 +304,7 @@ class SQLiteWatchTests(WatchMixin, unittest.TestCase):
 
 class MboxWatchTests(WatchMixin, unittest.TestCase):
     kind = "mbox"
+    renames_seen = False
 
 
 class PostgreSQLWatchTests(WatchMixin, unittest.TestCase):

@@ -28,6 +28,19 @@ another process appended first (sequence numbers follow UIDs, RFC 3501
 section 2.3.1.2).  A local L{MessagesAdded} whose first UID is above the
 UIDNEXT this process knows is therefore held back and published by the next
 check, in UID order with the messages it skipped.
+
+A user's tree of mailboxes (its L{TreeKey}) is watched too when the backend
+can read a L{TreeSnapshot} of it: the names, identities (kept by a rename)
+and selectability of its mailboxes and its subscriptions.  When the trigger
+says the tree may have changed, a new snapshot is compared with the last
+one and the difference published as L{MailboxCreated}, L{MailboxDeleted},
+L{MailboxRenamed} and L{SubscriptionChanged}.  Differences that a tree
+event published here explains (the same names) are left out: they were
+told when they were made.  The backend reads a snapshot while no change of
+the tree is under way in this process, so each local change is in it with
+its event published, or not at all.  A local tree event makes the tree be
+read again at once, so that another process cannot undo the change
+between two reads unseen.
 """
 
 from __future__ import annotations
@@ -50,9 +63,11 @@ from twisted_mailhub.model import (
     MessageMeta,
     MessagesAdded,
     MessagesExpunged,
+    TreeEvent,
     TreeKey,
 )
 from twisted_mailhub.notify import LocalNotifier
+from twisted_mailhub.trees import TreeSnapshot, explained, tree_changes
 
 log = Logger()
 
@@ -80,8 +95,9 @@ class IChangeTrigger(Interface):
 
     def changed_here(key, event):
         """
-        This process committed C{event} (a L{MailboxEvent}) to C{key}; a
-        trigger whose transport needs writers to speak up (NOTIFY) does so.
+        This process committed C{event} (a L{MailboxEvent}) to C{key}, or a
+        L{TreeEvent} to a L{TreeKey}; a trigger whose transport needs
+        writers to speak up (NOTIFY) does so.
         """
 
     def stop():
@@ -104,6 +120,17 @@ class IWatchableBackend(IBackend):
 def _watchable(key: Hashable) -> bool:
     """Whether C{key} names a mailbox (a L{TreeKey} has no status to compare)."""
     return not isinstance(key, TreeKey)
+
+
+@dataclass(eq=False, slots=True)
+class _WatchedTree:
+    """What this process knows of one watched tree."""
+
+    snapshot: TreeSnapshot | None = None
+    # Tree events published here that the next comparison may find.
+    local: list[TreeEvent] = field(default_factory=list)
+    checking: bool = False
+    again: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -133,17 +160,25 @@ class ChangeWatcher:
 
     C{resolve(key)} returns (or returns an awaitable of) an L{IMailbox}
     whose C{status} and C{changes_since} describe C{key}, or C{None}.
-    Until L{start} is given a trigger this is a plain pass-through to
-    C{inner}.
+    C{read_tree(username)}, if given, returns an awaitable of the
+    L{TreeSnapshot} of that user's tree, read while no change of it runs
+    in this process (L{twisted_mailhub.backends.base.holding_tree}): the
+    L{TreeKey}s with listeners
+    are then watched too, and the trigger is told of them (L{IChangeTrigger.watch})
+    like mailbox keys.  Until L{start} is given a trigger this is a plain
+    pass-through to C{inner}.
     """
 
     def __init__(self, resolve: Callable[[Hashable], Any],
-                 inner: INotifier | None = None) -> None:
+                 inner: INotifier | None = None, *,
+                 read_tree: Callable[[str], Awaitable[TreeSnapshot]] | None = None) -> None:
         self.inner = inner if inner is not None else LocalNotifier()
         self._resolve = resolve
+        self._read_tree = read_tree
         self._trigger: IChangeTrigger | None = None
         self._listeners: dict[Hashable, list[IMailboxListener]] = {}
         self._watched: dict[Hashable, _Watched] = {}
+        self._trees: dict[TreeKey, _WatchedTree] = {}
         self._running: set[defer.Deferred] = set()
 
     @property
@@ -158,13 +193,14 @@ class ChangeWatcher:
         self._trigger = trigger
         trigger.start(self)
         for key in self._listeners:
-            if _watchable(key):
+            if self._can_watch(key):
                 self._watch(key)
 
     async def stop(self) -> None:
         """Stop the trigger and wait for the checks under way."""
         trigger, self._trigger = self._trigger, None
         watched, self._watched = self._watched, {}
+        self._trees = {}
         for key, state in watched.items():
             # Nothing will look again: what was held back goes out as it is.
             for event in state.held:
@@ -182,7 +218,8 @@ class ChangeWatcher:
         if listener not in listeners:
             listeners.append(listener)
         self.inner.subscribe(key, listener)
-        if self._trigger is not None and key not in self._watched and _watchable(key):
+        if (self._trigger is not None and key not in self._watched
+                and key not in self._trees and self._can_watch(key)):
             self._watch(key)
 
     def unsubscribe(self, key: Hashable, listener: IMailboxListener) -> None:
@@ -193,13 +230,21 @@ class ChangeWatcher:
             listeners.remove(listener)
         if listeners is not None and not listeners:
             del self._listeners[key]
-            if self._watched.pop(key, None) is not None and self._trigger is not None:
+            watched = self._watched.pop(key, None) or self._trees.pop(key, None)
+            if watched is not None and self._trigger is not None:
                 self._trigger.unwatch(key)
 
     def publish(self, key: Hashable, event: MailboxEvent) -> None:
         """A change committed by this process: deliver it and note it."""
         if not _watchable(key):
-            # A tree's events are told to this process's listeners only.
+            if self._trigger is not None and self._read_tree is not None:
+                self._trigger.changed_here(key, event)
+            tree = self._trees.get(key)
+            if tree is not None:
+                tree.local.append(event)
+                # Read the tree again soon, so that the snapshot holds this
+                # change before another process can undo it unseen.
+                self._check_tree_soon(key)
             self.inner.publish(key, event)
             return
         if self._trigger is not None:
@@ -212,13 +257,16 @@ class ChangeWatcher:
     # -- called by triggers ------------------------------------------------
 
     def watched(self) -> list[Hashable]:
-        """The keys with listeners in this process."""
-        return list(self._watched)
+        """The keys with listeners in this process (trees watched included)."""
+        return list(self._watched) + list(self._trees)
 
     def check(self, key: Hashable | None = None) -> None:
         """C{key} (every watched key when C{None}) may have changed: look."""
         keys = self.watched() if key is None else [key]
         for each in keys:
+            if isinstance(each, TreeKey):
+                self._check_tree_soon(each)
+                continue
             state = self._watched.get(each)
             if state is None or state.removed:
                 continue
@@ -236,12 +284,53 @@ class ChangeWatcher:
 
     # -- inside ------------------------------------------------------------
 
+    def _can_watch(self, key: Hashable) -> bool:
+        return _watchable(key) or (isinstance(key, TreeKey) and self._read_tree is not None)
+
     def _watch(self, key: Hashable) -> None:
-        state = self._watched[key] = _Watched()
         assert self._trigger is not None
+        if isinstance(key, TreeKey):
+            tree = self._trees[key] = _WatchedTree(checking=True)
+            self._trigger.watch(key)
+            self._run(self._check_tree(key, tree))
+            return
+        state = self._watched[key] = _Watched()
         self._trigger.watch(key)
         state.checking = True
         self._run(self._check(key, state, baseline=True))
+
+    def _check_tree_soon(self, key: TreeKey) -> None:
+        tree = self._trees.get(key)
+        if tree is None:
+            return
+        if tree.checking:
+            tree.again = True
+            return
+        tree.checking = True
+        self._run(self._check_tree(key, tree))
+
+    async def _check_tree(self, key: TreeKey, tree: _WatchedTree) -> None:
+        assert self._read_tree is not None
+        try:
+            while self._trees.get(key) is tree:
+                tree.again = False
+                # A local event published during the read may or may not
+                # be in what it returns: it explains this comparison and
+                # the next.
+                before = len(tree.local)
+                snapshot = await self._read_tree(key.username)
+                if self._trees.get(key) is not tree:
+                    return
+                known, tree.local = tree.local, tree.local[before:]
+                previous, tree.snapshot = tree.snapshot, snapshot
+                if previous is not None:
+                    for event in tree_changes(previous, snapshot):
+                        if not explained(event, known, snapshot.delimiter):
+                            self.inner.publish(key, event)
+                if not tree.again:
+                    break
+        finally:
+            tree.checking = False
 
     def _run(self, coroutine: Any) -> None:
         d = defer.ensureDeferred(coroutine)
@@ -362,6 +451,11 @@ class ChangeWatcher:
                 self.inner.publish(key, event)
 
 
+def _passing(result: Any, finished: defer.Deferred) -> Any:
+    finished.callback(None)
+    return result
+
+
 async def _awaited(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
@@ -393,6 +487,8 @@ class PollingTrigger:
         self._keys: set[Hashable] = set()
         self._loop: LoopingCall | None = None
         self._loop_done: defer.Deferred | None = None
+        # The poll running, if one is.
+        self._polling: defer.Deferred | None = None
         self._failing = False
 
     def start(self, watcher: ChangeWatcher) -> None:
@@ -401,7 +497,7 @@ class PollingTrigger:
     def watch(self, key: Hashable) -> None:
         self._keys.add(key)
         if self._loop is None and self._watcher is not None:
-            self._loop = LoopingCall(lambda: defer.ensureDeferred(self._tick()))
+            self._loop = LoopingCall(self._poll)
             if self._clock is not None:
                 self._loop.clock = self._clock
             self._loop_done = self._loop.start(self.interval, now=False)
@@ -422,6 +518,13 @@ class PollingTrigger:
         done = self._stop_loop()
         if done is not None:
             await done
+        # A poll still running (of a loop stopped when its last key went,
+        # too) may still use what on_stop and the backend close.
+        polling = self._polling
+        if polling is not None and not polling.called:
+            finished: defer.Deferred = defer.Deferred()
+            polling.addBoth(_passing, finished)
+            await finished
         if self._on_stop is not None:
             await _awaited(self._on_stop())
 
@@ -431,6 +534,10 @@ class PollingTrigger:
         if loop is not None and loop.running:
             loop.stop()
         return done
+
+    def _poll(self) -> defer.Deferred:
+        self._polling = defer.ensureDeferred(self._tick())
+        return self._polling
 
     async def _tick(self) -> None:
         keys = sorted(self._keys, key=repr)

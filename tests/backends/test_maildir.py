@@ -605,6 +605,7 @@ class MaildirWatchTests(WatchMixin, unittest.TestCase):
     """The change watcher's tests, with two backends on one Maildir tree."""
 
     kind = "maildir"
+    renames_seen = False
 
     async def backends(self, interval_a: float = 0.02):
         root = os.path.abspath(self.mktemp())

@@ -209,12 +209,14 @@ class BaseMailStore:
 
     async def subscribe(self, name: str) -> None:
         name = validate_name(name, self.delimiter)
-        await self._subscribe(name)
+        async with self._tree_changing():
+            await self._subscribe(name)
         self._publish_tree(SubscriptionChanged(name, True))
 
     async def unsubscribe(self, name: str) -> None:
         name = normalize_name(name, self.delimiter)
-        await self._unsubscribe(name)
+        async with self._tree_changing():
+            await self._unsubscribe(name)
         self._publish_tree(SubscriptionChanged(name, False))
 
     def _publish_tree(self, event: TreeEvent) -> None:
@@ -245,7 +247,10 @@ class BaseMailStore:
         awaits, and two of them interleaving could both pass the check
         (two RENAMEs to one name).  Other processes sharing the storage
         are the backend's to exclude (the SQL store does each change in one
-        transaction).
+        transaction).  The change's event is published as the lock is
+        released, before anything that waited for it is answered: the
+        watcher of other processes' tree changes (L{holding_tree}) relies
+        on that.
         """
         try:
             lock = _tree_lock(self.notifier, self.username)
@@ -289,6 +294,23 @@ def _tree_lock(notifier: Any, username: str) -> DeferredLock:
     if lock is None:
         lock = locks[username] = DeferredLock()
     return lock
+
+
+@asynccontextmanager
+async def holding_tree(notifier: Any, username: str) -> AsyncIterator[None]:
+    """
+    Hold the lock of C{username}'s tree in this process (the stores whose
+    notifier is C{notifier}), which its CREATE, DELETE, RENAME, SUBSCRIBE
+    and UNSUBSCRIBE hold while they change it.  A read of the tree under it
+    sees each of this process's changes either not at all or with its
+    L{TreeEvent} already published (L{twisted_mailhub.trees.TreeSnapshot}).
+    """
+    lock = _tree_lock(notifier, username)
+    await lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class BaseMailbox:

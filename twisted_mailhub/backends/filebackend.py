@@ -173,7 +173,8 @@ class FileBackend:
         os.makedirs(self.root, 0o700, exist_ok=True)
         # Local events pass through it; watch_changes() adds other programs'.
         self.notifier = ChangeWatcher(
-            self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
+            self._watched_mailbox, notifier if notifier is not None else LocalNotifier(),
+            read_tree=self._watched_tree,
         )
         # Mailbox key -> (store, name, path, identity) as last opened.
         self._opened: dict[Hashable, tuple[Any, str, str, str]] = {}
@@ -278,6 +279,11 @@ class FileBackend:
         """The file or directory of the mailbox C{key} as last opened, if it was."""
         found = self._opened.get(key)
         return None if found is None else found[2]
+
+    async def _watched_tree(self, username: str) -> Any:
+        from twisted_mailhub.backends.filetree import read_tree
+
+        return await read_tree(self, username)
 
     def _watched_mailbox(self, key: Hashable) -> FolderMailbox | None:
         found = self._opened.get(key)

@@ -27,7 +27,10 @@ from twisted_mailhub.backends.maildir.cache import (
     Signature,
     signature_of,
 )
+from twisted_mailhub.backends.filetree import TreePlaces, TreeProbe
 from twisted_mailhub.backends.maildir.state import STATE_FILE
+from twisted_mailhub.backends.mbox.naming import user_directory
+from twisted_mailhub.model import TreeKey
 
 if TYPE_CHECKING:
     from twisted_mailhub.backends.maildir.store import MaildirBackend
@@ -41,14 +44,32 @@ RECHECK_SECONDS = 0.2
 
 
 class SignatureProbe:
-    """Which watched folders changed since the previous poll."""
+    """
+    Which watched folders changed since the previous poll; and which
+    watched trees (L{TreeKey}s), from the user's Maildir directory, whose
+    entries are the folders (Maildir++ keeps them all at its top), and the
+    subscriptions file.
+    """
 
     def __init__(self, backend: MaildirBackend) -> None:
         self.backend = backend
         self._seen: dict[Hashable, _Seen] = {}
         self._reported: dict[Hashable, float] = {}
+        self._trees = TreeProbe(backend, self._tree_places)
+
+    def _tree_places(self, username: str) -> TreePlaces:
+        from twisted_mailhub.backends.maildir.store import SUBSCRIPTIONS_FILE
+
+        directory = user_directory(self.backend.root, username)
+        return directory, False, (os.path.join(directory, SUBSCRIPTIONS_FILE),)
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
+        trees = [key for key in keys if isinstance(key, TreeKey)]
+        changed = await self._trees(trees) if trees else []
+        keys = [key for key in keys if not isinstance(key, TreeKey)]
+        return changed + await self._folders(keys)
+
+    async def _folders(self, keys: list[Hashable]) -> list[Hashable]:
         paths = {key: self.backend.watched_path(key) for key in keys}
         seen, recent = await self.backend.run(_signatures, paths)
         previous, self._seen = self._seen, seen

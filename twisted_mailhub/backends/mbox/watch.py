@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Hashable
 
+from twisted_mailhub.backends.filetree import TreePlaces, TreeProbe
 from twisted_mailhub.backends.mbox.index import FileSignature, signature
-from twisted_mailhub.backends.mbox.naming import index_file
+from twisted_mailhub.backends.mbox.naming import index_file, user_directory
+from twisted_mailhub.model import TreeKey
 
 if TYPE_CHECKING:
     from twisted_mailhub.backends.mbox.store import MboxBackend
@@ -27,15 +29,30 @@ _Seen = tuple[FileSignature | None, FileSignature | None] | None
 
 
 class SignatureProbe:
-    """Which watched mailboxes' files changed since the previous poll."""
+    """
+    Which watched mailboxes' files changed since the previous poll; and
+    which watched trees (L{TreeKey}s), from the user's directory and its
+    subdirectories (the hierarchy) and the subscriptions file.
+    """
 
     def __init__(self, backend: "MboxBackend") -> None:
         self.backend = backend
         self._seen: dict[Hashable, _Seen] = {}
         # The signatures of the last check asked for.
         self._reported: dict[Hashable, _Seen] = {}
+        self._trees = TreeProbe(backend, self._tree_places)
+
+    def _tree_places(self, username: str) -> TreePlaces:
+        directory = user_directory(self.backend.root, username)
+        return directory, True, (os.path.join(directory, ".subscriptions"),)
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
+        trees = [key for key in keys if isinstance(key, TreeKey)]
+        changed = await self._trees(trees) if trees else []
+        keys = [key for key in keys if not isinstance(key, TreeKey)]
+        return changed + await self._mailboxes(keys)
+
+    async def _mailboxes(self, keys: list[Hashable]) -> list[Hashable]:
         paths = {key: self.backend.watched_path(key) for key in keys}
         seen = await self.backend.run(_signatures, paths)
         previous, self._seen = self._seen, seen

@@ -65,7 +65,8 @@ class SQLBackend:
         self.url = parse_url(url)
         # Local events pass through it; watch_changes() adds other processes'.
         self.notifier = ChangeWatcher(
-            self._watched_mailbox, notifier if notifier is not None else LocalNotifier()
+            self._watched_mailbox, notifier if notifier is not None else LocalNotifier(),
+            read_tree=self._watched_tree,
         )
         self.db = Database(self.url, pool_size=pool_size, reactor=reactor)
         self.reaper = ContentReaper(self.db, reactor)
@@ -117,6 +118,11 @@ class SQLBackend:
         else:
             trigger = PollingTrigger(watch.RowProbe(self), poll_interval, clock=self._reactor)
         self.notifier.start(trigger)
+
+    async def _watched_tree(self, username: str) -> Any:
+        from twisted_mailhub.backends.sql.watch import read_tree
+
+        return await read_tree(self, username)
 
     def _watched_mailbox(self, key: Hashable) -> Any:
         from twisted_mailhub.backends.sql.watch import WatchedSQLMailbox

@@ -16,6 +16,13 @@ L{twisted_mailhub.watch}).
     the commit) is found by a slow sweep of every watched mailbox, every
     L{SWEEP_INTERVAL} seconds.
   - Other databases: the C{mailboxes} rows are polled (L{RowProbe}).
+
+A user's tree (its L{TreeKey}: mailboxes created, deleted, renamed,
+subscriptions) is read as a L{TreeSnapshot} (L{read_tree}, the row id being
+the identity a rename keeps) when it may have changed: on SQLite whenever
+C{data_version} moved, on PostgreSQL when another process's C{NOTIFY} names
+the user (payload C{tree TOKEN USERNAME}), at the sweeps and after a
+reconnection.  Other databases do not watch trees.
 """
 
 from __future__ import annotations
@@ -34,10 +41,12 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_mailhub.backends.base import BaseMailStore, holding_tree
 from twisted_mailhub.backends.sql.mailbox import SQLMailbox
-from twisted_mailhub.backends.sql.schema import mailboxes
+from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
 from twisted_mailhub.errors import MailboxNotFound
-from twisted_mailhub.model import MailboxEvent, MailboxRemoved, MailboxStatus
+from twisted_mailhub.model import MailboxEvent, MailboxRemoved, MailboxStatus, TreeKey
+from twisted_mailhub.trees import TreeSnapshot
 from twisted_mailhub.watch import ChangeWatcher, IChangeTrigger
 
 if TYPE_CHECKING:
@@ -75,6 +84,22 @@ class WatchedSQLMailbox(SQLMailbox):
             raise MailboxNotFound("Mailbox no longer exists") from None
 
 
+async def read_tree(backend: "SQLBackend", username: str) -> TreeSnapshot:
+    """The L{TreeSnapshot} of C{username}'s tree (empty for no such user)."""
+    async with holding_tree(backend.notifier, username):
+        return await backend.db.read(_tree_txn, username)
+
+
+def _tree_txn(conn: Connection, username: str) -> TreeSnapshot:
+    user_id = select(users.c.id).where(users.c.username == username).scalar_subquery()
+    c = mailboxes.c
+    rows = conn.execute(select(c.id, c.name, c.selectable).where(c.user_id == user_id)).all()
+    names = conn.execute(
+        select(subscriptions.c.name).where(subscriptions.c.user_id == user_id)).scalars()
+    return TreeSnapshot({row.name: (row.id, bool(row.selectable)) for row in rows},
+                        frozenset(names), BaseMailStore.delimiter)
+
+
 def _rows_txn(conn: Connection, ids: list[int]) -> dict[int, _Row]:
     c = mailboxes.c
     found = conn.execute(
@@ -96,7 +121,8 @@ class RowProbe:
         self._rows: dict[Hashable, _Row] = {}
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
-        ids = {key[2]: key for key in keys}
+        # Trees are not watched through the rows (see the module docstring).
+        ids = {key[2]: key for key in keys if not isinstance(key, TreeKey)}
         rows = await self.backend.db.read_statements(_rows_txn, sorted(ids))
         changed = []
         previous, self._rows = self._rows, {}
@@ -126,6 +152,7 @@ class SQLiteVersionProbe(RowProbe):
         super().__init__(backend)
         self._connection: sqlite3.Connection | None = None
         self._version: int | None = None
+        self._trees: set[Hashable] = set()
 
     def _data_version(self) -> int:
         # In a pool thread; one probe runs at a time.
@@ -138,10 +165,17 @@ class SQLiteVersionProbe(RowProbe):
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
         version = await self.backend.db.call(self._data_version)
-        if version == self._version and all(key in self._rows for key in keys):
+        trees = [key for key in keys if isinstance(key, TreeKey)]
+        if (version == self._version and all(key in self._rows for key in keys
+                                              if not isinstance(key, TreeKey))
+                and all(key in self._trees for key in trees)):
             return []
         self._version = version
-        return await super().__call__(keys)
+        # Another connection committed: any watched tree may have changed
+        # (one read of its rows each; a newly watched tree is read once,
+        # like a newly watched mailbox).
+        self._trees = set(trees)
+        return await super().__call__(keys) + trees
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -162,7 +196,10 @@ class PostgresTrigger:
         self._token = uuid.uuid4().hex[:12]
         self._watcher: ChangeWatcher | None = None
         self._keys: dict[int, Hashable] = {}
+        self._trees: dict[str, TreeKey] = {}
         self._outgoing: dict[int, bool] = {}
+        # The users whose trees changed here, to be named in a NOTIFY.
+        self._outgoing_trees: set[str] = set()
         self._sending: Deferred | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -176,7 +213,10 @@ class PostgresTrigger:
         self._watcher = watcher
 
     def watch(self, key: Hashable) -> None:
-        self._keys[key[2]] = key
+        if isinstance(key, TreeKey):
+            self._trees[key.username] = key
+        else:
+            self._keys[key[2]] = key
         if self._thread is None and self._watcher is not None:
             self._thread_done = Deferred()
             self._thread = threading.Thread(
@@ -190,15 +230,21 @@ class PostgresTrigger:
 
     def unwatch(self, key: Hashable) -> None:
         # The listening connection stays: it is one per process.
-        self._keys.pop(key[2], None)
-        if not self._keys:
+        if isinstance(key, TreeKey):
+            self._trees.pop(key.username, None)
+        else:
+            self._keys.pop(key[2], None)
+        if not self._keys and not self._trees:
             self._stop_sweep()
 
     def changed_here(self, key: Hashable, event: MailboxEvent) -> None:
         if self._watcher is None:
             return
-        removed = isinstance(event, MailboxRemoved)
-        self._outgoing[key[2]] = self._outgoing.get(key[2], False) or removed
+        if isinstance(key, TreeKey):
+            self._outgoing_trees.add(key.username)
+        else:
+            removed = isinstance(event, MailboxRemoved)
+            self._outgoing[key[2]] = self._outgoing.get(key[2], False) or removed
         if self._sending is None:
             self._send()
 
@@ -227,7 +273,7 @@ class PostgresTrigger:
     # -- the sweep -----------------------------------------------------------
 
     def _swept(self) -> None:
-        if self._watcher is not None and self._keys:
+        if self._watcher is not None and (self._keys or self._trees):
             self._watcher.check()
 
     def _stop_sweep(self) -> None:
@@ -239,17 +285,18 @@ class PostgresTrigger:
 
     def _send(self) -> None:
         outgoing, self._outgoing = self._outgoing, {}
+        trees, self._outgoing_trees = self._outgoing_trees, set()
         payloads = [
             f"{mailbox_id} {self._token}" + (" removed" if removed else "")
             for mailbox_id, removed in sorted(outgoing.items())
-        ]
+        ] + [f"tree {self._token} {username}" for username in sorted(trees)]
         d = self.backend.db.write(_notify_txn, payloads)
         self._sending = d
         d.addErrback(lambda f: log.failure("Sending change notifications failed", f))
 
         def sent(_: Any) -> None:
             self._sending = None
-            if self._outgoing and self._watcher is not None:
+            if (self._outgoing or self._outgoing_trees) and self._watcher is not None:
                 self._send()
 
         d.addCallback(sent)
@@ -305,6 +352,13 @@ class PostgresTrigger:
     def _notified(self, payload: str) -> None:
         watcher = self._watcher
         if watcher is None:
+            return
+        if payload.startswith("tree "):
+            # "tree TOKEN USERNAME"; a user name may hold spaces.
+            _, token, username = (payload.split(" ", 2) + ["", ""])[:3]
+            tree = self._trees.get(username)
+            if token != self._token and tree is not None:
+                watcher.check(tree)
             return
         parts = payload.split()
         try:
