@@ -435,3 +435,46 @@ def test_notify_tells_tree_changes_of_other_process(servers: Servers) -> None:
     finally:
         watcher.close()
         writer.logout()
+
+
+def test_resetkey_is_told_to_sessions_of_other_process(servers: Servers) -> None:
+    # RFC 4467 BASE.6.3.RESETKEY: "Any current IMAP session logged in as the
+    # user that has the mailbox selected will receive an untagged OK
+    # response with the URLMECH status response code", in any process.
+    from harness import RawClient
+
+    writer = RawClient(servers.ports[1])
+    watcher = RawClient(servers.ports[0])
+    watcher.sock.settimeout(ANNOUNCED_WITHIN * 5)
+    try:
+        for c in (writer, watcher):
+            c.line()
+            c.command(b"a LOGIN %s %s" % (USER.encode(), PASSWORD.encode()))
+        box = fresh_mailbox_raw(writer)
+        watcher.command(b"b SELECT " + box)
+        if servers.kind not in ("sqlite", "postgresql"):
+            # mbox and Maildir keep no access keys and offer no URLAUTH.
+            assert writer.command(b"c RESETKEY " + box)[-1].startswith(b"c BAD ")
+            return
+        # A URL made first, which the reset revokes.
+        url = b"imap://%s@example.org/%s/;uid=1;urlauth=anonymous" % (USER.encode(), box)
+        assert writer.command(b'g GENURLAUTH "' + url + b'" INTERNAL')[-1] == (
+            b"g OK GENURLAUTH completed\r\n")
+        assert writer.command(b"c RESETKEY " + box) == [
+            b"c OK [URLMECH INTERNAL] RESETKEY completed\r\n"]
+        watcher.send(b"d IDLE\r\n")
+        lines = [watcher.line()]
+        if lines[0] == b"+ idling\r\n":
+            lines.append(watcher.line())
+        assert b"* OK [URLMECH INTERNAL] Mailbox access key reset\r\n" in lines, lines
+        watcher.send(b"DONE\r\n")
+        assert watcher.until_tagged(b"d")[-1] == b"d OK IDLE terminated\r\n"
+    finally:
+        watcher.close()
+        writer.close()
+
+
+def fresh_mailbox_raw(client) -> bytes:
+    name = b"box-" + uuid.uuid4().hex[:8].encode()
+    assert client.command(b"m CREATE " + name)[-1].endswith(b" CREATE completed\r\n")
+    return name

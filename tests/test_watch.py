@@ -16,6 +16,7 @@ from twisted.trial import unittest
 from twisted_mailhub.backends.mbox import MboxBackend
 from twisted_mailhub.backends.sql import open_backend
 from twisted_mailhub.model import (
+    AccessKeyReset,
     AppendRequest,
     FlagsChanged,
     MailboxCreated,
@@ -276,7 +277,27 @@ class WatchMixin:
         self.assertEqual(a.notifier.watched(), [])
 
 
-class SQLiteWatchTests(WatchMixin, unittest.TestCase):
+class AccessKeyWatchMixin:
+    """RESETKEY through another backend (RFC 4467: every session is told)."""
+
+    @defer.inlineCallbacks
+    def test_foreign_key_reset_is_announced_local_once(self):
+        from twisted.internet import reactor
+
+        (a, _, box_a), (b, _, box_b), listener = yield defer.ensureDeferred(self.inbox_pair())
+        yield defer.ensureDeferred(b.reset_access_key("alice", "INBOX"))
+        yield listener.wait_for(lambda es: AccessKeyReset() in es).addTimeout(10, reactor)
+        yield defer.ensureDeferred(a.reset_access_key("alice", "INBOX", origin="me"))
+        # A foreign change afterwards: by the time it arrives, a repeat of
+        # the local reset would have been announced.
+        [meta] = yield defer.ensureDeferred(box_b.append([message(1)]))
+        yield listener.wait_for(lambda es: meta.uid in added_uids(es)).addTimeout(10, reactor)
+        yield defer.ensureDeferred(self.settle(a))
+        self.assertEqual([e for e in listener.events if isinstance(e, AccessKeyReset)],
+                         [AccessKeyReset(), AccessKeyReset("me")])
+
+
+class SQLiteWatchTests(AccessKeyWatchMixin, WatchMixin, unittest.TestCase):
     kind = "sqlite"
 
     @defer.inlineCallbacks
@@ -307,7 +328,7 @@ class MboxWatchTests(WatchMixin, unittest.TestCase):
     renames_seen = False
 
 
-class PostgreSQLWatchTests(WatchMixin, unittest.TestCase):
+class PostgreSQLWatchTests(AccessKeyWatchMixin, WatchMixin, unittest.TestCase):
     kind = "postgresql"
     skip = None if PG_URL else "set MAILHUB_TEST_POSTGRESQL_URL to run these tests"
 

@@ -275,6 +275,15 @@ class ChangeWatcher:
                 continue
             self._run(self._check(each, state))
 
+    def announce(self, key: Hashable, event: MailboxEvent) -> None:
+        """
+        Another process made a change to C{key} that no status shows (an
+        L{AccessKeyReset}): tell this process's listeners, if it is watched.
+        """
+        state = self._watched.get(key)
+        if state is not None and not state.removed:
+            self.inner.publish(key, event)
+
     def removed(self, key: Hashable) -> None:
         """C{key} was deleted or renamed away by another process."""
         state = self._watched.get(key)
@@ -469,12 +478,14 @@ class PollingTrigger:
     C{probe(keys)} (which must not block the reactor: it hands its work to
     a thread) returns, or returns an awaitable of, the keys that changed.
     One probe runs at a time.  C{on_changed_here}, if given, is called
-    with each L{IChangeTrigger.changed_here}.
+    with each L{IChangeTrigger.changed_here}, C{on_watch} with each key
+    as it starts being watched.
     """
 
     def __init__(self, probe: Callable[[list[Hashable]], Awaitable[Iterable[Hashable]] | Any],
                  interval: float = DEFAULT_POLL_INTERVAL, *, clock: Any = None,
                  on_changed_here: Callable[[Hashable, MailboxEvent], None] | None = None,
+                 on_watch: Callable[[Hashable], None] | None = None,
                  on_stop: Callable[[], Any] | None = None) -> None:
         if interval <= 0:
             raise ValueError(f"The poll interval must be positive, not {interval!r}")
@@ -482,6 +493,7 @@ class PollingTrigger:
         self._probe = probe
         self._clock = clock
         self._on_changed_here = on_changed_here
+        self._on_watch = on_watch
         self._on_stop = on_stop
         self._watcher: ChangeWatcher | None = None
         self._keys: set[Hashable] = set()
@@ -496,6 +508,8 @@ class PollingTrigger:
 
     def watch(self, key: Hashable) -> None:
         self._keys.add(key)
+        if self._on_watch is not None:
+            self._on_watch(key)
         if self._loop is None and self._watcher is not None:
             self._loop = LoopingCall(self._poll)
             if self._clock is not None:

@@ -114,9 +114,12 @@ class SQLBackend:
         elif self.db.dialect == "sqlite":
             probe = watch.SQLiteVersionProbe(self)
             trigger = PollingTrigger(probe, poll_interval, clock=self._reactor,
-                                     on_stop=probe.close)
+                                     on_stop=probe.close, on_changed_here=probe.changed_here,
+                                     on_watch=probe.watched)
         else:
-            trigger = PollingTrigger(watch.RowProbe(self), poll_interval, clock=self._reactor)
+            rows = watch.RowProbe(self)
+            trigger = PollingTrigger(rows, poll_interval, clock=self._reactor,
+                                     on_changed_here=rows.changed_here, on_watch=rows.watched)
         self.notifier.start(trigger)
 
     async def _watched_tree(self, username: str) -> Any:

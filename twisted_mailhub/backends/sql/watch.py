@@ -17,6 +17,10 @@ L{twisted_mailhub.watch}).
     L{SWEEP_INTERVAL} seconds.
   - Other databases: the C{mailboxes} rows are polled (L{RowProbe}).
 
+An access key replaced by RESETKEY changes no status: L{RowProbe} (so
+SQLite too) sees it in the row, and PostgreSQL sends C{ID TOKEN keyreset};
+either way the watcher announces an L{AccessKeyReset}.
+
 A user's tree (its L{TreeKey}: mailboxes created, deleted, renamed,
 subscriptions) is read as a L{TreeSnapshot} (L{read_tree}, the row id being
 the identity a rename keeps) when it may have changed: on SQLite whenever
@@ -45,7 +49,13 @@ from twisted_mailhub.backends.base import BaseMailStore, holding_tree
 from twisted_mailhub.backends.sql.mailbox import SQLMailbox
 from twisted_mailhub.backends.sql.schema import mailboxes, subscriptions, users
 from twisted_mailhub.errors import MailboxNotFound
-from twisted_mailhub.model import MailboxEvent, MailboxRemoved, MailboxStatus, TreeKey
+from twisted_mailhub.model import (
+    AccessKeyReset,
+    MailboxEvent,
+    MailboxRemoved,
+    MailboxStatus,
+    TreeKey,
+)
 from twisted_mailhub.trees import TreeSnapshot
 from twisted_mailhub.watch import ChangeWatcher, IChangeTrigger
 
@@ -103,32 +113,76 @@ def _tree_txn(conn: Connection, username: str) -> TreeSnapshot:
 def _rows_txn(conn: Connection, ids: list[int]) -> dict[int, _Row]:
     c = mailboxes.c
     found = conn.execute(
-        select(c.id, c.name, c.selectable, c.uidvalidity, c.uidnext, c.highestmodseq)
+        select(c.id, c.name, c.selectable, c.uidvalidity, c.uidnext, c.highestmodseq,
+               c.access_key)
         .where(c.id.in_(ids))
     ).all()
     return {row[0]: tuple(row[1:]) for row in found}
+
+
+#: Where the access key is in a row of L{_rows_txn}.
+_KEY = 5
+
+
+def _access_key_txn(conn: Connection, mailbox_id: int) -> bytes | None:
+    return conn.execute(select(mailboxes.c.access_key).where(mailboxes.c.id == mailbox_id)
+                        ).scalar()
 
 
 class RowProbe:
     """
     Which watched mailboxes changed, from their C{mailboxes} rows (UIDNEXT,
     HIGHESTMODSEQ, name): the check of L{PollingTrigger} for any database.
-    A renamed or deleted mailbox is reported to the watcher as removed.
+    A renamed or deleted mailbox is reported to the watcher as removed, a
+    new access key (RESETKEY, or the first one GENURLAUTH made) is
+    announced as an L{AccessKeyReset}, unless this process reset it
+    (L{changed_here}).
     """
 
     def __init__(self, backend: "SQLBackend") -> None:
         self.backend = backend
         self._rows: dict[Hashable, _Row] = {}
+        # The access key each watched mailbox had when last read, from the
+        # moment it is watched (a RESETKEY right after a SELECT is told).
+        self._access: dict[Hashable, bytes | None] = {}
+        # Keys whose access key this process reset since the last read:
+        # their event was published here.
+        self._own_resets: set[Hashable] = set()
+
+    def watched(self, key: Hashable) -> None:
+        """C{key} is watched from now on (L{PollingTrigger}'s C{on_watch})."""
+        if isinstance(key, TreeKey):
+            return
+        d = self.backend.db.read(_access_key_txn, key[2])
+        # A poll that read the row meanwhile read it later.
+        d.addCallback(lambda access: self._access.setdefault(key, access))
+        d.addErrback(lambda f: log.failure("Reading an access key failed", f))
+
+    def changed_here(self, key: Hashable, event: MailboxEvent) -> None:
+        """L{IChangeTrigger.changed_here}, through L{PollingTrigger}."""
+        if isinstance(event, AccessKeyReset):
+            self._own_resets.add(key)
 
     async def __call__(self, keys: list[Hashable]) -> list[Hashable]:
         # Trees are not watched through the rows (see the module docstring).
         ids = {key[2]: key for key in keys if not isinstance(key, TreeKey)}
+        # A reset this process made is in what this read returns: its own
+        # event was published before this probe was.
+        own, self._own_resets = self._own_resets, set()
         rows = await self.backend.db.read_statements(_rows_txn, sorted(ids))
         changed = []
         previous, self._rows = self._rows, {}
+        access, self._access = self._access, {}
         for mailbox_id, key in ids.items():
             row = rows.get(mailbox_id)
             self._rows[key] = row
+            if row is not None:
+                if (key in access and row[_KEY] is not None and row[_KEY] != access[key]
+                        and key not in own):
+                    # A first key (GENURLAUTH) looks the same when it and
+                    # a RESETKEY fall between two reads: both are told.
+                    self.backend.notifier.announce(key, AccessKeyReset())
+                self._access[key] = row[_KEY]
             if key not in previous:
                 # Newly watched: what changed since the watcher's own first
                 # read must not fall between it and this one.
@@ -137,7 +191,8 @@ class RowProbe:
             old = previous[key]
             if old is not None and (row is None or row[:3] != old[:3]):
                 self.backend.notifier.removed(key)
-            elif row != old:
+                continue
+            if (row and row[:_KEY]) != (old and old[:_KEY]):
                 changed.append(key)
         return changed
 
@@ -200,6 +255,8 @@ class PostgresTrigger:
         self._outgoing: dict[int, bool] = {}
         # The users whose trees changed here, to be named in a NOTIFY.
         self._outgoing_trees: set[str] = set()
+        # The mailboxes whose access key was reset here (RESETKEY).
+        self._outgoing_resets: set[int] = set()
         self._sending: Deferred | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -242,6 +299,8 @@ class PostgresTrigger:
             return
         if isinstance(key, TreeKey):
             self._outgoing_trees.add(key.username)
+        elif isinstance(event, AccessKeyReset):
+            self._outgoing_resets.add(key[2])
         else:
             removed = isinstance(event, MailboxRemoved)
             self._outgoing[key[2]] = self._outgoing.get(key[2], False) or removed
@@ -286,17 +345,20 @@ class PostgresTrigger:
     def _send(self) -> None:
         outgoing, self._outgoing = self._outgoing, {}
         trees, self._outgoing_trees = self._outgoing_trees, set()
+        resets, self._outgoing_resets = self._outgoing_resets, set()
         payloads = [
             f"{mailbox_id} {self._token}" + (" removed" if removed else "")
             for mailbox_id, removed in sorted(outgoing.items())
-        ] + [f"tree {self._token} {username}" for username in sorted(trees)]
+        ] + [f"{mailbox_id} {self._token} keyreset" for mailbox_id in sorted(resets)] + [
+            f"tree {self._token} {username}" for username in sorted(trees)]
         d = self.backend.db.write(_notify_txn, payloads)
         self._sending = d
         d.addErrback(lambda f: log.failure("Sending change notifications failed", f))
 
         def sent(_: Any) -> None:
             self._sending = None
-            if (self._outgoing or self._outgoing_trees) and self._watcher is not None:
+            if ((self._outgoing or self._outgoing_trees or self._outgoing_resets)
+                    and self._watcher is not None):
                 self._send()
 
         d.addCallback(sent)
@@ -372,6 +434,8 @@ class PostgresTrigger:
             return
         if parts[2:] == ["removed"]:
             watcher.removed(key)
+        elif parts[2:] == ["keyreset"]:
+            watcher.announce(key, AccessKeyReset())
         else:
             watcher.check(key)
 
