@@ -268,6 +268,24 @@ class WatchMixin:
             MailboxRenamed("Mine", "Ours"), MailboxCreated("Theirs")])
 
     @defer.inlineCallbacks
+    def test_watching_waits_for_the_first_reading(self):
+        # NOTIFY answers once the tree is known as it is: a change another
+        # process makes after that is told.
+        a, b = yield defer.ensureDeferred(self.backends())
+        store_b = yield defer.ensureDeferred(b.open_store("alice"))
+        yield defer.ensureDeferred(a.open_store("alice"))
+        listener = RecordingListener()
+        a.notifier.subscribe(TreeKey("alice"), listener)
+        self.addCleanup(a.notifier.unsubscribe, TreeKey("alice"), listener)
+        ready = a.notifier.watching(TreeKey("alice"))
+        self.assertFalse(ready.called)
+        yield ready
+        yield defer.ensureDeferred(store_b.create_mailbox("Right after"))
+        yield self.told(listener, MailboxCreated("Right after"))
+        self.assertTrue(a.notifier.watching(TreeKey("alice")).called)
+        self.assertTrue(a.notifier.watching(TreeKey("nobody")).called)
+
+    @defer.inlineCallbacks
     def test_tree_is_watched_while_listened_to(self):
         (a, _), (_, store_b), listener = yield defer.ensureDeferred(self.tree_pair())
         a.notifier.unsubscribe(TreeKey("alice"), listener)

@@ -131,6 +131,13 @@ class _WatchedTree:
     local: list[TreeEvent] = field(default_factory=list)
     checking: bool = False
     again: bool = False
+    # Waiting for the first snapshot (L{ChangeWatcher.watching}).
+    waiting: list[defer.Deferred] = field(default_factory=list)
+
+    def settled(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback(None)
 
 
 @dataclass(eq=False, slots=True)
@@ -200,7 +207,9 @@ class ChangeWatcher:
         """Stop the trigger and wait for the checks under way."""
         trigger, self._trigger = self._trigger, None
         watched, self._watched = self._watched, {}
-        self._trees = {}
+        trees, self._trees = self._trees, {}
+        for tree in trees.values():
+            tree.settled()
         for key, state in watched.items():
             # Nothing will look again: what was held back goes out as it is.
             for event in state.held:
@@ -231,6 +240,8 @@ class ChangeWatcher:
         if listeners is not None and not listeners:
             del self._listeners[key]
             watched = self._watched.pop(key, None) or self._trees.pop(key, None)
+            if isinstance(watched, _WatchedTree):
+                watched.settled()
             if watched is not None and self._trigger is not None:
                 self._trigger.unwatch(key)
 
@@ -255,6 +266,19 @@ class ChangeWatcher:
         self.inner.publish(key, event)
 
     # -- called by triggers ------------------------------------------------
+
+    def watching(self, key: Hashable) -> defer.Deferred:
+        """
+        Fires once C{key} (a L{TreeKey}) is watched from what it holds now,
+        so that a change another process makes afterwards is told; at once
+        if it is not watched.
+        """
+        tree = self._trees.get(key) if isinstance(key, TreeKey) else None
+        if tree is None or tree.snapshot is not None:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        tree.waiting.append(d)
+        return d
 
     def watched(self) -> list[Hashable]:
         """The keys with listeners in this process (trees watched included)."""
@@ -332,6 +356,7 @@ class ChangeWatcher:
                     return
                 known, tree.local = tree.local, tree.local[before:]
                 previous, tree.snapshot = tree.snapshot, snapshot
+                tree.settled()
                 if previous is not None:
                     for event in tree_changes(previous, snapshot):
                         if not explained(event, known, snapshot.delimiter):
@@ -340,6 +365,8 @@ class ChangeWatcher:
                     break
         finally:
             tree.checking = False
+            # Also when the read failed: the next check reads it again.
+            tree.settled()
 
     def _run(self, coroutine: Any) -> None:
         d = defer.ensureDeferred(coroutine)

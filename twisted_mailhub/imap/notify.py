@@ -203,6 +203,14 @@ class Notifications:
         self._lists.clear()
         self._rewatch = False
         self._listen_to_tree()
+        if self._tree is not None:
+            notifier, key, _ = self._tree
+            watching = getattr(notifier, "watching", None)
+            if watching is not None:
+                # A notifier that spans processes (twisted_mailhub.watch)
+                # first learns the tree as it is, so that what another
+                # process changes after this command is told.
+                await watching(key)
         if status:
             for name in list(self._watches):
                 if not self._is_selected(name):
