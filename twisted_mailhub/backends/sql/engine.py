@@ -177,7 +177,7 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         if not is_memory_sqlite(url):
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             # Checkpoints are Database's, off the command path.
             cursor.execute("PRAGMA wal_autocheckpoint = 0")
         # FULL: in WAL mode every commit is fsynced before it is reported,
@@ -187,6 +187,29 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """
+    Put the database file in WAL mode (it stays so).  The switch of a new
+    file needs it to itself, and SQLite answers "database is locked" at
+    once, without its busy timeout, to a connection whose switch meets
+    another's: two servers (or two backends of one) starting together on
+    a new file.  Try again then, for as long as a lock is waited for.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
 
 
 #: The wal-index header (https://sqlite.org/walformat.html, section 2.2):
