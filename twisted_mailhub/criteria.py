@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Callable, Literal
 
 from twisted_mailhub.ranges import SequenceSet
 
@@ -185,3 +185,16 @@ SearchKey = (
     | ModSeq | Age | Not | Or | And
     | Identity | SaveDateKnown
 )
+
+
+def any_key(key: SearchKey, test: Callable[[SearchKey], bool]) -> bool:
+    """Whether C{test} holds for C{key} or for any key inside it (NOT, OR, lists)."""
+    if test(key):
+        return True
+    if isinstance(key, Not):
+        return any_key(key.key, test)
+    if isinstance(key, Or):
+        return any_key(key.left, test) or any_key(key.right, test)
+    if isinstance(key, And):
+        return any(any_key(k, test) for k in key.keys)
+    return False

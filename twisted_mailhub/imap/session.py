@@ -99,15 +99,7 @@ def _expunge_allowed(command: C.Command) -> bool:
 def _names_sequence_numbers(key) -> bool:
     from twisted_mailhub import criteria as K
 
-    if isinstance(key, K.Sequence):
-        return True
-    if isinstance(key, K.Not):
-        return _names_sequence_numbers(key.key)
-    if isinstance(key, K.Or):
-        return _names_sequence_numbers(key.left) or _names_sequence_numbers(key.right)
-    if isinstance(key, K.And):
-        return any(_names_sequence_numbers(k) for k in key.keys)
-    return False
+    return K.any_key(key, lambda k: isinstance(k, K.Sequence))
 
 
 class Session:

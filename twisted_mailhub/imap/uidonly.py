@@ -51,12 +51,4 @@ def check(command: C.Command) -> None:
 
 def _names_numbers(key) -> bool:
     """Whether C{key} holds a bare sequence set (``$``, the saved UIDs, is allowed)."""
-    if isinstance(key, K.Sequence):
-        return not key.set.saved
-    if isinstance(key, K.Not):
-        return _names_numbers(key.key)
-    if isinstance(key, K.Or):
-        return _names_numbers(key.left) or _names_numbers(key.right)
-    if isinstance(key, K.And):
-        return any(_names_numbers(k) for k in key.keys)
-    return False
+    return K.any_key(key, lambda k: isinstance(k, K.Sequence) and not k.set.saved)

@@ -508,15 +508,7 @@ def keep_updated(session: Session, cmd: C.Search | C.Sort, results: list[int]) -
 
 
 def _mentions_modseq(key) -> bool:
-    if isinstance(key, K.ModSeq):
-        return True
-    if isinstance(key, K.Not):
-        return _mentions_modseq(key.key)
-    if isinstance(key, K.Or):
-        return _mentions_modseq(key.left) or _mentions_modseq(key.right)
-    if isinstance(key, K.And):
-        return any(_mentions_modseq(k) for k in key.keys)
-    return False
+    return K.any_key(key, lambda k: isinstance(k, K.ModSeq))
 
 
 async def copy(session: Session, cmd: C.Copy):
