@@ -65,6 +65,22 @@ class ProgressTests(unittest.TestCase):
         Progress(session, "x", 3)(4)
         self.assertEqual(session.io.written, [b'* OK [INPROGRESS ("x" 3 3)] Still working\r\n'])
 
+    def test_next_stage(self) -> None:
+        """A second stage has its own total; the interval runs on."""
+        session = _Session(10.0)
+        progress = Progress(session, "A1", 100)
+        session.clock.advance(10)
+        progress(60)
+        session.clock.advance(6)
+        progress.next_stage(7)
+        progress(0)
+        session.clock.advance(4)
+        progress(3)
+        self.assertEqual(session.io.written, [
+            b'* OK [INPROGRESS ("A1" 60 100)] Still working\r\n',
+            b'* OK [INPROGRESS ("A1" 3 7)] Still working\r\n',
+        ])
+
     def test_none_turns_it_off(self) -> None:
         session = _Session(None)
         progress = Progress(session, "x", 3)
@@ -158,3 +174,30 @@ class CommandTests(IMAPServerTestCase):
             self.assertTrue(all(t == total and d <= t for d, t in counts), lines)
         self.assertIn(b"* SEARCH 1 2 3\r\n", search)
         self.assertEqual(copy[-1][:7], b"A5 OK [")
+
+    async def test_sort_and_thread(self) -> None:
+        """
+        SORT and THREAD report while their search tests messages, as SEARCH
+        does (out of all the mailbox's), then, counting again, while they
+        open the messages found for their sort values; within a stage the
+        counts never go back nor past its total.
+        """
+
+        def run():
+            c = self.session()
+            return (c.command(b"A7 THREAD REFERENCES UTF-8 UID 3"),
+                    c.command(b"A8 SORT (SUBJECT) UTF-8 UID 1:2 BODY Hello"))
+
+        thread, sort = await self.in_thread(run)
+        self.assertEqual(thread[-2:], [b"* THREAD (3)\r\n", b"A7 OK THREAD completed\r\n"])
+        self.assertEqual(sort[-2:], [b"* SORT 1 2\r\n", b"A8 OK SORT completed\r\n"])
+        for lines, tag, found in ((thread, b"A7", 1), (sort, b"A8", 2)):
+            counts = reports(lines, tag)
+            # The messages found are opened: the last stage always reports.
+            self.assertEqual(counts[-1], (0, found), lines)
+            searched = [c for c in counts if c[1] == 3]
+            opened = [c for c in counts if c[1] == found]
+            self.assertEqual(counts, searched + opened, lines)
+            for stage in (searched, opened):
+                self.assertEqual(stage, sorted(stage), lines)
+                self.assertTrue(all(d <= t for d, t in stage), lines)

@@ -1,7 +1,8 @@
 """
 Progress of long commands (RFC 9585): ``* OK [INPROGRESS ("tag" done
 total)] text``, so a client can show how far a large FETCH, STORE, SEARCH,
-COPY or MOVE got, and does not take a silent server for a dead one.
+COPY, MOVE, SORT or THREAD got, and does not take a silent server for a dead
+one.
 
 The response code has no capability: a client that does not know it reads
 an untagged OK, which it must accept at any time.  A command asks a
@@ -61,3 +62,12 @@ class Progress:
             done = min(done, self.total)
         self._session.io.write(responses.status(
             None, "OK", "Still working", code(self.tag, done, self.total)))
+
+    def next_stage(self, total: int | None) -> None:
+        """
+        The command goes on to a second pass over C{total} messages (SORT
+        and THREAD open the messages their search found): the counts
+        start again from 0 of the new total, and the interval runs on
+        from the last report, so the client hears no more often than before.
+        """
+        self.total = total

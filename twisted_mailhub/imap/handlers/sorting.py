@@ -8,6 +8,10 @@ are then sorted or threaded by values read from their headers
 message from its parsed structure and kept in the mailbox index beside the
 rendered ENVELOPE, and in the store when it keeps summaries, so a second
 SORT of a large mailbox opens no message.
+
+Both report their progress (RFC 9585, L{twisted_mailhub.imap.progress}):
+first as SEARCH does while the search keys are tested on messages, then
+per batch of messages opened for their sort values.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from twisted_mailhub.imap.esearch import saved_with_partial
 from twisted_mailhub.imap.handlers.messages import (
     _mentions_modseq, _save_summaries, keep_updated, result_options,
 )
+from twisted_mailhub.imap.progress import Progress
 from twisted_mailhub.imap.session import Session
 from twisted_mailhub.index import BatchMemo
 from twisted_mailhub.interfaces import IBulkMessageAccess
@@ -38,9 +43,10 @@ async def sort(session: Session, cmd: C.Sort):
     if "UPDATE" in (cmd.returns or ()):
         session.contexts.check_tag(cmd.tag, cmd.key)
     selected = session.selected
-    found = await _search(session, cmd.key)
+    progress = Progress(session, cmd.tag, len(selected.uids))
+    found = await _search(session, cmd.key, progress)
     header = any(c.key in S.HEADER_KEYS for c in cmd.criteria)
-    metas, entries = await _entries(session, found, header)
+    metas, entries = await _entries(session, found, header, progress)
     uids = [e.uid for e in S.order(entries, cmd.criteria)]
     numbers = uids if cmd.uid else [selected.seq_of(u) for u in uids]
     highest = None
@@ -106,8 +112,9 @@ def sorted_set(numbers: list[int]) -> bytes:
 
 async def thread(session: Session, cmd: C.Thread):
     selected = session.selected
-    found = await _search(session, cmd.key)
-    _metas, entries = await _entries(session, found, header=True)
+    progress = Progress(session, cmd.tag, len(selected.uids))
+    found = await _search(session, cmd.key, progress)
+    _metas, entries = await _entries(session, found, True, progress)
     threads = T.thread(cmd.algorithm, entries)
     if cmd.uid:
         data = T.render(threads, lambda e: e.uid)
@@ -118,8 +125,11 @@ async def thread(session: Session, cmd: C.Thread):
     return None
 
 
-async def _search(session: Session, key) -> list[int]:
-    """The UIDs the search keys find, ascending, as SEARCH finds them."""
+async def _search(session: Session, key, progress: Progress | None = None) -> list[int]:
+    """
+    The UIDs the search keys find, ascending, as SEARCH finds them (and
+    with its progress reports, given a command's C{progress}).
+    """
     from twisted_mailhub.imap.search import SearchContext, is_metadata_only
     from twisted_mailhub.imap.search import search as run_search
 
@@ -127,16 +137,17 @@ async def _search(session: Session, key) -> list[int]:
     if is_metadata_only(key):
         await selected.prepare(list(selected.uids))
     context = SearchContext(selected.uids, selected.recent, session.saved_search,
-                            datetime.now(timezone.utc))
+                            datetime.now(timezone.utc), progress=progress)
     return await run_search(selected.mailbox, key, context)
 
 
 async def _entries(session: Session, uids: list[int], header: bool,
+                   progress: Progress | None = None,
                    ) -> tuple[dict[int, MessageMeta], list[S.Entry]]:
     """
     The metadata of C{uids} and their sort entries, with the values read
-    from their headers when C{header}.  Messages expunged meanwhile are
-    left out.
+    from their headers when C{header}, the messages opened for them told
+    to a command's C{progress}.  Messages expunged meanwhile are left out.
     """
     selected = session.selected
     mailbox = selected.mailbox
@@ -146,7 +157,7 @@ async def _entries(session: Session, uids: list[int], header: bool,
         for meta in await mailbox.metadata(uids[start:start + BATCH]):
             metas[meta.uid] = meta
     if header:
-        values = await header_values(mailbox, list(metas))
+        values = await header_values(mailbox, list(metas), progress)
     else:
         blank = S.SortValues()
         values = dict.fromkeys(metas, blank)
@@ -155,12 +166,16 @@ async def _entries(session: Session, uids: list[int], header: bool,
     return metas, entries
 
 
-async def header_values(mailbox, uids: list[int]) -> dict[int, S.SortValues]:
+async def header_values(mailbox, uids: list[int], progress: Progress | None = None,
+                        ) -> dict[int, S.SortValues]:
     """
     The L{S.SortValues} of the messages C{uids} of C{mailbox}: those the
     mailbox index holds or the store keeps (asked in one request), and the
     others from the messages' parsed structures, opened in batches and then
     kept.  Messages expunged meanwhile are left out.
+
+    When messages must be opened, C{progress} goes on to count them, and
+    is told before each batch how many are done.
     """
     memo = getattr(mailbox, "index", None)
     out: dict[int, S.SortValues] = {}
@@ -174,7 +189,12 @@ async def header_values(mailbox, uids: list[int]) -> dict[int, S.SortValues]:
                 out[uid] = values
     missing = [uid for uid in uids if uid not in out]
     bulk = IBulkMessageAccess(mailbox, None)
+    if progress is not None and missing:
+        progress.next_stage(len(missing))
     for start in range(0, len(missing), OPEN_BATCH):
+        if progress is not None:
+            # Opening and parsing the messages is what takes long.
+            progress(start)
         batch = missing[start:start + OPEN_BATCH]
         if bulk is not None:
             messages = list(await bulk.open_messages(batch))
