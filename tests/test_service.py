@@ -5,6 +5,8 @@ L{make_service} builds (listening on a fake reactor).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, RaisingMemoryReactor
@@ -112,6 +114,52 @@ def test_utf8_accept_option_and_config_file(tmp_path):
     assert parse("--no-utf8-accept").policy().utf8_accept is False
     config = write_config(tmp_path, "utf8-accept = false\n")
     assert parse("--config", config).policy().utf8_accept is False
+
+
+def test_progress_interval_default():
+    assert parse().policy().progress_interval == ServerPolicy().progress_interval == 10.0
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("3", 3.0), ("30s", 30.0), ("2m", 120.0), ("0", None), ("off", None), ("OFF", None)],
+)
+def test_progress_interval_option(value, seconds):
+    assert parse("--progress-interval", value).policy().progress_interval == seconds
+
+
+@pytest.mark.parametrize(
+    "line, seconds",
+    [("progress-interval = 5", 5.0), ('progress-interval = "1m"', 60.0),
+     ("progress-interval = 0", None), ('progress-interval = "off"', None)],
+)
+def test_progress_interval_in_the_config_file(tmp_path, line, seconds):
+    config = write_config(tmp_path, line + "\n")
+    assert parse("--config", config).policy().progress_interval == seconds
+
+
+def test_progress_interval_command_line_wins(tmp_path):
+    config = write_config(tmp_path, "progress-interval = 0\n")
+    policy = parse("--config", config, "--progress-interval", "4").policy()
+    assert policy.progress_interval == 4.0
+
+
+@pytest.mark.parametrize("value", ["-5", "soon", "1.5", "10x", ""])
+def test_bad_progress_interval_option(value):
+    with pytest.raises(usage.UsageError, match=f"--progress-interval: not an interval: {value!r}"):
+        parse("--progress-interval", value)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [("progress-interval = -1", "--progress-interval: not an interval: -1"),
+     ('progress-interval = "never"', "--progress-interval: not an interval: 'never'"),
+     ("progress-interval = false", "'progress-interval' has the wrong type"),
+     ("progress-interval = 2.5", "'progress-interval' has the wrong type")],
+)
+def test_bad_progress_interval_in_the_config_file(tmp_path, line, message):
+    with pytest.raises(usage.UsageError, match=re.escape(message)):
+        parse("--config", write_config(tmp_path, line + "\n"))
 
 
 def test_urlauth_submitters_in_the_config_file(tmp_path):

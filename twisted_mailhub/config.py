@@ -66,6 +66,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "max-connections-per-ip": int,
     "max-connections-per-user": int,
     "message-limit": int,
+    "progress-interval": (int, str),
     "quota-storage": (int, str),
     "quota-messages": (int, str),
     # [quota.users.NAME] tables: per-user limits (twisted_mailhub.quota.limits).
@@ -118,6 +119,24 @@ def parse_duration(text: str | int) -> int:
     if seconds <= 0:
         raise ValueError(f"duration must be positive, not {text!r}")
     return seconds
+
+
+def parse_progress_interval(text: str | int) -> int:
+    """
+    Parse the seconds between INPROGRESS reports: a duration as
+    L{parse_duration} reads it, or C{0} or C{"off"} for no reports (returned
+    as 0).  Raises C{ValueError} for anything else.
+    """
+    if text == 0 and not isinstance(text, bool):
+        return 0
+    if isinstance(text, str) and text.strip().lower() in ("0", "off"):
+        return 0
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f"not an interval: {text!r} (use seconds, or e.g. 30s or 1m, or 0 or off "
+            "for no reports)") from None
 
 
 def parse_user(text: str) -> tuple[str, str]:
@@ -180,6 +199,9 @@ class MailhubSettings:
     max_connections_per_user: int | None = None
     #: RFC 9738 MESSAGELIMIT, or None for no limit.
     message_limit: int | None = None
+    #: Seconds between RFC 9585 INPROGRESS reports, 0 for none, or None
+    #: for the policy's default.
+    progress_interval: int | None = None
     quota: QuotaSettings = field(default_factory=QuotaSettings)
 
     @property
@@ -214,6 +236,9 @@ class MailhubSettings:
             changes["max_connections_per_user"] = self.max_connections_per_user
         if self.message_limit is not None:
             changes["message_limit"] = self.message_limit
+        if self.progress_interval is not None:
+            changes["progress_interval"] = (float(self.progress_interval)
+                                            if self.progress_interval else None)
         return replace(base, **changes) if changes else base
 
 
@@ -375,6 +400,15 @@ class MailhubOptions(usage.Options):
             "at least 1000).  [default: no limit]",
         ],
         [
+            "progress-interval",
+            None,
+            None,
+            "Seconds between the '* OK [INPROGRESS ...]' reports (RFC 9585) of an IMAP "
+            "FETCH, STORE, SEARCH, COPY, MOVE, SORT or THREAD still running, the first "
+            "one after that long too; in seconds or with an m/h suffix, 0 or 'off' for none.  "
+            f"[default: {ServerPolicy().progress_interval:g}]",
+        ],
+        [
             "quota-storage",
             None,
             None,
@@ -450,7 +484,7 @@ class MailhubOptions(usage.Options):
             merged.update(load_config_file(self["config"]))
         for key in ("store", "passwd", "tls-cert", "tls-key", "max-literal", "idle-timeout",
                     "autologout", "max-connections-per-ip", "max-connections-per-user",
-                    "message-limit",
+                    "message-limit", "progress-interval",
                     "quota-storage", "quota-messages"):
             if self[key] is not None:
                 merged[key] = self[key]
@@ -546,6 +580,13 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
                 raise usage.UsageError(f"--{name}: must be at least 1, not {value}")
         limits[name] = value
 
+    progress_interval = values.get("progress-interval")
+    if progress_interval is not None:
+        try:
+            progress_interval = parse_progress_interval(progress_interval)
+        except ValueError as e:
+            raise usage.UsageError(f"--progress-interval: {e}")
+
     for option, endpoints in (("--imap", imap), ("--imaps", imaps), ("--pop3", pop3),
                               ("--pop3s", pop3s), ("--lmtp", lmtp)):
         for description in endpoints:
@@ -579,6 +620,7 @@ def settings_from_mapping(values: dict[str, Any]) -> MailhubSettings:
         max_connections_per_ip=limits["max-connections-per-ip"],
         max_connections_per_user=limits["max-connections-per-user"],
         message_limit=limits["message-limit"],
+        progress_interval=progress_interval,
         quota=quota,
     )
 

@@ -62,9 +62,9 @@ class ServerPolicy:
     # messages as they come, and offers no UTF8=ACCEPT.
     utf8_accept: bool = True
     # RFC 9585: seconds between the ``* OK [INPROGRESS ...]`` responses of
-    # a FETCH, STORE, SEARCH, COPY or MOVE still running (the first one
-    # after that long too), so clients with a response timeout wait and
-    # can show progress; None sends none.
+    # a FETCH, STORE, SEARCH, COPY, MOVE, SORT or THREAD still running (the
+    # first one after that long too), so clients with a response timeout
+    # wait and can show progress; None sends none (--progress-interval).
     progress_interval: float | None = 10.0
     # URLAUTH (RFC 4467 section 3): the users that are message submission
     # servers, who may use URLs of a "submit+<user>" access identifier.
