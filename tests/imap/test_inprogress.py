@@ -1,23 +1,28 @@
 """
 INPROGRESS (RFC 9585): the response code's form, when L{Progress} speaks
-(a fake clock, so no test waits), and the reports of FETCH, STORE, SEARCH,
-COPY and MOVE on every store, with an interval of zero so that every step
-is told.
+(a fake clock, so no test waits), the reports of FETCH, STORE, SEARCH,
+COPY, MOVE, SORT and THREAD on every store, with an interval of zero so
+that every step is told, and the interval an admin sets with
+--progress-interval.
 """
 
 from __future__ import annotations
 
 import re
 
+from twisted.internet import reactor, threads
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from harness import IMAPServerTestCase, on_every_store
+from harness import IMAPServerTestCase, RawClient, on_every_store
 
 from tests_messages import simple_message
+from twisted_mailhub.backends.memory import MemoryBackend
+from twisted_mailhub.config import MailhubOptions
 from twisted_mailhub.imap.progress import Progress, code
 from twisted_mailhub.model import AppendRequest
 from twisted_mailhub.policy import ServerPolicy
+from twisted_mailhub.service import make_service
 
 INPROGRESS = re.compile(rb'^\* OK \[INPROGRESS \("([^"]*)" (\d+|NIL) (\d+|NIL)\)\] Still working\r\n$')
 
@@ -201,3 +206,65 @@ class CommandTests(IMAPServerTestCase):
             for stage in (searched, opened):
                 self.assertEqual(stage, sorted(stage), lines)
                 self.assertTrue(all(d <= t for d, t in stage), lines)
+
+
+class _SlowClock:
+    """
+    The reactor, except that every look at the time finds a second more
+    gone by: a server's command that reads the clock a few times takes a
+    few seconds, with no test waiting for them.
+    """
+
+    def __init__(self) -> None:
+        self._gone = 0.0
+
+    def seconds(self) -> float:
+        self._gone += 1.0
+        return reactor.seconds() + self._gone
+
+    def __getattr__(self, name: str):
+        return getattr(reactor, name)
+
+
+class ConfiguredIntervalTests(unittest.TestCase):
+    """A server built from its command-line options, on a loopback port."""
+
+    async def serve(self, *options: str) -> int:
+        backend = MemoryBackend()
+        inbox = await (await backend.open_store("alice")).get_mailbox("INBOX")
+        await inbox.append([AppendRequest(simple_message(f"message {n}")) for n in range(5)])
+        parsed = MailhubOptions()
+        parsed.parseOptions(["--store", "memory:", "--user", "alice:wonderland",
+                             "--imap", "tcp:0:interface=127.0.0.1", *options])
+        server = make_service(parsed.settings, reactor=_SlowClock(), backend=backend)
+        server.startService()
+        self.addCleanup(server.stopService)
+        await server.started
+        [(_label, port)] = server.ports
+        return port.getHost().port
+
+    def fetch(self, port: int) -> list[bytes]:
+        c = RawClient(port)
+        c.line()
+        c.command(b"a0 LOGIN alice wonderland")
+        c.command(b"a1 SELECT INBOX")
+        try:
+            return c.command(b"A2 FETCH 1:5 BODY.PEEK[]")
+        finally:
+            c.sock.close()
+
+    async def test_small_interval(self) -> None:
+        port = await self.serve("--progress-interval", "2")
+        lines = await threads.deferToThread(self.fetch, port)
+        counts = reports(lines, b"A2")
+        self.assertTrue(counts, lines)
+        self.assertEqual(counts, sorted(counts))
+        self.assertTrue(all(t == 5 and d < t for d, t in counts), lines)
+        self.assertEqual(lines[-1], b"A2 OK FETCH completed\r\n")
+
+    async def test_reports_off(self) -> None:
+        port = await self.serve("--progress-interval", "off")
+        lines = await threads.deferToThread(self.fetch, port)
+        self.assertEqual(reports(lines, b"A2"), [])
+        self.assertEqual(len([line for line in lines if b" FETCH (" in line]), 5)
+        self.assertEqual(lines[-1], b"A2 OK FETCH completed\r\n")
