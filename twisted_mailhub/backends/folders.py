@@ -48,7 +48,13 @@ from twisted_mailhub.backends.identity import check_identity
 from twisted_mailhub.backends.summaryfile import SummaryFile
 from twisted_mailhub.backends.textindex import FILL_BATCH, FILL_BYTES, TextIndex, Unusable
 from twisted_mailhub.errors import MailboxNotFound, MessageExpunged, ReadOnlyMailbox
-from twisted_mailhub.interfaces import IMessage, ISummarizer, ISummaryStore, ITextIndexedMailbox
+from twisted_mailhub.interfaces import (
+    IContentAccess,
+    IMessage,
+    ISummarizer,
+    ISummaryStore,
+    ITextIndexedMailbox,
+)
 from twisted_mailhub.model import (
     AppendRequest,
     FlagUpdate,
@@ -93,7 +99,7 @@ class HeldMessage:
         return self._content[offset : offset + length]
 
 
-@implementer(ISummaryStore, ITextIndexedMailbox)
+@implementer(IContentAccess, ISummaryStore, ITextIndexedMailbox)
 class FolderMailbox(BaseMailbox):
     """
     One session's handle on a mailbox kept in files.  A subclass says how
@@ -197,6 +203,17 @@ class FolderMailbox(BaseMailbox):
         """The message with this UID, read now; L{MessageExpunged} if gone."""
         meta, content = await self._run(lambda folder: folder.content(uid))
         return self.message_class(meta, content)
+
+    async def contents(self, uids: Iterable[int], limit: int) -> dict[int, bytes]:
+        """
+        L{IContentAccess}: each message read as L{open_message} reads it,
+        all in one pass over the folder; those larger than C{limit} are not
+        read, those gone (found gone by the read, too) are left out.
+        """
+        wanted = sorted_unique(uids)
+        if not wanted:
+            return {}
+        return await self._run(lambda folder: _contents_of(folder, wanted, limit))
 
     async def claim_recent(self, claim: bool = True) -> list[int]:
         """UIDs no session has been told of; C{claim} takes them for the caller."""
@@ -420,6 +437,26 @@ def _text_or_none(content: bytes, structure: Any = None) -> tuple[str, str] | No
     except Exception:  # noqa: BLE001 - the message is stored all the same
         log.failure("Extracting the text of an appended message failed")
         return None
+
+
+def _contents_of(folder: Any, uids: list[int], limit: int) -> dict[int, bytes]:
+    """
+    In the folder's thread, locks held: C{{uid: content}} of the messages
+    among C{uids} that exist and serve at most C{limit} octets.
+    """
+    found: dict[int, bytes] = {}
+    for meta in folder.metadata(uids):
+        if meta.size > limit:
+            continue
+        try:
+            _, content = folder.content(meta.uid)
+        except MessageExpunged:
+            continue
+        # The size recorded may be stale when another program changed the
+        # message: what is served is what counts.
+        if len(content) <= limit:
+            found[meta.uid] = content
+    return found
 
 
 def _search_folder(folder: Any, index: TextIndex, terms: list[tuple[str, str]],
