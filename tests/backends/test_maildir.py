@@ -27,6 +27,7 @@ from twisted_mailhub.backends.maildir import locking as maildir_locking
 from twisted_mailhub.backends.maildir.content import served_form, stored_form
 from twisted_mailhub.backends.maildir.naming import folder_directory_name, folder_name
 from twisted_mailhub.errors import InvalidMailboxName, PermissionDenied, StoreUnavailable
+from twisted_mailhub.interfaces import IContentAccess
 from twisted_mailhub.model import (
     AppendRequest,
     FlagsChanged,
@@ -250,6 +251,65 @@ class FileFormatTests(MaildirTestCase):
                          b"V\t2\n\nCaf&AOk-\ta\\2eb\nINBOX\n")
         write_file(self.path("subscriptions"), b"V\t2\n\nWork\tProjects\nArchive\n")
         self.assertEqual(await store.subscriptions(), {"Work/Projects", "Archive"})
+
+
+class ContentAccessTests(MaildirTestCase):
+    """L{IContentAccess.contents}: what L{IMailbox.open_message} serves, in one call."""
+
+    async def test_contents_are_the_served_bytes(self) -> None:
+        _, inbox = await self.inbox()
+        self.assertTrue(IContentAccess.providedBy(inbox))
+        sent = [crlf(lf_message(1)), b"Subject: mixed\r\n\nx\r\r\n"]
+        await inbox.append([AppendRequest(content) for content in sent])
+        write_file(self.path("new", "1700000000.M1P1.other"), lf_message(3))
+        uids = await inbox.uids()
+        served = {uid: await (await inbox.open_message(uid)).read() for uid in uids}
+        found = await inbox.contents(uids + [99], 1 << 20)
+        self.assertEqual(found, served)
+        self.assertEqual(list(found.values()), sent + [crlf(lf_message(3))])
+
+    async def test_expunged_and_larger_messages_are_left_out(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(make_message(n), frozenset({"\\Deleted"})
+                                                  if n == 1 else frozenset())
+                                    for n in range(3)])
+        await inbox.expunge()
+        first, _, last = metas
+        size = max(first.size, last.size)
+        self.assertEqual(await inbox.contents([last.uid, first.uid, metas[1].uid], size),
+                         {first.uid: make_message(0), last.uid: make_message(2)})
+        smaller = await inbox.contents([first.uid, last.uid], size - 1)
+        self.assertEqual({uid: len(content) for uid, content in smaller.items()},
+                         {meta.uid: meta.size for meta in (first, last) if meta.size < size})
+        self.assertEqual(await inbox.contents([], 1 << 20), {})
+
+    async def test_files_renamed_or_removed_while_read(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(make_message(n)) for n in range(3)])
+        moved, removed = sorted(self.files("new"))[:2]
+        read = maildir_folder.Folder.content
+        located = []
+
+        def content(folder, uid):
+            # Another program moves one file to cur/ and removes another
+            # once the folder is listed, before its messages are read.
+            if not located:
+                os.rename(self.path("new", moved), self.path("cur", moved + ":2,S"))
+                os.remove(self.path("new", removed))
+            located.append(uid)
+            return read(folder, uid)
+
+        self.patch(maildir_folder.Folder, "content", content)
+        found = await inbox.contents([meta.uid for meta in metas], 1 << 20)
+        self.assertEqual(located, [meta.uid for meta in metas])
+        served = {make_message(n): meta.uid for n, meta in enumerate(metas)}
+        left = {served[crlf(read_file(self.path(d, name)))]
+                for d in ("new", "cur") for name in self.files(d)}
+        self.assertEqual(len(left), 2)
+        self.assertEqual(sorted(found), sorted(left))
+        for uid, content in found.items():
+            self.assertEqual(content, await (await inbox.open_message(uid)).read())
+        self.assertEqual(await inbox.uids(), sorted(found))
 
 
 class CopyTests(MaildirTestCase):

@@ -15,6 +15,7 @@ from twisted_mailhub.backends import files
 from twisted_mailhub.backends.mbox import MboxBackend
 from twisted_mailhub.backends.mbox.format import quote, scan, unquote
 from twisted_mailhub.errors import InvalidMailboxName, PermissionDenied, StoreUnavailable
+from twisted_mailhub.interfaces import IContentAccess
 from twisted_mailhub.model import (
     AppendRequest,
     FlagsChanged,
@@ -170,6 +171,56 @@ class ReadingTests(MboxTestCase):
         data = b"From a Mon Jan  6 10:00:00 2020\nX: 1\n\nbody\n"
         [found] = scan(data)
         self.assertEqual(data[found.body_start:found.body_end], b"X: 1\n\nbody\n")
+
+
+class ContentAccessTests(MboxTestCase):
+    """L{IContentAccess.contents}: what L{IMailbox.open_message} serves, in one call."""
+
+    async def test_contents_are_the_served_bytes(self) -> None:
+        os.makedirs(self.path())
+        write_file(self.path("INBOX"), CLASSIC, "wb")
+        _, inbox = await self.inbox()
+        self.assertTrue(IContentAccess.providedBy(inbox))
+        await inbox.append([AppendRequest(message(3, b"From here on.\n")),
+                            AppendRequest(b"Subject: x\nStatus: RO\nX-UID: 9\n\nbody\n")])
+        uids = await inbox.uids()
+        served = {uid: await (await inbox.open_message(uid)).read() for uid in uids}
+        found = await inbox.contents(uids + [99], 1 << 20)
+        self.assertEqual(found, served)
+        self.assertEqual(found[1], b"From: Alice <alice@example.org>\nSubject: first\n\n"
+                                   b"Hello,\nFrom the start it was quoted.\n>From twice.\n")
+        self.assertEqual(found[4], b"Subject: x\n\nbody\n")
+
+    async def test_expunged_and_larger_messages_are_left_out(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(message(n), frozenset({"\\Deleted"})
+                                                  if n == 1 else frozenset())
+                                    for n in range(3)])
+        await inbox.expunge()
+        first, _, last = metas
+        self.assertEqual(await inbox.contents([last.uid, first.uid, metas[1].uid], last.size),
+                         {first.uid: message(0), last.uid: message(2)})
+        self.assertEqual(await inbox.contents([first.uid, last.uid], last.size - 1), {})
+        self.assertEqual(await inbox.contents([], 1 << 20), {})
+
+    async def test_message_changed_behind_the_index(self) -> None:
+        _, inbox = await self.inbox()
+        metas = await inbox.append([AppendRequest(message(n)) for n in range(3)])
+        path = self.path("INBOX")
+        stat = os.stat(path)
+        # Same size, same times: only the content tells.
+        write_file(path, read_file(path).replace(b"Body of message 1.", b"Body of message X."))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        found = await inbox.contents([meta.uid for meta in metas], 1 << 20)
+        self.assertEqual(found[metas[0].uid], message(0))
+        self.assertEqual(found[metas[2].uid], message(2))
+        self.assertNotIn(b"Body of message 1.", b"".join(found.values()))
+        if metas[1].uid in found:
+            self.assertIn(b"Body of message X.", found[metas[1].uid])
+        uids = await inbox.uids()
+        for uid, content in found.items():
+            self.assertIn(uid, uids)
+            self.assertEqual(content, await (await inbox.open_message(uid)).read())
 
 
 class WritingTests(MboxTestCase):

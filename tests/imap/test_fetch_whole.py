@@ -17,6 +17,7 @@ from tests_messages import simple_message
 from twisted_mailhub.imap import fetch as F
 from twisted_mailhub.imap.commands import FetchAttr
 from twisted_mailhub.imap.handlers import messages as handlers
+from twisted_mailhub.interfaces import IContentAccess
 from twisted_mailhub.mime.sections import Section
 from twisted_mailhub.model import AppendRequest, MessageMeta
 
@@ -132,6 +133,34 @@ class WholeContentFetchTests(IMAPServerTestCase):
         # RFC 9586 section 3.3: a UIDFETCH numbered by the UID.
         self.assertTrue(fast[(b"BODY.PEEK[]", 2, b"UID ")].startswith(
             b"* 2 UIDFETCH (BODY[] {"), fast[(b"BODY.PEEK[]", 2, b"UID ")])
+
+    async def test_every_store_takes_the_fast_path(self) -> None:
+        # Every store reads contents directly: the comparison above is
+        # between two paths on each of them, not the general path twice.
+        store = await self.backend.open_store("alice")
+        self.assertIsNotNone(IContentAccess(await store.get_mailbox("INBOX"), None))
+        answered = []
+        fetch_whole = handlers._fetch_whole
+
+        async def spy(session, cmd, whole):
+            done, result = await fetch_whole(session, cmd, whole)
+            answered.append(done)
+            return done, result
+
+        self.patch(handlers, "_fetch_whole", spy)
+
+        def run():
+            c = self.session()
+            c.send(b"f1 FETCH 1 BODY.PEEK[]\r\nf2 FETCH 6 BODY.PEEK[]\r\n")
+            out = reply(c, b"f1"), reply(c, b"f2")
+            c.close()
+            return out
+
+        first, last = await self.in_thread(run)
+        self.assertEqual(answered, [True, True])
+        self.assertEqual(first, b"* 1 FETCH (BODY[] {%d}\r\n%s)\r\nf1 OK FETCH completed\r\n"
+                         % (len(self.messages[0]), self.messages[0]))
+        self.assertIn(self.messages[5], last)
 
     async def test_whole_message_bytes(self) -> None:
         def run():
