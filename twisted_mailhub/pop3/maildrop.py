@@ -17,7 +17,7 @@ from typing import Hashable, Iterable, NamedTuple
 
 from twisted_mailhub import index
 from twisted_mailhub.errors import MessageExpunged
-from twisted_mailhub.interfaces import IBulkMessageAccess, IMailbox, IMessage
+from twisted_mailhub.interfaces import IBulkMessageAccess, IContentAccess, IMailbox, IMessage
 
 DELETED = "\\Deleted"
 SEEN = "\\Seen"
@@ -26,7 +26,8 @@ SEEN = "\\Seen"
 # RETR and TOP commands...
 OPEN_AHEAD = 50
 # ... and no more than this many octets of them (a backend may read small
-# messages whole when it opens them).
+# messages whole when it opens them; one read by its content alone, larger
+# than this, is opened instead).
 OPEN_AHEAD_OCTETS = 4 * 1024 * 1024
 
 
@@ -35,6 +36,30 @@ class Entry(NamedTuple):
 
     uid: int
     size: int
+
+
+class Size(NamedTuple):
+    """What RETR and TOP use of a message's meta: its size."""
+
+    uid: int
+    size: int
+
+
+class ReadContent:
+    """
+    A message whose whole content was read ahead (L{IContentAccess}), for
+    RETR and TOP, which use only its C{meta.size} and L{read}.
+    """
+
+    def __init__(self, uid: int, content: bytes) -> None:
+        self.meta = Size(uid, len(content))
+        self._content = content
+
+    async def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        """Up to C{length} bytes of the message from C{offset}."""
+        if length is None:
+            return self._content[offset:]
+        return self._content[offset : offset + length]
 
 
 class NoSuchMessage(LookupError):
@@ -71,7 +96,7 @@ class Maildrop:
         self.deleted: set[int] = set()
         self.retrieved: set[int] = set()
         # Messages opened ahead of the RETR or TOP asking for them, by number.
-        self._opened: dict[int, IMessage] = {}
+        self._opened: dict[int, IMessage | ReadContent] = {}
 
     @classmethod
     async def snapshot(cls, mailbox: IMailbox) -> "Maildrop":
@@ -124,7 +149,7 @@ class Maildrop:
         """The UIDL value of C{entry}."""
         return unique_id(self.mailbox.uidvalidity, entry.uid)
 
-    async def open(self, number: int, ahead: Iterable[int] = ()) -> IMessage:
+    async def open(self, number: int, ahead: Iterable[int] = ()) -> IMessage | ReadContent:
         """
         The message numbered C{number}, for RETR and TOP.  Raises
         L{NoSuchMessage}, L{MarkedDeleted}, or L{MessageExpunged} when
@@ -132,16 +157,20 @@ class Maildrop:
 
         C{ahead} are the numbers the client will ask for next (pipelined
         commands): when the mailbox provides L{IBulkMessageAccess} they are
-        opened in the same round trip, and a later C{open} of one of them
-        takes it from there.  A message opened ahead and removed before it is
-        read is served as it was when opened, as if the removal came after.
+        opened in the same round trip, else when it provides
+        L{IContentAccess} their contents are read in it (those of at most
+        L{OPEN_AHEAD_OCTETS}: a larger one is opened when asked for), and a
+        later C{open} of one of them takes it from there.  A message opened
+        ahead and removed before it is read is served as it was when opened,
+        as if the removal came after.
         """
         entry = self.entry(number)
         message = self._opened.pop(number, None)
         if message is not None:
             return message
         bulk = IBulkMessageAccess(self.mailbox, None)
-        numbers = self._ahead(number, ahead) if bulk is not None else []
+        access = IContentAccess(self.mailbox, None) if bulk is None else None
+        numbers = self._ahead(number, ahead) if bulk is not None or access is not None else []
         if not numbers:
             # Nothing known ahead: forget what was opened for commands that
             # never came.
@@ -149,6 +178,15 @@ class Maildrop:
             return await self.mailbox.open_message(entry.uid)
         by_uid = {self._uids[n - 1]: n for n in numbers}
         by_uid[entry.uid] = number
+        if bulk is None:
+            found = await access.contents(sorted(by_uid), OPEN_AHEAD_OCTETS)
+            self._opened = {by_uid[uid]: ReadContent(uid, content)
+                            for uid, content in found.items() if uid in by_uid}
+            message = self._opened.pop(number, None)
+            if message is None:
+                # Larger than read ahead, or gone (then this raises).
+                return await self.mailbox.open_message(entry.uid)
+            return message
         opened = await bulk.open_messages(sorted(by_uid))
         self._opened = {by_uid[m.meta.uid]: m for m in opened if m.meta.uid in by_uid}
         message = self._opened.pop(number, None)
